@@ -1,0 +1,120 @@
+# Makefile for chos (GNU make).
+#
+#   make                 build bin/chos
+#   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
+#   make test            vet, unit tests, fuzz smoke run, integration tests (root)
+#   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
+#
+# The configuration directory and the view directory are compiled into the
+# binary: SYSCONFDIR (config is $(SYSCONFDIR)/chos) and CHOSROOT.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -e -o pipefail -c
+.DEFAULT_GOAL := all
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SYSCONFDIR ?= /etc
+CHOSROOT   ?= /chos
+GO         ?= go
+
+BINDIR  = $(PREFIX)/bin
+MANDIR  = $(PREFIX)/share/man
+DOCDIR  = $(PREFIX)/share/doc/chos
+
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+endif
+ifeq ($(strip $(VERSION)),)
+VERSION := 0.1.0-dev
+endif
+
+BUILDPKG = github.com/chos-hpc/chos/pkg/build
+LDFLAGS  = -s -w \
+	-X $(BUILDPKG).Version=$(VERSION) \
+	-X $(BUILDPKG).SysconfDir=$(SYSCONFDIR) \
+	-X $(BUILDPKG).ChosRoot=$(CHOSROOT)
+
+# fuzzing
+FUZZTIME  ?= 5m
+FUZZFUNC  ?= FuzzParse
+FUZZPKG   ?= ./pkg/config
+# output of the integration tests is also kept here
+TESTLOG   ?= test-integration.log
+
+.PHONY: all build bin/chos install uninstall test fuzz bench demo clean
+
+all: build
+
+build: bin/chos
+
+# Phony on purpose: the go build cache keeps this fast, and a change of
+# SYSCONFDIR/CHOSROOT/VERSION always reaches the binary.
+bin/chos:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/chos ./cmd/chos
+
+# An existing $(SYSCONFDIR)/chos is never touched; a missing one is created
+# from the sample (which only declares the host, local:/).
+install: bin/chos
+	umask 022 && install -d -m 0755 $(DESTDIR)$(BINDIR)
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "install -o root -g root -m 4755 bin/chos $(DESTDIR)$(BINDIR)/chos"; \
+		install -o root -g root -m 4755 bin/chos $(DESTDIR)$(BINDIR)/chos; \
+	else \
+		echo "install -m 0755 bin/chos $(DESTDIR)$(BINDIR)/chos"; \
+		install -m 0755 bin/chos $(DESTDIR)$(BINDIR)/chos; \
+		echo "warning: not running as root: $(DESTDIR)$(BINDIR)/chos is NOT setuid root;" >&2; \
+		echo "warning: run 'chown root:root $(DESTDIR)$(BINDIR)/chos && chmod 4755 $(DESTDIR)$(BINDIR)/chos' as root" >&2; \
+	fi
+	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 docs/chos.1 $(DESTDIR)$(MANDIR)/man1/chos.1
+	umask 022 && install -d -m 0755 $(DESTDIR)$(DOCDIR)
+	install -m 0644 etc/chos.example $(DESTDIR)$(DOCDIR)/chos.example
+	umask 022 && install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/chos.d
+	umask 022 && install -d -m 0755 $(DESTDIR)$(CHOSROOT)
+	@if [ -e "$(DESTDIR)$(SYSCONFDIR)/chos" ] || [ -L "$(DESTDIR)$(SYSCONFDIR)/chos" ]; then \
+		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/chos"; \
+	else \
+		echo "install -m 0644 etc/chos.example $(DESTDIR)$(SYSCONFDIR)/chos"; \
+		install -m 0644 etc/chos.example $(DESTDIR)$(SYSCONFDIR)/chos; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/chos
+	rm -f $(DESTDIR)$(MANDIR)/man1/chos.1
+	rm -f $(DESTDIR)$(DOCDIR)/chos.example
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@echo "note: left in place: $(DESTDIR)$(SYSCONFDIR)/chos, $(DESTDIR)$(SYSCONFDIR)/chos.d, $(DESTDIR)$(CHOSROOT)"
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./pkg/... ./cmd/...
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./pkg/config
+	$(GO) test -count=1 -p 1 -timeout 30m -v ./test/integration/... 2>&1 | tee $(TESTLOG)
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^$(FUZZFUNC)$$' -fuzztime $(FUZZTIME) $(FUZZPKG)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+# (demo.sh runs `make install`; $(MAKE) is deliberately not named here, so
+# that `make -n demo` does not run the script)
+demo:
+	@if [ "$$(id -u)" != 0 ]; then echo "make demo: must be run as root" >&2; exit 1; fi
+	@if [ ! -x /bin/busybox ]; then \
+		echo "+ apt-get install -y --no-install-recommends busybox-static"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		if ! apt-get install -y --no-install-recommends busybox-static; then \
+			echo "+ apt-get update -qq"; \
+			apt-get update -qq; \
+			echo "+ apt-get install -y --no-install-recommends busybox-static"; \
+			apt-get install -y --no-install-recommends busybox-static; \
+		fi; \
+	fi
+	GO="$(GO)" bash scripts/demo.sh
+
+clean:
+	rm -rf bin
+	rm -f $(TESTLOG)

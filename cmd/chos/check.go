@@ -1,0 +1,199 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/moby/sys/mountinfo"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/build"
+	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/ostree"
+	"github.com/chos-hpc/chos/pkg/plan"
+)
+
+// checker prints one line per check, like the original check_chos.
+type checker struct{ failed bool }
+
+func (k *checker) ok(what, detail string, args ...any) {
+	fmt.Printf("ok   %s: %s\n", what, fmt.Sprintf(detail, args...))
+}
+
+func (k *checker) fail(what, detail string, args ...any) {
+	k.failed = true
+	fmt.Printf("FAIL %s: %s\n", what, fmt.Sprintf(detail, args...))
+}
+
+// warn reports something that works but may surprise; it does not fail.
+func (k *checker) warn(what, detail string, args ...any) {
+	fmt.Printf("warn %s: %s\n", what, fmt.Sprintf(detail, args...))
+}
+
+func (st *state) cmdCheck(c *cli.Context) error {
+	wasSetuid := st.setuid()
+	if err := st.dropPrivilege(); err != nil {
+		return err
+	}
+	k := &checker{}
+	checkBinary(k, wasSetuid)
+	checkKernel(k)
+	checkRoot(k)
+
+	cat := st.checkConfig(k)
+	if cat != nil {
+		trees := cat.Trees
+		if name := c.Args().First(); name != "" {
+			t, ok := cat.Lookup(name)
+			if !ok {
+				return fail(statusFailed, &ostree.UnknownTreeError{Name: name, From: "argument", Valid: cat.NameList()})
+			}
+			trees = []*ostree.Tree{t}
+		}
+		for _, t := range trees {
+			checkTree(k, cat, t)
+		}
+	}
+	if k.failed {
+		return &exitError{status: statusCheckFailed}
+	}
+	return nil
+}
+
+func checkBinary(k *checker, running bool) {
+	self, err := os.Executable()
+	if err != nil {
+		k.fail("binary", "cannot find the chos binary: %v", err)
+		return
+	}
+	fi, err := os.Stat(self)
+	if err != nil {
+		k.fail("binary", "%v", err)
+		return
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	var sfs unix.Statfs_t
+	nosuid := unix.Statfs(self, &sfs) == nil && sfs.Flags&unix.ST_NOSUID != 0
+	switch {
+	case st.Uid != 0 || fi.Mode()&fs.ModeSetuid == 0:
+		k.fail("binary", "%s is not setuid root (owner uid %d, mode %v): only `chos exec local` works; install with `make install` as root", self, st.Uid, fi.Mode())
+	case nosuid:
+		k.fail("binary", "%s is setuid root but its file system is mounted nosuid", self)
+	case fi.Mode().Perm()&0o022 != 0:
+		k.fail("binary", "%s is writable by group or others (mode %v)", self, fi.Mode())
+	default:
+		k.ok("binary", "%s is setuid root (mode %v)", self, fi.Mode())
+	}
+	mode := "setuid (running with euid 0)"
+	if !running {
+		mode = "unprivileged (this run holds no root; trees need the setuid binary)"
+	}
+	if os.Getuid() == 0 {
+		mode = "root caller"
+	}
+	k.ok("mode", "%s", mode)
+}
+
+func checkKernel(k *checker) {
+	var u unix.Utsname
+	unix.Uname(&u)
+	release := unix.ByteSliceToString(u.Release[:])
+	if _, err := os.Stat("/proc/self/ns/mnt"); err != nil {
+		k.fail("kernel", "%s has no mount namespaces: %v", release, err)
+		return
+	}
+	var maj, min int
+	fmt.Sscanf(release, "%d.%d", &maj, &min)
+	if maj < 5 || (maj == 5 && min < 12) {
+		k.warn("kernel", "%s: mount namespaces ok; before 5.12 read-only binds apply to the top mount of a tree only", release)
+		return
+	}
+	k.ok("kernel", "%s: mount namespaces, pivot_root, recursive mount attributes", release)
+	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter("/"))
+	if err == nil && len(mounts) == 1 && !strings.Contains(mounts[0].Optional, "shared:") {
+		k.warn("propagation", "the host's / is not a shared mount: file systems mounted on the host after a launch (autofs /home) will not reach running commands; `mount --make-rshared /` at boot fixes it (systemd does it)")
+	}
+}
+
+func checkRoot(k *checker) {
+	fi, err := os.Lstat(build.ChosRoot)
+	switch {
+	case err != nil:
+		k.fail("assembly point", "%v (make install creates it)", err)
+	case !fi.IsDir():
+		k.fail("assembly point", "%s is not a directory", build.ChosRoot)
+	case fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm()&0o022 != 0:
+		k.fail("assembly point", "%s must be owned by root and not writable by others (mode %v)", build.ChosRoot, fi.Mode())
+	default:
+		k.ok("assembly point", "%s", build.ChosRoot)
+	}
+}
+
+func (st *state) checkConfig(k *checker) *ostree.Catalog {
+	paths, err := st.configPaths()
+	if err != nil {
+		k.fail("configuration", "%v", err)
+		return nil
+	}
+	set, err := config.Load(paths, false)
+	if err != nil {
+		k.fail("configuration", "%v", err)
+		return nil
+	}
+	cat, err := ostree.NewCatalog(set)
+	if err != nil {
+		k.fail("configuration", "%v", err)
+		return nil
+	}
+	files := []string{}
+	if set.Sysconfig != nil {
+		files = append(files, paths.Sysconfig)
+	}
+	for _, f := range set.Files {
+		files = append(files, f.Name)
+	}
+	k.ok("configuration", "%s: %d trees", strings.Join(files, ", "), len(cat.Trees)-1)
+	for _, f := range files {
+		if err := config.CheckRootOwned(f); err != nil {
+			k.fail("ownership", "%v", err)
+		} else {
+			k.ok("ownership", "%s and the directories above it are root's", f)
+		}
+	}
+	return cat
+}
+
+func checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
+	what := "tree " + t.Name
+	if t.Host {
+		k.ok(what, "the host itself")
+		return
+	}
+	if err := ostree.Problem(t); err != nil {
+		k.fail(what, "%v", err)
+		return
+	}
+	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(t.Path)))
+	for _, b := range plan.HostBinds(cat, t) {
+		_, err := os.Stat(b.Source)
+		switch {
+		case err == nil:
+		case b.Optional && errors.Is(err, fs.ErrNotExist):
+			k.ok(what+" bind", "%s is missing on the host; optional, skipped", b.Source)
+		default:
+			k.fail(what+" bind", "%s (%s): %v", b.Source, bindOrigin(b), err)
+		}
+	}
+}
+
+func bindOrigin(b config.Bind) string {
+	if b.At.File == "" {
+		return "default"
+	}
+	return b.At.String()
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/chos-hpc/chos/pkg/nsroot"
+	"github.com/chos-hpc/chos/pkg/ostree"
+)
+
+// dotfile is the caller's ~/.chos, from passwd's home directory as the
+// original pam_chos used it ($HOME only when passwd does not know the user).
+func (st *state) dotfile() (string, error) {
+	who, err := st.caller()
+	if err != nil {
+		return "", err
+	}
+	if who.Home == "" {
+		return "", fmt.Errorf("cannot find your home directory (not in /etc/passwd and $HOME unset)")
+	}
+	return filepath.Join(who.Home, ".chos"), nil
+}
+
+func (st *state) cmdSelect(c *cli.Context) error {
+	if err := st.dropPrivilege(); err != nil {
+		return err
+	}
+	if c.NArg() > 1 || (c.Bool("clear") && c.NArg() > 0) {
+		return fail(statusUsage, fmt.Errorf("usage: chos select [NAME] | chos select --clear"))
+	}
+	path, err := st.dotfile()
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	switch {
+	case c.Bool("clear"):
+		// Removing a link removes the link, never what it points to.
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fail(statusFailed, fmt.Errorf("removing %s: %w", path, err))
+		}
+		return nil
+	case c.NArg() == 0:
+		return st.printSelection(path)
+	}
+	cat, err := st.catalog()
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	name := c.Args().First()
+	if _, ok := cat.Lookup(name); !ok {
+		return fail(statusFailed, &ostree.UnknownTreeError{Name: name, From: "argument", Valid: cat.NameList()})
+	}
+	if err := writeDotfile(path, name); err != nil {
+		return fail(statusFailed, err)
+	}
+	return nil
+}
+
+func (st *state) printSelection(path string) error {
+	data, err := os.ReadFile(path)
+	if err == nil && ostree.FirstLine(string(data)) != "" {
+		fmt.Println(ostree.FirstLine(string(data)))
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fail(statusFailed, fmt.Errorf("reading %s: %w", path, err))
+	}
+	cat, err := st.catalog()
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	sel, _ := cat.Select(ostree.Inputs{})
+	fmt.Printf("%s (no %s; %s)\n", sel.Tree.Name, path, sel.Source)
+	return nil
+}
+
+// writeDotfile replaces ~/.chos atomically, with the caller's rights (chos
+// has dropped root before this). A ~/.chos that is a symbolic link is
+// refused: writing through it could change a file the link points at.
+func writeDotfile(path, name string) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("not writing %s: it is a symbolic link; remove it first (chos select --clear)", path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".chos.tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	if _, err := tmp.WriteString(name + "\n"); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// treeInfo is one line of `chos list`.
+type treeInfo struct {
+	Name        string   `json:"name"`
+	Aliases     []string `json:"aliases"`
+	Path        string   `json:"path"`
+	OS          string   `json:"os"`
+	Usable      bool     `json:"usable"`
+	Problem     string   `json:"problem,omitempty"`
+	Default     bool     `json:"default"`
+	Current     bool     `json:"current"`
+	Description string   `json:"description,omitempty"`
+}
+
+func (st *state) cmdList(c *cli.Context) error {
+	if err := st.dropPrivilege(); err != nil {
+		return err
+	}
+	cat, err := st.catalog()
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	current, err := currentTree()
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	var def *ostree.Tree
+	if path, err := st.dotfile(); err == nil {
+		data, _ := os.ReadFile(path)
+		if sel, err := cat.Select(ostree.Inputs{Dotfile: string(data)}); err == nil {
+			def = sel.Tree
+		}
+	}
+	infos := make([]treeInfo, 0, len(cat.Trees))
+	for _, t := range cat.Trees {
+		info := treeInfo{Name: t.Name, Aliases: t.Aliases, Path: t.Path, OS: ostree.OSName(t.Path),
+			Usable: true, Default: t == def, Current: t.Name == current, Description: t.Description}
+		if info.Aliases == nil {
+			info.Aliases = []string{}
+		}
+		if err := ostree.Problem(t); err != nil {
+			info.Usable, info.Problem = false, err.Error()
+		}
+		infos = append(infos, info)
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(infos)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  NAME\tALIASES\tPATH\tOS\tSTATUS")
+	for _, i := range infos {
+		mark := " "
+		if i.Current {
+			mark = ">"
+		}
+		status := "ok"
+		if !i.Usable {
+			status = "unusable: " + i.Problem
+		}
+		if i.Default {
+			status += " (your default)"
+		}
+		fmt.Fprintf(w, "%s %s\t%s\t%s\t%s\t%s\n", mark, i.Name, strings.Join(i.Aliases, ","), i.Path, orDash(i.OS), status)
+	}
+	fmt.Fprintln(w, "(> marks the tree this shell runs in)")
+	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// currentTree names the tree of this process from its mount namespace.
+func currentTree() (string, error) {
+	name, inTree, err := nsroot.CurrentTree()
+	if err != nil || !inTree {
+		return ostree.Local, err
+	}
+	return name, nil
+}
+
+func (st *state) cmdCurrent(c *cli.Context) error {
+	if err := st.dropPrivilege(); err != nil {
+		return err
+	}
+	name, err := currentTree()
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	fmt.Println(name)
+	return nil
+}
+
+func (st *state) cmdPlan(c *cli.Context) error {
+	if err := st.dropPrivilege(); err != nil {
+		return err
+	}
+	args := c.Args().Slice()
+	name := ""
+	if len(args) > 0 && args[0] != "--" {
+		name, args = args[0], args[1:]
+	}
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	p, err := st.prepare(name, args, len(args) == 0)
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	fmt.Print(p.String())
+	return nil
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/build"
+	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/nsroot"
+	"github.com/chos-hpc/chos/pkg/ostree"
+	"github.com/chos-hpc/chos/pkg/plan"
+)
+
+// state is what chos knows of its own invocation. mode is decided once, from
+// the ids chos was executed with, and never re-derived later.
+type state struct {
+	mode       nsroot.Mode
+	uid, gid   int // the caller's real ids
+	configFlag string
+	verbose    bool
+}
+
+func newState() *state {
+	st := &state{uid: os.Getuid(), gid: os.Getgid()}
+	if os.Geteuid() == 0 {
+		st.mode = nsroot.Privileged
+	}
+	return st
+}
+
+// setuid says whether chos holds root only through its setuid bit: then
+// everything it acts on must come from root, and the user's input is only a
+// lookup key.
+func (st *state) setuid() bool { return st.mode == nsroot.Privileged && st.uid != 0 }
+
+// dropPrivilege gives up root for good, for the commands that need none.
+func (st *state) dropPrivilege() error {
+	if !st.setuid() {
+		return nil
+	}
+	// syscall.Setresuid changes every thread of the process.
+	if err := syscall.Setresuid(st.uid, st.uid, st.uid); err != nil {
+		return fail(statusFailed, fmt.Errorf("dropping privilege: %w", err))
+	}
+	st.mode = nsroot.Unprivileged
+	return nil
+}
+
+// asCaller runs a lookup with the caller's own rights.
+func (st *state) asCaller(fn func() error) error {
+	if !st.setuid() {
+		return fn()
+	}
+	return nsroot.AsCaller(st.uid, fn)
+}
+
+// configPaths says which configuration to read, refusing an alternative one
+// from anyone but root.
+func (st *state) configPaths() (config.Paths, error) {
+	p := config.DefaultPaths(build.SysconfDir)
+	if st.configFlag == "" {
+		return p, nil
+	}
+	if st.uid != 0 {
+		return p, fmt.Errorf("--config and CHOS_CONFIG are honoured only for root; remove them to use %s", p.Main)
+	}
+	return config.Paths{Main: st.configFlag, DropIns: st.configFlag + ".d", Explicit: true}, nil
+}
+
+func (st *state) catalog() (*ostree.Catalog, error) {
+	paths, err := st.configPaths()
+	if err != nil {
+		return nil, err
+	}
+	set, err := config.Load(paths, st.setuid())
+	if err != nil {
+		return nil, err
+	}
+	return ostree.NewCatalog(set)
+}
+
+// launch runs argv (or the login shell) in the named or selected tree and
+// returns only on failure, with the exit status to use.
+func (st *state) launch(name string, argv []string, login bool) int {
+	p, err := st.prepare(name, argv, login)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
+		return statusFailed
+	}
+	if st.verbose || login {
+		for _, n := range p.Notes {
+			fmt.Fprintln(os.Stderr, "chos: warning: "+n)
+		}
+	}
+	lerr := nsroot.Launch(p, st.mode)
+	fmt.Fprintln(os.Stderr, "chos: "+lerr.Error())
+	return lerr.Status
+}
+
+// prepare computes the plan of a launch: configuration, selection, access,
+// and what the plan needs to know of the tree and the caller.
+func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, error) {
+	cat, err := st.catalog()
+	if err != nil {
+		return nil, err
+	}
+	who, err := st.caller()
+	if err != nil {
+		return nil, err
+	}
+	in := ostree.Inputs{Argument: name, Env: os.Getenv("CHOS")}
+	if in.Argument == "" && in.Env == "" {
+		in.Dotfile = st.readDotfile(who.Home)
+	}
+	sel, err := cat.Select(in)
+	if err != nil {
+		return nil, err
+	}
+	t := sel.Tree
+	if (len(t.Users) > 0 || len(t.Groups) > 0) && !t.Allows(st.uid, who.Name, groupKeys(append([]int{who.GID}, who.Groups...))) {
+		return nil, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
+	}
+
+	req := plan.Request{Catalog: cat, Selection: sel, Caller: who, Argv: argv, Login: login, Root: build.ChosRoot}
+	if !t.Host {
+		if req.Entries, err = ostree.Entries(t.Path); err != nil {
+			return nil, err
+		}
+		if req.Self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("finding the chos binary: %w", err)
+		}
+	}
+	if login {
+		err := st.asCaller(func() error {
+			if who.Shell != "" {
+				_, serr := ostree.StatInTree(t.Path, who.Shell)
+				req.ShellInTree = serr == nil
+			}
+			data, err := ostree.ReadInTree(t.Path, "/etc/chos.conf")
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s/etc/chos.conf: %w", t.Path, err)
+			}
+			req.TreeConf, err = config.Parse(filepath.Join(t.Path, "etc/chos.conf"), data)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	p, err := plan.Build(req)
+	if err != nil {
+		return nil, err
+	}
+	p.Verbose = st.verbose
+	return p, nil
+}
+
+// readDotfile reads ~/.chos with the caller's own rights; a missing or
+// unreadable file is no selection.
+func (st *state) readDotfile(home string) string {
+	if home == "" {
+		return ""
+	}
+	var content string
+	st.asCaller(func() error {
+		f, err := os.Open(filepath.Join(home, ".chos"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		buf := make([]byte, 4096) // the first line is all that counts
+		n, _ := f.Read(buf)
+		content = string(buf[:n])
+		return nil
+	})
+	return content
+}
+
+// caller describes the invoking user. Names, home and shell come from the
+// host's passwd; the environment only fills in what passwd does not say and
+// is never used to decide access.
+func (st *state) caller() (plan.Caller, error) {
+	c := plan.Caller{UID: st.uid, GID: st.gid, Env: os.Environ()}
+	groups, err := unix.Getgroups()
+	if err != nil {
+		return c, fmt.Errorf("reading your groups: %w", err)
+	}
+	c.Groups = groups
+	if c.Cwd, err = unix.Getwd(); err != nil {
+		return c, fmt.Errorf("reading the working directory: %w", err)
+	}
+	if pw, ok := lookupPasswd("/etc/passwd", st.uid); ok {
+		c.Name, c.Home, c.Shell = pw.name, pw.home, pw.shell
+	}
+	if c.Home == "" {
+		c.Home = os.Getenv("HOME")
+	}
+	if c.Shell == "" {
+		c.Shell = os.Getenv("SHELL")
+	}
+	return c, nil
+}
+
+// groupKeys names the caller's groups for a `groups =` list: by name from
+// /etc/group and by number.
+func groupKeys(gids []int) []string {
+	names := groupNames("/etc/group")
+	keys := make([]string, 0, 2*len(gids))
+	for _, g := range gids {
+		keys = append(keys, strconv.Itoa(g))
+		if n, ok := names[g]; ok {
+			keys = append(keys, n)
+		}
+	}
+	return keys
+}

@@ -1,0 +1,236 @@
+// Command chos runs commands and login shells inside configured OS trees.
+// This package is the command line only: parsing, dispatch and messages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/chos-hpc/chos/pkg/build"
+	"github.com/chos-hpc/chos/pkg/nsroot"
+)
+
+// Exit statuses of chos itself; a launched command's own status passes
+// through unchanged.
+const (
+	statusCheckFailed = 1
+	statusUsage       = 2
+	statusFailed      = nsroot.StatusFailed
+)
+
+func init() {
+	// Namespace, root and credential changes act on the calling thread only:
+	// keep main on one thread from the start and exec from it.
+	runtime.LockOSThread()
+}
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+// commands are the names the legacy form `chos CMD ARGS` must not take as CMD.
+var commands = []string{"exec", "shell", "select", "list", "current", "check", "plan", "help", "h"}
+
+func run(args []string) int {
+	st := newState()
+	prog := filepath.Base(args[0])
+
+	// vsys form: invoked as a link named after a tree (rh73 -> chos).
+	if !strings.HasPrefix(prog, "chos") {
+		if len(args) == 1 || (len(args) == 2 && args[1] == "-sh") {
+			return st.launch(prog, nil, true)
+		}
+		return st.launch(prog, args[1:], false)
+	}
+	// Legacy form: `chos CMD ARGS`, as the original batch job starter ran it.
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && !contains(commands, args[1]) {
+		return st.launch("", args[1:], false)
+	}
+	return report(st.app().Run(args))
+}
+
+// report prints an error as one line and returns the exit status.
+func report(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "chos: "+ee.err.Error())
+		}
+		return ee.status
+	default:
+		// Anything urfave/cli itself refuses is a usage error.
+		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
+		return statusUsage
+	}
+}
+
+// exitError carries a one-line message and an exit status out of urfave/cli.
+type exitError struct {
+	status int
+	err    error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.status)
+	}
+	return e.err.Error()
+}
+
+func fail(status int, err error) error { return &exitError{status, err} }
+
+func (st *state) app() *cli.App {
+	// -v is --verbose; the version is --version only.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+	return &cli.App{
+		Name:    "chos",
+		Usage:   "run commands and login shells in another OS tree",
+		Version: build.Version,
+		Description: "chos runs each process in the OS tree (an installed Linux release) chosen for it,\n" +
+			"with the host's /proc, /dev, /sys, /tmp, /home and scratch bound in and the caller's own\n" +
+			"identity. Without a command it starts your login shell in your selected tree.\n" +
+			"`chos CMD ARGS` (CMD not a chos command) is `chos exec -- CMD ARGS`.",
+		HideHelpCommand: false,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "read this configuration file instead of " + filepath.Join(build.SysconfDir, "chos") + " (root only)", EnvVars: []string{"CHOS_CONFIG"}},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print notes on what is skipped"},
+		},
+		Before: func(c *cli.Context) error {
+			st.configFlag = c.String("config")
+			st.verbose = c.Bool("verbose")
+			return nil
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fail(statusUsage, fmt.Errorf("unknown command %q (see `chos help`)", c.Args().First()))
+			}
+			return st.exitWith(st.launch("", nil, true))
+		},
+		Commands: []*cli.Command{
+			{
+				Name:            "exec",
+				Usage:           "run a command in a tree",
+				ArgsUsage:       "[--] NAME [--] CMD [ARGS...] | -- CMD [ARGS...]",
+				Description:     "Runs CMD, looked up on PATH inside the tree, with the environment kept as it is plus CHOS=NAME.\nWithout NAME (`chos exec -- CMD`) the tree comes from $CHOS, ~/.chos, the default tree, or the host.\nNothing after NAME is taken as an option of chos.",
+				SkipFlagParsing: true,
+				Action: func(c *cli.Context) error {
+					name, argv, err := parseExecArgs(c.Args().Slice())
+					if errors.Is(err, errHelp) {
+						return cli.ShowCommandHelp(c, "exec")
+					}
+					if err != nil {
+						return fail(statusUsage, err)
+					}
+					return st.exitWith(st.launch(name, argv, false))
+				},
+			},
+			{
+				Name:      "shell",
+				Usage:     "start your login shell in a tree",
+				ArgsUsage: "[NAME]",
+				Description: "Starts your login shell (from passwd; /bin/sh if the tree lacks it) with the environment cleaned\n" +
+					"to the variables the tree's /etc/chos.conf %ENV lists, PATH reset and CHOS set.",
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 1 {
+						return fail(statusUsage, fmt.Errorf("shell takes at most one tree name"))
+					}
+					return st.exitWith(st.launch(c.Args().First(), nil, true))
+				},
+			},
+			{
+				Name:      "select",
+				Usage:     "show, set or clear your default tree (~/.chos)",
+				ArgsUsage: "[NAME]",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "clear", Usage: "remove ~/.chos"}},
+				Action:    st.cmdSelect,
+			},
+			{
+				Name:   "list",
+				Usage:  "list the configured trees",
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: st.cmdList,
+			},
+			{
+				Name:   "current",
+				Usage:  "print the tree this process runs in (local on the host)",
+				Action: st.cmdCurrent,
+			},
+			{
+				Name:      "check",
+				Usage:     "diagnose the installation and the trees",
+				ArgsUsage: "[NAME]",
+				Action:    st.cmdCheck,
+			},
+			{
+				Name:      "plan",
+				Usage:     "print what a launch would do, without doing it",
+				ArgsUsage: "[NAME] [-- CMD [ARGS...]]",
+				Action:    st.cmdPlan,
+			},
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return fail(statusUsage, err)
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // run() reports errors itself
+	}
+}
+
+var errHelp = errors.New("help requested")
+
+// parseExecArgs splits `[--] NAME [--] CMD ARGS` and `-- CMD ARGS`.
+func parseExecArgs(args []string) (name string, argv []string, err error) {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		return "", nil, errHelp
+	}
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+		// `exec -- NAME -- CMD` names the tree too.
+		if len(args) > 2 && args[1] == "--" {
+			return args[0], args[2:], nil
+		}
+		if len(args) == 0 {
+			return "", nil, fmt.Errorf("exec: no command given")
+		}
+		return "", args, nil
+	}
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		return "", nil, fmt.Errorf("exec: unknown option %q (options of the command go after NAME)", args[0])
+	}
+	if len(args) == 0 {
+		return "", nil, fmt.Errorf("exec: no tree name and no command given (usage: chos exec NAME CMD [ARGS...])")
+	}
+	name, args = args[0], args[1:]
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return "", nil, fmt.Errorf("exec: no command given after tree name %s", name)
+	}
+	return name, args, nil
+}
+
+// exitWith turns a launch status into an urfave/cli result.
+func (st *state) exitWith(status int) error {
+	if status == 0 {
+		return nil
+	}
+	return &exitError{status: status} // already reported
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

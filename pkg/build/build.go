@@ -1,0 +1,15 @@
+// Package build holds the values fixed when chos is built (set by the Makefile
+// through -ldflags -X), so that a test install can point at its own
+// configuration without any run-time override a user could use.
+package build
+
+// Version is the chos release, from git describe.
+var Version = "0.1.0-dev"
+
+// SysconfDir holds the configuration: SysconfDir/chos, SysconfDir/chos.d/*.conf
+// and SysconfDir/sysconfig/chos.
+var SysconfDir = "/etc"
+
+// ChosRoot is the host directory on which a view is assembled before the root
+// switch; it must exist (make install creates it).
+var ChosRoot = "/chos"

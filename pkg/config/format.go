@@ -1,0 +1,71 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Format writes f back in configuration syntax. Parse(Format(f)) yields the
+// same settings, which the fuzz test checks; `chos plan` uses it to show what
+// chos understood.
+func (f *File) Format() string {
+	var b strings.Builder
+	if len(f.Shells) > 0 {
+		b.WriteString("%SHELLS\n")
+		for _, a := range f.Shells {
+			fmt.Fprintf(&b, "%s:%s\n", a.Name, a.Path)
+		}
+	}
+	section := func(name string, words []string) {
+		if len(words) > 0 {
+			fmt.Fprintf(&b, "%%%s\n%s\n", name, strings.Join(words, "\n"))
+		}
+	}
+	section(sectionEnv, f.Env)
+	section(sectionBeh, f.Beh)
+	if len(f.Binds) > 0 {
+		b.WriteString("%BIND\n")
+		for _, bd := range f.Binds {
+			b.WriteString(bd.spec() + "\n")
+		}
+	}
+	for _, t := range f.Trees {
+		fmt.Fprintf(&b, "%%TREE %s\n", t.Name)
+		if t.Description != "" {
+			fmt.Fprintf(&b, "description = %s\n", t.Description)
+		}
+		for _, bd := range t.Binds {
+			fmt.Fprintf(&b, "bind = %s\n", bd.spec())
+		}
+		if t.IdentitySet {
+			fmt.Fprintf(&b, "identity = %s\n", strings.Join(t.Identity, " "))
+		}
+		if t.AllowSetuid {
+			b.WriteString("setuid = allow\n")
+		}
+		if len(t.Users) > 0 {
+			fmt.Fprintf(&b, "users = %s\n", strings.Join(t.Users, " "))
+		}
+		if len(t.Groups) > 0 {
+			fmt.Fprintf(&b, "groups = %s\n", strings.Join(t.Groups, " "))
+		}
+	}
+	return b.String()
+}
+
+func (bd Bind) spec() string {
+	s := bd.Source
+	if bd.Dest != bd.Source {
+		s += " " + bd.Dest
+	}
+	if bd.ReadOnly {
+		s += " ro"
+	}
+	if bd.Optional {
+		s += " optional"
+	}
+	return s
+}
+
+// String shows a bind as it would be written in %BIND.
+func (bd Bind) String() string { return bd.spec() }

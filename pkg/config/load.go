@@ -1,0 +1,146 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Paths says where the system configuration lives.
+type Paths struct {
+	Main      string // /etc/chos
+	DropIns   string // /etc/chos.d, files *.conf read in name order
+	Sysconfig string // /etc/sysconfig/chos (legacy BINDMOUNT list)
+	// Explicit is set when Main was given on the command line; the legacy
+	// CHOS= setting of the sysconfig file then does not move it.
+	Explicit bool
+}
+
+// DefaultPaths returns the paths below a configuration directory (/etc).
+func DefaultPaths(sysconfdir string) Paths {
+	return Paths{
+		Main:      filepath.Join(sysconfdir, "chos"),
+		DropIns:   filepath.Join(sysconfdir, "chos.d"),
+		Sysconfig: filepath.Join(sysconfdir, "sysconfig", "chos"),
+	}
+}
+
+// Set is every system configuration file chos read, main file first.
+type Set struct {
+	Files     []*File
+	Sysconfig *Sysconfig // nil when the host has none
+}
+
+// Load reads the system configuration. With requireRoot (always so when chos
+// runs setuid) every file and every directory above it must be owned by root
+// and not writable by group or others: chos acts as root on what they say.
+func Load(p Paths, requireRoot bool) (*Set, error) {
+	set := &Set{}
+	read := func(path string) ([]byte, error) {
+		if requireRoot {
+			if err := CheckRootOwned(path); err != nil {
+				return nil, err
+			}
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading configuration: %w", err)
+		}
+		return data, nil
+	}
+
+	if data, err := read(p.Sysconfig); err == nil {
+		if set.Sysconfig, err = ParseSysconfig(p.Sysconfig, data); err != nil {
+			return nil, err
+		}
+		if set.Sysconfig.ConfigPath != "" && !p.Explicit {
+			p.Main = set.Sysconfig.ConfigPath
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+
+	data, err := read(p.Main)
+	if err != nil {
+		return nil, err
+	}
+	main, err := Parse(p.Main, data)
+	if err != nil {
+		return nil, err
+	}
+	set.Files = append(set.Files, main)
+
+	entries, err := os.ReadDir(p.DropIns)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading configuration directory: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".conf") && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		path := filepath.Join(p.DropIns, n)
+		data, err := read(path)
+		if err != nil {
+			return nil, err
+		}
+		f, err := Parse(path, data)
+		if err != nil {
+			return nil, err
+		}
+		set.Files = append(set.Files, f)
+	}
+	return set, nil
+}
+
+// CheckRootOwned refuses a path unless it, every directory above it, and (if
+// it is reached through symbolic links) every component of its target are
+// owned by root and not writable by group or others.
+func CheckRootOwned(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("checking ownership of %s: %w", path, err)
+	}
+	if err := checkComponents(path, abs, os.Lstat); err != nil {
+		return err
+	}
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("checking ownership of %s: %w", path, err)
+	}
+	if resolved != abs {
+		return checkComponents(path, resolved, os.Stat)
+	}
+	return nil
+}
+
+func checkComponents(orig, abs string, stat func(string) (fs.FileInfo, error)) error {
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := stat(p)
+		if err != nil {
+			return fmt.Errorf("checking ownership of %s: %w", orig, err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("checking ownership of %s: no owner information for %s", orig, p)
+		}
+		isLink := fi.Mode()&fs.ModeSymlink != 0
+		switch {
+		case st.Uid != 0:
+			return fmt.Errorf("refusing configuration %s: %s is owned by uid %d, not root", orig, p, st.Uid)
+		case !isLink && fi.Mode().Perm()&0o022 != 0:
+			return fmt.Errorf("refusing configuration %s: %s is writable by group or others (mode %04o)", orig, p, fi.Mode().Perm())
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}

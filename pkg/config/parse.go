@@ -1,0 +1,295 @@
+// Package config parses the CHOS configuration files: the system file
+// /etc/chos (legacy %SHELLS and %ENV, plus chos's own %BIND and %TREE
+// sections), drop-ins in /etc/chos.d, a tree's own /etc/chos.conf (%ENV,
+// %BEH) and the legacy /etc/sysconfig/chos. Parsing is pure; Load adds the
+// file reading and the ownership rules a setuid program needs.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Position names a line of a configuration file, for error messages.
+type Position struct {
+	File string
+	Line int
+}
+
+func (p Position) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d", p.File, p.Line)
+}
+
+// Error is a configuration error at a known place.
+type Error struct {
+	At  Position
+	Msg string
+}
+
+func (e *Error) Error() string { return e.At.String() + ": " + e.Msg }
+
+// Alias is one `name:path` line of %SHELLS.
+type Alias struct {
+	Name string
+	Path string
+	At   Position
+}
+
+// Bind is a host path bound into a tree. Dest is the path inside the tree.
+type Bind struct {
+	Source   string
+	Dest     string
+	ReadOnly bool
+	// Optional binds whose source is missing on the host are skipped with a
+	// note instead of failing the launch.
+	Optional bool
+	At       Position
+}
+
+// TreeSettings is one %TREE section: chos's per-tree additions.
+type TreeSettings struct {
+	Name        string // any alias of the tree
+	Description string
+	Binds       []Bind
+	// Identity replaces the default list of host identity files when
+	// IdentitySet is true (an empty list then means "none").
+	Identity    []string
+	IdentitySet bool
+	// AllowSetuid opts the tree out of no_new_privs and nosuid, so that
+	// admin-approved setuid tools (sudo) inside it work.
+	AllowSetuid bool
+	Users       []string
+	Groups      []string
+	At          Position
+}
+
+// File is the parsed content of one configuration file.
+type File struct {
+	Name   string
+	Shells []Alias
+	Env    []string
+	Beh    []string
+	Binds  []Bind
+	Trees  []TreeSettings
+}
+
+// Section names. The first three are the original CHOS ones.
+const (
+	sectionNone   = ""
+	sectionShells = "SHELLS"
+	sectionEnv    = "ENV"
+	sectionBeh    = "BEH"
+	sectionBind   = "BIND"
+	sectionTree   = "TREE"
+)
+
+// Parse reads one configuration file. name is used in error messages only.
+func Parse(name string, data []byte) (*File, error) {
+	f := &File{Name: name}
+	section := sectionNone
+	var tree *TreeSettings
+	for i, raw := range bytes.Split(data, []byte("\n")) {
+		at := Position{File: name, Line: i + 1}
+		line := strings.TrimSpace(string(raw))
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.ContainsRune(line, 0) {
+			return nil, &Error{at, "NUL byte in line"}
+		}
+		if strings.HasPrefix(line, "%") {
+			fields := strings.Fields(line[1:])
+			if len(fields) == 0 {
+				return nil, &Error{at, "empty section name after %"}
+			}
+			section = fields[0]
+			switch section {
+			case sectionShells, sectionEnv, sectionBeh, sectionBind:
+				if len(fields) != 1 {
+					return nil, &Error{at, fmt.Sprintf("%%%s takes no argument", section)}
+				}
+			case sectionTree:
+				if len(fields) != 2 {
+					return nil, &Error{at, "%TREE needs exactly one tree name, as in `%TREE el7`"}
+				}
+				f.Trees = append(f.Trees, TreeSettings{Name: fields[1], At: at})
+				tree = &f.Trees[len(f.Trees)-1]
+			default:
+				return nil, &Error{at, fmt.Sprintf("unknown section %%%s (known: %%SHELLS, %%ENV, %%BEH, %%BIND, %%TREE)", section)}
+			}
+			continue
+		}
+		var err error
+		switch section {
+		case sectionNone:
+			err = fmt.Errorf("line outside any section (start one with %%SHELLS, %%ENV, %%BIND or %%TREE NAME)")
+		case sectionShells:
+			var a Alias
+			a, err = parseAlias(line)
+			a.At = at
+			f.Shells = append(f.Shells, a)
+		case sectionEnv:
+			for _, v := range strings.Fields(line) {
+				if !validEnvName(v) {
+					err = fmt.Errorf("%q is not a valid environment variable name", v)
+					break
+				}
+				f.Env = append(f.Env, v)
+			}
+		case sectionBeh:
+			f.Beh = append(f.Beh, strings.Fields(line)...)
+		case sectionBind:
+			var b Bind
+			b, err = parseBind(stripComment(line))
+			b.At = at
+			f.Binds = append(f.Binds, b)
+		case sectionTree:
+			err = parseTreeKey(tree, stripComment(line), at)
+		}
+		if err != nil {
+			return nil, &Error{at, err.Error()}
+		}
+	}
+	return f, nil
+}
+
+func parseAlias(line string) (Alias, error) {
+	name, p, ok := strings.Cut(line, ":")
+	name, p = strings.TrimSpace(name), strings.TrimSpace(p)
+	switch {
+	case !ok:
+		return Alias{}, fmt.Errorf("expected alias:path, got %q", line)
+	case name == "":
+		return Alias{}, fmt.Errorf("empty alias before ':'")
+	case strings.ContainsAny(name, " \t"):
+		return Alias{}, fmt.Errorf("alias %q contains white space", name)
+	}
+	p, err := absPath(p)
+	if err != nil {
+		return Alias{}, err
+	}
+	return Alias{Name: name, Path: p}, nil
+}
+
+// parseBind reads `SOURCE [DEST] [ro|rw] [optional]`.
+func parseBind(spec string) (Bind, error) {
+	fields := strings.Fields(spec)
+	if len(fields) == 0 {
+		return Bind{}, fmt.Errorf("empty bind")
+	}
+	src, err := absPath(fields[0])
+	if err != nil {
+		return Bind{}, fmt.Errorf("bind source: %w", err)
+	}
+	b := Bind{Source: src, Dest: src}
+	rest := fields[1:]
+	if len(rest) > 0 && strings.HasPrefix(rest[0], "/") {
+		if b.Dest, err = absPath(rest[0]); err != nil {
+			return Bind{}, fmt.Errorf("bind destination: %w", err)
+		}
+		rest = rest[1:]
+	}
+	for _, opt := range rest {
+		switch opt {
+		case "ro":
+			b.ReadOnly = true
+		case "rw":
+			b.ReadOnly = false
+		case "optional":
+			b.Optional = true
+		default:
+			return Bind{}, fmt.Errorf("unknown bind option %q (known: ro, rw, optional)", opt)
+		}
+	}
+	if b.Dest == "/" {
+		return Bind{}, fmt.Errorf("bind destination cannot be /")
+	}
+	return b, nil
+}
+
+func parseTreeKey(t *TreeSettings, line string, at Position) error {
+	key, value, ok := strings.Cut(line, "=")
+	if !ok {
+		return fmt.Errorf("expected key = value, got %q", line)
+	}
+	key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+	switch key {
+	case "description":
+		t.Description = value
+	case "bind":
+		b, err := parseBind(value)
+		if err != nil {
+			return err
+		}
+		b.At = at
+		t.Binds = append(t.Binds, b)
+	case "identity":
+		t.IdentitySet = true
+		t.Identity = t.Identity[:0]
+		for _, p := range strings.Fields(value) {
+			clean, err := absPath(p)
+			if err != nil {
+				return fmt.Errorf("identity file: %w", err)
+			}
+			t.Identity = append(t.Identity, clean)
+		}
+	case "setuid":
+		switch value {
+		case "allow":
+			t.AllowSetuid = true
+		case "deny":
+			t.AllowSetuid = false
+		default:
+			return fmt.Errorf("setuid must be allow or deny, got %q", value)
+		}
+	case "users":
+		t.Users = append(t.Users, strings.Fields(value)...)
+	case "groups":
+		t.Groups = append(t.Groups, strings.Fields(value)...)
+	default:
+		return fmt.Errorf("unknown key %q in %%TREE %s (known: description, bind, identity, setuid, users, groups)", key, t.Name)
+	}
+	return nil
+}
+
+// stripComment removes a trailing ` # comment` from lines of chos's own
+// sections; the legacy sections are taken verbatim, as the original did.
+func stripComment(line string) string {
+	if i := strings.Index(line, " #"); i >= 0 {
+		line = line[:i]
+	}
+	if i := strings.Index(line, "\t#"); i >= 0 {
+		line = line[:i]
+	}
+	return strings.TrimSpace(line)
+}
+
+func absPath(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("path %q is not absolute", p)
+	}
+	if strings.ContainsAny(p, " \t") {
+		return "", fmt.Errorf("path %q contains white space", p)
+	}
+	return path.Clean(p), nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

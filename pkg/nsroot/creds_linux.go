@@ -1,0 +1,125 @@
+package nsroot
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The credential calls below are raw, per-thread system calls on purpose:
+// Go's syscall.Setresuid changes every thread of the process, while chos
+// changes only the locked thread it will exec from, and, in AsCaller, only
+// for the time of one lookup.
+
+func setresuid(r, e, s int) error {
+	return rawErr(unix.RawSyscall(unix.SYS_SETRESUID, uintptr(r), uintptr(e), uintptr(s)))
+}
+func setresgid(r, e, s int) error {
+	return rawErr(unix.RawSyscall(unix.SYS_SETRESGID, uintptr(r), uintptr(e), uintptr(s)))
+}
+
+func setgroups(gids []int) error {
+	list := make([]uint32, len(gids))
+	for i, g := range gids {
+		list[i] = uint32(g)
+	}
+	var p unsafe.Pointer
+	if len(list) > 0 {
+		p = unsafe.Pointer(&list[0])
+	}
+	return rawErr(unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(list)), uintptr(p), 0))
+}
+
+func rawErr(_, _ uintptr, e unix.Errno) error {
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// keep is the value that leaves an id unchanged in setresuid/setresgid.
+const keep = -1
+
+// AsCaller runs fn with the calling thread's effective uid set to the real
+// one, so that files are opened with the caller's own rights (their ~/.chos,
+// a tree's /etc/chos.conf): a user's input is only ever a lookup key, never
+// read with root's rights. Privileged mode only; the thread must be locked.
+func AsCaller(uid int, fn func() error) error {
+	if err := setresuid(keep, uid, keep); err != nil {
+		return fmt.Errorf("switching to uid %d for a lookup: %w", uid, err)
+	}
+	ferr := fn()
+	if err := setresuid(keep, 0, keep); err != nil {
+		// Cannot happen with a saved uid of 0; never go on half-switched.
+		panic(fmt.Sprintf("chos: restoring euid 0 after a lookup: %v", err))
+	}
+	return ferr
+}
+
+// setCredentials gives the thread the caller's ids and groups and, unless
+// the caller is root, no capability in any set and no way to regain one.
+func setCredentials(c Credentials) error {
+	if !c.KeepCaps {
+		for capNo := 0; ; capNo++ {
+			err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(capNo), 0, 0, 0)
+			if errors.Is(err, unix.EINVAL) {
+				break // past the last capability the kernel knows
+			}
+			if err != nil {
+				return fmt.Errorf("dropping capability %d from the bounding set: %w", capNo, err)
+			}
+		}
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("clearing ambient capabilities: %w", err)
+		}
+	}
+	if err := setgroups(c.Groups); err != nil {
+		return fmt.Errorf("setting groups: %w", err)
+	}
+	if err := setresgid(c.GID, c.GID, c.GID); err != nil {
+		return fmt.Errorf("setting gid %d: %w", c.GID, err)
+	}
+	if err := setresuid(c.UID, c.UID, c.UID); err != nil {
+		return fmt.Errorf("setting uid %d: %w", c.UID, err)
+	}
+	if !c.KeepCaps {
+		// Effective and permitted went with the uid change; inheritable
+		// must be cleared by hand.
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return fmt.Errorf("clearing capabilities: %w", err)
+		}
+		if err := verifyDropped(c); err != nil {
+			return err
+		}
+	}
+	if c.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("setting no_new_privs: %w", err)
+		}
+	}
+	return nil
+}
+
+// verifyDropped checks, after the fact, that no privilege is left: a launch
+// that cannot prove it is not root does not exec.
+func verifyDropped(c Credentials) error {
+	r, e, s := unix.Getresuid() // reads this thread's ids
+	if r != c.UID || e != c.UID || s != c.UID {
+		return fmt.Errorf("uid is %d/%d/%d after switching to %d", r, e, s, c.UID)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	for _, d := range data {
+		if d.Effective != 0 || d.Permitted != 0 || d.Inheritable != 0 {
+			return fmt.Errorf("capabilities left after switching to uid %d", c.UID)
+		}
+	}
+	return nil
+}

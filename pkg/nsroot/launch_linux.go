@@ -1,0 +1,361 @@
+package nsroot
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+)
+
+// Mode is how chos may act, decided once when it starts (from the real and
+// effective uid it was executed with) and passed down explicitly: nothing
+// below infers privilege from the current credentials.
+type Mode int
+
+const (
+	// Unprivileged chos can only run commands on the host.
+	Unprivileged Mode = iota
+	// Privileged chos runs with euid 0: installed setuid root, or run by root.
+	Privileged
+)
+
+// Exit statuses of a failed launch, as env(1), chroot(1) and timeout(1) use them.
+const (
+	StatusFailed        = 125 // chos itself failed
+	StatusNotExecutable = 126
+	StatusNotFound      = 127
+)
+
+// LaunchError is a launch that did not reach the command.
+type LaunchError struct {
+	Status int
+	Err    error
+}
+
+func (e *LaunchError) Error() string { return e.Err.Error() }
+func (e *LaunchError) Unwrap() error { return e.Err }
+
+func failed(format string, args ...any) *LaunchError {
+	return &LaunchError{Status: StatusFailed, Err: fmt.Errorf(format, args...)}
+}
+
+// Launch carries out p and replaces the process with its command: same PID,
+// so the command's exit status and signals are chos's. It returns only when
+// the command could not be started. The caller must hold the OS thread
+// locked (namespace and credential changes apply to the calling thread, and
+// the exec must happen from that same thread).
+func Launch(p *Plan, mode Mode) *LaunchError {
+	if mode == Privileged {
+		// No core dump or ptrace attach while this process holds root.
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			return failed("making chos non-dumpable: %w", err)
+		}
+	}
+	if !p.Host {
+		if mode != Privileged {
+			return failed("cannot enter tree %s: chos is not installed setuid root (see `chos check`)", p.Tree)
+		}
+		if err := assemble(p); err != nil {
+			return failed("setting up tree %s: %w", p.Tree, err)
+		}
+	}
+	if mode == Privileged {
+		if err := setCredentials(p.Creds); err != nil {
+			return failed("switching to uid %d: %w", p.Creds.UID, err)
+		}
+	}
+	if err := enterDir(p); err != nil {
+		return failed("%w", err)
+	}
+	prog, lerr := lookPath(p.Path, envValue(p.Env, "PATH"))
+	if lerr != nil {
+		return lerr
+	}
+	err := unix.Exec(prog, p.Argv, p.Env)
+	status := StatusNotExecutable
+	if errors.Is(err, unix.ENOENT) {
+		// The file exists, so its interpreter or loader is what is missing.
+		status = StatusNotFound
+		err = fmt.Errorf("%w (its interpreter or dynamic loader is missing in the tree)", err)
+	}
+	return &LaunchError{Status: status, Err: fmt.Errorf("executing %s: %w", prog, err)}
+}
+
+// assemble builds the view on p.Root in a new mount namespace and makes it
+// the root.
+func assemble(p *Plan) error {
+	// CLONE_NEWNS implies CLONE_FS: this thread gets its own root and cwd.
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unsharing the mount namespace: %w", err)
+	}
+	// Slave: nothing mounted here reaches the host, but host mounts made
+	// later (autofs /home, new scratch) still reach the command.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return fmt.Errorf("making host mounts slave: %w", err)
+	}
+	// The caller's gid is still this thread's fsgid: what chos creates in the
+	// view must be root's.
+	if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
+		return fmt.Errorf("setting fsgid 0: %w", err)
+	}
+	if err := unix.Mount(MountSource(p.Tree), p.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,uid=0,gid=0"); err != nil {
+		return fmt.Errorf("mounting tmpfs on %s: %w", p.Root, err)
+	}
+	root, err := os.OpenFile(p.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", p.Root, err)
+	}
+	defer root.Close()
+
+	for _, m := range p.Mounts {
+		var err error
+		switch m.Op {
+		case OpBind:
+			err = bind(root, m)
+		case OpSymlink:
+			err = symlink(root, m)
+		case OpMkdir:
+			var h *os.File
+			if h, err = pathrs.MkdirAllHandle(root, m.Target, 0o755); err == nil {
+				h.Close()
+			}
+		default:
+			err = fmt.Errorf("unknown step %q", m.Op)
+		}
+		if errors.Is(err, errSkipped) {
+			if p.Verbose {
+				fmt.Fprintf(os.Stderr, "chos: note: skipped optional %s %s -> %s (%s): missing on the host or in the tree\n", m.Op, m.Source, m.Target, m.Why)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s (%s): %w", m.Op, m.Target, m.Why, err)
+		}
+	}
+	// Nothing may be created in the view's own root once it is built.
+	if err := unix.Mount("", p.Root, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("making %s read-only: %w", p.Root, err)
+	}
+	return pivot(p.Root)
+}
+
+// bind mounts m.Source at m.Target. Both ends are held as O_PATH
+// descriptors and mounted through /proc/self/fd, so that what is checked is
+// what is mounted.
+func bind(root *os.File, m Mount) error {
+	flags := unix.O_PATH | unix.O_CLOEXEC
+	if m.NoFollow {
+		flags |= unix.O_NOFOLLOW
+	}
+	src, err := os.OpenFile(m.Source, flags, 0)
+	if err != nil {
+		if m.Optional && errors.Is(err, fs.ErrNotExist) {
+			return errSkipped
+		}
+		return fmt.Errorf("opening bind source: %w", err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return fmt.Errorf("inspecting bind source %s: %w", m.Source, err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("bind source %s is a symbolic link", m.Source)
+	}
+	dst, err := mountpoint(root, m.Target, fi.IsDir())
+	if err != nil {
+		if m.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.EROFS)) {
+			return errSkipped
+		}
+		return err
+	}
+	defer dst.Close()
+
+	mflags := uintptr(unix.MS_BIND)
+	if m.Recursive {
+		mflags |= unix.MS_REC
+	}
+	if err := unix.Mount(fdPath(src), fdPath(dst), "", mflags, ""); err != nil {
+		return fmt.Errorf("binding %s: %w", m.Source, err)
+	}
+	if !m.ReadOnly && !m.NoSuid && !m.NoDev {
+		return nil
+	}
+	// The mount point's descriptor still names what lies under the new
+	// mount: open the target again to reach the mount itself.
+	top, err := pathrs.OpenatInRoot(root, m.Target)
+	if err != nil {
+		return fmt.Errorf("reopening %s after mounting: %w", m.Target, err)
+	}
+	defer top.Close()
+	return restrict(top, m)
+}
+
+// restrict applies ro/nosuid/nodev to a mount and, if recursive, to every
+// mount below it.
+func restrict(top *os.File, m Mount) error {
+	attr := &unix.MountAttr{}
+	var ms uintptr = unix.MS_REMOUNT | unix.MS_BIND
+	if m.ReadOnly {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+		ms |= unix.MS_RDONLY
+	}
+	if m.NoSuid {
+		attr.Attr_set |= unix.MOUNT_ATTR_NOSUID
+		ms |= unix.MS_NOSUID
+	}
+	if m.NoDev {
+		attr.Attr_set |= unix.MOUNT_ATTR_NODEV
+		ms |= unix.MS_NODEV
+	}
+	at := unix.AT_EMPTY_PATH
+	if m.Recursive {
+		at |= unix.AT_RECURSIVE
+	}
+	err := unix.MountSetattr(int(top.Fd()), "", uint(at), attr)
+	if errors.Is(err, unix.ENOSYS) {
+		// Kernels before 5.12: remount the top mount only.
+		err = unix.Mount("", fdPath(top), "", ms, "")
+	}
+	if err != nil {
+		return fmt.Errorf("restricting %s to %s: %w", m.Target, m.flags(), err)
+	}
+	return nil
+}
+
+// mountpoint opens, creating it if needed, a directory or file at target
+// inside the view. Creation succeeds on the view's tmpfs and fails with
+// EROFS inside a read-only tree.
+func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
+	if dir {
+		h, err := pathrs.MkdirAllHandle(root, target, 0o755)
+		if err != nil {
+			return nil, fmt.Errorf("making mount point: %w", err)
+		}
+		return h, nil
+	}
+	if h, err := pathrs.OpenatInRoot(root, target); err == nil {
+		return h, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("opening mount point: %w", err)
+	}
+	parent, err := pathrs.MkdirAllHandle(root, path.Dir(target), 0o755)
+	if err != nil {
+		return nil, fmt.Errorf("making mount point: %w", err)
+	}
+	defer parent.Close()
+	fd, err := unix.Openat(int(parent.Fd()), path.Base(target), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("making mount point: %w", &fs.PathError{Op: "create", Path: target, Err: err})
+	}
+	unix.Close(fd)
+	return pathrs.OpenatInRoot(root, target)
+}
+
+func symlink(root *os.File, m Mount) error {
+	parent, err := pathrs.MkdirAllHandle(root, path.Dir(m.Target), 0o755)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	return unix.Symlinkat(m.Source, int(parent.Fd()), path.Base(m.Target))
+}
+
+// pivot makes dir the root and detaches the old one, so that nothing of the
+// host remains reachable but what was bound in.
+func pivot(dir string) error {
+	if err := unix.Chdir(dir); err != nil {
+		return fmt.Errorf("entering %s: %w", dir, err)
+	}
+	// pivot_root(".", ".") stacks the old root on the new one, without
+	// needing a directory for it inside the (read-only) view.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root to %s: %w", dir, err)
+	}
+	// Slave again, so that detaching the old root cannot propagate.
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("making the old root slave: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching the old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// enterDir changes to the planned directory as the caller (credentials are
+// already the caller's, so permissions are theirs).
+func enterDir(p *Plan) error {
+	err := unix.Chdir(p.Dir)
+	if err == nil {
+		return nil
+	}
+	for _, d := range p.DirFallback {
+		if d != "" && unix.Chdir(d) == nil {
+			return nil
+		}
+	}
+	where := "in tree " + p.Tree
+	if p.Host {
+		where = "on the host"
+	}
+	return fmt.Errorf("working directory %s is not available %s: %w", p.Dir, where, err)
+}
+
+// lookPath finds file in the PATH the command will have, inside the view.
+func lookPath(file, pathEnv string) (string, *LaunchError) {
+	if strings.Contains(file, "/") {
+		return file, checkExecutable(file)
+	}
+	var notExec *LaunchError
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, file)
+		err := checkExecutable(p)
+		if err == nil {
+			return p, nil
+		}
+		if err.Status == StatusNotExecutable && notExec == nil {
+			notExec = err
+		}
+	}
+	if notExec != nil {
+		return "", notExec
+	}
+	return "", &LaunchError{Status: StatusNotFound, Err: fmt.Errorf("%s: command not found", file)}
+}
+
+func checkExecutable(p string) *LaunchError {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return &LaunchError{Status: StatusNotFound, Err: fmt.Errorf("%s: %w", p, errors.Unwrap(err))}
+	}
+	if fi.IsDir() {
+		return &LaunchError{Status: StatusNotExecutable, Err: fmt.Errorf("%s: is a directory", p)}
+	}
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return &LaunchError{Status: StatusNotExecutable, Err: fmt.Errorf("%s: %w", p, err)}
+	}
+	return nil
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// errSkipped marks an optional step that did not apply.
+var errSkipped = errors.New("skipped")
+
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }

@@ -1,0 +1,150 @@
+// Package nsroot carries out a Plan: a new mount namespace, the view
+// assembled on a tmpfs, the root switch, the caller's credentials, the
+// working directory and the exec. It is the only package of chos that makes
+// namespace, mount, root and credential system calls; what to mount and why
+// is decided elsewhere (package plan), as data.
+package nsroot
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Op is one kind of setup step.
+type Op string
+
+const (
+	// OpBind binds a host path (Source) at Target inside the view.
+	OpBind Op = "bind"
+	// OpSymlink creates a symbolic link Target with content Source.
+	OpSymlink Op = "symlink"
+	// OpMkdir creates an empty directory Target on the view's tmpfs.
+	OpMkdir Op = "mkdir"
+)
+
+// Mount is one setup step. Targets are absolute paths inside the view and
+// resolve within it: a symbolic link in a tree never points a mount at the
+// host.
+type Mount struct {
+	Op     Op
+	Source string
+	Target string
+	// File binds a regular file (the mount point is a file, not a directory).
+	File      bool
+	Recursive bool
+	ReadOnly  bool
+	NoSuid    bool
+	NoDev     bool
+	// NoFollow refuses a Source that is a symbolic link (tree entries: the
+	// link is recreated as a link instead, so it resolves inside the view).
+	NoFollow bool
+	// Optional steps whose source or mount point is missing are skipped.
+	Optional bool
+	// Why says where the step comes from, for `chos plan` and errors.
+	Why string
+}
+
+// Credentials are what the command runs as.
+type Credentials struct {
+	UID    int
+	GID    int
+	Groups []int
+	// KeepCaps keeps root's capabilities: only for a caller who is root.
+	KeepCaps bool
+	// NoNewPrivs forbids any gain of privilege through exec (setuid, file
+	// capabilities) for the command and all its children.
+	NoNewPrivs bool
+}
+
+// Plan is everything a launch does, computed before any of it is done.
+type Plan struct {
+	Tree     string // canonical tree name
+	TreePath string
+	// Host plans run the command on the host: no namespace, no mounts.
+	Host bool
+	// Root is the host directory the view is assembled on.
+	Root   string
+	Mounts []Mount
+	Creds  Credentials
+	// Dir is the working directory; DirFallback are tried in order when it
+	// does not exist in the view (login shells only).
+	Dir         string
+	DirFallback []string
+	// Path is the program: absolute, or looked up in the PATH of Env inside
+	// the view.
+	Path string
+	Argv []string
+	Env  []string
+	// Notes are things the user may want to know (skipped optional binds,
+	// a missing shell); printed by `chos plan` and with --verbose.
+	Notes []string
+	// Verbose prints the optional steps skipped while assembling.
+	Verbose bool
+}
+
+// MountSource is the tmpfs source name of a view's root. `chos current`
+// reads it back from /proc/self/mountinfo: the namespace itself says which
+// tree it shows, whatever $CHOS claims.
+func MountSource(tree string) string { return "chos:" + tree }
+
+// TreeFromMountSource is the inverse of MountSource.
+func TreeFromMountSource(src string) (string, bool) {
+	return strings.CutPrefix(src, "chos:")
+}
+
+func (m Mount) flags() string {
+	var f []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{m.File, "file"}, {m.Recursive, "rec"}, {m.ReadOnly, "ro"}, {m.NoSuid, "nosuid"}, {m.NoDev, "nodev"}, {m.NoFollow, "nofollow"}, {m.Optional, "optional"}} {
+		if x.on {
+			f = append(f, x.name)
+		}
+	}
+	return strings.Join(f, ",")
+}
+
+// String renders the plan for people, one step a line.
+func (p *Plan) String() string {
+	var b strings.Builder
+	if p.Host {
+		fmt.Fprintf(&b, "tree      %s (the host: no namespace)\n", p.Tree)
+	} else {
+		fmt.Fprintf(&b, "tree      %s (%s), assembled at %s\n", p.Tree, p.TreePath, p.Root)
+		fmt.Fprintf(&b, "unshare   mount namespace, host mounts slave\n")
+		fmt.Fprintf(&b, "tmpfs     /  (%s)\n", MountSource(p.Tree))
+		for _, m := range p.Mounts {
+			switch m.Op {
+			case OpBind:
+				fmt.Fprintf(&b, "bind      %s -> %s  [%s]  (%s)\n", m.Source, m.Target, m.flags(), m.Why)
+			case OpSymlink:
+				fmt.Fprintf(&b, "symlink   %s -> %s  (%s)\n", m.Target, m.Source, m.Why)
+			case OpMkdir:
+				fmt.Fprintf(&b, "mkdir     %s  (%s)\n", m.Target, m.Why)
+			}
+		}
+		fmt.Fprintf(&b, "remount   / read-only\n")
+		fmt.Fprintf(&b, "pivot     %s becomes /, old root detached\n", p.Root)
+	}
+	groups := make([]string, len(p.Creds.Groups))
+	for i, g := range p.Creds.Groups {
+		groups[i] = strconv.Itoa(g)
+	}
+	caps := "none"
+	if p.Creds.KeepCaps {
+		caps = "kept (caller is root)"
+	}
+	fmt.Fprintf(&b, "identity  uid=%d gid=%d groups=%s capabilities=%s no_new_privs=%t\n",
+		p.Creds.UID, p.Creds.GID, strings.Join(groups, ","), caps, p.Creds.NoNewPrivs)
+	fmt.Fprintf(&b, "cwd       %s", p.Dir)
+	for _, d := range p.DirFallback {
+		fmt.Fprintf(&b, " | %s", d)
+	}
+	fmt.Fprintf(&b, "\nexec      %s %q\n", p.Path, p.Argv)
+	for _, n := range p.Notes {
+		fmt.Fprintf(&b, "note      %s\n", n)
+	}
+	return b.String()
+}

@@ -1,0 +1,164 @@
+// Package ostree knows the configured OS trees: their names and aliases, the
+// order in which a user's tree is selected, whether a tree is usable, and
+// which OS it holds.
+package ostree
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/chos-hpc/chos/pkg/config"
+)
+
+// Local is the name of the host itself; "root" is its other built-in name.
+const (
+	Local      = "local"
+	localAlias = "root"
+	// defaultName is the legacy way to mark the default tree: an alias
+	// called "default" in %SHELLS.
+	defaultName = "default"
+)
+
+// Tree is one configured OS tree with everything chos knows of it.
+type Tree struct {
+	Name        string   // canonical name: the first alias given for Path
+	Aliases     []string // the other names, in file order
+	Path        string
+	Host        bool // Path is "/": the host itself, no namespace
+	Description string
+	Binds       []config.Bind
+	Identity    []string
+	AllowSetuid bool
+	Users       []string
+	Groups      []string
+	At          config.Position
+}
+
+// Names returns the canonical name followed by the aliases.
+func (t *Tree) Names() []string { return append([]string{t.Name}, t.Aliases...) }
+
+// DefaultIdentity are the host files bound over the tree's own copies so that
+// users, groups, host names and the time zone are the host's.
+var DefaultIdentity = []string{"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf", "/etc/localtime"}
+
+// Catalog is the set of trees of a configuration, indexed by every name.
+type Catalog struct {
+	Trees   []*Tree // in order of first appearance; the host first
+	Default *Tree   // the tree aliased "default", or nil
+	Env     []string
+	Binds   []config.Bind // sysconfig BINDMOUNT, then every %BIND, in file order
+	byName  map[string]*Tree
+}
+
+// NewCatalog resolves aliases into trees and attaches the %TREE settings.
+func NewCatalog(set *config.Set) (*Catalog, error) {
+	host := &Tree{Name: Local, Aliases: []string{localAlias}, Path: "/", Host: true,
+		At: config.Position{File: "built-in"}}
+	c := &Catalog{byName: map[string]*Tree{Local: host, localAlias: host}, Trees: []*Tree{host}}
+	byPath := map[string]*Tree{"/": host}
+
+	if set.Sysconfig != nil {
+		c.Binds = append(c.Binds, set.Sysconfig.BindMounts...)
+	}
+	for _, f := range set.Files {
+		c.Env = append(c.Env, f.Env...)
+		c.Binds = append(c.Binds, f.Binds...)
+		for _, a := range f.Shells {
+			if prev, ok := c.byName[a.Name]; ok {
+				if prev.Path != a.Path {
+					return nil, &config.Error{At: a.At, Msg: fmt.Sprintf("name %q is given to %s here but to %s at %s", a.Name, a.Path, prev.Path, prev.At)}
+				}
+				continue
+			}
+			t, ok := byPath[a.Path]
+			switch {
+			case !ok:
+				t = &Tree{Name: a.Name, Path: a.Path, At: a.At, Identity: DefaultIdentity}
+				byPath[a.Path] = t
+				c.Trees = append(c.Trees, t)
+			case t.Name == defaultName && a.Name != defaultName:
+				// "default" names a tree but is never its proper name.
+				t.Aliases = append(t.Aliases, t.Name)
+				t.Name = a.Name
+			default:
+				t.Aliases = append(t.Aliases, a.Name)
+			}
+			c.byName[a.Name] = t
+		}
+	}
+	c.Default = c.byName[defaultName]
+
+	for _, f := range set.Files {
+		for _, ts := range f.Trees {
+			t, ok := c.byName[ts.Name]
+			if !ok {
+				return nil, &config.Error{At: ts.At, Msg: fmt.Sprintf("%%TREE %s: no such tree in %%SHELLS (known: %s)", ts.Name, strings.Join(c.NameList(), ", "))}
+			}
+			if t.Host {
+				return nil, &config.Error{At: ts.At, Msg: fmt.Sprintf("%%TREE %s: the host (path /) takes no tree settings", ts.Name)}
+			}
+			if ts.Description != "" {
+				t.Description = ts.Description
+			}
+			t.Binds = append(t.Binds, ts.Binds...)
+			if ts.IdentitySet {
+				t.Identity = ts.Identity
+			}
+			t.AllowSetuid = t.AllowSetuid || ts.AllowSetuid
+			t.Users = append(t.Users, ts.Users...)
+			t.Groups = append(t.Groups, ts.Groups...)
+		}
+	}
+	return c, nil
+}
+
+// UnknownTreeError is returned for a name no tree has.
+type UnknownTreeError struct {
+	Name  string
+	From  string // where the name came from: "argument", "$CHOS", "~/.chos"
+	Valid []string
+}
+
+func (e *UnknownTreeError) Error() string {
+	return fmt.Sprintf("unknown OS tree %q (from %s); valid names: %s", e.Name, e.From, strings.Join(e.Valid, ", "))
+}
+
+// Lookup finds a tree by any of its names.
+func (c *Catalog) Lookup(name string) (*Tree, bool) {
+	t, ok := c.byName[name]
+	return t, ok
+}
+
+// NameList returns every valid name, sorted.
+func (c *Catalog) NameList() []string {
+	names := make([]string, 0, len(c.byName))
+	for n := range c.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Allows says whether a user may use the tree; users and groups may be
+// listed by name or number (groups holds both for each of the caller's).
+// Trees without users/groups lists are open to everyone; root always may.
+func (t *Tree) Allows(uid int, user string, groups []string) bool {
+	if uid == 0 || t.Host || (len(t.Users) == 0 && len(t.Groups) == 0) {
+		return true
+	}
+	for _, u := range t.Users {
+		if u == user || u == strconv.Itoa(uid) {
+			return true
+		}
+	}
+	for _, g := range t.Groups {
+		for _, have := range groups {
+			if g == have {
+				return true
+			}
+		}
+	}
+	return false
+}

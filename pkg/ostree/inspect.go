@@ -1,0 +1,152 @@
+package ostree
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+)
+
+// OpenInTree opens a path inside a tree the way a process inside it would
+// see it: symbolic links (absolute ones included) resolve within the tree,
+// never onto the host.
+func OpenInTree(root, p string) (*os.File, error) {
+	if root == "/" {
+		return os.Open(p)
+	}
+	h, err := pathrs.OpenInRoot(root, p)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return pathrs.Reopen(h, os.O_RDONLY|0o2000000 /* O_CLOEXEC */)
+}
+
+// ReadInTree reads a small file inside a tree (at most 1 MiB).
+func ReadInTree(root, p string) ([]byte, error) {
+	f, err := OpenInTree(root, p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
+// StatInTree stats a path inside a tree, following links within it.
+func StatInTree(root, p string) (fs.FileInfo, error) {
+	if root == "/" {
+		return os.Stat(p)
+	}
+	h, err := pathrs.OpenInRoot(root, p)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return h.Stat()
+}
+
+// OSName returns a one-line description of the OS a tree holds, from
+// os-release, redhat-release or debian_version, or "" if none says.
+func OSName(root string) string {
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		if data, err := ReadInTree(root, p); err == nil {
+			if name := osReleaseName(string(data)); name != "" {
+				return name
+			}
+		}
+	}
+	if data, err := ReadInTree(root, "/etc/redhat-release"); err == nil {
+		return strings.TrimSpace(firstLine(string(data)))
+	}
+	if data, err := ReadInTree(root, "/etc/debian_version"); err == nil {
+		return "Debian " + strings.TrimSpace(firstLine(string(data)))
+	}
+	return ""
+}
+
+func osReleaseName(content string) string {
+	vals := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(content))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if ok {
+			vals[k] = strings.Trim(v, `"'`)
+		}
+	}
+	if v := vals["PRETTY_NAME"]; v != "" {
+		return v
+	}
+	return strings.TrimSpace(vals["NAME"] + " " + vals["VERSION_ID"])
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// Problem returns why a tree cannot be used, or nil: its path must be a
+// directory with a /bin/sh (the least a login shell or `sh -c` job needs).
+func Problem(t *Tree) error {
+	if t.Host {
+		return nil
+	}
+	fi, err := os.Stat(t.Path)
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", t.Name, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("tree %s: %s is not a directory", t.Name, t.Path)
+	}
+	if _, err := StatInTree(t.Path, "/bin/sh"); err != nil {
+		return fmt.Errorf("tree %s: no /bin/sh in %s: %w", t.Name, t.Path, errors.Unwrap(err))
+	}
+	return nil
+}
+
+// EntryKind is the type of a top-level entry of a tree.
+type EntryKind int
+
+const (
+	Dir EntryKind = iota
+	File
+	Symlink
+)
+
+// Entry is a top-level entry of a tree: each is bound into the view on its
+// own so that the view's root stays a writable-by-chos tmpfs.
+type Entry struct {
+	Name   string
+	Kind   EntryKind
+	Target string // for symlinks
+}
+
+// Entries lists the top level of a tree without following links. Entries
+// that are neither directories, regular files nor links are left out.
+func Entries(root string) ([]Entry, error) {
+	des, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("listing tree %s: %w", root, err)
+	}
+	out := make([]Entry, 0, len(des))
+	for _, de := range des {
+		e := Entry{Name: de.Name()}
+		switch de.Type() {
+		case fs.ModeDir:
+			e.Kind = Dir
+		case 0:
+			e.Kind = File
+		case fs.ModeSymlink:
+			e.Kind = Symlink
+			if e.Target, err = os.Readlink(filepath.Join(root, de.Name())); err != nil {
+				return nil, fmt.Errorf("reading link %s in tree %s: %w", de.Name(), root, err)
+			}
+		default:
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

@@ -1,0 +1,323 @@
+// Package plan decides what a launch does: from the configuration, the
+// selected tree and the caller it computes an nsroot.Plan (mounts, root
+// switch, credentials, working directory, environment, argv). It does no
+// I/O: everything it needs is in Request, so it is tested without root.
+package plan
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/nsroot"
+	"github.com/chos-hpc/chos/pkg/ostree"
+)
+
+// Caller is who asked for the launch and from where.
+type Caller struct {
+	UID    int
+	GID    int
+	Groups []int
+	Name   string // user name, "" if unknown
+	Home   string
+	Shell  string // login shell from passwd, "" if unknown
+	Cwd    string
+	Env    []string
+}
+
+// Request is everything a plan depends on.
+type Request struct {
+	Catalog   *ostree.Catalog
+	Selection ostree.Selection
+	// Entries is the top level of the tree (ostree.Entries).
+	Entries []ostree.Entry
+	Caller  Caller
+	// Argv is the command; empty for a login shell.
+	Argv []string
+	// Login asks for the caller's login shell with a cleaned environment.
+	Login bool
+	// TreeConf is the tree's own /etc/chos.conf, nil if it has none.
+	TreeConf *config.File
+	// ShellInTree says whether Caller.Shell exists inside the tree.
+	ShellInTree bool
+	// Root is the host directory the view is assembled on (/chos).
+	Root string
+	// Self is the chos binary, bound into the view so that chos works there.
+	Self string
+}
+
+// Paths inside every view.
+const (
+	// SelfDir holds chos itself inside a view; it is appended to PATH.
+	SelfDir = "/.chos/bin"
+)
+
+// DefaultBinds are the host paths every tree gets, in mount order.
+var DefaultBinds = []config.Bind{
+	{Source: "/proc", Dest: "/proc"},
+	{Source: "/dev", Dest: "/dev"},
+	{Source: "/sys", Dest: "/sys"},
+	{Source: "/tmp", Dest: "/tmp"},
+	{Source: "/var/tmp", Dest: "/var/tmp", Optional: true},
+	{Source: "/home", Dest: "/home", Optional: true},
+	{Source: "/run", Dest: "/run", Optional: true},
+}
+
+// DefaultLoginEnv is what a login shell keeps when the tree has no
+// /etc/chos.conf: the list the original CHOS shipped.
+var DefaultLoginEnv = []string{
+	"CHOS", "USER", "LOGNAME", "HOME", "PATH", "MAIL", "SHELL", "SSH_CLIENT",
+	"SSH_CONNECTION", "SSH_TTY", "TERM", "DISPLAY", "SSH_AUTH_SOCK", "HOSTTYPE",
+	"VENDOR", "OSTYPE", "MACHTYPE", "SHLVL", "PWD", "GROUP", "HOST", "REMOTEHOST",
+}
+
+// DefaultPath is PATH in a login shell.
+func DefaultPath(root bool) string {
+	if root {
+		return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	return "/usr/local/bin:/usr/bin:/bin"
+}
+
+// Build computes the plan of a launch.
+func Build(r Request) (*nsroot.Plan, error) {
+	t := r.Selection.Tree
+	if t == nil {
+		return nil, fmt.Errorf("no tree selected")
+	}
+	p := &nsroot.Plan{
+		Tree:     t.Name,
+		TreePath: t.Path,
+		Host:     t.Host,
+		Root:     r.Root,
+		Creds: nsroot.Credentials{
+			UID:      r.Caller.UID,
+			GID:      r.Caller.GID,
+			Groups:   r.Caller.Groups,
+			KeepCaps: r.Caller.UID == 0,
+			// The host is left as it is; a tree is where old setuid
+			// binaries must not give root back.
+			NoNewPrivs: !t.Host && !t.AllowSetuid,
+		},
+		Dir: r.Caller.Cwd,
+	}
+	if !t.Host {
+		p.Mounts = mounts(r, t)
+	}
+	if r.Login {
+		loginShell(r, p)
+	} else {
+		if len(r.Argv) == 0 {
+			return nil, fmt.Errorf("no command to run")
+		}
+		p.Path, p.Argv = r.Argv[0], r.Argv
+		p.Env = execEnv(r.Caller.Env, t)
+	}
+	return p, nil
+}
+
+// mounts lists the view's setup steps: the tree's top-level entries, then
+// host binds parents first, then identity files and chos itself.
+func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
+	binds := HostBinds(r.Catalog, t)
+	covered := map[string]bool{} // top-level names replaced by a host bind
+	for _, b := range binds {
+		if path.Dir(b.Dest) == "/" {
+			covered[b.Dest[1:]] = true
+		}
+	}
+
+	var ms []nsroot.Mount
+	for _, e := range r.Entries {
+		if covered[e.Name] {
+			continue
+		}
+		target := "/" + e.Name
+		switch e.Kind {
+		case ostree.Symlink:
+			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: e.Target, Target: target, Why: "tree"})
+		default:
+			ms = append(ms, nsroot.Mount{
+				Op: nsroot.OpBind, Source: path.Join(t.Path, e.Name), Target: target,
+				Recursive: e.Kind == ostree.Dir, ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true,
+				NoFollow: true, Why: "tree",
+			})
+		}
+	}
+	for _, b := range binds {
+		ms = append(ms, nsroot.Mount{
+			Op: nsroot.OpBind, Source: b.Source, Target: b.Dest, Recursive: true,
+			ReadOnly: b.ReadOnly, Optional: b.Optional, Why: why(b),
+			// Site binds are data; the default ones keep the host's flags
+			// (/dev must keep its devices).
+			NoSuid: !isDefault(b), NoDev: !isDefault(b),
+		})
+	}
+	for _, f := range t.Identity {
+		ms = append(ms, nsroot.Mount{
+			Op: nsroot.OpBind, Source: f, Target: f, ReadOnly: true, NoSuid: true, NoDev: true,
+			Optional: true, Why: "identity",
+		})
+	}
+	if r.Self != "" {
+		ms = append(ms, nsroot.Mount{
+			Op: nsroot.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
+			Why: "chos itself",
+		})
+	}
+	return ms
+}
+
+// HostBinds merges the default, site and tree binds: one bind per
+// destination (the most specific configuration wins: tree over site over
+// default), none already carried by a recursive bind of its parent, sorted
+// so that parents are mounted before what lies below them.
+func HostBinds(c *ostree.Catalog, t *ostree.Tree) []config.Bind {
+	byDest := map[string]config.Bind{}
+	for _, list := range [][]config.Bind{DefaultBinds, c.Binds, t.Binds} {
+		for _, b := range list {
+			byDest[b.Dest] = b
+		}
+	}
+	out := make([]config.Bind, 0, len(byDest))
+	for _, b := range byDest {
+		if carriedByParent(b, byDest) {
+			continue
+		}
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		di, dj := strings.Count(out[i].Dest, "/"), strings.Count(out[j].Dest, "/")
+		if di != dj {
+			return di < dj
+		}
+		return out[i].Dest < out[j].Dest
+	})
+	return out
+}
+
+// carriedByParent says whether a recursive bind of a parent already shows
+// b's source at b's destination (/dev/shm under /dev).
+func carriedByParent(b config.Bind, byDest map[string]config.Bind) bool {
+	for d := path.Dir(b.Dest); d != "/"; d = path.Dir(d) {
+		if parent, ok := byDest[d]; ok {
+			rel := strings.TrimPrefix(b.Dest, d)
+			return parent.Source+rel == b.Source && parent.ReadOnly == b.ReadOnly && !b.Optional == !parent.Optional
+		}
+	}
+	return false
+}
+
+func isDefault(b config.Bind) bool {
+	for _, d := range DefaultBinds {
+		if d == b {
+			return true
+		}
+	}
+	return false
+}
+
+func why(b config.Bind) string {
+	if b.At.File == "" {
+		return "default"
+	}
+	return b.At.String()
+}
+
+// execEnv is the caller's environment with CHOS set and chos on PATH.
+func execEnv(env []string, t *ostree.Tree) []string {
+	out := make([]string, 0, len(env)+2)
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "CHOS=") {
+			continue
+		}
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			kv = "PATH=" + pathWithSelf(v, t)
+		}
+		out = append(out, kv)
+	}
+	return append(out, "CHOS="+t.Name)
+}
+
+// pathWithSelf appends SelfDir to PATH in a tree, last so that it never
+// shadows the tree's own commands, and removes it on the host.
+func pathWithSelf(v string, t *ostree.Tree) string {
+	var dirs []string
+	for _, d := range strings.Split(v, ":") {
+		if d != SelfDir {
+			dirs = append(dirs, d)
+		}
+	}
+	if !t.Host {
+		dirs = append(dirs, SelfDir)
+	}
+	return strings.Join(dirs, ":")
+}
+
+// loginShell fills in the caller's login shell, as the original chos
+// started it: environment cleaned to the tree's %ENV list, PATH reset.
+func loginShell(r Request, p *nsroot.Plan) {
+	t := r.Selection.Tree
+	shell := r.Caller.Shell
+	if shell == "" || !r.ShellInTree {
+		if shell != "" {
+			p.Notes = append(p.Notes, fmt.Sprintf("your shell %s is not in tree %s; using /bin/sh", shell, t.Name))
+		}
+		shell = "/bin/sh"
+	}
+	keep := DefaultLoginEnv
+	var beh []string
+	if r.TreeConf != nil {
+		keep, beh = r.TreeConf.Env, r.TreeConf.Beh
+	}
+	keep = append(append([]string{}, keep...), r.Catalog.Env...)
+
+	base := path.Base(shell)
+	p.Path = shell
+	switch {
+	case base == "csh" || base == "tcsh":
+		p.Argv = []string{base, "-l"}
+	case base == "bash" && contains(beh, "BASHLOGIN"):
+		p.Argv = []string{base, "-l"}
+	default:
+		p.Argv = []string{"-" + base}
+	}
+
+	kept := map[string]string{}
+	for _, kv := range r.Caller.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if contains(keep, k) {
+			kept[k] = v
+		}
+	}
+	// What a login needs is set whatever the list says.
+	kept["PATH"] = pathWithSelf(DefaultPath(r.Caller.UID == 0), t)
+	kept["CHOS"] = t.Name
+	kept["SHELL"] = shell
+	if r.Caller.Home != "" {
+		kept["HOME"] = r.Caller.Home
+	}
+	if r.Caller.Name != "" {
+		kept["USER"], kept["LOGNAME"] = r.Caller.Name, r.Caller.Name
+	}
+	keys := make([]string, 0, len(kept))
+	for k := range kept {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p.Env = append(p.Env, k+"="+kept[k])
+	}
+	p.DirFallback = []string{r.Caller.Home, "/"}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
