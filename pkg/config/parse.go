@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode"
 )
 
 // Position names a line of a configuration file, for error messages.
@@ -142,14 +143,20 @@ func Parse(name string, data []byte) (*File, error) {
 				f.Env = append(f.Env, v)
 			}
 		case sectionBeh:
-			f.Beh = append(f.Beh, strings.Fields(line)...)
+			for _, w := range strings.Fields(stripComment(line)) {
+				if !validEnvName(w) {
+					err = fmt.Errorf("%q is not a valid %%BEH switch (letters, digits and _)", w)
+					break
+				}
+				f.Beh = append(f.Beh, w)
+			}
 		case sectionBind:
 			var b Bind
 			b, err = parseBind(stripComment(line))
 			b.At = at
 			f.Binds = append(f.Binds, b)
 		case sectionTree:
-			err = parseTreeKey(tree, stripComment(line), at)
+			err = parseTreeKey(tree, line, at)
 		}
 		if err != nil {
 			return nil, &Error{at, err.Error()}
@@ -166,8 +173,8 @@ func parseAlias(line string) (Alias, error) {
 		return Alias{}, fmt.Errorf("expected alias:path, got %q", line)
 	case name == "":
 		return Alias{}, fmt.Errorf("empty alias before ':'")
-	case strings.ContainsAny(name, " \t"):
-		return Alias{}, fmt.Errorf("alias %q contains white space", name)
+	case strings.IndexFunc(name, blank) >= 0:
+		return Alias{}, fmt.Errorf("alias %q contains white space or control characters", name)
 	}
 	p, err := absPath(p)
 	if err != nil {
@@ -217,7 +224,7 @@ func parseTreeKey(t *TreeSettings, line string, at Position) error {
 	if !ok {
 		return fmt.Errorf("expected key = value, got %q", line)
 	}
-	key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+	key, value = strings.TrimSpace(key), stripComment(value)
 	switch key {
 	case "description":
 		t.Description = value
@@ -257,9 +264,14 @@ func parseTreeKey(t *TreeSettings, line string, at Position) error {
 	return nil
 }
 
-// stripComment removes a trailing ` # comment` from lines of chos's own
-// sections; the legacy sections are taken verbatim, as the original did.
+// stripComment removes a trailing comment (a # at the start of a word) from
+// values in chos's own sections; the legacy sections are taken verbatim, as
+// the original did.
 func stripComment(line string) string {
+	line = strings.TrimSpace(line)
+	if strings.HasPrefix(line, "#") {
+		return ""
+	}
 	if i := strings.Index(line, " #"); i >= 0 {
 		line = line[:i]
 	}
@@ -273,11 +285,13 @@ func absPath(p string) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("path %q is not absolute", p)
 	}
-	if strings.ContainsAny(p, " \t") {
-		return "", fmt.Errorf("path %q contains white space", p)
+	if strings.IndexFunc(p, blank) >= 0 {
+		return "", fmt.Errorf("path %q contains white space or control characters", p)
 	}
 	return path.Clean(p), nil
 }
+
+func blank(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 func validEnvName(s string) bool {
 	if s == "" {

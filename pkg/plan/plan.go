@@ -178,6 +178,11 @@ func HostBinds(c *ostree.Catalog, t *ostree.Tree) []config.Bind {
 	byDest := map[string]config.Bind{}
 	for _, list := range [][]config.Bind{DefaultBinds, c.Binds, t.Binds} {
 		for _, b := range list {
+			// The same host path named again (the legacy list repeats
+			// /dev, /proc, /sys) keeps the first entry and its flags.
+			if prev, ok := byDest[b.Dest]; ok && prev.Source == b.Source && prev.ReadOnly == b.ReadOnly {
+				continue
+			}
 			byDest[b.Dest] = b
 		}
 	}
@@ -204,7 +209,7 @@ func carriedByParent(b config.Bind, byDest map[string]config.Bind) bool {
 	for d := path.Dir(b.Dest); d != "/"; d = path.Dir(d) {
 		if parent, ok := byDest[d]; ok {
 			rel := strings.TrimPrefix(b.Dest, d)
-			return parent.Source+rel == b.Source && parent.ReadOnly == b.ReadOnly && !b.Optional == !parent.Optional
+			return parent.Source+rel == b.Source && parent.ReadOnly == b.ReadOnly
 		}
 	}
 	return false

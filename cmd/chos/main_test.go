@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestParseExecArgsNeverTakesCommandOptions(t *testing.T) {
+	cases := []struct {
+		args []string
+		name string
+		argv []string
+		err  bool
+	}{
+		{[]string{"el7", "ls", "-l"}, "el7", []string{"ls", "-l"}, false},
+		{[]string{"el7", "--", "ls", "--help"}, "el7", []string{"ls", "--help"}, false},
+		{[]string{"--", "ls", "-l"}, "", []string{"ls", "-l"}, false},
+		{[]string{"--", "el7", "--", "ls"}, "el7", []string{"ls"}, false},
+		{[]string{"el7", "--", "--"}, "el7", []string{"--"}, false},
+		{[]string{"el7"}, "", nil, true},
+		{[]string{"--"}, "", nil, true},
+		{[]string{}, "", nil, true},
+		{[]string{"--fresh", "el7", "ls"}, "", nil, true},
+	}
+	for _, c := range cases {
+		name, argv, err := parseExecArgs(c.args)
+		if (err != nil) != c.err || name != c.name || !reflect.DeepEqual(argv, c.argv) {
+			t.Errorf("parseExecArgs(%q) = %q, %q, %v", c.args, name, argv, err)
+		}
+	}
+}
+
+func TestLookupPasswdReadsShellAndHome(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(f, []byte("root:x:0:0:root:/root:/bin/bash\nalice:x:1000:100:Alice:/home/alice:/bin/tcsh\nbroken:x:1001\n"), 0o644)
+	pw, ok := lookupPasswd(f, 1000)
+	if !ok || pw != (passwdEntry{"alice", "/home/alice", "/bin/tcsh"}) {
+		t.Errorf("alice = %+v, %v", pw, ok)
+	}
+	if _, ok := lookupPasswd(f, 1001); ok {
+		t.Error("malformed line accepted")
+	}
+}

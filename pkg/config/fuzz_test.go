@@ -1,0 +1,65 @@
+package config
+
+import (
+	"reflect"
+	"testing"
+)
+
+// sameSettings compares two parses ignoring positions (which Format moves).
+func sameSettings(a, b *File) bool {
+	strip := func(f *File) File {
+		c := *f
+		c.Name = ""
+		c.Shells = append([]Alias(nil), f.Shells...)
+		for i := range c.Shells {
+			c.Shells[i].At = Position{}
+		}
+		c.Binds = stripBinds(f.Binds)
+		c.Trees = append([]TreeSettings(nil), f.Trees...)
+		for i := range c.Trees {
+			c.Trees[i].At = Position{}
+			c.Trees[i].Binds = stripBinds(c.Trees[i].Binds)
+			if len(c.Trees[i].Identity) == 0 {
+				c.Trees[i].Identity = nil
+			}
+		}
+		return c
+	}
+	return reflect.DeepEqual(strip(a), strip(b))
+}
+
+func stripBinds(bs []Bind) []Bind {
+	out := append([]Bind(nil), bs...)
+	for i := range out {
+		out[i].At = Position{}
+	}
+	return out
+}
+
+// FuzzParse checks that no input makes the parser panic, that every error
+// names the file and line, and that what parses formats back to the same
+// settings.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("%SHELLS\nlocal:/\n\n%ENV\n"))
+	f.Add([]byte("%SHELLS\nrh73:/auto/redhat73\n/auto/redhat73:/auto/redhat73\n"))
+	f.Add([]byte("%ENV\nCHOS\nUSER\n%BEH\nBASHLOGIN\n"))
+	f.Add([]byte("%BIND\n/global/scratch\n/project /proj ro optional\n"))
+	f.Add([]byte("%TREE el7\ndescription = x\nbind = /a /b ro\nidentity = /etc/passwd\nsetuid = allow\nusers = a\ngroups = b\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parsed, err := Parse("fuzz", data)
+		if err != nil {
+			ce, ok := err.(*Error)
+			if !ok || ce.At.File != "fuzz" || ce.At.Line < 1 {
+				t.Fatalf("error without file and line: %v", err)
+			}
+			return
+		}
+		again, err := Parse("fuzz", []byte(parsed.Format()))
+		if err != nil {
+			t.Fatalf("formatted output does not parse: %v\n%s", err, parsed.Format())
+		}
+		if !sameSettings(parsed, again) {
+			t.Fatalf("round trip changed settings:\n%#v\n%#v", parsed, again)
+		}
+	})
+}

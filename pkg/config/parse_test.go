@@ -1,0 +1,168 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseReadsLegacySystemFileUnchanged(t *testing.T) {
+	data, err := os.ReadFile("testdata/legacy/etc-chos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse("/etc/chos", data)
+	if err != nil {
+		t.Fatalf("legacy /etc/chos refused: %v", err)
+	}
+	want := []Alias{{Name: "local", Path: "/", At: Position{"/etc/chos", 13}}}
+	if !reflect.DeepEqual(f.Shells, want) {
+		t.Errorf("shells = %+v, want %+v", f.Shells, want)
+	}
+	if len(f.Env) != 0 {
+		t.Errorf("empty %%ENV gave %v", f.Env)
+	}
+}
+
+func TestParseReadsLegacyTreeFileUnchanged(t *testing.T) {
+	data, err := os.ReadFile("testdata/legacy/tree-etc-chos.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse("tree/etc/chos.conf", data)
+	if err != nil {
+		t.Fatalf("legacy tree chos.conf refused: %v", err)
+	}
+	if len(f.Env) != 22 || f.Env[0] != "CHOS" || f.Env[21] != "REMOTEHOST" {
+		t.Errorf("env = %v", f.Env)
+	}
+	if !reflect.DeepEqual(f.Beh, []string{"BASHLOGIN"}) {
+		t.Errorf("beh = %v", f.Beh)
+	}
+}
+
+func TestParseSysconfigReadsLegacyFileUnchanged(t *testing.T) {
+	data, err := os.ReadFile("testdata/legacy/sysconfig-chos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSysconfig("/etc/sysconfig/chos", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ConfigPath != "/etc/chos" {
+		t.Errorf("config path = %q", s.ConfigPath)
+	}
+	var got []string
+	for _, b := range s.BindMounts {
+		if !b.Optional || b.Source != b.Dest {
+			t.Errorf("legacy bind %+v should be optional and in place", b)
+		}
+		got = append(got, b.Source)
+	}
+	want := []string{"/dev", "/dev/shm", "/dev/pts", "/sys", "/proc", "/var", "/var/log", "/root", "/boot", "/selinux"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("bind mounts = %v, want %v (duplicates dropped)", got, want)
+	}
+}
+
+func TestParseAliasesAndNewSections(t *testing.T) {
+	src := `# site config
+%SHELLS
+rh73:/auto/redhat73
+/auto/redhat73:/auto/redhat73
+el7 : /os/el7/
+%ENV
+SLURM_JOB_ID OMP_NUM_THREADS
+%BIND
+/global/scratch
+/project /proj ro optional   # comment
+%TREE el7
+description = CentOS 7 for the climate codes
+bind = /opt/el7 /opt/modules ro
+identity = /etc/passwd /etc/group
+setuid = allow
+users = alice bob
+groups = climate
+`
+	f, err := Parse("chos", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Shells[1]; got.Name != "/auto/redhat73" || got.Path != "/auto/redhat73" {
+		t.Errorf("full-path alias = %+v", got)
+	}
+	if got := f.Shells[2]; got.Name != "el7" || got.Path != "/os/el7" {
+		t.Errorf("spaced alias = %+v (path must be cleaned)", got)
+	}
+	if !reflect.DeepEqual(f.Env, []string{"SLURM_JOB_ID", "OMP_NUM_THREADS"}) {
+		t.Errorf("env = %v", f.Env)
+	}
+	wantBinds := []Bind{
+		{Source: "/global/scratch", Dest: "/global/scratch", At: Position{"chos", 9}},
+		{Source: "/project", Dest: "/proj", ReadOnly: true, Optional: true, At: Position{"chos", 10}},
+	}
+	if !reflect.DeepEqual(f.Binds, wantBinds) {
+		t.Errorf("binds = %+v", f.Binds)
+	}
+	tr := f.Trees[0]
+	if tr.Name != "el7" || tr.Description != "CentOS 7 for the climate codes" || !tr.AllowSetuid ||
+		!tr.IdentitySet || len(tr.Identity) != 2 || !reflect.DeepEqual(tr.Users, []string{"alice", "bob"}) ||
+		!reflect.DeepEqual(tr.Groups, []string{"climate"}) || len(tr.Binds) != 1 || tr.Binds[0].Dest != "/opt/modules" {
+		t.Errorf("tree settings = %+v", tr)
+	}
+}
+
+func TestParseErrorsNameFileAndLine(t *testing.T) {
+	cases := []struct {
+		name, src, want string
+	}{
+		{"line outside section", "rh73:/x\n", "f:1: line outside any section"},
+		{"unknown section", "%SHELLS\n%FOO\n", "f:2: unknown section %FOO"},
+		{"alias without colon", "%SHELLS\nrh73 /x\n", "f:2: expected alias:path"},
+		{"relative path", "%SHELLS\nrh73:auto/x\n", `f:2: path "auto/x" is not absolute`},
+		{"empty alias", "%SHELLS\n:/x\n", "f:2: empty alias"},
+		{"bad env name", "%ENV\nFOO-BAR\n", `f:2: "FOO-BAR" is not a valid`},
+		{"bad bind option", "%BIND\n/x rx\n", `f:2: unknown bind option "rx"`},
+		{"bind over root", "%BIND\n/x /\n", "f:2: bind destination cannot be /"},
+		{"tree without name", "%TREE\n", "f:1: %TREE needs exactly one tree name"},
+		{"unknown tree key", "%TREE a\ncolour = blue\n", `f:2: unknown key "colour"`},
+		{"bad setuid", "%TREE a\nsetuid = yes\n", "f:2: setuid must be allow or deny"},
+		{"tree key without =", "%TREE a\ndescription\n", "f:2: expected key = value"},
+		{"NUL byte", "%ENV\nA\x00B\n", "f:2: NUL byte"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("f", []byte(c.src))
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), c.want) {
+				t.Errorf("error = %v, want prefix %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestParseSysconfigRefusesShellExpansion(t *testing.T) {
+	for _, src := range []string{`BINDMOUNT="$HOME"`, "BINDMOUNT=`id`", `CHOS=relative`, `BINDMOUNT="/a`} {
+		if _, err := ParseSysconfig("s", []byte(src)); err == nil || !strings.HasPrefix(err.Error(), "s:1:") {
+			t.Errorf("%s: error = %v, want one naming s:1", src, err)
+		}
+	}
+}
+
+func TestFormatRoundTrips(t *testing.T) {
+	data, _ := os.ReadFile("testdata/legacy/tree-etc-chos.conf")
+	f1, err := Parse("a", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, err := Parse("a", []byte(f1.Format()))
+	if err != nil {
+		t.Fatalf("formatted config does not parse: %v\n%s", err, f1.Format())
+	}
+	if !sameSettings(f1, f2) {
+		t.Errorf("round trip changed settings:\n%+v\n%+v", f1, f2)
+	}
+}

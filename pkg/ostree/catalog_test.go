@@ -1,0 +1,227 @@
+package ostree
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chos-hpc/chos/pkg/config"
+)
+
+func catalog(t *testing.T, files ...string) *Catalog {
+	t.Helper()
+	set := &config.Set{}
+	for i, src := range files {
+		f, err := config.Parse(filepath.Join("/etc/chos.d", string(rune('a'+i))), []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.Files = append(set.Files, f)
+	}
+	c, err := NewCatalog(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const site = `%SHELLS
+rh73:/auto/redhat73
+/auto/redhat73:/auto/redhat73
+default:/os/el7
+el7:/os/el7
+local:/
+`
+
+func TestCatalogGroupsAliasesByPath(t *testing.T) {
+	c := catalog(t, site)
+	rh, _ := c.Lookup("/auto/redhat73")
+	if rh.Name != "rh73" || len(rh.Aliases) != 1 || rh.Aliases[0] != "/auto/redhat73" {
+		t.Errorf("rh73 = %+v", rh)
+	}
+	el, _ := c.Lookup("default")
+	if el.Name != "el7" || el.Path != "/os/el7" {
+		t.Errorf("default must name el7, never be its proper name: %+v", el)
+	}
+	for _, n := range []string{"local", "root"} {
+		if h, ok := c.Lookup(n); !ok || !h.Host {
+			t.Errorf("%s must be the host", n)
+		}
+	}
+	if c.Default != el {
+		t.Errorf("default tree = %+v", c.Default)
+	}
+	if len(c.Trees) != 3 {
+		t.Errorf("trees = %d, want host, rh73, el7", len(c.Trees))
+	}
+}
+
+func TestCatalogRefusesNameForTwoPaths(t *testing.T) {
+	f1, _ := config.Parse("a", []byte("%SHELLS\nx:/one\n"))
+	f2, _ := config.Parse("b", []byte("%SHELLS\nx:/two\n"))
+	_, err := NewCatalog(&config.Set{Files: []*config.File{f1, f2}})
+	if err == nil || !strings.HasPrefix(err.Error(), "b:2:") || !strings.Contains(err.Error(), "a:2") {
+		t.Errorf("error = %v, want one naming b:2 and a:2", err)
+	}
+}
+
+func TestCatalogAppliesTreeSettingsByAlias(t *testing.T) {
+	c := catalog(t, site, "%TREE /auto/redhat73\ndescription = old\nsetuid = allow\nidentity = /etc/passwd\n%BIND\n/scratch\n")
+	rh, _ := c.Lookup("rh73")
+	if rh.Description != "old" || !rh.AllowSetuid || len(rh.Identity) != 1 {
+		t.Errorf("settings not applied: %+v", rh)
+	}
+	el, _ := c.Lookup("el7")
+	if len(el.Identity) != len(DefaultIdentity) || el.AllowSetuid {
+		t.Errorf("el7 must keep defaults: %+v", el)
+	}
+	if len(c.Binds) != 1 || c.Binds[0].Source != "/scratch" {
+		t.Errorf("global binds = %+v", c.Binds)
+	}
+}
+
+func TestCatalogRefusesSettingsForUnknownTreeOrHost(t *testing.T) {
+	for _, src := range []string{"%TREE nosuch\ndescription = x\n", "%TREE local\ndescription = x\n"} {
+		f0, _ := config.Parse("a", []byte(site))
+		f1, _ := config.Parse("b", []byte(src))
+		if _, err := NewCatalog(&config.Set{Files: []*config.File{f0, f1}}); err == nil || !strings.HasPrefix(err.Error(), "b:1:") {
+			t.Errorf("%q: error = %v", src, err)
+		}
+	}
+}
+
+func TestSelectionOrder(t *testing.T) {
+	c := catalog(t, site)
+	cases := []struct {
+		name string
+		in   Inputs
+		want string
+		src  Source
+	}{
+		{"argument first", Inputs{Argument: "rh73", Env: "el7", Dotfile: "el7\n"}, "rh73", FromArgument},
+		{"$CHOS over ~/.chos", Inputs{Env: "rh73", Dotfile: "el7\n"}, "rh73", FromEnv},
+		{"~/.chos first line", Inputs{Dotfile: "  rh73 \nel7\n"}, "rh73", FromDotfile},
+		{"default tree", Inputs{Dotfile: "\n"}, "el7", FromDefault},
+		{"local selects the host", Inputs{Env: "local"}, "local", FromEnv},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := c.Select(tc.in)
+			if err != nil || s.Tree.Name != tc.want || s.Source != tc.src {
+				t.Errorf("got %+v, %v; want %s from %s", s, err, tc.want, tc.src)
+			}
+		})
+	}
+}
+
+func TestSelectionFallsBackToHostWithoutDefault(t *testing.T) {
+	c := catalog(t, "%SHELLS\nrh73:/auto/redhat73\n")
+	s, err := c.Select(Inputs{})
+	if err != nil || !s.Tree.Host || s.Source != FromFallback {
+		t.Errorf("got %+v, %v", s, err)
+	}
+}
+
+func TestSelectionRefusesUnknownNameWithValidOnes(t *testing.T) {
+	c := catalog(t, site)
+	for _, in := range []Inputs{{Argument: "rh9"}, {Env: "rh9"}, {Dotfile: "rh9\n"}} {
+		_, err := c.Select(in)
+		var ue *UnknownTreeError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "valid names: /auto/redhat73, default, el7, local, rh73, root") {
+			t.Errorf("%+v: error = %v", in, err)
+		}
+	}
+}
+
+func TestTreeAllows(t *testing.T) {
+	tr := &Tree{Users: []string{"alice", "1005"}, Groups: []string{"climate"}}
+	cases := []struct {
+		uid    int
+		user   string
+		groups []string
+		want   bool
+	}{
+		{1000, "alice", nil, true},
+		{1005, "", nil, true},
+		{1001, "bob", []string{"100", "climate"}, true},
+		{1001, "bob", []string{"100", "users"}, false},
+		{0, "root", nil, true},
+	}
+	for _, c := range cases {
+		if got := tr.Allows(c.uid, c.user, c.groups); got != c.want {
+			t.Errorf("Allows(%d, %q, %v) = %v", c.uid, c.user, c.groups, got)
+		}
+	}
+	if !(&Tree{}).Allows(1000, "x", nil) {
+		t.Error("a tree without lists is open to all")
+	}
+}
+
+func TestOSNameReadsReleaseFilesInsideTree(t *testing.T) {
+	cases := []struct {
+		files map[string]string
+		want  string
+	}{
+		{map[string]string{"etc/os-release": "NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 11 (bullseye)\"\n"}, "Debian GNU/Linux 11 (bullseye)"},
+		{map[string]string{"usr/lib/os-release": "NAME=Foo\nVERSION_ID=3\n"}, "Foo 3"},
+		{map[string]string{"etc/redhat-release": "Red Hat Linux release 7.3 (Valhalla)\n"}, "Red Hat Linux release 7.3 (Valhalla)"},
+		{map[string]string{"etc/debian_version": "3.1\n"}, "Debian 3.1"},
+		{map[string]string{}, ""},
+	}
+	for _, c := range cases {
+		root := t.TempDir()
+		for p, content := range c.files {
+			os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+			os.WriteFile(filepath.Join(root, p), []byte(content), 0o644)
+		}
+		if got := OSName(root); got != c.want {
+			t.Errorf("%v: OSName = %q, want %q", c.files, got, c.want)
+		}
+	}
+}
+
+func TestOSNameDoesNotFollowLinksOutOfTree(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	// An absolute link must resolve inside the tree, not to the host's file.
+	os.Symlink("/etc/os-release", filepath.Join(root, "etc/os-release"))
+	if got := OSName(root); got != "" {
+		t.Errorf("OSName followed a link onto the host: %q", got)
+	}
+}
+
+func TestEntriesListsTopLevelWithoutFollowing(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "usr"), 0o755)
+	os.WriteFile(filepath.Join(root, "file"), nil, 0o644)
+	os.Symlink("usr/bin", filepath.Join(root, "bin"))
+	es, err := Entries(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Entry{}
+	for _, e := range es {
+		got[e.Name] = e
+	}
+	if got["usr"].Kind != Dir || got["file"].Kind != File || got["bin"].Kind != Symlink || got["bin"].Target != "usr/bin" {
+		t.Errorf("entries = %+v", es)
+	}
+}
+
+func TestProblemNeedsDirectoryWithShell(t *testing.T) {
+	root := t.TempDir()
+	tr := &Tree{Name: "x", Path: root}
+	if err := Problem(tr); err == nil || !strings.Contains(err.Error(), "no /bin/sh") {
+		t.Errorf("tree without /bin/sh: %v", err)
+	}
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "bin/sh"), nil, 0o755)
+	if err := Problem(tr); err != nil {
+		t.Errorf("good tree: %v", err)
+	}
+	if err := Problem(&Tree{Name: "gone", Path: filepath.Join(root, "nope")}); err == nil {
+		t.Error("missing tree path accepted")
+	}
+}

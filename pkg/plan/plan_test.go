@@ -1,0 +1,258 @@
+package plan
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/nsroot"
+	"github.com/chos-hpc/chos/pkg/ostree"
+)
+
+const site = `%SHELLS
+el7:/os/el7
+suid:/os/suid
+local:/
+%BIND
+/global/scratch
+/dev/shm
+/project /proj ro optional
+%TREE suid
+setuid = allow
+bind = /global/scratch /scratch ro
+`
+
+func request(t *testing.T, tree string, sysconfig ...config.Bind) Request {
+	t.Helper()
+	f, err := config.Parse("/etc/chos", []byte(site))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &config.Set{Files: []*config.File{f}}
+	if sysconfig != nil {
+		set.Sysconfig = &config.Sysconfig{BindMounts: sysconfig}
+	}
+	c, err := ostree.NewCatalog(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := c.Select(ostree.Inputs{Argument: tree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Request{
+		Catalog: c, Selection: sel, Root: "/chos", Self: "/usr/bin/chos",
+		Entries: []ostree.Entry{
+			{Name: "usr", Kind: ostree.Dir}, {Name: "etc", Kind: ostree.Dir}, {Name: "proc", Kind: ostree.Dir},
+			{Name: "tmp", Kind: ostree.Symlink, Target: "var/tmp"}, {Name: "bin", Kind: ostree.Symlink, Target: "usr/bin"},
+			{Name: ".autorelabel", Kind: ostree.File},
+		},
+		Caller: Caller{UID: 1000, GID: 100, Groups: []int{100, 27}, Name: "alice", Home: "/home/alice",
+			Shell: "/bin/bash", Cwd: "/home/alice/run",
+			Env: []string{"PATH=/usr/bin:/bin", "CHOS=forged", "FOO=bar", "TERM=xterm", "HOME=/elsewhere"}},
+		Argv: []string{"ls", "-l"},
+	}
+}
+
+func build(t *testing.T, r Request) *nsroot.Plan {
+	t.Helper()
+	p, err := Build(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func find(p *nsroot.Plan, target string) (nsroot.Mount, bool) {
+	for _, m := range p.Mounts {
+		if m.Target == target {
+			return m, true
+		}
+	}
+	return nsroot.Mount{}, false
+}
+
+func TestPlanBindsTreeEntriesReadOnlyWithoutSetuid(t *testing.T) {
+	p := build(t, request(t, "el7"))
+	usr, _ := find(p, "/usr")
+	want := nsroot.Mount{Op: nsroot.OpBind, Source: "/os/el7/usr", Target: "/usr", Recursive: true,
+		ReadOnly: true, NoSuid: true, NoDev: true, NoFollow: true, Why: "tree"}
+	if usr != want {
+		t.Errorf("usr = %+v, want %+v", usr, want)
+	}
+	if f, _ := find(p, "/.autorelabel"); f.Recursive || !f.ReadOnly || f.Source != "/os/el7/.autorelabel" {
+		t.Errorf("top-level file = %+v", f)
+	}
+	if l, _ := find(p, "/bin"); l.Op != nsroot.OpSymlink || l.Source != "usr/bin" {
+		t.Errorf("top-level link must stay a link inside the view: %+v", l)
+	}
+}
+
+func TestPlanReplacesTreeEntriesCoveredByHostBinds(t *testing.T) {
+	p := build(t, request(t, "el7"))
+	for _, target := range []string{"/proc", "/tmp"} {
+		var ms []nsroot.Mount
+		for _, m := range p.Mounts {
+			if m.Target == target {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) != 1 || ms[0].Source != target || ms[0].Op != nsroot.OpBind {
+			t.Errorf("%s: %+v, want only the host bind (the tree's own %s, even a link, is not used)", target, ms, target)
+		}
+	}
+}
+
+func TestPlanHostBindsParentsFirstWithoutDuplicates(t *testing.T) {
+	legacy := []config.Bind{{Source: "/dev", Dest: "/dev", Optional: true}, {Source: "/dev/pts", Dest: "/dev/pts", Optional: true}}
+	p := build(t, request(t, "el7", legacy...))
+	var targets []string
+	for _, m := range p.Mounts {
+		if m.Op == nsroot.OpBind && m.Why != "tree" {
+			targets = append(targets, m.Target)
+		}
+	}
+	want := []string{"/dev", "/home", "/proc", "/proj", "/run", "/sys", "/tmp", "/global/scratch", "/var/tmp",
+		"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf", "/etc/localtime", "/.chos/bin/chos"}
+	if !reflect.DeepEqual(targets, want) {
+		t.Errorf("host binds = %v\nwant        %v", targets, want)
+	}
+	if dev, _ := find(p, "/dev"); dev.NoDev || dev.Optional {
+		t.Errorf("the legacy list naming /dev again must not change the default bind: %+v", dev)
+	}
+}
+
+func TestPlanSiteBindsAreNosuidDefaultsKeepHostFlags(t *testing.T) {
+	p := build(t, request(t, "el7"))
+	if m, _ := find(p, "/global/scratch"); !m.NoSuid || !m.NoDev || m.ReadOnly || m.Optional || m.Why != "/etc/chos:6" {
+		t.Errorf("site bind = %+v", m)
+	}
+	if m, _ := find(p, "/proj"); !m.ReadOnly || !m.Optional {
+		t.Errorf("ro optional bind = %+v", m)
+	}
+	if m, _ := find(p, "/dev"); m.NoDev || m.NoSuid || m.Why != "default" {
+		t.Errorf("/dev must keep its devices: %+v", m)
+	}
+	if m, _ := find(p, "/etc/passwd"); !m.ReadOnly || !m.Optional || m.Why != "identity" {
+		t.Errorf("identity = %+v", m)
+	}
+}
+
+func TestPlanTreeBindOverridesSiteBind(t *testing.T) {
+	p := build(t, request(t, "suid"))
+	if m, _ := find(p, "/scratch"); !m.ReadOnly || m.Source != "/global/scratch" {
+		t.Errorf("tree bind = %+v", m)
+	}
+	if usr, _ := find(p, "/usr"); usr.NoSuid {
+		t.Error("setuid = allow must mount the tree without nosuid")
+	}
+	if p.Creds.NoNewPrivs {
+		t.Error("setuid = allow must not set no_new_privs")
+	}
+}
+
+func TestPlanCredentialsAreTheCallers(t *testing.T) {
+	p := build(t, request(t, "el7"))
+	want := nsroot.Credentials{UID: 1000, GID: 100, Groups: []int{100, 27}, NoNewPrivs: true}
+	if !reflect.DeepEqual(p.Creds, want) {
+		t.Errorf("creds = %+v, want %+v", p.Creds, want)
+	}
+	r := request(t, "el7")
+	r.Caller.UID = 0
+	if p := build(t, r); !p.Creds.KeepCaps {
+		t.Error("a root caller keeps root's capabilities")
+	}
+}
+
+func TestPlanExecKeepsEnvironmentSetsChos(t *testing.T) {
+	p := build(t, request(t, "el7"))
+	want := []string{"PATH=/usr/bin:/bin:/.chos/bin", "FOO=bar", "TERM=xterm", "HOME=/elsewhere", "CHOS=el7"}
+	if !reflect.DeepEqual(p.Env, want) {
+		t.Errorf("env = %v, want %v", p.Env, want)
+	}
+	if p.Path != "ls" || !reflect.DeepEqual(p.Argv, []string{"ls", "-l"}) || p.Dir != "/home/alice/run" || p.DirFallback != nil {
+		t.Errorf("exec = %q %q in %s (fallback %v)", p.Path, p.Argv, p.Dir, p.DirFallback)
+	}
+}
+
+func TestPlanHostRunsWithoutNamespace(t *testing.T) {
+	r := request(t, "local")
+	r.Caller.Env = []string{"PATH=/usr/bin:/.chos/bin", "CHOS=el7"}
+	p := build(t, r)
+	if !p.Host || len(p.Mounts) != 0 || p.Creds.NoNewPrivs {
+		t.Errorf("host plan = %+v", p)
+	}
+	if !reflect.DeepEqual(p.Env, []string{"PATH=/usr/bin", "CHOS=local"}) {
+		t.Errorf("env = %v (chos's own PATH entry is dropped on the host)", p.Env)
+	}
+}
+
+func TestPlanLoginShellCleansEnvironment(t *testing.T) {
+	r := request(t, "el7")
+	r.Login, r.Argv, r.ShellInTree = true, nil, true
+	r.TreeConf = &config.File{Env: []string{"TERM", "PATH", "HOME"}, Beh: []string{}}
+	p := build(t, r)
+	want := []string{"CHOS=el7", "HOME=/home/alice", "LOGNAME=alice", "PATH=/usr/local/bin:/usr/bin:/bin:/.chos/bin",
+		"SHELL=/bin/bash", "TERM=xterm", "USER=alice"}
+	if !reflect.DeepEqual(p.Env, want) {
+		t.Errorf("env = %v\nwant  %v", p.Env, want)
+	}
+	if !reflect.DeepEqual(p.DirFallback, []string{"/home/alice", "/"}) {
+		t.Errorf("fallback = %v", p.DirFallback)
+	}
+}
+
+func TestPlanLoginShellArgv(t *testing.T) {
+	cases := []struct {
+		shell   string
+		inTree  bool
+		beh     []string
+		path    string
+		argv    []string
+		warning bool
+	}{
+		{"/bin/bash", true, nil, "/bin/bash", []string{"-bash"}, false},
+		{"/bin/bash", true, []string{"BASHLOGIN"}, "/bin/bash", []string{"bash", "-l"}, false},
+		{"/bin/tcsh", true, nil, "/bin/tcsh", []string{"tcsh", "-l"}, false},
+		{"/usr/bin/csh", true, nil, "/usr/bin/csh", []string{"csh", "-l"}, false},
+		{"/usr/bin/zsh", true, nil, "/usr/bin/zsh", []string{"-zsh"}, false},
+		{"/usr/bin/fish", false, nil, "/bin/sh", []string{"-sh"}, true},
+	}
+	for _, c := range cases {
+		r := request(t, "el7")
+		r.Login, r.Argv, r.ShellInTree = true, nil, c.inTree
+		r.Caller.Shell = c.shell
+		r.TreeConf = &config.File{Beh: c.beh}
+		p := build(t, r)
+		if p.Path != c.path || !reflect.DeepEqual(p.Argv, c.argv) || (len(p.Notes) > 0) != c.warning {
+			t.Errorf("%s %v: got %s %q notes %v", c.shell, c.beh, p.Path, p.Argv, p.Notes)
+		}
+	}
+}
+
+func TestPlanLoginShellWithoutTreeConfKeepsBuiltInList(t *testing.T) {
+	r := request(t, "el7")
+	r.Login, r.Argv, r.ShellInTree = true, nil, true
+	r.Caller.Env = append(r.Caller.Env, "SSH_TTY=/dev/pts/1", "LD_LIBRARY_PATH=/opt/lib")
+	p := build(t, r)
+	if !slices.Contains(p.Env, "SSH_TTY=/dev/pts/1") {
+		t.Errorf("built-in %%ENV list not applied: %v", p.Env)
+	}
+	for _, kv := range p.Env {
+		if strings.HasPrefix(kv, "LD_LIBRARY_PATH=") || strings.HasPrefix(kv, "FOO=") {
+			t.Errorf("%s kept in a login shell", kv)
+		}
+	}
+}
+
+func TestPlanPrints(t *testing.T) {
+	s := build(t, request(t, "el7")).String()
+	for _, want := range []string{"tree      el7 (/os/el7), assembled at /chos", "bind      /os/el7/usr -> /usr  [rec,ro,nosuid,nodev,nofollow]  (tree)",
+		"pivot", "identity  uid=1000 gid=100 groups=100,27 capabilities=none no_new_privs=true", `exec      ls ["ls" "-l"]`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, s)
+		}
+	}
+}
