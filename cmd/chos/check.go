@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -56,7 +57,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 			trees = []*ostree.Tree{t}
 		}
 		for _, t := range trees {
-			checkTree(k, cat, t)
+			checkTree(k, cat, t, st.hostPrefix)
 		}
 	}
 	if k.failed {
@@ -168,19 +169,19 @@ func (st *state) checkConfig(k *checker) *ostree.Catalog {
 	return cat
 }
 
-func checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
+func checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree, hostPrefix string) {
 	what := "tree " + t.Name
 	if t.Host {
 		k.ok(what, "the host itself")
 		return
 	}
-	if err := ostree.Problem(t); err != nil {
+	if err := ostree.Problem(t, hostPrefix); err != nil {
 		k.fail(what, "%v", err)
 		return
 	}
-	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(t.Path)))
+	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(filepath.Join("/", hostPrefix, t.Path))))
 	for _, b := range plan.HostBinds(cat, t) {
-		_, err := os.Stat(b.Source)
+		_, err := os.Stat(filepath.Join("/", hostPrefix, b.Source))
 		switch {
 		case err == nil:
 		case b.Optional && errors.Is(err, fs.ErrNotExist):

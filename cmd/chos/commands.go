@@ -149,12 +149,12 @@ func (st *state) cmdList(c *cli.Context) error {
 	}
 	infos := make([]treeInfo, 0, len(cat.Trees))
 	for _, t := range cat.Trees {
-		info := treeInfo{Name: t.Name, Aliases: t.Aliases, Path: t.Path, OS: ostree.OSName(t.Path),
+		info := treeInfo{Name: t.Name, Aliases: t.Aliases, Path: t.Path, OS: ostree.OSName(st.hostPath(t.Path)),
 			Usable: true, Default: t == def, Current: t.Name == current, Description: t.Description}
 		if info.Aliases == nil {
 			info.Aliases = []string{}
 		}
-		if err := ostree.Problem(t); err != nil {
+		if err := ostree.Problem(t, st.hostPrefix); err != nil {
 			info.Usable, info.Problem = false, err.Error()
 		}
 		infos = append(infos, info)

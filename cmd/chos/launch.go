@@ -25,6 +25,9 @@ type state struct {
 	uid, gid   int // the caller's real ids
 	configFlag string
 	verbose    bool
+	// hostPrefix is where the host's root is seen: "" on the host,
+	// plan.HostDir inside a view.
+	hostPrefix string
 }
 
 func newState() *state {
@@ -32,7 +35,24 @@ func newState() *state {
 	if os.Geteuid() == 0 {
 		st.mode = nsroot.Privileged
 	}
+	// Only chos puts this directory at the root of a mount namespace: / of
+	// the host and of every view is root's and read-only to users.
+	if fi, err := os.Lstat(plan.HostDir); err == nil && fi.IsDir() {
+		st.hostPrefix = plan.HostDir
+	}
 	return st
+}
+
+// hostPath is a host path as this process reaches it.
+func (st *state) hostPath(p string) string { return filepath.Join("/", st.hostPrefix, p) }
+
+// viewRoot is where a view is assembled: the host's /chos, or an empty
+// directory that every view has, when chos runs inside one.
+func (st *state) viewRoot() string {
+	if st.hostPrefix != "" {
+		return plan.ViewDir
+	}
+	return build.ChosRoot
 }
 
 // setuid says whether chos holds root only through its setuid bit: then
@@ -64,7 +84,7 @@ func (st *state) asCaller(fn func() error) error {
 // configPaths says which configuration to read, refusing an alternative one
 // from anyone but root.
 func (st *state) configPaths() (config.Paths, error) {
-	p := config.DefaultPaths(build.SysconfDir)
+	p := config.DefaultPaths(st.hostPath(build.SysconfDir))
 	if st.configFlag == "" {
 		return p, nil
 	}
@@ -99,6 +119,15 @@ func (st *state) launch(name string, argv []string, login bool) int {
 			fmt.Fprintln(os.Stderr, "chos: warning: "+n)
 		}
 	}
+	if st.mode == nsroot.Unprivileged && !p.Host {
+		// Without root (from inside a tree, where no_new_privs keeps the
+		// setuid bit from working): a user namespace of the caller's own.
+		status, err := nsroot.RunInUserNS(p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chos: "+err.Error())
+		}
+		return status
+	}
 	lerr := nsroot.Launch(p, st.mode)
 	fmt.Fprintln(os.Stderr, "chos: "+lerr.Error())
 	return lerr.Status
@@ -128,9 +157,11 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 		return nil, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
 	}
 
-	req := plan.Request{Catalog: cat, Selection: sel, Caller: who, Argv: argv, Login: login, Root: build.ChosRoot}
+	req := plan.Request{Catalog: cat, Selection: sel, Caller: who, Argv: argv, Login: login,
+		Root: st.viewRoot(), HostPrefix: st.hostPrefix}
+	treeRoot := st.hostPath(t.Path)
 	if !t.Host {
-		if req.Entries, err = ostree.Entries(t.Path); err != nil {
+		if req.Entries, err = ostree.Entries(treeRoot); err != nil {
 			return nil, err
 		}
 		if req.Self, err = os.Executable(); err != nil {
@@ -140,10 +171,10 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	if login {
 		err := st.asCaller(func() error {
 			if who.Shell != "" {
-				_, serr := ostree.StatInTree(t.Path, who.Shell)
+				_, serr := ostree.StatInTree(treeRoot, who.Shell)
 				req.ShellInTree = serr == nil
 			}
-			data, err := ostree.ReadInTree(t.Path, "/etc/chos.conf")
+			data, err := ostree.ReadInTree(treeRoot, "/etc/chos.conf")
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}

@@ -38,6 +38,9 @@ func main() {
 var commands = []string{"exec", "shell", "select", "list", "current", "check", "plan", "help", "h"}
 
 func run(args []string) int {
+	if nsroot.IsUserNSChild(args) {
+		return nsroot.RunUserNSChild()
+	}
 	st := newState()
 	prog := filepath.Base(args[0])
 

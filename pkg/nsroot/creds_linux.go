@@ -62,17 +62,8 @@ func AsCaller(uid int, fn func() error) error {
 // the caller is root, no capability in any set and no way to regain one.
 func setCredentials(c Credentials) error {
 	if !c.KeepCaps {
-		for capNo := 0; ; capNo++ {
-			err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(capNo), 0, 0, 0)
-			if errors.Is(err, unix.EINVAL) {
-				break // past the last capability the kernel knows
-			}
-			if err != nil {
-				return fmt.Errorf("dropping capability %d from the bounding set: %w", capNo, err)
-			}
-		}
-		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("clearing ambient capabilities: %w", err)
+		if err := dropBounding(); err != nil {
+			return err
 		}
 	}
 	if err := setgroups(c.Groups); err != nil {
@@ -87,10 +78,8 @@ func setCredentials(c Credentials) error {
 	if !c.KeepCaps {
 		// Effective and permitted went with the uid change; inheritable
 		// must be cleared by hand.
-		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var data [2]unix.CapUserData
-		if err := unix.Capset(&hdr, &data[0]); err != nil {
-			return fmt.Errorf("clearing capabilities: %w", err)
+		if err := clearCapSets(); err != nil {
+			return err
 		}
 		if err := verifyDropped(c); err != nil {
 			return err
@@ -122,4 +111,40 @@ func verifyDropped(c Credentials) error {
 		}
 	}
 	return nil
+}
+
+// dropBounding empties the bounding and ambient sets, so that nothing the
+// command executes can be given a capability.
+func dropBounding() error {
+	for capNo := 0; ; capNo++ {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(capNo), 0, 0, 0)
+		if errors.Is(err, unix.EINVAL) {
+			break // past the last capability the kernel knows
+		}
+		if err != nil {
+			return fmt.Errorf("dropping capability %d from the bounding set: %w", capNo, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("clearing ambient capabilities: %w", err)
+	}
+	return nil
+}
+
+func clearCapSets() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clearing capabilities: %w", err)
+	}
+	return nil
+}
+
+// dropCapabilities leaves a user-namespace child with no capability in any
+// set, as a setuid launch leaves the command.
+func dropCapabilities() error {
+	if err := dropBounding(); err != nil {
+		return err
+	}
+	return clearCapSets()
 }

@@ -23,6 +23,10 @@ const (
 	Unprivileged Mode = iota
 	// Privileged chos runs with euid 0: installed setuid root, or run by root.
 	Privileged
+	// UserNamespace is the child that RunInUserNS starts: all capabilities,
+	// but only inside a user namespace of its own that maps the caller's
+	// uid and gid to themselves.
+	UserNamespace
 )
 
 // Exit statuses of a failed launch, as env(1), chroot(1) and timeout(1) use them.
@@ -58,16 +62,26 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 		}
 	}
 	if !p.Host {
-		if mode != Privileged {
-			return failed("cannot enter tree %s: chos is not installed setuid root (see `chos check`)", p.Tree)
+		if mode == Unprivileged {
+			return failed("cannot enter tree %s without privilege; use RunInUserNS", p.Tree)
 		}
-		if err := assemble(p); err != nil {
+		if err := assemble(p, mode); err != nil {
 			return failed("setting up tree %s: %w", p.Tree, err)
 		}
 	}
-	if mode == Privileged {
+	switch mode {
+	case Privileged:
 		if err := setCredentials(p.Creds); err != nil {
 			return failed("switching to uid %d: %w", p.Creds.UID, err)
+		}
+	case UserNamespace:
+		// The ids are already the caller's (mapped to themselves); what
+		// the namespace gave must not reach the command.
+		if err := dropCapabilities(); err != nil {
+			return failed("%w", err)
+		}
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return failed("setting no_new_privs: %w", err)
 		}
 	}
 	if err := enterDir(p); err != nil {
@@ -89,7 +103,7 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 
 // assemble builds the view on p.Root in a new mount namespace and makes it
 // the root.
-func assemble(p *Plan) error {
+func assemble(p *Plan, mode Mode) error {
 	// CLONE_NEWNS implies CLONE_FS: this thread gets its own root and cwd.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unsharing the mount namespace: %w", err)
@@ -99,12 +113,23 @@ func assemble(p *Plan) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return fmt.Errorf("making host mounts slave: %w", err)
 	}
-	// The caller's gid is still this thread's fsgid: what chos creates in the
-	// view must be root's.
-	if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
-		return fmt.Errorf("setting fsgid 0: %w", err)
+	if p.RootSource != "" {
+		// The host itself, seen from inside a view: its root is the view.
+		if err := unix.Mount(p.RootSource, p.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("binding %s on %s: %w", p.RootSource, p.Root, err)
+		}
+		return pivot(p.Root)
 	}
-	if err := unix.Mount(MountSource(p.Tree), p.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,uid=0,gid=0"); err != nil {
+	opts := "mode=0755"
+	if mode == Privileged {
+		// The caller's gid is still this thread's fsgid: what chos creates
+		// in the view must be root's.
+		if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
+			return fmt.Errorf("setting fsgid 0: %w", err)
+		}
+		opts += ",uid=0,gid=0"
+	}
+	if err := unix.Mount(MountSource(p.Tree), p.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mounting tmpfs on %s: %w", p.Root, err)
 	}
 	root, err := os.OpenFile(p.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -63,10 +63,13 @@ type Plan struct {
 	TreePath string
 	// Host plans run the command on the host: no namespace, no mounts.
 	Host bool
-	// Root is the host directory the view is assembled on.
-	Root   string
-	Mounts []Mount
-	Creds  Credentials
+	// Root is the directory the view is assembled on.
+	Root string
+	// RootSource, when set, is bound (recursively) as the view's root
+	// instead of a new tmpfs: the host's root, reached from inside a view.
+	RootSource string
+	Mounts     []Mount
+	Creds      Credentials
 	// Dir is the working directory; DirFallback are tried in order when it
 	// does not exist in the view (login shells only).
 	Dir         string
@@ -114,7 +117,11 @@ func (p *Plan) String() string {
 	} else {
 		fmt.Fprintf(&b, "tree      %s (%s), assembled at %s\n", p.Tree, p.TreePath, p.Root)
 		fmt.Fprintf(&b, "unshare   mount namespace, host mounts slave\n")
-		fmt.Fprintf(&b, "tmpfs     /  (%s)\n", MountSource(p.Tree))
+		if p.RootSource != "" {
+			fmt.Fprintf(&b, "bind      %s -> /  [rec]\n", p.RootSource)
+		} else {
+			fmt.Fprintf(&b, "tmpfs     /  (%s)\n", MountSource(p.Tree))
+		}
 		for _, m := range p.Mounts {
 			switch m.Op {
 			case OpBind:
@@ -125,7 +132,9 @@ func (p *Plan) String() string {
 				fmt.Fprintf(&b, "mkdir     %s  (%s)\n", m.Target, m.Why)
 			}
 		}
-		fmt.Fprintf(&b, "remount   / read-only\n")
+		if p.RootSource == "" {
+			fmt.Fprintf(&b, "remount   / read-only\n")
+		}
 		fmt.Fprintf(&b, "pivot     %s becomes /, old root detached\n", p.Root)
 	}
 	groups := make([]string, len(p.Creds.Groups))

@@ -213,15 +213,15 @@ func TestEntriesListsTopLevelWithoutFollowing(t *testing.T) {
 func TestProblemNeedsDirectoryWithShell(t *testing.T) {
 	root := t.TempDir()
 	tr := &Tree{Name: "x", Path: root}
-	if err := Problem(tr); err == nil || !strings.Contains(err.Error(), "no /bin/sh") {
+	if err := Problem(tr, ""); err == nil || !strings.Contains(err.Error(), "no /bin/sh") {
 		t.Errorf("tree without /bin/sh: %v", err)
 	}
 	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
 	os.WriteFile(filepath.Join(root, "bin/sh"), nil, 0o755)
-	if err := Problem(tr); err != nil {
+	if err := Problem(tr, ""); err != nil {
 		t.Errorf("good tree: %v", err)
 	}
-	if err := Problem(&Tree{Name: "gone", Path: filepath.Join(root, "nope")}); err == nil {
+	if err := Problem(&Tree{Name: "gone", Path: filepath.Join(root, "nope")}, ""); err == nil {
 		t.Error("missing tree path accepted")
 	}
 }

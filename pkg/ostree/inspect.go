@@ -89,18 +89,20 @@ func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
 // Problem returns why a tree cannot be used, or nil: its path must be a
 // directory with a /bin/sh (the least a login shell or `sh -c` job needs).
-func Problem(t *Tree) error {
+// hostPrefix is where the host's root is seen from here ("" on the host).
+func Problem(t *Tree, hostPrefix string) error {
 	if t.Host {
 		return nil
 	}
-	fi, err := os.Stat(t.Path)
+	root := filepath.Join("/", hostPrefix, t.Path)
+	fi, err := os.Stat(root)
 	if err != nil {
 		return fmt.Errorf("tree %s: %w", t.Name, err)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("tree %s: %s is not a directory", t.Name, t.Path)
 	}
-	if _, err := StatInTree(t.Path, "/bin/sh"); err != nil {
+	if _, err := StatInTree(root, "/bin/sh"); err != nil {
 		return fmt.Errorf("tree %s: no /bin/sh in %s: %w", t.Name, t.Path, errors.Unwrap(err))
 	}
 	return nil

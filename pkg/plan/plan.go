@@ -46,12 +46,22 @@ type Request struct {
 	Root string
 	// Self is the chos binary, bound into the view so that chos works there.
 	Self string
+	// HostPrefix is where the host's root is seen from the caller: "" on
+	// the host, HostDir inside a view. Every host path is taken below it.
+	HostPrefix string
 }
 
 // Paths inside every view.
 const (
 	// SelfDir holds chos itself inside a view; it is appended to PATH.
 	SelfDir = "/.chos/bin"
+	// HostDir shows the host's root inside a view (nosuid, nodev), so
+	// that chos can switch to another tree, or back to the host, from
+	// inside one without privilege.
+	HostDir = "/.chos/host"
+	// ViewDir is the empty directory a view is assembled on when chos is
+	// started from inside another view.
+	ViewDir = "/.chos/view"
 )
 
 // DefaultBinds are the host paths every tree gets, in mount order.
@@ -103,8 +113,13 @@ func Build(r Request) (*nsroot.Plan, error) {
 		},
 		Dir: r.Caller.Cwd,
 	}
-	if !t.Host {
+	switch {
+	case !t.Host:
 		p.Mounts = mounts(r, t)
+	case r.HostPrefix != "":
+		// Back to the host from inside a view: its root is the host's.
+		p.Host = false
+		p.RootSource = r.HostPrefix
 	}
 	if r.Login {
 		loginShell(r, p)
@@ -129,7 +144,12 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 		}
 	}
 
-	var ms []nsroot.Mount
+	host := func(p string) string { return path.Join("/", r.HostPrefix, p) }
+	// The host root first: bound later, it would carry this half-built view.
+	ms := []nsroot.Mount{{
+		Op: nsroot.OpBind, Source: host("/"), Target: HostDir, Recursive: true, NoSuid: true, NoDev: true,
+		Why: "host root, for switching trees",
+	}}
 	for _, e := range r.Entries {
 		if covered[e.Name] {
 			continue
@@ -140,7 +160,7 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: e.Target, Target: target, Why: "tree"})
 		default:
 			ms = append(ms, nsroot.Mount{
-				Op: nsroot.OpBind, Source: path.Join(t.Path, e.Name), Target: target,
+				Op: nsroot.OpBind, Source: host(path.Join(t.Path, e.Name)), Target: target,
 				Recursive: e.Kind == ostree.Dir, ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true,
 				NoFollow: true, Why: "tree",
 			})
@@ -148,7 +168,7 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 	}
 	for _, b := range binds {
 		ms = append(ms, nsroot.Mount{
-			Op: nsroot.OpBind, Source: b.Source, Target: b.Dest, Recursive: true,
+			Op: nsroot.OpBind, Source: host(b.Source), Target: b.Dest, Recursive: true,
 			ReadOnly: b.ReadOnly, Optional: b.Optional, Why: why(b),
 			// Site binds are data; the default ones keep the host's flags
 			// (/dev must keep its devices).
@@ -157,10 +177,11 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 	}
 	for _, f := range t.Identity {
 		ms = append(ms, nsroot.Mount{
-			Op: nsroot.OpBind, Source: f, Target: f, ReadOnly: true, NoSuid: true, NoDev: true,
+			Op: nsroot.OpBind, Source: host(f), Target: f, ReadOnly: true, NoSuid: true, NoDev: true,
 			Optional: true, Why: "identity",
 		})
 	}
+	ms = append(ms, nsroot.Mount{Op: nsroot.OpMkdir, Target: ViewDir, Why: "for switching trees"})
 	if r.Self != "" {
 		ms = append(ms, nsroot.Mount{
 			Op: nsroot.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,

@@ -114,7 +114,7 @@ func TestPlanHostBindsParentsFirstWithoutDuplicates(t *testing.T) {
 			targets = append(targets, m.Target)
 		}
 	}
-	want := []string{"/dev", "/home", "/proc", "/proj", "/run", "/sys", "/tmp", "/global/scratch", "/var/tmp",
+	want := []string{"/.chos/host", "/dev", "/home", "/proc", "/proj", "/run", "/sys", "/tmp", "/global/scratch", "/var/tmp",
 		"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf", "/etc/localtime", "/.chos/bin/chos"}
 	if !reflect.DeepEqual(targets, want) {
 		t.Errorf("host binds = %v\nwant        %v", targets, want)
@@ -254,5 +254,29 @@ func TestPlanPrints(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+func TestPlanFromInsideViewTakesHostPathsBelowHostDir(t *testing.T) {
+	r := request(t, "el7")
+	r.HostPrefix, r.Root = HostDir, ViewDir
+	p := build(t, r)
+	for target, source := range map[string]string{"/.chos/host": "/.chos/host", "/usr": "/.chos/host/os/el7/usr",
+		"/dev": "/.chos/host/dev", "/etc/passwd": "/.chos/host/etc/passwd", "/.chos/bin/chos": "/usr/bin/chos"} {
+		if m, _ := find(p, target); m.Source != source {
+			t.Errorf("%s: source %q, want %q", target, m.Source, source)
+		}
+	}
+	if p.Root != ViewDir {
+		t.Errorf("root = %s", p.Root)
+	}
+}
+
+func TestPlanBackToHostFromInsideViewBindsHostRoot(t *testing.T) {
+	r := request(t, "local")
+	r.HostPrefix, r.Root = HostDir, ViewDir
+	p := build(t, r)
+	if p.Host || p.RootSource != HostDir || len(p.Mounts) != 0 || p.Tree != "local" {
+		t.Errorf("plan = %+v", p)
 	}
 }

@@ -1,0 +1,138 @@
+package nsroot
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// childArg marks the re-executed chos that carries out a plan inside a new
+// user namespace. It grants nothing: that process has only what the user
+// namespace gives, which any user can make for themselves.
+const childArg = "__chos_userns_child"
+
+// IsUserNSChild says whether this process was started by RunInUserNS.
+func IsUserNSChild(args []string) bool { return len(args) == 2 && args[1] == childArg }
+
+// planFD is where the child reads its plan.
+const planFD = 3
+
+// RunInUserNS carries out p without privilege: a child in a new user and
+// mount namespace (which a multithreaded Go process cannot enter in place)
+// builds the view and execs the command, while this process stays in
+// between: it forwards signals, follows the child's job-control stops, dies
+// with it (the child is killed if this process dies) and returns its status.
+func RunInUserNS(p *Plan) (int, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return StatusFailed, fmt.Errorf("encoding the plan: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return StatusFailed, fmt.Errorf("making a pipe for the plan: %w", err)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{"chos", childArg},
+		Env:        []string{},
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: []*os.File{r},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+			// setgroups stays denied: an unprivileged user may not drop
+			// the groups that deny them access.
+			GidMappingsEnableSetgroups: false,
+			// The child runs as the caller's uid, not root, inside the new
+			// namespace: its re-exec would drop the capabilities the
+			// namespace gave unless they are ambient. It drops them all
+			// itself before executing the command.
+			AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP},
+			Pdeathsig:   unix.SIGKILL,
+		},
+	}
+	// Catch before starting, so that nothing is lost in between.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return StatusFailed, fmt.Errorf("starting a user namespace (see `chos check`): %w", err)
+	}
+	r.Close()
+	_, werr := w.Write(data)
+	w.Close()
+	if werr != nil {
+		cmd.Process.Kill()
+	}
+	pid := cmd.Process.Pid
+	go forward(sigs, pid)
+	return wait(pid)
+}
+
+// forward passes signals to the child. Those a terminal sends to the whole
+// foreground process group already reach the child, so they are not sent
+// twice; SIGCHLD is this process's own business.
+func forward(sigs <-chan os.Signal, pid int) {
+	for s := range sigs {
+		switch s {
+		case unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGWINCH, unix.SIGCHLD, unix.SIGURG:
+			continue
+		}
+		unix.Kill(pid, s.(syscall.Signal))
+	}
+}
+
+// wait returns the child's exit status; a child that stops stops this
+// process too, so that the shell's job control sees the job stop, and both
+// go on when the shell continues the process group.
+func wait(pid int) (int, error) {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return StatusFailed, fmt.Errorf("waiting for the command: %w", err)
+		}
+		switch {
+		case ws.Stopped():
+			unix.Kill(os.Getpid(), unix.SIGSTOP)
+		case ws.Exited():
+			return ws.ExitStatus(), nil
+		case ws.Signaled():
+			return 128 + int(ws.Signal()), nil
+		}
+	}
+}
+
+// RunUserNSChild is the child's side: it reads the plan and carries it out.
+// It returns only on failure, with the status to exit with.
+func RunUserNSChild() int {
+	f := os.NewFile(planFD, "plan")
+	data, err := io.ReadAll(f)
+	f.Close()
+	var p Plan
+	if err == nil {
+		err = json.Unmarshal(data, &p)
+	}
+	if err != nil || len(data) == 0 {
+		fmt.Fprintf(os.Stderr, "chos: reading the plan from the parent: %v\n", err)
+		return StatusFailed
+	}
+	lerr := Launch(&p, UserNamespace)
+	fmt.Fprintln(os.Stderr, "chos: "+lerr.Error())
+	return lerr.Status
+}
