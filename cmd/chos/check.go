@@ -86,9 +86,9 @@ func checkBinary(k *checker, running bool) {
 	case nosuid:
 		k.fail("binary", "%s is setuid root but its file system is mounted nosuid", self)
 	case fi.Mode().Perm()&0o022 != 0:
-		k.fail("binary", "%s is writable by group or others (mode %v)", self, fi.Mode())
+		k.fail("binary", "%s is writable by group or others (mode %s)", self, octal(fi.Mode()))
 	default:
-		k.ok("binary", "%s is setuid root (mode %v)", self, fi.Mode())
+		k.ok("binary", "%s is setuid root (mode %s)", self, octal(fi.Mode()))
 	}
 	mode := "setuid (running with euid 0)"
 	if !running {
@@ -115,6 +115,7 @@ func checkKernel(k *checker) {
 		return
 	}
 	k.ok("kernel", "%s: mount namespaces, pivot_root, recursive mount attributes", release)
+	checkUserNS(k)
 	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter("/"))
 	if err == nil && len(mounts) == 1 && !strings.Contains(mounts[0].Optional, "shared:") {
 		k.warn("propagation", "the host's / is not a shared mount: file systems mounted on the host after a launch (autofs /home) will not reach running commands; `mount --make-rshared /` at boot fixes it (systemd does it)")
@@ -129,7 +130,7 @@ func checkRoot(k *checker) {
 	case !fi.IsDir():
 		k.fail("assembly point", "%s is not a directory", build.ChosRoot)
 	case fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm()&0o022 != 0:
-		k.fail("assembly point", "%s must be owned by root and not writable by others (mode %v)", build.ChosRoot, fi.Mode())
+		k.fail("assembly point", "%s must be owned by root and not writable by others (mode %s)", build.ChosRoot, octal(fi.Mode()))
 	default:
 		k.ok("assembly point", "%s", build.ChosRoot)
 	}
@@ -158,7 +159,7 @@ func (st *state) checkConfig(k *checker) *ostree.Catalog {
 	for _, f := range set.Files {
 		files = append(files, f.Name)
 	}
-	k.ok("configuration", "%s: %d trees", strings.Join(files, ", "), len(cat.Trees)-1)
+	k.ok("configuration", "%s: trees: %d", strings.Join(files, ", "), len(cat.Trees)-1)
 	for _, f := range files {
 		if err := config.CheckRootOwned(f); err != nil {
 			k.fail("ownership", "%v", err)
@@ -197,4 +198,37 @@ func bindOrigin(b config.Bind) string {
 		return "default"
 	}
 	return b.At.String()
+}
+
+// checkUserNS reports whether unprivileged user namespaces, which chos uses
+// to switch trees from inside a tree, are allowed, and which knob forbids them.
+func checkUserNS(k *checker) {
+	knobs := []struct{ file, bad, fix string }{
+		{"/proc/sys/user/max_user_namespaces", "0", "sysctl user.max_user_namespaces=15000"},
+		{"/proc/sys/kernel/unprivileged_userns_clone", "0", "sysctl kernel.unprivileged_userns_clone=1"},
+		{"/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1", "sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for chos"},
+	}
+	for _, kn := range knobs {
+		data, err := os.ReadFile(kn.file)
+		if err == nil && strings.TrimSpace(string(data)) == kn.bad {
+			k.warn("user namespaces", "%s is %s: switching trees from inside a tree will fail; %s", kn.file, kn.bad, kn.fix)
+			return
+		}
+	}
+	k.ok("user namespaces", "allowed for unprivileged users (used to switch trees from inside a tree)")
+}
+
+// octal shows a mode as chmod takes it (4755).
+func octal(m fs.FileMode) string {
+	v := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return fmt.Sprintf("%04o", v)
 }
