@@ -195,7 +195,7 @@ func bind(root *os.File, m Mount) error {
 	}
 	dst, err := mountpoint(root, m.Target, fi.IsDir())
 	if err != nil {
-		if m.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.EROFS)) {
+		if m.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotOnView)) {
 			return errSkipped
 		}
 		return err
@@ -255,20 +255,25 @@ func restrict(top *os.File, m Mount) error {
 }
 
 // mountpoint opens, creating it if needed, a directory or file at target
-// inside the view. Creation succeeds on the view's tmpfs and fails with
-// EROFS inside a read-only tree.
+// inside the view. chos creates mount points only on the view's own tmpfs:
+// never inside a tree (read-only anyway) and never on a host file system
+// bound into the view, where root would be creating files in places users
+// can write to.
 func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
+	if h, err := pathrs.OpenatInRoot(root, target); err == nil {
+		return h, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("opening mount point: %w", err)
+	}
+	if err := onViewRoot(root, target); err != nil {
+		return nil, err
+	}
 	if dir {
 		h, err := pathrs.MkdirAllHandle(root, target, 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("making mount point: %w", err)
 		}
 		return h, nil
-	}
-	if h, err := pathrs.OpenatInRoot(root, target); err == nil {
-		return h, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("opening mount point: %w", err)
 	}
 	parent, err := pathrs.MkdirAllHandle(root, path.Dir(target), 0o755)
 	if err != nil {
@@ -281,6 +286,37 @@ func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
 	}
 	unix.Close(fd)
 	return pathrs.OpenatInRoot(root, target)
+}
+
+// errNotOnView refuses to create a mount point outside the view's tmpfs.
+var errNotOnView = errors.New("missing, and chos creates mount points only on the view's own root")
+
+// onViewRoot checks that the deepest existing ancestor of target is on the
+// same file system as the view's root (its tmpfs).
+func onViewRoot(root *os.File, target string) error {
+	var rootSt unix.Stat_t
+	if err := unix.Fstat(int(root.Fd()), &rootSt); err != nil {
+		return fmt.Errorf("inspecting the view's root: %w", err)
+	}
+	for dir := path.Dir(target); ; dir = path.Dir(dir) {
+		h, err := pathrs.OpenatInRoot(root, dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // "/" always exists, so this ends
+		}
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", dir, err)
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(int(h.Fd()), &st)
+		h.Close()
+		if err != nil {
+			return fmt.Errorf("inspecting %s: %w", dir, err)
+		}
+		if st.Dev != rootSt.Dev {
+			return fmt.Errorf("mount point %s: %w (%s is not)", target, errNotOnView, dir)
+		}
+		return nil
+	}
 }
 
 func symlink(root *os.File, m Mount) error {
