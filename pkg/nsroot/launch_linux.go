@@ -108,6 +108,9 @@ func assemble(p *Plan, mode Mode) error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unsharing the mount namespace: %w", err)
 	}
+	// The thread now has its own umask (CLONE_FS): mount points must not
+	// depend on the caller's, and the command gets the caller's back.
+	defer unix.Umask(unix.Umask(0o022))
 	// Slave: nothing mounted here reaches the host, but host mounts made
 	// later (autofs /home, new scratch) still reach the command.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
