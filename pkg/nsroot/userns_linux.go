@@ -81,17 +81,33 @@ func RunInUserNS(p *Plan) (int, error) {
 	return wait(pid)
 }
 
-// forward passes signals to the child. Those a terminal sends to the whole
-// foreground process group already reach the child, so they are not sent
-// twice; SIGCHLD is this process's own business.
+// forward passes signals to the child. Those a terminal sends to its whole
+// foreground process group reach the child already; they are forwarded only
+// when this process is not in the foreground of a terminal (a batch job, a
+// `kill` from elsewhere), so that none arrives twice.
 func forward(sigs <-chan os.Signal, pid int) {
 	for s := range sigs {
 		switch s {
-		case unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGWINCH, unix.SIGCHLD, unix.SIGURG:
+		case unix.SIGCHLD, unix.SIGURG: // this process's own business
 			continue
+		case unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGWINCH:
+			if inForeground() {
+				continue
+			}
 		}
 		unix.Kill(pid, s.(syscall.Signal))
 	}
+}
+
+// inForeground says whether this process group owns its terminal.
+func inForeground() bool {
+	tty, err := os.Open("/dev/tty")
+	if err != nil {
+		return false
+	}
+	defer tty.Close()
+	fg, err := unix.IoctlGetInt(int(tty.Fd()), unix.TIOCGPGRP)
+	return err == nil && fg == unix.Getpgrp()
 }
 
 // wait returns the child's exit status; a child that stops stops this
