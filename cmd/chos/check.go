@@ -15,6 +15,7 @@ import (
 
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
 )
@@ -37,13 +38,12 @@ func (k *checker) warn(what, detail string, args ...any) {
 }
 
 func (st *state) cmdCheck(c *cli.Context) error {
-	wasSetuid := st.setuid()
 	if err := st.dropPrivilege(); err != nil {
 		return err
 	}
 	k := &checker{}
-	checkBinary(k, wasSetuid)
-	checkKernel(k)
+	checkBinary(k, st.userns)
+	checkKernel(k, st.userns)
 	checkRoot(k)
 
 	cat := st.checkConfig(k)
@@ -66,7 +66,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 	return nil
 }
 
-func checkBinary(k *checker, running bool) {
+func checkBinary(k *checker, userns bool) {
 	self, err := os.Executable()
 	if err != nil {
 		k.fail("binary", "cannot find the chos binary: %v", err)
@@ -80,27 +80,27 @@ func checkBinary(k *checker, running bool) {
 	st := fi.Sys().(*syscall.Stat_t)
 	var sfs unix.Statfs_t
 	nosuid := unix.Statfs(self, &sfs) == nil && sfs.Flags&unix.ST_NOSUID != 0
+	setuidRoot := st.Uid == 0 && fi.Mode()&fs.ModeSetuid != 0
 	switch {
-	case st.Uid != 0 || fi.Mode()&fs.ModeSetuid == 0:
-		k.fail("binary", "%s is not setuid root (owner uid %d, mode %v): only `chos exec local` works; install with `make install` as root", self, st.Uid, fi.Mode())
-	case nosuid:
-		k.fail("binary", "%s is setuid root but its file system is mounted nosuid", self)
+	case !setuidRoot && userns:
+		k.ok("binary", "%s is not setuid root (owner uid %d, mode %s): trees are entered through user namespaces", self, st.Uid, octal(fi.Mode()))
+	case !setuidRoot:
+		k.fail("binary", "%s is not setuid root (owner uid %d, mode %s)", self, st.Uid, octal(fi.Mode()))
+	case nosuid && !userns:
+		k.fail("binary", "%s is setuid root but its file system is mounted nosuid: remount it without nosuid, or use --mode=userns", self)
 	case fi.Mode().Perm()&0o022 != 0:
 		k.fail("binary", "%s is writable by group or others (mode %s)", self, octal(fi.Mode()))
 	default:
 		k.ok("binary", "%s is setuid root (mode %s)", self, octal(fi.Mode()))
 	}
-	mode := "setuid (running with euid 0)"
-	if !running {
-		mode = "unprivileged (this run holds no root; trees need the setuid binary)"
+	if userns {
+		k.ok("mode", "userns: each launch enters a user namespace of your own (supplementary groups show as nogroup, other users' files as nobody, setuid tools do not work inside; personal trees are available)")
+	} else {
+		k.ok("mode", "setuid: the command runs with your uid, gid and groups, exactly")
 	}
-	if os.Getuid() == 0 {
-		mode = "root caller"
-	}
-	k.ok("mode", "%s", mode)
 }
 
-func checkKernel(k *checker) {
+func checkKernel(k *checker, userns bool) {
 	var u unix.Utsname
 	unix.Uname(&u)
 	release := unix.ByteSliceToString(u.Release[:])
@@ -115,7 +115,7 @@ func checkKernel(k *checker) {
 		return
 	}
 	k.ok("kernel", "%s: mount namespaces, pivot_root, recursive mount attributes", release)
-	checkUserNS(k)
+	checkUserNS(k, userns)
 	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter("/"))
 	if err == nil && len(mounts) == 1 && !strings.Contains(mounts[0].Optional, "shared:") {
 		k.warn("propagation", "the host's / is not a shared mount: file systems mounted on the host after a launch (autofs /home) will not reach running commands; `mount --make-rshared /` at boot fixes it (systemd does it)")
@@ -200,22 +200,33 @@ func bindOrigin(b config.Bind) string {
 	return b.At.String()
 }
 
-// checkUserNS reports whether unprivileged user namespaces, which chos uses
-// to switch trees from inside a tree, are allowed, and which knob forbids them.
-func checkUserNS(k *checker) {
+// checkUserNS starts a user namespace for real and, if that fails, says
+// which knob forbids it and how to change it. It is required in userns
+// mode; in setuid mode only switching trees from inside a tree needs it.
+func checkUserNS(k *checker, userns bool) {
+	report := k.warn
+	need := "switching trees from inside a tree"
+	if userns {
+		report, need = k.fail, "every launch in userns mode"
+	}
+	err := nsroot.ProbeUserNS()
+	if err == nil {
+		k.ok("user namespaces", "an unprivileged user namespace can be created (needed for %s)", need)
+		return
+	}
 	knobs := []struct{ file, bad, fix string }{
-		{"/proc/sys/user/max_user_namespaces", "0", "sysctl user.max_user_namespaces=15000"},
-		{"/proc/sys/kernel/unprivileged_userns_clone", "0", "sysctl kernel.unprivileged_userns_clone=1"},
-		{"/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1", "sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for chos"},
+		{"/proc/sys/user/max_user_namespaces", "0", "sysctl -w user.max_user_namespaces=15000"},
+		{"/proc/sys/kernel/unprivileged_userns_clone", "0", "sysctl -w kernel.unprivileged_userns_clone=1"},
+		{"/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1", "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing userns for chos"},
 	}
 	for _, kn := range knobs {
-		data, err := os.ReadFile(kn.file)
-		if err == nil && strings.TrimSpace(string(data)) == kn.bad {
-			k.warn("user namespaces", "%s is %s: switching trees from inside a tree will fail; %s", kn.file, kn.bad, kn.fix)
+		data, rerr := os.ReadFile(kn.file)
+		if rerr == nil && strings.TrimSpace(string(data)) == kn.bad {
+			report("user namespaces", "%s is %s, which forbids %s; to allow it: %s", kn.file, kn.bad, need, kn.fix)
 			return
 		}
 	}
-	k.ok("user namespaces", "allowed for unprivileged users (used to switch trees from inside a tree)")
+	report("user namespaces", "cannot create one (%v), which %s needs; a container or seccomp policy may forbid it", err, need)
 }
 
 // octal shows a mode as chmod takes it (4755).

@@ -126,6 +126,7 @@ type treeInfo struct {
 	Default     bool     `json:"default"`
 	Current     bool     `json:"current"`
 	Description string   `json:"description,omitempty"`
+	Personal    bool     `json:"personal"`
 }
 
 func (st *state) cmdList(c *cli.Context) error {
@@ -150,7 +151,7 @@ func (st *state) cmdList(c *cli.Context) error {
 	infos := make([]treeInfo, 0, len(cat.Trees))
 	for _, t := range cat.Trees {
 		info := treeInfo{Name: t.Name, Aliases: t.Aliases, Path: t.Path, OS: ostree.OSName(st.hostPath(t.Path)),
-			Usable: true, Default: t == def, Current: t.Name == current, Description: t.Description}
+			Usable: true, Default: t == def, Current: t.Name == current, Description: t.Description, Personal: t.Personal}
 		if info.Aliases == nil {
 			info.Aliases = []string{}
 		}
@@ -177,6 +178,9 @@ func (st *state) cmdList(c *cli.Context) error {
 		}
 		if i.Default {
 			status += " (your default)"
+		}
+		if i.Personal {
+			status += " (personal)"
 		}
 		fmt.Fprintf(w, "%s %s\t%s\t%s\t%s\t%s\n", mark, i.Name, strings.Join(i.Aliases, ","), i.Path, orDash(i.OS), status)
 	}

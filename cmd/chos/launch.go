@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -21,7 +20,11 @@ import (
 // state is what chos knows of its own invocation. mode is decided once, from
 // the ids chos was executed with, and never re-derived later.
 type state struct {
-	mode       nsroot.Mode
+	mode nsroot.Mode
+	// userns: trees are entered through user namespaces (no setuid root,
+	// or forced); personal trees are then available. Unlike mode, dropping
+	// root for a command that needs none does not change it.
+	userns     bool
 	uid, gid   int // the caller's real ids
 	configFlag string
 	verbose    bool
@@ -34,6 +37,8 @@ func newState() *state {
 	st := &state{uid: os.Getuid(), gid: os.Getgid()}
 	if os.Geteuid() == 0 {
 		st.mode = nsroot.Privileged
+	} else {
+		st.userns = true
 	}
 	// Only chos puts this directory at the root of a mount namespace: / of
 	// the host and of every view is root's and read-only to users.
@@ -65,12 +70,40 @@ func (st *state) dropPrivilege() error {
 	if !st.setuid() {
 		return nil
 	}
-	// syscall.Setresuid changes every thread of the process.
-	if err := syscall.Setresuid(st.uid, st.uid, st.uid); err != nil {
-		return fail(statusFailed, fmt.Errorf("dropping privilege: %w", err))
+	if err := nsroot.DropPrivilege(st.uid); err != nil {
+		return fail(statusFailed, err)
 	}
 	st.mode = nsroot.Unprivileged
 	return nil
+}
+
+// setMode applies a forced mode. Forcing can only give privilege up: userns
+// from a setuid binary drops root for good; setuid without it is an error.
+func (st *state) setMode(mode string) error {
+	switch mode {
+	case "", "auto":
+		return nil
+	case "userns":
+		if err := st.dropPrivilege(); err != nil {
+			return err
+		}
+		st.mode, st.userns = nsroot.Unprivileged, true
+		return nil
+	case "setuid":
+		if st.userns {
+			return fail(statusFailed, fmt.Errorf("--mode=setuid: this chos is not running setuid root (see `chos check`)"))
+		}
+		return nil
+	}
+	return fail(statusUsage, fmt.Errorf("unknown mode %q (auto, setuid or userns)", mode))
+}
+
+// modeName says how this chos enters trees.
+func (st *state) modeName() string {
+	if st.userns {
+		return "userns"
+	}
+	return "setuid"
 }
 
 // asCaller runs a lookup with the caller's own rights.
@@ -103,7 +136,48 @@ func (st *state) catalog() (*ostree.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.userns {
+		// Personal trees only ever run with the user's own rights.
+		if set.Personal, err = config.LoadPersonal(st.personalPath()); err != nil {
+			return nil, err
+		}
+	}
 	return ostree.NewCatalog(set)
+}
+
+// personalPath is the caller's file of personal trees.
+func (st *state) personalPath() string {
+	home := os.Getenv("HOME")
+	if pw, ok := lookupPasswd("/etc/passwd", st.uid); ok {
+		home = pw.home
+	}
+	return config.PersonalPath(home, os.Getenv("XDG_CONFIG_HOME"))
+}
+
+// explainPersonal turns "unknown tree" into a clearer refusal when the name
+// is one of the caller's personal trees, which setuid chos never uses.
+func (st *state) explainPersonal(err error) error {
+	var ue *ostree.UnknownTreeError
+	if st.userns || !errors.As(err, &ue) {
+		return err
+	}
+	var at string
+	st.asCaller(func() error {
+		f, perr := config.LoadPersonal(st.personalPath())
+		if perr != nil || f == nil {
+			return perr
+		}
+		for _, a := range f.Shells {
+			if a.Name == ue.Name {
+				at = a.At.String()
+			}
+		}
+		return nil
+	})
+	if at == "" {
+		return err
+	}
+	return fmt.Errorf("tree %q is a personal tree (%s): the setuid chos never uses personal trees; run it with --mode=userns", ue.Name, at)
 }
 
 // launch runs argv (or the login shell) in the named or selected tree and
@@ -150,7 +224,7 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	}
 	sel, err := cat.Select(in)
 	if err != nil {
-		return nil, err
+		return nil, st.explainPersonal(err)
 	}
 	t := sel.Tree
 	if (len(t.Users) > 0 || len(t.Groups) > 0) && !t.Allows(st.uid, who.Name, groupKeys(append([]int{who.GID}, who.Groups...))) {

@@ -43,6 +43,10 @@ func run(args []string) int {
 	}
 	st := newState()
 	prog := filepath.Base(args[0])
+	// The legacy and vsys forms take no options; CHOS_MODE still applies.
+	if err := st.setMode(os.Getenv("CHOS_MODE")); err != nil {
+		return report(err)
+	}
 
 	// vsys form: invoked as a link named after a tree (rh73 -> chos).
 	if !strings.HasPrefix(prog, "chos") {
@@ -106,11 +110,12 @@ func (st *state) app() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "read this configuration file instead of " + filepath.Join(build.SysconfDir, "chos") + " (root only)", EnvVars: []string{"CHOS_CONFIG"}},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print notes on what is skipped"},
+			&cli.StringFlag{Name: "mode", Usage: "how to enter trees: auto (setuid when the binary is setuid root, else user namespaces), setuid, userns", EnvVars: []string{"CHOS_MODE"}, Value: "auto"},
 		},
 		Before: func(c *cli.Context) error {
 			st.configFlag = c.String("config")
 			st.verbose = c.Bool("verbose")
-			return nil
+			return st.setMode(c.String("mode"))
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -34,6 +34,9 @@ func DefaultPaths(sysconfdir string) Paths {
 type Set struct {
 	Files     []*File
 	Sysconfig *Sysconfig // nil when the host has none
+	// Personal is the user's own file of personal trees, used only when
+	// chos runs without privilege; nil when there is none.
+	Personal *File
 }
 
 // Load reads the system configuration. With requireRoot (always so when chos
@@ -143,4 +146,25 @@ func checkComponents(orig, abs string, stat func(string) (fs.FileInfo, error)) e
 			return nil
 		}
 	}
+}
+
+// PersonalPath is the file in which a user declares personal trees.
+func PersonalPath(home, xdgConfigHome string) string {
+	if xdgConfigHome != "" && filepath.IsAbs(xdgConfigHome) {
+		return filepath.Join(xdgConfigHome, "chos", "chos.conf")
+	}
+	return filepath.Join(home, ".config", "chos", "chos.conf")
+}
+
+// LoadPersonal reads a user's personal trees; a missing file is none. It
+// must be called with the user's own rights: nothing in it is trusted.
+func LoadPersonal(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading personal trees: %w", err)
+	}
+	return Parse(path, data)
 }

@@ -3,6 +3,7 @@ package nsroot
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -147,4 +148,21 @@ func dropCapabilities() error {
 		return err
 	}
 	return clearCapSets()
+}
+
+// DropPrivilege gives up root for good, in every thread, before chos has
+// read anything with root's rights; the process is then an ordinary one of
+// the caller's (dumpable again, so that it can re-execute itself).
+func DropPrivilege(uid int) error {
+	// syscall.Setresuid changes every thread of the process.
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		return fmt.Errorf("dropping privilege: %w", err)
+	}
+	if r, e, s := unix.Getresuid(); r != uid || e != uid || s != uid {
+		return fmt.Errorf("dropping privilege: uid is %d/%d/%d", r, e, s)
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("making chos dumpable after dropping privilege: %w", err)
+	}
+	return nil
 }

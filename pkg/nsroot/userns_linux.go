@@ -152,3 +152,19 @@ func RunUserNSChild() int {
 	fmt.Fprintln(os.Stderr, "chos: "+lerr.Error())
 	return lerr.Status
 }
+
+// ProbeUserNS creates a user and mount namespace like RunInUserNS does,
+// running `chos --version` in it, to tell whether the kernel allows it.
+func ProbeUserNS() error {
+	uid, gid := os.Getuid(), os.Getgid()
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe",
+		Args: []string{"chos", "--version"},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+		},
+	}
+	return cmd.Run()
+}

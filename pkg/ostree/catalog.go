@@ -23,10 +23,13 @@ const (
 
 // Tree is one configured OS tree with everything chos knows of it.
 type Tree struct {
-	Name        string   // canonical name: the first alias given for Path
-	Aliases     []string // the other names, in file order
-	Path        string
-	Host        bool // Path is "/": the host itself, no namespace
+	Name    string   // canonical name: the first alias given for Path
+	Aliases []string // the other names, in file order
+	Path    string
+	Host    bool // Path is "/": the host itself, no namespace
+	// Personal trees come from the user's own file; chos uses them only
+	// without privilege.
+	Personal    bool
 	Description string
 	Binds       []config.Bind
 	Identity    []string
@@ -89,6 +92,11 @@ func NewCatalog(set *config.Set) (*Catalog, error) {
 		}
 	}
 	c.Default = c.byName[defaultName]
+	if set.Personal != nil {
+		if err := c.addPersonal(set.Personal); err != nil {
+			return nil, err
+		}
+	}
 
 	for _, f := range set.Files {
 		for _, ts := range f.Trees {
@@ -99,19 +107,64 @@ func NewCatalog(set *config.Set) (*Catalog, error) {
 			if t.Host {
 				return nil, &config.Error{At: ts.At, Msg: fmt.Sprintf("%%TREE %s: the host (path /) takes no tree settings", ts.Name)}
 			}
-			if ts.Description != "" {
-				t.Description = ts.Description
-			}
-			t.Binds = append(t.Binds, ts.Binds...)
-			if ts.IdentitySet {
-				t.Identity = ts.Identity
-			}
-			t.AllowSetuid = t.AllowSetuid || ts.AllowSetuid
-			t.Users = append(t.Users, ts.Users...)
-			t.Groups = append(t.Groups, ts.Groups...)
+			applySettings(t, ts)
 		}
 	}
 	return c, nil
+}
+
+// applySettings merges a %TREE section into a tree.
+func applySettings(t *Tree, ts config.TreeSettings) {
+	if ts.Description != "" {
+		t.Description = ts.Description
+	}
+	t.Binds = append(t.Binds, ts.Binds...)
+	if ts.IdentitySet {
+		t.Identity = ts.Identity
+	}
+	t.AllowSetuid = t.AllowSetuid || ts.AllowSetuid
+	t.Users = append(t.Users, ts.Users...)
+	t.Groups = append(t.Groups, ts.Groups...)
+}
+
+// addPersonal adds a user's own trees. They may not take a system tree's
+// name or path, change a system tree, or bind into every tree: system trees
+// look the same in every mode.
+func (c *Catalog) addPersonal(f *config.File) error {
+	if len(f.Binds) > 0 {
+		return &config.Error{At: f.Binds[0].At, Msg: "%BIND is for the system configuration; give a personal tree its binds with `bind =` in its %TREE section"}
+	}
+	c.Env = append(c.Env, f.Env...)
+	mine := map[string]*Tree{}
+	for _, a := range f.Shells {
+		if prev, ok := c.byName[a.Name]; ok && !prev.Personal {
+			return &config.Error{At: a.At, Msg: fmt.Sprintf("%q is a system tree's name (%s); choose another name for a personal tree", a.Name, prev.At)}
+		} else if ok && prev.Path != a.Path {
+			return &config.Error{At: a.At, Msg: fmt.Sprintf("name %q is given to %s here but to %s at %s", a.Name, a.Path, prev.Path, prev.At)}
+		} else if ok {
+			continue
+		}
+		if a.Path == "/" || a.Name == defaultName {
+			return &config.Error{At: a.At, Msg: "a personal tree cannot be the host or the default; use `chos select` to pick a default"}
+		}
+		t, ok := mine[a.Path]
+		if !ok {
+			t = &Tree{Name: a.Name, Path: a.Path, At: a.At, Identity: DefaultIdentity, Personal: true}
+			mine[a.Path] = t
+			c.Trees = append(c.Trees, t)
+		} else {
+			t.Aliases = append(t.Aliases, a.Name)
+		}
+		c.byName[a.Name] = t
+	}
+	for _, ts := range f.Trees {
+		t, ok := c.byName[ts.Name]
+		if !ok || !t.Personal {
+			return &config.Error{At: ts.At, Msg: fmt.Sprintf("%%TREE %s: personal settings apply only to personal trees", ts.Name)}
+		}
+		applySettings(t, ts)
+	}
+	return nil
 }
 
 // UnknownTreeError is returned for a name no tree has.
