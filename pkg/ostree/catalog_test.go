@@ -225,3 +225,43 @@ func TestProblemNeedsDirectoryWithShell(t *testing.T) {
 		t.Error("missing tree path accepted")
 	}
 }
+
+func personalCatalog(t *testing.T, personal string) (*Catalog, error) {
+	t.Helper()
+	sys, _ := config.Parse("/etc/chos", []byte(site))
+	p, err := config.Parse("/home/u/.config/chos/chos.conf", []byte(personal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewCatalog(&config.Set{Files: []*config.File{sys}, Personal: p})
+}
+
+func TestPersonalTreesAreMarkedAndSettable(t *testing.T) {
+	c, err := personalCatalog(t, "%SHELLS\nmine:/home/u/tree\nmine2:/home/u/tree\n%TREE mine\nbind = /scratch/u /scratch ro\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := c.Lookup("mine2")
+	if !ok || !m.Personal || m.Name != "mine" || len(m.Binds) != 1 {
+		t.Errorf("personal tree = %+v", m)
+	}
+	if el, _ := c.Lookup("el7"); el.Personal {
+		t.Error("system tree marked personal")
+	}
+}
+
+func TestPersonalTreesCannotChangeTheSystem(t *testing.T) {
+	cases := map[string]string{
+		"system name":         "%SHELLS\nel7:/home/u/tree\n",
+		"host":                "%SHELLS\nmine:/\n",
+		"default":             "%SHELLS\ndefault:/home/u/tree\n",
+		"system tree setting": "%TREE el7\nbind = /x\n",
+		"global bind":         "%BIND\n/x\n",
+	}
+	for name, src := range cases {
+		_, err := personalCatalog(t, src)
+		if err == nil || !strings.HasPrefix(err.Error(), "/home/u/.config/chos/chos.conf:") {
+			t.Errorf("%s: error = %v, want one naming the personal file", name, err)
+		}
+	}
+}
