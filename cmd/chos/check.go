@@ -13,7 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
@@ -44,7 +43,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 	k := &checker{}
 	checkBinary(k, st.userns)
 	checkKernel(k, st.userns)
-	checkRoot(k)
+	checkRoot(k, st.viewRoot())
 
 	cat := st.checkConfig(k)
 	if cat != nil {
@@ -122,17 +121,17 @@ func checkKernel(k *checker, userns bool) {
 	}
 }
 
-func checkRoot(k *checker) {
-	fi, err := os.Lstat(build.ChosRoot)
+func checkRoot(k *checker, root string) {
+	fi, err := os.Lstat(root)
 	switch {
 	case err != nil:
 		k.fail("assembly point", "%v (make install creates it)", err)
 	case !fi.IsDir():
-		k.fail("assembly point", "%s is not a directory", build.ChosRoot)
+		k.fail("assembly point", "%s is not a directory", root)
 	case fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm()&0o022 != 0:
-		k.fail("assembly point", "%s must be owned by root and not writable by others (mode %s)", build.ChosRoot, octal(fi.Mode()))
+		k.fail("assembly point", "%s must be owned by root and not writable by others (mode %s)", root, octal(fi.Mode()))
 	default:
-		k.ok("assembly point", "%s", build.ChosRoot)
+		k.ok("assembly point", "%s", root)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -295,7 +296,7 @@ func (st *state) readDotfile(home string) string {
 // host's passwd; the environment only fills in what passwd does not say and
 // is never used to decide access.
 func (st *state) caller() (plan.Caller, error) {
-	c := plan.Caller{UID: st.uid, GID: st.gid, Env: os.Environ()}
+	c := plan.Caller{UID: st.uid, GID: st.gid, Env: callerEnv()}
 	groups, err := unix.Getgroups()
 	if err != nil {
 		return c, fmt.Errorf("reading your groups: %w", err)
@@ -328,4 +329,21 @@ func groupKeys(gids []int) []string {
 		}
 	}
 	return keys
+}
+
+// callerEnv is the environment chos was started with. Go's runtime, in a
+// setuid program, rewrites its own copy (GOTRACEBACK=none), which must not
+// reach the command: the kernel's copy is the caller's.
+func callerEnv() []string {
+	data, err := os.ReadFile("/proc/self/environ")
+	if err != nil {
+		return os.Environ()
+	}
+	var env []string
+	for _, kv := range strings.Split(string(data), "\x00") {
+		if kv != "" {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -43,13 +43,17 @@ func run(args []string) int {
 	}
 	st := newState()
 	prog := filepath.Base(args[0])
-	// The legacy and vsys forms take no options; CHOS_MODE still applies.
+	// CHOS_MODE applies to every form.
 	if err := st.setMode(os.Getenv("CHOS_MODE")); err != nil {
 		return report(err)
 	}
 
+	// Neither the legacy nor the vsys form takes options, but an
+	// alternative configuration in the environment is still refused (or,
+	// for root, honoured), never silently ignored.
+	st.configFlag = os.Getenv("CHOS_CONFIG")
 	// vsys form: invoked as a link named after a tree (rh73 -> chos).
-	if !strings.HasPrefix(prog, "chos") {
+	if prog != "chos" {
 		if len(args) == 1 || (len(args) == 2 && args[1] == "-sh") {
 			return st.launch(prog, nil, true)
 		}
@@ -133,7 +137,7 @@ func (st *state) app() *cli.App {
 				Action: func(c *cli.Context) error {
 					name, argv, err := parseExecArgs(c.Args().Slice())
 					if errors.Is(err, errHelp) {
-						return cli.ShowCommandHelp(c, "exec")
+						return cli.ShowCommandHelp(c.Lineage()[1], "exec")
 					}
 					if err != nil {
 						return fail(statusUsage, err)
@@ -165,11 +169,13 @@ func (st *state) app() *cli.App {
 				Name:   "list",
 				Usage:  "list the configured trees",
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Before: noArgs,
 				Action: st.cmdList,
 			},
 			{
 				Name:   "current",
 				Usage:  "print the tree this process runs in (local on the host)",
+				Before: noArgs,
 				Action: st.cmdCurrent,
 			},
 			{
@@ -194,21 +200,23 @@ func (st *state) app() *cli.App {
 
 var errHelp = errors.New("help requested")
 
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fail(statusUsage, fmt.Errorf("%s takes no arguments", c.Command.Name))
+	}
+	return nil
+}
+
 // parseExecArgs splits `[--] NAME [--] CMD ARGS` and `-- CMD ARGS`.
 func parseExecArgs(args []string) (name string, argv []string, err error) {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 		return "", nil, errHelp
 	}
 	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
-		// `exec -- NAME -- CMD` names the tree too.
-		if len(args) > 2 && args[1] == "--" {
-			return args[0], args[2:], nil
-		}
-		if len(args) == 0 {
+		if len(args) == 1 {
 			return "", nil, fmt.Errorf("exec: no command given")
 		}
-		return "", args, nil
+		return "", args[1:], nil
 	}
 	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		return "", nil, fmt.Errorf("exec: unknown option %q (options of the command go after NAME)", args[0])

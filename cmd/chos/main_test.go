@@ -17,7 +17,7 @@ func TestParseExecArgsNeverTakesCommandOptions(t *testing.T) {
 		{[]string{"el7", "ls", "-l"}, "el7", []string{"ls", "-l"}, false},
 		{[]string{"el7", "--", "ls", "--help"}, "el7", []string{"ls", "--help"}, false},
 		{[]string{"--", "ls", "-l"}, "", []string{"ls", "-l"}, false},
-		{[]string{"--", "el7", "--", "ls"}, "el7", []string{"ls"}, false},
+		{[]string{"--", "grep", "--", "-v", "f"}, "", []string{"grep", "--", "-v", "f"}, false},
 		{[]string{"el7", "--", "--"}, "el7", []string{"--"}, false},
 		{[]string{"el7"}, "", nil, true},
 		{[]string{"--"}, "", nil, true},

@@ -146,8 +146,10 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 
 	host := func(p string) string { return path.Join("/", r.HostPrefix, p) }
 	// The host root first: bound later, it would carry this half-built view.
+	// Not nodev: a view built from it in a user namespace could not lift
+	// that flag again from its /dev (its devices are the view's /dev anyway).
 	ms := []nsroot.Mount{{
-		Op: nsroot.OpBind, Source: host("/"), Target: HostDir, Recursive: true, NoSuid: true, NoDev: true,
+		Op: nsroot.OpBind, Source: host("/"), Target: HostDir, Recursive: true, NoSuid: true,
 		Why: "host root, for switching trees",
 	}}
 	for _, e := range r.Entries {

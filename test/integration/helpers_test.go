@@ -1,0 +1,580 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// commandTimeout bounds every command a test runs.
+const commandTimeout = 30 * time.Second
+
+// call is one command run by a test.
+type call struct {
+	Args []string
+	// Dir is the working directory; default the user's home (root: /).
+	Dir string
+	// Env is added to the clean environment (KEY=VALUE, replacing the same
+	// KEY). The clean environment has HOME, USER and PATH only: no CHOS.
+	Env   []string
+	Stdin []byte
+	// Root runs the command as root instead of the test user.
+	Root    bool
+	Timeout time.Duration
+}
+
+// result is what a command did.
+type result struct {
+	cmd    string
+	stdout string
+	stderr string
+	// status is the exit status, 128+N for death by signal N (as a shell
+	// reports it), -1 if the command did not finish.
+	status   int
+	signaled bool
+	timedOut bool
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("command: %s\nstatus:  %d (signaled %v, timed out %v)\nstdout:  %s\nstderr:  %s",
+		r.cmd, r.status, r.signaled, r.timedOut, clip(r.stdout), clip(r.stderr))
+}
+
+func clip(s string) string {
+	if len(s) > 3000 {
+		return strconv.Quote(s[:3000]) + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
+// userEnv is the clean environment of the test user.
+func userEnv() []string {
+	return []string{"HOME=" + h.home, "USER=" + h.user, "PATH=/usr/local/bin:/usr/bin:/bin"}
+}
+
+func rootEnv() []string {
+	return []string{"HOME=/root", "USER=root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+}
+
+// mergeEnv sets each KEY=VALUE of extra in base.
+func mergeEnv(base, extra []string) []string {
+	out := append([]string{}, base...)
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, b := range out {
+			if strings.HasPrefix(b, k+"=") {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// argv is what actually runs for c: as the user, through setpriv with the
+// user's real ids and groups (initgroups), as a login would give them.
+func (c call) argv() []string {
+	if c.Root {
+		return c.Args
+	}
+	return append([]string{"setpriv", "--reuid", h.user, "--regid", h.group, "--init-groups", "--"}, c.Args...)
+}
+
+// run runs c and returns what it did; it fails the test only if the
+// command could not be started or timed out.
+func run(t testing.TB, c call) result {
+	t.Helper()
+	if len(c.Args) == 0 {
+		t.Fatal("run: no command")
+	}
+	argv := c.argv()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	env := userEnv()
+	cmd.Dir = h.home
+	if c.Root {
+		env = rootEnv()
+		cmd.Dir = "/"
+	}
+	if c.Dir != "" {
+		cmd.Dir = c.Dir
+	}
+	cmd.Env = mergeEnv(env, c.Env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = commandTimeout
+	}
+	out, err := runWithTimeout(cmd, timeout, c.Stdin)
+	out.cmd = describe(c)
+	if out.timedOut {
+		t.Errorf("timed out after %v:\n%s", timeout, out)
+		return out
+	}
+	if err != nil && out.status < 0 {
+		t.Fatalf("cannot run %s: %v", out.cmd, err)
+	}
+	return out
+}
+
+func describe(c call) string {
+	var b strings.Builder
+	if c.Root {
+		b.WriteString("[root] ")
+	} else {
+		b.WriteString("[user] ")
+	}
+	for _, e := range c.Env {
+		b.WriteString(shellQuote(e) + " ")
+	}
+	for i, a := range c.Args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(shellQuote(a))
+	}
+	if c.Dir != "" {
+		b.WriteString("   (in " + c.Dir + ")")
+	}
+	if c.Stdin != nil {
+		b.WriteString(fmt.Sprintf("   (stdin %d bytes)", len(c.Stdin)))
+	}
+	return b.String()
+}
+
+var plainArg = regexp.MustCompile(`^[A-Za-z0-9_./:=+@%,-]+$`)
+
+func shellQuote(s string) string {
+	if plainArg.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// process groups of commands still running, killed at cleanup
+var (
+	groupsMu sync.Mutex
+	groups   = map[int]bool{}
+)
+
+func killAllGroups() {
+	groupsMu.Lock()
+	defer groupsMu.Unlock()
+	for pgid := range groups {
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+}
+
+// runWithTimeout runs cmd (which must have Setpgid set) with stdin; when
+// the timeout's context expires its whole process group is killed.
+func runWithTimeout(cmd *exec.Cmd, timeout time.Duration, stdin []byte) (result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// exec.Cmd takes its context at creation: carry the command over.
+	c := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	c.Args, c.Dir, c.Env, c.SysProcAttr = cmd.Args, cmd.Dir, cmd.Env, cmd.SysProcAttr
+	if c.SysProcAttr == nil || !c.SysProcAttr.Setpgid {
+		panic("runWithTimeout: Setpgid must be set")
+	}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = 10 * time.Second // for pipes held open by what the group started
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if stdin != nil {
+		c.Stdin = bytes.NewReader(stdin)
+	}
+	res := result{status: -1, cmd: strings.Join(cmd.Args, " ")}
+	if err := c.Start(); err != nil {
+		return res, err
+	}
+	pgid := c.Process.Pid
+	groupsMu.Lock()
+	groups[pgid] = true
+	groupsMu.Unlock()
+	defer func() {
+		// Nothing a command started may outlive it.
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		groupsMu.Lock()
+		delete(groups, pgid)
+		groupsMu.Unlock()
+	}()
+
+	err := c.Wait()
+	res.stdout, res.stderr = stdout.String(), stderr.String()
+	if ctx.Err() != nil {
+		res.timedOut = true
+		return res, ctx.Err()
+	}
+	if c.ProcessState != nil {
+		ws := c.ProcessState.Sys().(syscall.WaitStatus)
+		switch {
+		case ws.Exited():
+			res.status = ws.ExitStatus()
+		case ws.Signaled():
+			res.status, res.signaled = 128+int(ws.Signal()), true
+		}
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = nil
+	}
+	return res, err
+}
+
+// shellStatusMarker ends the stderr of shellRun with the status the shell saw.
+const shellStatusMarker = "\nchos-itest-shell-status="
+
+// shellRun runs c.Args from a POSIX shell (as the same user) and reports
+// the exit status as that shell sees it in $?.
+func shellRun(t testing.TB, c call) result {
+	t.Helper()
+	inner := c
+	inner.Args = append([]string{"sh", "-c", `"$@"; printf '` + strings.ReplaceAll(shellStatusMarker, "\n", `\n`) + `%d\n' "$?" >&2`, "sh"}, c.Args...)
+	r := run(t, inner)
+	r.cmd = "sh -c '\"$@\"; echo $?' " + describe(c)
+	i := strings.LastIndex(r.stderr, shellStatusMarker)
+	if i < 0 {
+		t.Errorf("the shell did not report a status:\n%s", r)
+		r.status = -1
+		return r
+	}
+	st, err := strconv.Atoi(strings.TrimSpace(r.stderr[i+len(shellStatusMarker):]))
+	if err != nil {
+		t.Errorf("bad status line from the shell:\n%s", r)
+	}
+	r.status, r.signaled, r.stderr = st, false, r.stderr[:i]
+	return r
+}
+
+// chos runs the installed chos as the test user.
+func chos(t testing.TB, args ...string) result {
+	t.Helper()
+	return run(t, call{Args: append([]string{h.chos}, args...)})
+}
+
+// chosCall is a call of the installed chos.
+func chosCall(args ...string) call { return call{Args: append([]string{h.chos}, args...)} }
+
+// wantStatus reports a status other than want.
+func wantStatus(t testing.TB, r result, want int) bool {
+	t.Helper()
+	if r.status != want {
+		t.Errorf("exit status %d, want %d:\n%s", r.status, want, r)
+		return false
+	}
+	return true
+}
+
+// wantOSID checks that r ran in the OS with os-release ID id.
+func wantOSID(t testing.TB, r result, id string) {
+	t.Helper()
+	if !wantStatus(t, r, 0) {
+		return
+	}
+	if got := parseOSRelease(r.stdout)["ID"]; got != id {
+		t.Errorf("os-release ID %q, want %q:\n%s", got, id, r)
+	}
+}
+
+func parseOSRelease(s string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && k != "" && !strings.HasPrefix(k, "#") {
+			m[k] = strings.Trim(v, `"'`)
+		}
+	}
+	return m
+}
+
+// validNames parses the "valid names: a, b, c" list of an unknown-tree error.
+func validNames(stderr string) []string {
+	_, list, ok := strings.Cut(stderr, "valid names:")
+	if !ok {
+		return nil
+	}
+	list, _, _ = strings.Cut(list, "\n")
+	var names []string
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// wantValidNames checks that an error lists every name in want as valid.
+func wantValidNames(t testing.TB, r result, want ...string) {
+	t.Helper()
+	got := validNames(r.stderr)
+	have := map[string]bool{}
+	for _, n := range got {
+		have[n] = true
+	}
+	for _, n := range want {
+		if !have[n] {
+			t.Errorf("valid names %q lack %q:\n%s", got, n, r)
+		}
+	}
+}
+
+// unique is a file name no other test or run uses.
+func unique(t testing.TB) string {
+	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return "chos-itest-" + name + "-" + randHex(4)
+}
+
+// setConfig replaces the configuration for one test.
+func setConfig(t testing.TB, text string) {
+	t.Helper()
+	if err := writeRootFile(h.config, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(restoreConfig(t))
+}
+
+func restoreConfig(t testing.TB) func() {
+	return func() {
+		if err := writeRootFile(h.config, h.configText, 0o644); err != nil {
+			t.Errorf("restoring %s: %v", h.config, err)
+		}
+		os.Chown(h.config, 0, 0)
+	}
+}
+
+// addGoneTree adds a tree whose path does not exist to the configuration,
+// for one test, and returns its name.
+func addGoneTree(t testing.TB) (name, path string) {
+	t.Helper()
+	path = filepath.Join(h.base, "nonexistent", "gone")
+	setConfig(t, h.configText+"gone:"+path+"\n")
+	return "gone", path
+}
+
+func dotfilePath() string { return filepath.Join(h.home, ".chos") }
+
+// setDotfile writes the user's ~/.chos (owned by the user) for one test.
+func setDotfile(t testing.TB, content string) {
+	t.Helper()
+	clearDotfile(t)
+	writeUserFile(t, dotfilePath(), content, 0o644)
+}
+
+// clearDotfile removes ~/.chos now and after the test.
+func clearDotfile(t testing.TB) {
+	t.Helper()
+	if err := os.Remove(dotfilePath()); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dotfilePath()) })
+}
+
+// writeUserFile writes a file owned by the test user.
+func writeUserFile(t testing.TB, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(path, h.uid, h.gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// userDir makes dir (and its missing parents below the user's home) owned
+// by the user; removed after the test.
+func userDir(t testing.TB, dir string) {
+	t.Helper()
+	rel, err := filepath.Rel(h.home, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		t.Fatalf("userDir: %s is not below %s", dir, h.home)
+	}
+	p := h.home
+	for _, c := range strings.Split(rel, "/") {
+		p = filepath.Join(p, c)
+		if err := os.Mkdir(p, 0o755); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(p, h.uid, h.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top := filepath.Join(h.home, strings.Split(rel, "/")[0])
+	t.Cleanup(func() { os.RemoveAll(top) })
+}
+
+// readMountinfo is the host's mount table as this process sees it.
+func readMountinfo(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// lineDiff lists the lines only in a and only in b.
+func lineDiff(a, b string) (onlyA, onlyB []string) {
+	count := map[string]int{}
+	for _, l := range strings.Split(a, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(b, "\n") {
+		count[l]--
+	}
+	for l, n := range count {
+		for ; n > 0; n-- {
+			onlyA = append(onlyA, l)
+		}
+		for ; n < 0; n++ {
+			onlyB = append(onlyB, l)
+		}
+	}
+	sort.Strings(onlyA)
+	sort.Strings(onlyB)
+	return
+}
+
+// fileState is what snapshotTree records of one file.
+type fileState struct {
+	mode  os.FileMode
+	size  int64
+	mtime int64
+	uid   uint32
+	link  string
+}
+
+// snapshotTree records every file of a directory tree (without following
+// links), to see that nothing changed.
+func snapshotTree(t testing.TB, root string) map[string]fileState {
+	t.Helper()
+	snap := map[string]fileState{}
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		fs := fileState{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime().UnixNano(), uid: st.Uid}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			fs.link, _ = os.Readlink(p)
+		}
+		snap[p] = fs
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+func diffSnapshots(before, after map[string]fileState) []string {
+	var d []string
+	for p, b := range before {
+		a, ok := after[p]
+		switch {
+		case !ok:
+			d = append(d, "removed "+p)
+		case a != b:
+			d = append(d, fmt.Sprintf("changed %s: %+v -> %+v", p, b, a))
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			d = append(d, "added "+p)
+		}
+	}
+	sort.Strings(d)
+	return d
+}
+
+// sameSet compares two lists of numbers as sets.
+func sameSet(a, b []string) bool {
+	set := func(l []string) string {
+		m := map[string]bool{}
+		for _, x := range l {
+			m[x] = true
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return strings.Join(keys, ",")
+	}
+	return set(a) == set(b)
+}
+
+// buildEuid builds testdata/euid (static) into dir and returns its path.
+func buildEuid(t testing.TB, dir string) string {
+	t.Helper()
+	goBin := os.Getenv("GO")
+	if goBin == "" {
+		goBin = "go"
+	}
+	out := filepath.Join(dir, "euid")
+	cmd := exec.CommandContext(context.Background(), goBin, "build", "-o", out, "./test/integration/testdata/euid")
+	cmd.Dir = h.repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r, err := runWithTimeout(cmd, 2*time.Minute, nil)
+	if err != nil || r.status != 0 {
+		t.Fatalf("building testdata/euid: %v\n%s", err, r)
+	}
+	return out
+}
+
+// copyFile copies src to dst with mode, owned by root.
+func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dst, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dst, mode); err != nil { // after chown, which clears setuid
+		t.Fatal(err)
+	}
+}
+
+// vsysLink is base/links/NAME, a symbolic link to the installed chos: the
+// vsys form that takes the tree name from argv[0].
+func vsysLink(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(h.base, "links")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, name)
+	if target, err := os.Readlink(link); err == nil && target == h.chos {
+		return link
+	}
+	os.Remove(link)
+	if err := os.Symlink(h.chos, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
