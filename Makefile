@@ -16,6 +16,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 SYSCONFDIR ?= /etc
 CHOSROOT   ?= /chos
+CACHEDIR   ?= /run/chos
 GO         ?= go
 
 BINDIR  = $(PREFIX)/bin
@@ -33,7 +34,8 @@ BUILDPKG = github.com/chos-hpc/chos/pkg/build
 LDFLAGS  = -s -w \
 	-X $(BUILDPKG).Version=$(VERSION) \
 	-X $(BUILDPKG).SysconfDir=$(SYSCONFDIR) \
-	-X $(BUILDPKG).ChosRoot=$(CHOSROOT)
+	-X $(BUILDPKG).ChosRoot=$(CHOSROOT) \
+	-X $(BUILDPKG).CacheDir=$(CACHEDIR)
 
 # fuzzing
 FUZZTIME  ?= 5m

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/urfave/cli/v2"
@@ -58,6 +59,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 		for _, t := range trees {
 			checkTree(k, cat, t, st.hostPrefix)
 		}
+		st.checkCache(k, cat)
 	}
 	if k.failed {
 		return &exitError{status: statusCheckFailed}
@@ -241,4 +243,25 @@ func octal(m fs.FileMode) string {
 		v |= 0o1000
 	}
 	return fmt.Sprintf("%04o", v)
+}
+
+// checkCache reports cached namespaces that no launch will enter any more.
+func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
+	if st.userns {
+		return
+	}
+	states, err := st.cacheStates(cat)
+	if err != nil {
+		k.warn("cache", "%v", err)
+		return
+	}
+	valid := 0
+	for _, s := range states {
+		if s.valid {
+			valid++
+		} else {
+			k.warn("cache", "%s is stale (built %s ago); `chos cache drop` as root removes it", s.File, time.Since(s.Built).Round(time.Second))
+		}
+	}
+	k.ok("cache", "%d valid cached namespaces in %s", valid, cacheDir())
 }

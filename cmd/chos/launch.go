@@ -32,6 +32,8 @@ type state struct {
 	// hostPrefix is where the host's root is seen: "" on the host,
 	// plan.HostDir inside a view.
 	hostPrefix string
+	// fresh launches in a private namespace, not the cached one.
+	fresh bool
 }
 
 func newState() *state {
@@ -268,7 +270,27 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 		return nil, err
 	}
 	p.Verbose = st.verbose
+	if !st.fresh {
+		p.Cache = st.cacheFor(cat, t, p, req.Entries)
+	}
 	return p, nil
+}
+
+// cacheFor names the cached namespace of a view, or nil where none is
+// kept: without root, from inside a view, for the host and for trees with
+// `cache = no`. The key depends on the view only, never on the caller.
+func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, p *nsroot.Plan, entries []ostree.Entry) *nsroot.Cache {
+	if st.userns || t.Host || t.NoCache || st.hostPrefix != "" {
+		return nil
+	}
+	stamps := []string{ostree.Stamp(t.Path)}
+	for _, m := range p.Mounts {
+		if m.Why == "identity" || m.Why == plan.WhySelf {
+			stamps = append(stamps, ostree.Stamp(m.Source))
+		}
+	}
+	return &nsroot.Cache{Dir: filepath.Join(build.CacheDir, "ns"), Tree: t.Name,
+		Key: plan.CacheKey(cat.Digest, p, entries, stamps)}
 }
 
 // readDotfile reads ~/.chos with the caller's own rights; a missing or

@@ -34,8 +34,6 @@ func main() {
 	os.Exit(run(os.Args))
 }
 
-// commands are the names the legacy form `chos CMD ARGS` must not take as CMD.
-var commands = []string{"exec", "shell", "select", "list", "current", "check", "plan", "help", "h"}
 
 func run(args []string) int {
 	if nsroot.IsUserNSChild(args) {
@@ -60,10 +58,12 @@ func run(args []string) int {
 		return st.launch(prog, args[1:], false)
 	}
 	// Legacy form: `chos CMD ARGS`, as the original batch job starter ran it.
-	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && !contains(commands, args[1]) {
+	app := st.app()
+	app.Setup() // adds the help command, which the legacy form must not take either
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
 		return st.launch("", args[1:], false)
 	}
-	return report(st.app().Run(args))
+	return report(app.Run(args))
 }
 
 // report prints an error as one line and returns the exit status.
@@ -131,30 +131,33 @@ func (st *state) app() *cli.App {
 			{
 				Name:            "exec",
 				Usage:           "run a command in a tree",
-				ArgsUsage:       "[--] NAME [--] CMD [ARGS...] | -- CMD [ARGS...]",
-				Description:     "Runs CMD, looked up on PATH inside the tree, with the environment kept as it is plus CHOS=NAME.\nWithout NAME (`chos exec -- CMD`) the tree comes from $CHOS, ~/.chos, the default tree, or the host.\nNothing after NAME is taken as an option of chos.",
+				ArgsUsage:       "[--fresh] NAME [--] CMD [ARGS...] | [--fresh] -- CMD [ARGS...]",
+				Description:     "Runs CMD, looked up on PATH inside the tree, with the environment kept as it is plus CHOS=NAME.\nWithout NAME (`chos exec -- CMD`) the tree comes from $CHOS, ~/.chos, the default tree, or the host.\nNothing after NAME is taken as an option of chos.\n--fresh builds the tree's view in a private namespace instead of entering the cached one.",
 				SkipFlagParsing: true,
 				Action: func(c *cli.Context) error {
-					name, argv, err := parseExecArgs(c.Args().Slice())
+					name, argv, fresh, err := parseExecArgs(c.Args().Slice())
 					if errors.Is(err, errHelp) {
 						return cli.ShowCommandHelp(c.Lineage()[1], "exec")
 					}
 					if err != nil {
 						return fail(statusUsage, err)
 					}
+					st.fresh = fresh
 					return st.exitWith(st.launch(name, argv, false))
 				},
 			},
 			{
 				Name:      "shell",
 				Usage:     "start your login shell in a tree",
-				ArgsUsage: "[NAME]",
+				ArgsUsage: "[--fresh] [NAME]",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "fresh", Usage: "build the view in a private namespace instead of entering the cached one"}},
 				Description: "Starts your login shell (from passwd; /bin/sh if the tree lacks it) with the environment cleaned\n" +
 					"to the variables the tree's /etc/chos.conf %ENV lists, PATH reset and CHOS set.",
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 1 {
 						return fail(statusUsage, fmt.Errorf("shell takes at most one tree name"))
 					}
+					st.fresh = c.Bool("fresh")
 					return st.exitWith(st.launch(c.Args().First(), nil, true))
 				},
 			},
@@ -185,6 +188,17 @@ func (st *state) app() *cli.App {
 				Action:    st.cmdCheck,
 			},
 			{
+				Name:  "cache",
+				Usage: "list or drop the cached namespaces of trees",
+				Description: "The setuid chos keeps each tree's view as a mount namespace in " + build.CacheDir + "/ns\n" +
+					"and enters it on later launches; a changed configuration or tree makes the next launch build a new one.",
+				Subcommands: []*cli.Command{
+					{Name: "list", Usage: "list the cached namespaces, their tree, age and validity", Before: noArgs, Action: st.cmdCacheList},
+					{Name: "drop", Usage: "drop the cached namespaces of a tree, or all (root only)", ArgsUsage: "[NAME]", Action: st.cmdCacheDrop},
+				},
+				Action: st.cmdCacheList,
+			},
+			{
 				Name:      "plan",
 				Usage:     "print what a launch would do, without doing it",
 				ArgsUsage: "[NAME] [-- CMD [ARGS...]]",
@@ -208,7 +222,15 @@ func noArgs(c *cli.Context) error {
 }
 
 // parseExecArgs splits `[--] NAME [--] CMD ARGS` and `-- CMD ARGS`.
-func parseExecArgs(args []string) (name string, argv []string, err error) {
+func parseExecArgs(args []string) (name string, argv []string, fresh bool, err error) {
+	for len(args) > 0 && args[0] == "--fresh" {
+		fresh, args = true, args[1:]
+	}
+	name, argv, err = parseExecOperands(args)
+	return name, argv, fresh, err
+}
+
+func parseExecOperands(args []string) (name string, argv []string, err error) {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 		return "", nil, errHelp
 	}
@@ -240,13 +262,4 @@ func (st *state) exitWith(status int) error {
 		return nil
 	}
 	return &exitError{status: status} // already reported
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -13,3 +13,8 @@ var SysconfDir = "/etc"
 // ChosRoot is the host directory on which a view is assembled before the root
 // switch; it must exist (make install creates it).
 var ChosRoot = "/chos"
+
+// CacheDir keeps the cached mount namespaces of trees (CacheDir/ns), bound
+// there by the setuid launcher; a tmpfs such as /run, so that none survives
+// a reboot.
+var CacheDir = "/run/chos"

@@ -43,6 +43,9 @@ func (f *File) Format() string {
 		if t.AllowSetuid {
 			b.WriteString("setuid = allow\n")
 		}
+		if t.NoCache {
+			b.WriteString("cache = no\n")
+		}
 		if len(t.Users) > 0 {
 			fmt.Fprintf(&b, "users = %s\n", strings.Join(t.Users, " "))
 		}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,6 +39,9 @@ type Set struct {
 	// Personal is the user's own file of personal trees, used only when
 	// chos runs without privilege; nil when there is none.
 	Personal *File
+	// Digest fingerprints every system file read (names and contents):
+	// a cached view is never used once it changes.
+	Digest string
 }
 
 // Load reads the system configuration. With requireRoot (always so when chos
@@ -44,6 +49,7 @@ type Set struct {
 // and not writable by group or others: chos acts as root on what they say.
 func Load(p Paths, requireRoot bool) (*Set, error) {
 	set := &Set{}
+	digest := sha256.New()
 	read := func(path string) ([]byte, error) {
 		if requireRoot {
 			if err := CheckRootOwned(path); err != nil {
@@ -54,6 +60,8 @@ func Load(p Paths, requireRoot bool) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading configuration: %w", err)
 		}
+		fmt.Fprintf(digest, "%s\x00%d\x00", path, len(data))
+		digest.Write(data)
 		return data, nil
 	}
 
@@ -101,6 +109,7 @@ func Load(p Paths, requireRoot bool) (*Set, error) {
 		}
 		set.Files = append(set.Files, f)
 	}
+	set.Digest = hex.EncodeToString(digest.Sum(nil))
 	return set, nil
 }
 

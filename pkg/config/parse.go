@@ -66,7 +66,9 @@ type TreeSettings struct {
 	AllowSetuid bool
 	Users       []string
 	Groups      []string
-	At          Position
+	// NoCache launches this tree in a private namespace every time.
+	NoCache bool
+	At      Position
 }
 
 // File is the parsed content of one configuration file.
@@ -254,12 +256,21 @@ func parseTreeKey(t *TreeSettings, line string, at Position) error {
 		default:
 			return fmt.Errorf("setuid must be allow or deny, got %q", value)
 		}
+	case "cache":
+		switch value {
+		case "yes":
+			t.NoCache = false
+		case "no":
+			t.NoCache = true
+		default:
+			return fmt.Errorf("cache must be yes or no, got %q", value)
+		}
 	case "users":
 		t.Users = append(t.Users, strings.Fields(value)...)
 	case "groups":
 		t.Groups = append(t.Groups, strings.Fields(value)...)
 	default:
-		return fmt.Errorf("unknown key %q in %%TREE %s (known: description, bind, identity, setuid, users, groups)", key, t.Name)
+		return fmt.Errorf("unknown key %q in %%TREE %s (known: description, bind, identity, setuid, cache, users, groups)", key, t.Name)
 	}
 	return nil
 }

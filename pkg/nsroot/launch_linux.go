@@ -65,7 +65,11 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 		if mode == Unprivileged {
 			return failed("cannot enter tree %s without privilege; use RunInUserNS", p.Tree)
 		}
-		if err := assemble(p, mode); err != nil {
+		build := assemble
+		if p.Cache != nil && mode == Privileged {
+			build = enterOrBuild
+		}
+		if err := build(p, mode); err != nil {
 			return failed("setting up tree %s: %w", p.Tree, err)
 		}
 	}

@@ -84,6 +84,9 @@ type Plan struct {
 	Notes []string
 	// Verbose prints the optional steps skipped while assembling.
 	Verbose bool
+	// Cache, when set, keeps the view's namespace for later launches and
+	// enters it when it is already there (setuid mode only).
+	Cache *Cache
 }
 
 // MountSource is the tmpfs source name of a view's root. `chos current`
@@ -116,6 +119,9 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "tree      %s (the host: no namespace)\n", p.Tree)
 	} else {
 		fmt.Fprintf(&b, "tree      %s (%s), assembled at %s\n", p.Tree, p.TreePath, p.Root)
+		if p.Cache != nil {
+			fmt.Fprintf(&b, "cache     enter %s if it exists, else build as below and keep it there\n", p.Cache.File())
+		}
 		fmt.Fprintf(&b, "unshare   mount namespace, host mounts slave\n")
 		if p.RootSource != "" {
 			fmt.Fprintf(&b, "bind      %s -> /  [rec]\n", p.RootSource)

@@ -36,6 +36,7 @@ type Tree struct {
 	AllowSetuid bool
 	Users       []string
 	Groups      []string
+	NoCache     bool
 	At          config.Position
 }
 
@@ -52,7 +53,9 @@ type Catalog struct {
 	Default *Tree   // the tree aliased "default", or nil
 	Env     []string
 	Binds   []config.Bind // sysconfig BINDMOUNT, then every %BIND, in file order
-	byName  map[string]*Tree
+	// Digest fingerprints the system configuration (config.Set.Digest).
+	Digest string
+	byName map[string]*Tree
 }
 
 // NewCatalog resolves aliases into trees and attaches the %TREE settings.
@@ -61,6 +64,7 @@ func NewCatalog(set *config.Set) (*Catalog, error) {
 		At: config.Position{File: "built-in"}}
 	c := &Catalog{byName: map[string]*Tree{Local: host, localAlias: host}, Trees: []*Tree{host}}
 	byPath := map[string]*Tree{"/": host}
+	c.Digest = set.Digest
 
 	if set.Sysconfig != nil {
 		c.Binds = append(c.Binds, set.Sysconfig.BindMounts...)
@@ -123,6 +127,7 @@ func applySettings(t *Tree, ts config.TreeSettings) {
 		t.Identity = ts.Identity
 	}
 	t.AllowSetuid = t.AllowSetuid || ts.AllowSetuid
+	t.NoCache = t.NoCache || ts.NoCache
 	t.Users = append(t.Users, ts.Users...)
 	t.Groups = append(t.Groups, ts.Groups...)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 )
@@ -123,6 +124,7 @@ type Entry struct {
 	Name   string
 	Kind   EntryKind
 	Target string // for symlinks
+	Stamp  string // device and inode, for the cache key
 }
 
 // Entries lists the top level of a tree without following links. Entries
@@ -135,6 +137,11 @@ func Entries(root string) ([]Entry, error) {
 	out := make([]Entry, 0, len(des))
 	for _, de := range des {
 		e := Entry{Name: de.Name()}
+		if fi, err := de.Info(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				e.Stamp = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+			}
+		}
 		switch de.Type() {
 		case fs.ModeDir:
 			e.Kind = Dir
@@ -151,4 +158,14 @@ func Entries(root string) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// Stamp identifies the file a path names now (device and inode, links
+// followed), so that a replaced tree, identity file or binary is noticed.
+func Stamp(p string) string {
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		return p + " missing"
+	}
+	return fmt.Sprintf("%s %d:%d", p, st.Dev, st.Ino)
 }

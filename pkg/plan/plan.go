@@ -5,6 +5,8 @@
 package plan
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"sort"
@@ -63,6 +65,9 @@ const (
 	// started from inside another view.
 	ViewDir = "/.chos/view"
 )
+
+// WhySelf marks the step that binds chos itself into the view.
+const WhySelf = "chos itself"
 
 // DefaultBinds are the host paths every tree gets, in mount order.
 var DefaultBinds = []config.Bind{
@@ -187,7 +192,7 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 	if r.Self != "" {
 		ms = append(ms, nsroot.Mount{
 			Op: nsroot.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
-			Why: "chos itself",
+			Why: WhySelf,
 		})
 	}
 	return ms
@@ -348,4 +353,24 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// CacheKey fingerprints everything a view is built from: the configuration,
+// every setup step, and the device and inode of the tree's top-level
+// entries and of what the stamps name (the tree, identity files, chos
+// itself). A cached namespace is only ever entered under its own key, so
+// any change makes the next launch build a new one.
+func CacheKey(configDigest string, p *nsroot.Plan, entries []ostree.Entry, stamps []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%s\x00%s\x00", configDigest, p.Tree, p.TreePath, p.Root)
+	for _, m := range p.Mounts {
+		fmt.Fprintf(h, "%+v\x00", m)
+	}
+	for _, e := range entries {
+		fmt.Fprintf(h, "%s %s\x00", e.Name, e.Stamp)
+	}
+	for _, s := range stamps {
+		fmt.Fprintf(h, "%s\x00", s)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24]
 }

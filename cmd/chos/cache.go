@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/chos-hpc/chos/pkg/build"
+	"github.com/chos-hpc/chos/pkg/nsroot"
+	"github.com/chos-hpc/chos/pkg/ostree"
+	"github.com/chos-hpc/chos/pkg/plan"
+)
+
+func cacheDir() string { return filepath.Join(build.CacheDir, "ns") }
+
+// cachedState is a cached namespace as `chos cache` and `chos check` see it.
+type cachedState struct {
+	nsroot.CacheEntry
+	tree  *ostree.Tree // nil when no configured tree has this name
+	valid bool
+}
+
+// cacheStates lists the cached namespaces and says which ones a launch
+// would enter now: those whose key is the tree's current one.
+func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
+	entries, err := nsroot.ListCache(cacheDir())
+	if err != nil {
+		return nil, err
+	}
+	current := map[string]string{} // stem -> current key
+	byStem := map[string]*ostree.Tree{}
+	for _, t := range cat.Trees {
+		byStem[nsroot.StemOf(t.Name)] = t
+	}
+	out := make([]cachedState, 0, len(entries))
+	for _, e := range entries {
+		s := cachedState{CacheEntry: e, tree: byStem[e.Stem]}
+		if s.tree != nil {
+			key, ok := current[e.Stem]
+			if !ok {
+				key = st.currentKey(cat, s.tree)
+				current[e.Stem] = key
+			}
+			s.valid = key == e.Key
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// currentKey is the key a launch of t would look for now ("" if none).
+func (st *state) currentKey(cat *ostree.Catalog, t *ostree.Tree) string {
+	entries, err := ostree.Entries(t.Path)
+	if err != nil {
+		return ""
+	}
+	self, _ := os.Executable()
+	req := plan.Request{Catalog: cat, Selection: ostree.Selection{Tree: t, Name: t.Name}, Entries: entries,
+		Caller: plan.Caller{Cwd: "/"}, Argv: []string{"true"}, Root: st.viewRoot(), Self: self}
+	p, err := plan.Build(req)
+	if err != nil {
+		return ""
+	}
+	if c := st.cacheFor(cat, t, p, entries); c != nil {
+		return c.Key
+	}
+	return ""
+}
+
+func (st *state) cmdCacheList(c *cli.Context) error {
+	userns := st.userns
+	if err := st.dropPrivilege(); err != nil {
+		return err
+	}
+	if userns {
+		fmt.Println("no cache: this chos runs in userns mode, where every launch builds its own view")
+		return nil
+	}
+	cat, err := st.catalog()
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	states, err := st.cacheStates(cat)
+	if err != nil {
+		return fail(statusFailed, err)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TREE\tAGE\tSTATE\tFILE")
+	for _, s := range states {
+		name, state := s.Stem, "stale: no such tree any more"
+		if s.tree != nil {
+			name, state = s.tree.Name, "stale: configuration or tree changed since"
+			if s.valid {
+				state = "valid"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, time.Since(s.Built).Round(time.Second), state, s.File)
+	}
+	return w.Flush()
+}
+
+func (st *state) cmdCacheDrop(c *cli.Context) error {
+	if st.uid != 0 {
+		return fail(statusFailed, fmt.Errorf("only root may drop cached namespaces"))
+	}
+	if c.NArg() > 1 {
+		return fail(statusUsage, fmt.Errorf("usage: chos cache drop [NAME]"))
+	}
+	tree := ""
+	if name := c.Args().First(); name != "" {
+		cat, err := st.catalog()
+		if err != nil {
+			return fail(statusFailed, err)
+		}
+		t, ok := cat.Lookup(name)
+		if !ok {
+			return fail(statusFailed, &ostree.UnknownTreeError{Name: name, From: "argument", Valid: cat.NameList()})
+		}
+		tree = t.Name
+	}
+	if err := nsroot.DropCache(cacheDir(), tree); err != nil {
+		return fail(statusFailed, err)
+	}
+	return nil
+}

@@ -1,0 +1,256 @@
+package nsroot
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Cache names the cached mount namespace of a view. A view's mounts are the
+// same for every user (identity, cwd and environment are applied after
+// entering), so the first launch of a tree builds it once and later launches
+// enter it with setns: their cost no longer depends on the host's mount
+// count. Key changes whenever anything the view was built from changes, so
+// a stale namespace is simply never found.
+type Cache struct {
+	Dir  string // a root-owned directory; made an unbindable mount of its own
+	Tree string
+	Key  string
+}
+
+// File is the namespace file of this view.
+func (c *Cache) File() string {
+	return filepath.Join(c.Dir, fileStem(c.Tree)+"."+c.Key+".mnt")
+}
+
+func (c *Cache) lockFile() string { return filepath.Join(c.Dir, fileStem(c.Tree)+".lock") }
+
+// fileStem makes a tree name (which may be a path) a file name.
+func fileStem(tree string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, tree)
+}
+
+// enterOrBuild puts the calling thread in the view of p: the cached
+// namespace if there is one, else a new one, which it then publishes.
+func enterOrBuild(p *Plan, mode Mode) error {
+	// setns(CLONE_NEWNS) refuses a thread that shares its root and cwd with
+	// the other threads of the process.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unsharing file system attributes: %w", err)
+	}
+	c := p.Cache
+	if entered, err := enterCached(c.File()); entered || err != nil {
+		return err
+	}
+	if err := prepareCacheDir(c.Dir); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(c.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening cache lock: %w", err)
+	}
+	defer lock.Close()
+	// Concurrent first launches of one tree: one builds, the others wait
+	// and enter what it built.
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	if entered, err := enterCached(c.File()); entered || err != nil {
+		return err
+	}
+	host, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return fmt.Errorf("opening the host mount namespace: %w", err)
+	}
+	defer host.Close()
+	if err := assemble(p, mode); err != nil {
+		return err
+	}
+	if err := publish(c, host); err != nil {
+		// The view is built and this launch can go on; later ones will
+		// try to publish again.
+		fmt.Fprintf(os.Stderr, "chos: warning: not caching tree %s: %v\n", p.Tree, err)
+	}
+	return nil
+}
+
+// enterCached joins the namespace kept in file, if there is one.
+func enterCached(file string) (bool, error) {
+	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("opening cached namespace %s: %w", file, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+		// Not a namespace (a leftover file of an interrupted publish):
+		// build anew, publishing replaces it.
+		if errors.Is(err, unix.EINVAL) {
+			return false, nil
+		}
+		return false, fmt.Errorf("entering cached namespace %s: %w", file, err)
+	}
+	return true, unix.Chdir("/")
+}
+
+// prepareCacheDir creates the cache directory and makes it a private,
+// unbindable mount of its own: namespace files bound below it then never
+// propagate into views (which a shared host / would attempt, and fail) and
+// are never copied by the recursive binds of / and /run that views make.
+func prepareCacheDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating cache directory: %w", err)
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err != nil {
+		return fmt.Errorf("inspecting cache directory: %w", err)
+	}
+	if stx.Mode&unix.S_IFMT != unix.S_IFDIR || stx.Uid != 0 {
+		return fmt.Errorf("cache directory %s must be a directory owned by root", dir)
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return nil
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding cache directory %s on itself: %w", dir, err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_UNBINDABLE, ""); err != nil {
+		return fmt.Errorf("making cache directory %s unbindable: %w", dir, err)
+	}
+	return nil
+}
+
+// publish binds the calling thread's (new) namespace on c.File() in the
+// host's namespace, drops older namespaces of the same tree, and comes back.
+func publish(c *Cache, host *os.File) error {
+	view, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return fmt.Errorf("opening the view's namespace: %w", err)
+	}
+	defer view.Close()
+	if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("returning to the host namespace: %w", err)
+	}
+	perr := bindNamespace(view, c)
+	if err := unix.Setns(int(view.Fd()), unix.CLONE_NEWNS); err != nil {
+		// Cannot go on in the host namespace with root's rights: stop.
+		panic(fmt.Sprintf("chos: re-entering the view of %s: %v", c.Tree, err))
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	return perr
+}
+
+func bindNamespace(view *os.File, c *Cache) error {
+	file := c.File()
+	dropFile(file) // a leftover of an interrupted publish
+	fd, err := unix.Open(file, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", file, err)
+	}
+	unix.Close(fd)
+	if err := unix.Mount(fdPath(view), file, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(file)
+		return fmt.Errorf("binding the namespace on %s: %w", file, err)
+	}
+	// Older views of this tree: processes in them keep them; no new
+	// launch will enter them.
+	entries, _ := ListCache(c.Dir)
+	for _, e := range entries {
+		if e.Stem == fileStem(c.Tree) && e.Key != c.Key {
+			dropFile(e.File)
+		}
+	}
+	return nil
+}
+
+// CacheEntry is one cached namespace.
+type CacheEntry struct {
+	File  string
+	Stem  string // the tree name as a file name
+	Key   string
+	Built time.Time
+}
+
+// ListCache lists the cached namespaces in dir.
+func ListCache(dir string) ([]CacheEntry, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	var out []CacheEntry
+	for _, de := range des {
+		name, ok := strings.CutSuffix(de.Name(), ".mnt")
+		if !ok {
+			continue
+		}
+		i := strings.LastIndexByte(name, '.')
+		if i < 0 {
+			continue
+		}
+		e := CacheEntry{File: filepath.Join(dir, de.Name()), Stem: name[:i], Key: name[i+1:]}
+		if fi, err := de.Info(); err == nil {
+			e.Built = fi.ModTime()
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
+	return out, nil
+}
+
+// StemOf is the file name stem a tree's cached namespaces carry.
+func StemOf(tree string) string { return fileStem(tree) }
+
+// DropCache removes the cached namespaces of a tree (all when tree is ""),
+// and with all of them the cache directory's own mount, so that the host's
+// mount table is as it was before the first launch. Processes running in a
+// dropped namespace are not affected.
+func DropCache(dir, tree string) error {
+	entries, err := ListCache(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if tree == "" || e.Stem == fileStem(tree) {
+			if err := dropFile(e.File); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if tree == "" && len(errs) == 0 {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func dropFile(file string) error {
+	if err := unix.Unmount(file, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmounting %s: %w", file, err)
+	}
+	if err := os.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", file, err)
+	}
+	return nil
+}
