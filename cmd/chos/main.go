@@ -34,7 +34,6 @@ func main() {
 	os.Exit(run(os.Args))
 }
 
-
 func run(args []string) int {
 	if nsroot.IsUserNSChild(args) {
 		return nsroot.RunUserNSChild()
