@@ -280,3 +280,36 @@ func TestPlanBackToHostFromInsideViewBindsHostRoot(t *testing.T) {
 		t.Errorf("plan = %+v", p)
 	}
 }
+
+func TestCacheKeyIsTheSameForEveryCaller(t *testing.T) {
+	a := request(t, "el7")
+	b := request(t, "el7")
+	b.Caller = Caller{UID: 2000, GID: 2000, Groups: []int{2000}, Name: "bob", Home: "/home/bob", Cwd: "/home/bob", Env: []string{"X=1"}}
+	b.Argv = []string{"id"}
+	ka := CacheKey("cfg", build(t, a), a.Entries, nil)
+	kb := CacheKey("cfg", build(t, b), b.Entries, nil)
+	if ka != kb {
+		t.Errorf("the view of el7 must not depend on who launches it: %s != %s", ka, kb)
+	}
+}
+
+func TestCacheKeyChangesWithWhatTheViewIsBuiltFrom(t *testing.T) {
+	r := request(t, "el7")
+	p := build(t, r)
+	base := CacheKey("cfg", p, r.Entries, []string{"/os/el7 1:2"})
+	replacedEntries := append([]ostree.Entry(nil), r.Entries...)
+	replacedEntries[0].Stamp = "9:9"
+	moreMounts := *p
+	moreMounts.Mounts = append(append([]nsroot.Mount(nil), p.Mounts...), nsroot.Mount{Op: nsroot.OpBind, Source: "/x", Target: "/x"})
+	for name, key := range map[string]string{
+		"configuration":        CacheKey("cfg2", p, r.Entries, []string{"/os/el7 1:2"}),
+		"replaced tree":        CacheKey("cfg", p, r.Entries, []string{"/os/el7 1:3"}),
+		"replaced entry":       CacheKey("cfg", p, replacedEntries, []string{"/os/el7 1:2"}),
+		"bind list":            CacheKey("cfg", &moreMounts, r.Entries, []string{"/os/el7 1:2"}),
+		"replaced passwd file": CacheKey("cfg", p, r.Entries, []string{"/os/el7 1:2", "/etc/passwd 1:7"}),
+	} {
+		if key == base {
+			t.Errorf("a changed %s must change the key", name)
+		}
+	}
+}
