@@ -241,6 +241,8 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 		if req.Entries, err = ostree.Entries(treeRoot); err != nil {
 			return nil, err
 		}
+		// Bound by path (the executable's own mount is the host
+		// namespace's); the executor checks it is still this binary.
 		if req.Self, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("finding the chos binary: %w", err)
 		}

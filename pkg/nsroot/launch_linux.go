@@ -200,6 +200,12 @@ func bind(root *os.File, m Mount) error {
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		return fmt.Errorf("bind source %s is a symbolic link", m.Source)
 	}
+	if m.SameFileAs != "" {
+		want, err := os.Stat(m.SameFileAs)
+		if err != nil || !os.SameFile(fi, want) {
+			return fmt.Errorf("bind source %s is no longer %s", m.Source, m.SameFileAs)
+		}
+	}
 	dst, err := mountpoint(root, m.Target, fi.IsDir())
 	if err != nil {
 		if m.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotOnView)) {

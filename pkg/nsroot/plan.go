@@ -41,6 +41,10 @@ type Mount struct {
 	NoFollow bool
 	// Optional steps whose source or mount point is missing are skipped.
 	Optional bool
+	// SameFileAs, when set, requires Source to be the same file (device
+	// and inode) as this path: a path is bound, but must still name the
+	// file it named when the plan was made (/proc/self/exe for chos).
+	SameFileAs string
 	// Why says where the step comes from, for `chos plan` and errors.
 	Why string
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -137,6 +138,14 @@ func wait(pid int) (int, error) {
 // RunUserNSChild is the child's side: it reads the plan and carries it out.
 // It returns only on failure, with the status to exit with.
 func RunUserNSChild() int {
+	// Anyone can run chos with this argument. Executing a plan from a pipe
+	// is only harmless where it grants nothing: in a user namespace of the
+	// caller's own, never in a process with root's rights on the host (the
+	// setuid binary called directly).
+	if err := ownUserNamespace(); err != nil {
+		fmt.Fprintf(os.Stderr, "chos: refusing to act as a user-namespace child: %v\n", err)
+		return StatusFailed
+	}
 	f := os.NewFile(planFD, "plan")
 	data, err := io.ReadAll(f)
 	f.Close()
@@ -167,4 +176,22 @@ func ProbeUserNS() error {
 		},
 	}
 	return cmd.Run()
+}
+
+// ownUserNamespace checks that this process is not setuid-elevated and runs
+// in a user namespace that maps only its own ids, as RunInUserNS makes it.
+func ownUserNamespace() error {
+	r, e, s := unix.Getresuid()
+	if r != e || e != s {
+		return fmt.Errorf("running setuid (uids %d/%d/%d)", r, e, s)
+	}
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return fmt.Errorf("reading uid_map: %w", err)
+	}
+	var inside, outside, count uint64
+	if _, err := fmt.Sscan(string(data), &inside, &outside, &count); err != nil || count != 1 {
+		return fmt.Errorf("not in a user namespace of one's own (uid_map %q)", strings.TrimSpace(string(data)))
+	}
+	return nil
 }

@@ -192,7 +192,7 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 	if r.Self != "" {
 		ms = append(ms, nsroot.Mount{
 			Op: nsroot.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
-			Why: WhySelf,
+			SameFileAs: "/proc/self/exe", Why: WhySelf,
 		})
 	}
 	return ms
