@@ -45,7 +45,7 @@ func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
 				key = st.currentKey(cat, s.tree)
 				current[e.Stem] = key
 			}
-			s.valid = key == e.Key
+			s.valid = key == e.Key && e.Mounted
 		}
 		out = append(out, s)
 	}
@@ -94,6 +94,9 @@ func (st *state) cmdCacheList(c *cli.Context) error {
 		name, state := s.Stem, "stale: no such tree any more"
 		if s.tree != nil {
 			name, state = s.tree.Name, "stale: configuration or tree changed since"
+			if !s.Mounted {
+				state = "not a namespace in this mount namespace"
+			}
 			if s.valid {
 				state = "valid"
 			}

@@ -44,7 +44,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 	k := &checker{}
 	checkBinary(k, st.userns)
 	checkKernel(k, st.userns)
-	checkRoot(k, st.viewRoot())
+	checkRoot(k, st.viewRoot(), st.userns)
 
 	cat := st.checkConfig(k)
 	if cat != nil {
@@ -123,13 +123,15 @@ func checkKernel(k *checker, userns bool) {
 	}
 }
 
-func checkRoot(k *checker, root string) {
+func checkRoot(k *checker, root string, userns bool) {
 	fi, err := os.Lstat(root)
 	switch {
 	case err != nil:
 		k.fail("assembly point", "%v (make install creates it)", err)
 	case !fi.IsDir():
 		k.fail("assembly point", "%s is not a directory", root)
+	case (fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm()&0o022 != 0) && userns:
+		k.warn("assembly point", "%s is not root's or is writable by others (mode %s); required only for the setuid chos", root, octal(fi.Mode()))
 	case fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm()&0o022 != 0:
 		k.fail("assembly point", "%s must be owned by root and not writable by others (mode %s)", root, octal(fi.Mode()))
 	default:
@@ -162,7 +164,11 @@ func (st *state) checkConfig(k *checker) *ostree.Catalog {
 	}
 	k.ok("configuration", "%s: trees: %d", strings.Join(files, ", "), len(cat.Trees)-1)
 	for _, f := range files {
-		if err := config.CheckRootOwned(f); err != nil {
+		if err := config.CheckRootOwned(f); err != nil && st.userns {
+			// Not enforced without setuid, and inside a user namespace
+			// root's files show as owned by the overflow uid anyway.
+			k.warn("ownership", "%v (required only for the setuid chos)", err)
+		} else if err != nil {
 			k.fail("ownership", "%v", err)
 		} else {
 			k.ok("ownership", "%s and the directories above it are root's", f)
@@ -248,6 +254,10 @@ func octal(m fs.FileMode) string {
 // checkCache reports cached namespaces that no launch will enter any more.
 func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 	if st.userns {
+		return
+	}
+	if here, err := nsroot.CacheOwnedHere(cacheDir()); err == nil && !here {
+		k.warn("cache", "%s belongs to another mount namespace: launches from this one build private views", cacheDir())
 		return
 	}
 	states, err := st.cacheStates(cat)

@@ -51,23 +51,41 @@ func enterOrBuild(p *Plan, mode Mode) error {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unsharing file system attributes: %w", err)
 	}
+	// Files chos creates for the cache are root's, not the caller's group's.
+	if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
+		return fmt.Errorf("setting fsgid 0: %w", err)
+	}
 	c := p.Cache
-	if entered, err := enterCached(c.File()); entered || err != nil {
-		return err
-	}
-	if err := prepareCacheDir(c.Dir); err != nil {
-		return err
-	}
-	lock, err := os.OpenFile(c.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	owner, err := cacheOwner(c.Dir)
 	if err != nil {
-		return fmt.Errorf("opening cache lock: %w", err)
+		return err
+	}
+	switch owner {
+	case ownedHere:
+		if entered, err := enterCached(c.File()); entered || err != nil {
+			return err
+		}
+	case ownedElsewhere:
+		// A copy of the host's namespace (a container, unshare -m): its
+		// cache files are not namespaces here, and removing one would
+		// unmount the host's. Build a private view and leave them alone.
+		return assemble(p, mode)
+	}
+	lock, err := lockTree(c)
+	if err != nil {
+		return err
 	}
 	defer lock.Close()
-	// Concurrent first launches of one tree: one builds, the others wait
-	// and enter what it built.
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("locking %s: %w", lock.Name(), err)
+	if owner == unowned {
+		if owner, err = claimCacheDir(c.Dir); err != nil {
+			return err
+		}
+		if owner != ownedHere {
+			return assemble(p, mode)
+		}
 	}
+	// Concurrent first launches of one tree: one builds, the others wait
+	// for the lock and enter what it built.
 	if entered, err := enterCached(c.File()); entered || err != nil {
 		return err
 	}
@@ -85,6 +103,21 @@ func enterOrBuild(p *Plan, mode Mode) error {
 		fmt.Fprintf(os.Stderr, "chos: warning: not caching tree %s: %v\n", p.Tree, err)
 	}
 	return nil
+}
+
+func lockTree(c *Cache) (*os.File, error) {
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating cache directory: %w", err)
+	}
+	lock, err := os.OpenFile(c.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening cache lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	return lock, nil
 }
 
 // enterCached joins the namespace kept in file, if there is one.
@@ -108,29 +141,86 @@ func enterCached(file string) (bool, error) {
 	return true, unix.Chdir("/")
 }
 
-// prepareCacheDir creates the cache directory and makes it a private,
-// unbindable mount of its own: namespace files bound below it then never
-// propagate into views (which a shared host / would attempt, and fail) and
-// are never copied by the recursive binds of / and /run that views make.
-func prepareCacheDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating cache directory: %w", err)
+// Who owns the cache directory: the mount namespace in which chos made it a
+// mount of its own, recorded by that mount's id in .owner. Namespaces
+// copied from it later see the copy under another mount id.
+type ownership int
+
+const (
+	unowned        ownership = iota // not yet claimed, or dropped
+	ownedHere                       // this namespace keeps the cache
+	ownedElsewhere                  // a copy, or another namespace claimed it
+)
+
+const ownerFile = ".owner"
+
+func cacheOwner(dir string) (ownership, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ownerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return unowned, nil
 	}
+	if err != nil {
+		return unowned, fmt.Errorf("reading cache owner: %w", err)
+	}
+	id, isMount, err := mountID(dir)
+	if err != nil {
+		return unowned, err
+	}
+	if isMount && strings.TrimSpace(string(data)) == id {
+		return ownedHere, nil
+	}
+	return ownedElsewhere, nil
+}
+
+func mountID(dir string) (id string, isMountRoot bool, err error) {
 	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err != nil {
-		return fmt.Errorf("inspecting cache directory: %w", err)
+	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &stx); err != nil {
+		return "", false, fmt.Errorf("inspecting cache directory: %w", err)
 	}
 	if stx.Mode&unix.S_IFMT != unix.S_IFDIR || stx.Uid != 0 {
-		return fmt.Errorf("cache directory %s must be a directory owned by root", dir)
+		return "", false, fmt.Errorf("cache directory %s must be a directory owned by root", dir)
 	}
-	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
-		return nil
+	isMountRoot = stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	return fmt.Sprint(stx.Mnt_id), isMountRoot, nil
+}
+
+// claimCacheDir makes the cache directory a private, unbindable mount of
+// its own and records this namespace as its owner. Namespace files bound
+// below it then never propagate into views (which a shared host / would
+// attempt, and fail) and are never copied by the recursive binds of / and
+// /run that views make. Called with the tree lock held; another tree's
+// first launch may have claimed it meanwhile.
+func claimCacheDir(dir string) (ownership, error) {
+	if owner, err := cacheOwner(dir); err != nil || owner != unowned {
+		return owner, err
 	}
-	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("binding cache directory %s on itself: %w", dir, err)
+	if _, isMount, err := mountID(dir); err != nil {
+		return unowned, err
+	} else if !isMount {
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+			return unowned, fmt.Errorf("binding cache directory %s on itself: %w", dir, err)
+		}
 	}
 	if err := unix.Mount("", dir, "", unix.MS_UNBINDABLE, ""); err != nil {
-		return fmt.Errorf("making cache directory %s unbindable: %w", dir, err)
+		return unowned, fmt.Errorf("making cache directory %s unbindable: %w", dir, err)
+	}
+	id, _, err := mountID(dir)
+	if err != nil {
+		return unowned, err
+	}
+	if err := writeAtomically(filepath.Join(dir, ownerFile), id+"\n"); err != nil {
+		return unowned, err
+	}
+	return ownedHere, nil
+}
+
+func writeAtomically(file, content string) error {
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
 	}
 	return nil
 }
@@ -186,6 +276,9 @@ type CacheEntry struct {
 	Stem  string // the tree name as a file name
 	Key   string
 	Built time.Time
+	// Mounted: the file holds a namespace in this mount namespace (it is
+	// a plain file where the cache is not owned).
+	Mounted bool
 }
 
 // ListCache lists the cached namespaces in dir.
@@ -211,6 +304,8 @@ func ListCache(dir string) ([]CacheEntry, error) {
 		if fi, err := de.Info(); err == nil {
 			e.Built = fi.ModTime()
 		}
+		var sfs unix.Statfs_t
+		e.Mounted = unix.Statfs(e.File, &sfs) == nil && sfs.Type == unix.NSFS_MAGIC
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
@@ -225,6 +320,20 @@ func StemOf(tree string) string { return fileStem(tree) }
 // mount table is as it was before the first launch. Processes running in a
 // dropped namespace are not affected.
 func DropCache(dir, tree string) error {
+	owner, err := cacheOwner(dir)
+	if err != nil {
+		return err
+	}
+	if owner == ownedElsewhere {
+		// A copy of the owner's namespace must not unlink the owner's
+		// mount points; a namespace that never had the cache directory
+		// mounted (the host, after a container claimed it) may take it back.
+		if _, isMount, err := mountID(dir); err != nil {
+			return err
+		} else if isMount {
+			return fmt.Errorf("the cache in %s belongs to another mount namespace (this one is a copy of it): drop it from there", dir)
+		}
+	}
 	entries, err := ListCache(dir)
 	if err != nil {
 		return err
@@ -238,7 +347,10 @@ func DropCache(dir, tree string) error {
 		}
 	}
 	if tree == "" && len(errs) == 0 {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		if err := os.Remove(filepath.Join(dir, ownerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmounting %s: %w", dir, err))
 		}
 	}
@@ -253,4 +365,11 @@ func dropFile(file string) error {
 		return fmt.Errorf("removing %s: %w", file, err)
 	}
 	return nil
+}
+
+// CacheOwnedHere says whether launches in this mount namespace use the
+// cache in dir (true also when nobody has claimed it yet).
+func CacheOwnedHere(dir string) (bool, error) {
+	owner, err := cacheOwner(dir)
+	return owner != ownedElsewhere, err
 }
