@@ -85,6 +85,7 @@ type listEntry struct {
 	Default     bool     `json:"default"`
 	Current     bool     `json:"current"`
 	Description string   `json:"description"`
+	Personal    bool     `json:"personal"`
 }
 
 func listJSON(t testing.TB, c call) map[string]listEntry {

@@ -8,33 +8,6 @@ import (
 	"testing"
 )
 
-// 11. An unknown tree is refused with the list of valid names, and nothing runs.
-func TestUnknownTreeIsRefusedWithValidNames(t *testing.T) {
-	marker := filepath.Join(h.tmp, unique(t))
-	for _, form := range []struct {
-		name string
-		c    call
-	}{
-		{"exec", chosCall("exec", "chos-itest-nosuchtree", "touch", marker)},
-		{"shell", chosCall("shell", "chos-itest-nosuchtree")},
-		{"$CHOS", call{Args: []string{h.chos, "exec", "--", "touch", marker}, Env: []string{"CHOS=chos-itest-nosuchtree"}}},
-		{"$CHOS legacy", call{Args: []string{h.chos, "touch", marker}, Env: []string{"CHOS=chos-itest-nosuchtree"}}},
-	} {
-		t.Run(form.name, func(t *testing.T) {
-			r := run(t, form.c)
-			wantStatus(t, r, 125)
-			if !strings.Contains(r.stderr, "chos-itest-nosuchtree") {
-				t.Errorf("the error does not name the unknown tree:\n%s", r)
-			}
-			wantValidNames(t, r, "one", "two", "three", "default", "local")
-			if _, err := os.Stat(marker); err == nil {
-				os.Remove(marker)
-				t.Errorf("the command ran anyway:\n%s", r)
-			}
-		})
-	}
-}
-
 // 12. A configuration a user could have written is refused, naming the
 // path at fault.
 func TestUnsafeConfigurationIsRefused(t *testing.T) {

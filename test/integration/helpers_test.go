@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -432,7 +433,7 @@ func readMountinfo(t testing.TB) string {
 	return string(data)
 }
 
-// lineDiff lists the lines only in a and only in b.
+// lineDiff lists the (non-empty) lines only in a and only in b.
 func lineDiff(a, b string) (onlyA, onlyB []string) {
 	count := map[string]int{}
 	for _, l := range strings.Split(a, "\n") {
@@ -441,6 +442,7 @@ func lineDiff(a, b string) (onlyA, onlyB []string) {
 	for _, l := range strings.Split(b, "\n") {
 		count[l]--
 	}
+	delete(count, "")
 	for l, n := range count {
 		for ; n > 0; n-- {
 			onlyA = append(onlyA, l)
@@ -560,21 +562,230 @@ func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
 	}
 }
 
-// vsysLink is base/links/NAME, a symbolic link to the installed chos: the
-// vsys form that takes the tree name from argv[0].
+// vsysLink is a symbolic link NAME to the installed setuid chos: the vsys
+// form that takes the tree name from argv[0].
 func vsysLink(t testing.TB, name string) string {
 	t.Helper()
-	dir := filepath.Join(h.base, "links")
+	return vsysLinkTo(t, h.chos, name)
+}
+
+// vsysLinkTo is a symbolic link NAME to the chos binary bin, in a
+// root-owned directory next to bin's own (prefix/links for prefix/bin/chos).
+func vsysLinkTo(t testing.TB, bin, name string) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(filepath.Dir(bin)), "links")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	link := filepath.Join(dir, name)
-	if target, err := os.Readlink(link); err == nil && target == h.chos {
+	if target, err := os.Readlink(link); err == nil && target == bin {
 		return link
 	}
 	os.Remove(link)
-	if err := os.Symlink(h.chos, link); err != nil {
+	if err := os.Symlink(bin, link); err != nil {
 		t.Fatal(err)
 	}
 	return link
+}
+
+// background is a command started by start, whose output can be read while
+// it runs.
+type background struct {
+	t    testing.TB
+	desc string
+	// pid is the process started. For the user, setpriv execs its
+	// command, so this is chos itself: in userns mode, the helper.
+	pid int
+
+	mu             sync.Mutex
+	stdout, stderr bytes.Buffer
+
+	lines   chan string   // stdout, line by line
+	outDone chan struct{} // stdout and stderr reached EOF
+	done    chan struct{} // the process exited; status set
+	status  int           // as a shell reports it: 128+N for signal N
+	sig     bool
+}
+
+// start starts c (without stdin) in its own process group, killed with
+// everything in it at the end of the test.
+func start(t testing.TB, c call) *background {
+	t.Helper()
+	if c.Stdin != nil {
+		t.Fatal("start: stdin is not supported")
+	}
+	argv := c.argv()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = h.home, mergeEnv(userEnv(), c.Env)
+	if c.Root {
+		cmd.Dir, cmd.Env = "/", mergeEnv(rootEnv(), c.Env)
+	}
+	if c.Dir != "" {
+		cmd.Dir = c.Dir
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	outR, outW, err := os.Pipe()
+	must(t, err)
+	errR, errW, err := os.Pipe()
+	must(t, err)
+	cmd.Stdout, cmd.Stderr = outW, errW
+	b := &background{t: t, desc: describe(c), lines: make(chan string, 1000),
+		outDone: make(chan struct{}), done: make(chan struct{}), status: -1}
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		t.Fatalf("cannot start %s: %v", b.desc, err)
+	}
+	b.pid = cmd.Process.Pid
+	groupsMu.Lock()
+	groups[b.pid] = true
+	groupsMu.Unlock()
+
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() {
+		defer readers.Done()
+		defer outR.Close()
+		br := bufio.NewReader(outR)
+		for {
+			line, err := br.ReadString('\n')
+			b.mu.Lock()
+			b.stdout.WriteString(line)
+			b.mu.Unlock()
+			if line != "" {
+				select {
+				case b.lines <- strings.TrimSuffix(line, "\n"):
+				default:
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer readers.Done()
+		defer errR.Close()
+		buf := make([]byte, 4096)
+		for {
+			n, err := errR.Read(buf)
+			b.mu.Lock()
+			b.stderr.Write(buf[:n])
+			b.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() { readers.Wait(); close(b.outDone) }()
+	go func() {
+		cmd.Wait()
+		if ps := cmd.ProcessState; ps != nil {
+			ws := ps.Sys().(syscall.WaitStatus)
+			switch {
+			case ws.Exited():
+				b.status = ws.ExitStatus()
+			case ws.Signaled():
+				b.status, b.sig = 128+int(ws.Signal()), true
+			}
+		}
+		close(b.done)
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-b.pid, syscall.SIGKILL)
+		select {
+		case <-b.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: still not reaped 10 s after SIGKILL", b.desc)
+		}
+		groupsMu.Lock()
+		delete(groups, b.pid)
+		groupsMu.Unlock()
+	})
+	return b
+}
+
+// result is what the command did so far.
+func (b *background) result() result {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := result{cmd: b.desc, stdout: b.stdout.String(), stderr: b.stderr.String(), status: -1}
+	select {
+	case <-b.done:
+		r.status, r.signaled = b.status, b.sig
+	default:
+	}
+	return r
+}
+
+// waitLine waits for a line of stdout equal to want; false (and the test
+// failed) if the command ended or the timeout passed first.
+func (b *background) waitLine(want string, timeout time.Duration) bool {
+	b.t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case l := <-b.lines:
+			if l == want {
+				return true
+			}
+		case <-b.outDone:
+			b.t.Errorf("the command closed its output without printing %q:\n%s", want, b.result())
+			return false
+		case <-timer.C:
+			b.t.Errorf("no line %q after %v:\n%s", want, timeout, b.result())
+			return false
+		}
+	}
+}
+
+// wait waits for the process started to exit and returns what it did,
+// with its output up to then (and up to a second more of it).
+func (b *background) wait(timeout time.Duration) result {
+	b.t.Helper()
+	select {
+	case <-b.done:
+	case <-time.After(timeout):
+		r := b.result()
+		r.timedOut = true
+		b.t.Errorf("still running after %v:\n%s", timeout, r)
+		return r
+	}
+	select {
+	case <-b.outDone:
+	case <-time.After(time.Second):
+	}
+	return b.result()
+}
+
+// pidsRunning lists the live processes whose command line is exactly argv.
+func pidsRunning(argv ...string) []int {
+	want := strings.Join(argv, "\x00") + "\x00"
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && string(data) == want && alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// procStatusOf is /proc/PID/status, parsed.
+func procStatusOf(t testing.TB, pid int) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatalf("reading the status of process %d: %v", pid, err)
+	}
+	return procStatus(string(data))
 }

@@ -1,8 +1,9 @@
-// Package integration tests an installed, setuid-root chos end to end: it
-// builds three busybox OS trees, installs chos with its paths compiled in
-// under a private base directory, creates an unprivileged user with
-// supplementary groups, and runs chos as that user, the way users and batch
-// jobs run it.
+// Package integration tests an installed chos end to end: it builds three
+// busybox OS trees, installs chos with its paths compiled in under a private
+// base directory (setuid root, plus a plain copy of the same binary for
+// user-namespace mode), creates an unprivileged user with supplementary
+// groups, and runs chos as that user, the way users and batch jobs run it.
+// The behaviours both modes share are one table, TestBothModes, run in each.
 //
 // It needs root (to install the setuid binary, create the user and look
 // at the result from the host). Without root it fails, unless
@@ -41,8 +42,10 @@ type harness struct {
 	config     string // SYSCONFDIR/chos
 	configText string // the configuration every test starts from
 	chosRoot   string // CHOSROOT compiled into chos
+	cacheDir   string // CACHEDIR compiled into chos (setuid mode keeps views there)
 	prefix     string
 	chos       string            // the installed setuid-root chos
+	chosUserns string            // the same binary without the setuid bit: userns mode
 	trees      map[string]string // tree name -> path on the host
 	osIDs      map[string]string // tree name -> ID in its os-release
 	osNames    map[string]string // tree name -> PRETTY_NAME
@@ -176,6 +179,7 @@ func setup(cl *cleanups) error {
 	h.config = filepath.Join(h.etc, "chos")
 	h.prefix = filepath.Join(h.base, "prefix")
 	h.chosRoot = filepath.Join(h.base, "root")
+	h.cacheDir = filepath.Join(h.base, "cache")
 	h.chos = filepath.Join(h.prefix, "bin", "chos")
 
 	// the trees
@@ -199,8 +203,12 @@ func setup(cl *cleanups) error {
 	if err := writeRootFile(h.config, h.configText, 0o644); err != nil {
 		return err
 	}
+	// Setuid launches keep each tree's view as a mount namespace pinned in
+	// CACHEDIR/ns: under the base, never in the host's /run/chos, and
+	// dropped (then checked gone) before the base is removed.
+	cl.add(dropCache)
 	if out, err := runSetup(5*time.Minute, h.repo, "make", "install",
-		"PREFIX="+h.prefix, "SYSCONFDIR="+h.etc, "CHOSROOT="+h.chosRoot); err != nil {
+		"PREFIX="+h.prefix, "SYSCONFDIR="+h.etc, "CHOSROOT="+h.chosRoot, "CACHEDIR="+h.cacheDir); err != nil {
 		return fmt.Errorf("make install: %w\n%s", err, out)
 	}
 	fi, err := os.Stat(h.chos)
@@ -217,6 +225,16 @@ func setup(cl *cleanups) error {
 	// sure the installed one has this run's paths compiled in.
 	if out, _ := runSetup(30*time.Second, "/", h.chos, "--help"); !strings.Contains(out, h.config) {
 		return fmt.Errorf("%s does not have SYSCONFDIR %s compiled in (was bin/chos rebuilt concurrently?):\n%s", h.chos, h.etc, out)
+	}
+	if out, err := runSetup(30*time.Second, "/", h.chos, "help", "cache"); err == nil && !strings.Contains(out, h.cacheDir) {
+		return fmt.Errorf("%s does not have CACHEDIR %s compiled in:\n%s", h.chos, h.cacheDir, out)
+	}
+
+	// The same binary without the setuid bit, for user-namespace mode. The
+	// command line dispatches on argv[0], so it is called chos too.
+	h.chosUserns = filepath.Join(h.base, "userns", "bin", "chos")
+	if err := installPlainCopy(h.chos, h.chosUserns); err != nil {
+		return err
 	}
 
 	// the user, with two supplementary groups besides their own
@@ -271,8 +289,36 @@ func setup(cl *cleanups) error {
 	if h.hostOSRelease["ID"] == "" {
 		return fmt.Errorf("the host's /etc/os-release has no ID")
 	}
-	fmt.Fprintf(os.Stderr, "integration: base %s, user %s (uid %d gid %d groups %v), chos %s\n",
-		h.base, h.user, h.uid, h.gid, h.extraGIDs, h.chos)
+	fmt.Fprintf(os.Stderr, "integration: base %s, user %s (uid %d gid %d groups %v), chos %s (setuid), %s (userns)\n",
+		h.base, h.user, h.uid, h.gid, h.extraGIDs, h.chos, h.chosUserns)
+	return nil
+}
+
+// installPlainCopy copies the setuid binary src to dst (creating its
+// directories, root's 0755) as root's, mode 0755: no setuid bit.
+func installPlainCopy(src, dst string) error {
+	for _, d := range []string{filepath.Dir(filepath.Dir(dst)), filepath.Dir(dst)} {
+		if err := os.Mkdir(d, 0o755); err != nil && !os.IsExist(err) {
+			return err
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := writeRootFile(dst, string(data), 0o755); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		return err
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode() != 0o755 {
+		return fmt.Errorf("%s: uid %d, mode %v; want root's, 0755, no setuid bit", dst, st.Uid, fi.Mode())
+	}
 	return nil
 }
 
@@ -312,6 +358,20 @@ func warnLeftovers() {
 		}
 		f.Close()
 	}
+}
+
+// dropCache removes the namespaces that setuid launches cached under
+// h.cacheDir (`chos cache drop`, as root), and fails if any mount is left
+// there.
+func dropCache() error {
+	if len(mountsUnder(h.cacheDir)) == 0 {
+		return nil
+	}
+	out, err := runSetup(30*time.Second, "/", h.chos, "cache", "drop")
+	if m := mountsUnder(h.cacheDir); len(m) > 0 {
+		return fmt.Errorf("mounts left under %s after `chos cache drop` (%v):\n%s%v", h.cacheDir, err, out, m)
+	}
+	return nil
 }
 
 func removeUser() error {

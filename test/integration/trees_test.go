@@ -23,43 +23,6 @@ func TestLocalRunsOnHost(t *testing.T) {
 	wantStatus(t, r, 0)
 }
 
-func TestCurrentNamesTheTree(t *testing.T) {
-	cases := []struct {
-		name string
-		c    call
-		want string
-	}{
-		{"host", chosCall("current"), "local"},
-		{"host with $CHOS=one", call{Args: []string{h.chos, "current"}, Env: []string{"CHOS=one"}}, "local"},
-		{"host as root", call{Args: []string{h.chos, "current"}, Root: true}, "local"},
-		{"in one", chosCall("exec", "one", "chos", "current"), "one"},
-		{"in one by alias", chosCall("exec", "default", "chos", "current"), "one"},
-		{"in three", chosCall("exec", "three", "chos", "current"), "three"},
-		{"in one with $CHOS=two", chosCall("exec", "one", "sh", "-c", "CHOS=two chos current"), "one"},
-		{"in one by path", chosCall("exec", "one", "/.chos/bin/chos", "current"), "one"},
-		{"in one as root", call{Args: []string{h.chos, "exec", "one", "chos", "current"}, Root: true}, "one"},
-		{"exec local", chosCall("exec", "local", h.chos, "current"), "local"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := run(t, c.c)
-			wantStatus(t, r, 0)
-			if got := strings.TrimSpace(r.stdout); got != c.want {
-				t.Errorf("chos current printed %q, want %q:\n%s", got, c.want, r)
-			}
-		})
-	}
-	// $CHOS inside is the canonical name
-	r := chos(t, "exec", "default", "sh", "-c", `echo "$CHOS"`)
-	if got := strings.TrimSpace(r.stdout); got != "one" {
-		t.Errorf("$CHOS in tree default is %q, want the canonical name one", got)
-	}
-	r = chos(t, "exec", "one", "sh", "-c", `echo "$PATH"`)
-	if !strings.HasSuffix(strings.TrimSpace(r.stdout), ":/.chos/bin") {
-		t.Errorf("PATH in a tree does not end in :/.chos/bin: %q", r.stdout)
-	}
-}
-
 // 19. chos run from inside a tree switches to another tree, or to the host.
 func TestSwitchTreesFromInsideTree(t *testing.T) {
 	cases := []struct {
