@@ -4,6 +4,7 @@
 #   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
 #   make test            vet, unit tests, fuzz smoke run, integration tests (root)
 #   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
+#   make bench           as root on Debian/Ubuntu: benchmark against bwrap & co, write docs/PERFORMANCE.md
 #
 # The configuration directory and the view directory are compiled into the
 # binary: SYSCONFDIR (config is $(SYSCONFDIR)/chos) and CHOSROOT.
@@ -98,8 +99,15 @@ test:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^$(FUZZFUNC)$$' -fuzztime $(FUZZTIME) $(FUZZPKG)
 
+# As root on Debian/Ubuntu: installs the peers (bubblewrap, ch-run, schroot,
+# hyperfine...), builds a Debian 11 tree once under /var/lib/chos-bench,
+# measures chos against them and writes docs/PERFORMANCE.md. The Go
+# micro-benchmarks (go test -bench ./pkg/...) run as its last step.
+# (bench/run runs `make install`; $(MAKE) is deliberately not named here, as
+# for demo)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	@if [ "$$(id -u)" != 0 ]; then echo "make bench: must be run as root" >&2; exit 1; fi
+	GO="$(GO)" bash bench/run
 
 # (demo.sh runs `make install`; $(MAKE) is deliberately not named here, so
 # that `make -n demo` does not run the script)
