@@ -55,7 +55,7 @@ build: bin/chos
 # SYSCONFDIR/CHOSROOT/VERSION always reaches the binary.
 bin/chos:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/chos ./cmd/chos
+	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o bin/chos ./cmd/chos
 
 # An existing $(SYSCONFDIR)/chos is never touched; a missing one is created
 # from the sample (which only declares the host, local:/).

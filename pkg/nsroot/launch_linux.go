@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/inroot"
 )
 
 // Mode is how chos may act, decided once when it starts (from the real and
@@ -154,7 +155,7 @@ func assemble(p *Plan, mode Mode) error {
 			err = symlink(root, m)
 		case OpMkdir:
 			var h *os.File
-			if h, err = pathrs.MkdirAllHandle(root, m.Target, 0o755); err == nil {
+			if h, err = inroot.MkdirAll(root, m.Target, 0o755); err == nil {
 				h.Close()
 			}
 		default:
@@ -227,7 +228,7 @@ func bind(root *os.File, m Mount) error {
 	}
 	// The mount point's descriptor still names what lies under the new
 	// mount: open the target again to reach the mount itself.
-	top, err := pathrs.OpenatInRoot(root, m.Target)
+	top, err := inroot.Open(root, m.Target, unix.O_PATH)
 	if err != nil {
 		return fmt.Errorf("reopening %s after mounting: %w", m.Target, err)
 	}
@@ -273,7 +274,7 @@ func restrict(top *os.File, m Mount) error {
 // bound into the view, where root would be creating files in places users
 // can write to.
 func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
-	if h, err := pathrs.OpenatInRoot(root, target); err == nil {
+	if h, err := inroot.Open(root, target, unix.O_PATH); err == nil {
 		return h, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("opening mount point: %w", err)
@@ -282,13 +283,13 @@ func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
 		return nil, err
 	}
 	if dir {
-		h, err := pathrs.MkdirAllHandle(root, target, 0o755)
+		h, err := inroot.MkdirAll(root, target, 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("making mount point: %w", err)
 		}
 		return h, nil
 	}
-	parent, err := pathrs.MkdirAllHandle(root, path.Dir(target), 0o755)
+	parent, err := inroot.MkdirAll(root, path.Dir(target), 0o755)
 	if err != nil {
 		return nil, fmt.Errorf("making mount point: %w", err)
 	}
@@ -298,7 +299,7 @@ func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
 		return nil, fmt.Errorf("making mount point: %w", &fs.PathError{Op: "create", Path: target, Err: err})
 	}
 	unix.Close(fd)
-	return pathrs.OpenatInRoot(root, target)
+	return inroot.Open(root, target, unix.O_PATH)
 }
 
 // errNotOnView refuses to create a mount point outside the view's tmpfs.
@@ -312,7 +313,7 @@ func onViewRoot(root *os.File, target string) error {
 		return fmt.Errorf("inspecting the view's root: %w", err)
 	}
 	for dir := path.Dir(target); ; dir = path.Dir(dir) {
-		h, err := pathrs.OpenatInRoot(root, dir)
+		h, err := inroot.Open(root, dir, unix.O_PATH)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // "/" always exists, so this ends
 		}
@@ -333,7 +334,7 @@ func onViewRoot(root *os.File, target string) error {
 }
 
 func symlink(root *os.File, m Mount) error {
-	parent, err := pathrs.MkdirAllHandle(root, path.Dir(m.Target), 0o755)
+	parent, err := inroot.MkdirAll(root, path.Dir(m.Target), 0o755)
 	if err != nil {
 		return err
 	}

@@ -11,22 +11,16 @@ import (
 	"strings"
 	"syscall"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/inroot"
 )
 
 // OpenInTree opens a path inside a tree the way a process inside it would
 // see it: symbolic links (absolute ones included) resolve within the tree,
 // never onto the host.
 func OpenInTree(root, p string) (*os.File, error) {
-	if root == "/" {
-		return os.Open(p)
-	}
-	h, err := pathrs.OpenInRoot(root, p)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	return pathrs.Reopen(h, os.O_RDONLY|0o2000000 /* O_CLOEXEC */)
+	return inroot.OpenPath(root, p, os.O_RDONLY)
 }
 
 // ReadInTree reads a small file inside a tree (at most 1 MiB).
@@ -41,10 +35,7 @@ func ReadInTree(root, p string) ([]byte, error) {
 
 // StatInTree stats a path inside a tree, following links within it.
 func StatInTree(root, p string) (fs.FileInfo, error) {
-	if root == "/" {
-		return os.Stat(p)
-	}
-	h, err := pathrs.OpenInRoot(root, p)
+	h, err := inroot.OpenPath(root, p, unix.O_PATH)
 	if err != nil {
 		return nil, err
 	}
