@@ -57,6 +57,14 @@ func run(args []string) int {
 		return st.launch(prog, args[1:], false)
 	}
 	// Legacy form: `chos CMD ARGS`, as the original batch job starter ran it.
+	// The launch path of every batch job and rank: skip building the
+	// command-line app when nothing but `exec` needs parsing.
+	if len(args) > 1 && args[1] == "exec" {
+		if name, argv, fresh, err := parseExecArgs(args[2:]); err == nil {
+			st.fresh = fresh
+			return st.launch(name, argv, false)
+		}
+	}
 	app := st.app()
 	app.Setup() // adds the help command, which the legacy form must not take either
 	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
