@@ -762,9 +762,9 @@ func (b *background) wait(timeout time.Duration) result {
 	return b.result()
 }
 
-// pidsRunning lists the live processes whose command line is exactly argv.
-func pidsRunning(argv ...string) []int {
-	want := strings.Join(argv, "\x00") + "\x00"
+// processes lists the pids of /proc for which match, given the pid and a
+// reader of one of its /proc files, says yes.
+func processes(match func(pid int, read func(file string) (string, bool)) bool) []int {
 	ents, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range ents {
@@ -772,12 +772,24 @@ func pidsRunning(argv ...string) []int {
 		if err != nil {
 			continue
 		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && string(data) == want && alive(pid) {
+		read := func(file string) (string, bool) {
+			data, err := os.ReadFile("/proc/" + e.Name() + "/" + file)
+			return string(data), err == nil
+		}
+		if match(pid, read) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// pidsRunning lists the live processes whose command line is exactly argv.
+func pidsRunning(argv ...string) []int {
+	want := strings.Join(argv, "\x00") + "\x00"
+	return processes(func(pid int, read func(string) (string, bool)) bool {
+		cmdline, ok := read("cmdline")
+		return ok && cmdline == want && alive(pid)
+	})
 }
 
 // procStatusOf is /proc/PID/status, parsed.

@@ -270,28 +270,15 @@ func TestPersonalConfigIsReadWithUsersRights(t *testing.T) {
 
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var kids []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	return processes(func(_ int, read func(string) (string, bool)) bool {
+		stat, ok := read("stat")
+		i := strings.LastIndexByte(stat, ')')
+		if !ok || i < 0 {
+			return false
 		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			kids = append(kids, p)
-		}
-	}
-	return kids
+		f := strings.Fields(stat[i+1:])
+		return len(f) > 1 && f[1] == strconv.Itoa(pid)
+	})
 }
 
 // wantHelper checks that b's process is the userns helper: chos (the
