@@ -101,14 +101,6 @@ func (st *state) setMode(mode string) error {
 	return fail(statusUsage, fmt.Errorf("unknown mode %q (auto, setuid or userns)", mode))
 }
 
-// modeName says how this chos enters trees.
-func (st *state) modeName() string {
-	if st.userns {
-		return "userns"
-	}
-	return "setuid"
-}
-
 // asCaller runs a lookup with the caller's own rights.
 func (st *state) asCaller(fn func() error) error {
 	if !st.setuid() {

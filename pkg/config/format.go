@@ -6,8 +6,8 @@ import (
 )
 
 // Format writes f back in configuration syntax. Parse(Format(f)) yields the
-// same settings, which the fuzz test checks; `chos plan` uses it to show what
-// chos understood.
+// same settings, which the fuzz test checks: that every parsed setting can be
+// written down again is what keeps the syntax free of ambiguities.
 func (f *File) Format() string {
 	var b strings.Builder
 	if len(f.Shells) > 0 {

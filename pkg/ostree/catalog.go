@@ -40,9 +40,6 @@ type Tree struct {
 	At          config.Position
 }
 
-// Names returns the canonical name followed by the aliases.
-func (t *Tree) Names() []string { return append([]string{t.Name}, t.Aliases...) }
-
 // DefaultIdentity are the host files bound over the tree's own copies so that
 // users, groups, host names and the time zone are the host's.
 var DefaultIdentity = []string{"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf", "/etc/localtime"}
