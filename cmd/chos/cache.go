@@ -54,18 +54,16 @@ func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
 
 // currentKey is the key a launch of t would look for now ("" if none).
 func (st *state) currentKey(cat *ostree.Catalog, t *ostree.Tree) string {
-	entries, err := ostree.Entries(t.Path)
+	req, err := st.viewRequest(cat, ostree.Selection{Tree: t, Name: t.Name})
 	if err != nil {
 		return ""
 	}
-	self, _ := os.Executable()
-	req := plan.Request{Catalog: cat, Selection: ostree.Selection{Tree: t, Name: t.Name}, Entries: entries,
-		Caller: plan.Caller{Cwd: "/"}, Argv: []string{"true"}, Root: st.viewRoot(), Self: self}
+	req.Caller, req.Argv = plan.Caller{Cwd: "/"}, []string{"true"}
 	p, err := plan.Build(req)
 	if err != nil {
 		return ""
 	}
-	if c := st.cacheFor(cat, t, p, entries); c != nil {
+	if c := st.cacheFor(cat, t, p); c != nil {
 		return c.Key
 	}
 	return ""

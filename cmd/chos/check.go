@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -57,7 +56,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 			trees = []*ostree.Tree{t}
 		}
 		for _, t := range trees {
-			checkTree(k, cat, t, st.hostPrefix)
+			st.checkTree(k, cat, t)
 		}
 		st.checkCache(k, cat)
 	}
@@ -177,19 +176,19 @@ func (st *state) checkConfig(k *checker) *ostree.Catalog {
 	return cat
 }
 
-func checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree, hostPrefix string) {
+func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 	what := "tree " + t.Name
 	if t.Host {
 		k.ok(what, "the host itself")
 		return
 	}
-	if err := ostree.Problem(t, hostPrefix); err != nil {
+	if err := ostree.Problem(t, st.hostPrefix); err != nil {
 		k.fail(what, "%v", err)
 		return
 	}
-	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(filepath.Join("/", hostPrefix, t.Path))))
+	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(st.hostPath(t.Path))))
 	for _, b := range plan.HostBinds(cat, t) {
-		_, err := os.Stat(filepath.Join("/", hostPrefix, b.Source))
+		_, err := os.Stat(st.hostPath(b.Source))
 		switch {
 		case err == nil:
 		case b.Optional && errors.Is(err, fs.ErrNotExist):

@@ -16,17 +16,14 @@ import (
 	"github.com/chos-hpc/chos/pkg/ostree"
 )
 
-// dotfile is the caller's ~/.chos, from passwd's home directory as the
+// dotfile is the caller's ~/.chos, in passwd's home directory as the
 // original pam_chos used it ($HOME only when passwd does not know the user).
 func (st *state) dotfile() (string, error) {
-	who, err := st.caller()
-	if err != nil {
-		return "", err
-	}
-	if who.Home == "" {
+	home := st.account().home
+	if home == "" {
 		return "", fmt.Errorf("cannot find your home directory (not in /etc/passwd and $HOME unset)")
 	}
-	return filepath.Join(who.Home, ".chos"), nil
+	return filepath.Join(home, ".chos"), nil
 }
 
 func (st *state) cmdSelect(c *cli.Context) error {

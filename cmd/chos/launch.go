@@ -34,6 +34,8 @@ type state struct {
 	hostPrefix string
 	// fresh launches in a private namespace, not the cached one.
 	fresh bool
+	// acct is the caller's passwd entry, read once (see account).
+	acct *passwdEntry
 }
 
 func newState() *state {
@@ -140,13 +142,26 @@ func (st *state) catalog() (*ostree.Catalog, error) {
 	return ostree.NewCatalog(set)
 }
 
+// account is the caller's name, home and shell: from the host's passwd,
+// with $HOME and $SHELL only where passwd does not say (they are the
+// caller's own lookup keys, never used to decide access).
+func (st *state) account() passwdEntry {
+	if st.acct == nil {
+		pw, _ := lookupPasswd("/etc/passwd", st.uid)
+		if pw.home == "" {
+			pw.home = os.Getenv("HOME")
+		}
+		if pw.shell == "" {
+			pw.shell = os.Getenv("SHELL")
+		}
+		st.acct = &pw
+	}
+	return *st.acct
+}
+
 // personalPath is the caller's file of personal trees.
 func (st *state) personalPath() string {
-	home := os.Getenv("HOME")
-	if pw, ok := lookupPasswd("/etc/passwd", st.uid); ok {
-		home = pw.home
-	}
-	return config.PersonalPath(home, os.Getenv("XDG_CONFIG_HOME"))
+	return config.PersonalPath(st.account().home, os.Getenv("XDG_CONFIG_HOME"))
 }
 
 // explainPersonal turns "unknown tree" into a clearer refusal when the name
@@ -226,19 +241,12 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 		return nil, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
 	}
 
-	req := plan.Request{Catalog: cat, Selection: sel, Caller: who, Argv: argv, Login: login,
-		Root: st.viewRoot(), HostPrefix: st.hostPrefix}
-	treeRoot := st.hostPath(t.Path)
-	if !t.Host {
-		if req.Entries, err = ostree.Entries(treeRoot); err != nil {
-			return nil, err
-		}
-		// Bound by path (the executable's own mount is the host
-		// namespace's); the executor checks it is still this binary.
-		if req.Self, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("finding the chos binary: %w", err)
-		}
+	req, err := st.viewRequest(cat, sel)
+	if err != nil {
+		return nil, err
 	}
+	req.Caller, req.Argv, req.Login = who, argv, login
+	treeRoot := st.hostPath(t.Path)
 	if login {
 		err := st.asCaller(func() error {
 			if who.Shell != "" {
@@ -265,26 +273,48 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	}
 	p.Verbose = st.verbose
 	if !st.fresh {
-		p.Cache = st.cacheFor(cat, t, p, req.Entries)
+		p.Cache = st.cacheFor(cat, t, p)
 	}
 	return p, nil
+}
+
+// viewRequest is what a plan needs to know of the selected tree's view:
+// the same for every caller, so `chos cache` computes keys from it too.
+func (st *state) viewRequest(cat *ostree.Catalog, sel ostree.Selection) (plan.Request, error) {
+	req := plan.Request{Catalog: cat, Selection: sel, Root: st.viewRoot(), HostPrefix: st.hostPrefix}
+	if sel.Tree.Host {
+		return req, nil
+	}
+	var err error
+	if req.Entries, err = ostree.Entries(st.hostPath(sel.Tree.Path)); err != nil {
+		return req, err
+	}
+	// Bound by path (the executable's own mount is the host namespace's);
+	// the executor checks it is still this binary.
+	if req.Self, err = os.Executable(); err != nil {
+		return req, fmt.Errorf("finding the chos binary: %w", err)
+	}
+	return req, nil
 }
 
 // cacheFor names the cached namespace of a view, or nil where none is
 // kept: without root, from inside a view, for the host and for trees with
 // `cache = no`. The key depends on the view only, never on the caller.
-func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, p *nsroot.Plan, entries []ostree.Entry) *nsroot.Cache {
+func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, p *nsroot.Plan) *nsroot.Cache {
 	if st.userns || t.Host || t.NoCache || st.hostPrefix != "" {
 		return nil
 	}
+	// Device and inode of what the view shows by reference: a replaced
+	// tree, top-level directory, identity file or binary changes the key.
 	stamps := []string{ostree.Stamp(t.Path)}
 	for _, m := range p.Mounts {
-		if m.Why == "identity" || m.Why == plan.WhySelf {
+		// (A top-level link's text is already part of its step.)
+		if m.Op == nsroot.OpBind && (m.Why == plan.WhyTree || m.Why == plan.WhyIdentity || m.Why == plan.WhySelf) {
 			stamps = append(stamps, ostree.Stamp(m.Source))
 		}
 	}
 	return &nsroot.Cache{Dir: filepath.Join(build.CacheDir, "ns"), Tree: t.Name,
-		Key: plan.CacheKey(cat.Digest, p, entries, stamps)}
+		Key: plan.CacheKey(cat.Digest, p, stamps)}
 }
 
 // readDotfile reads ~/.chos with the caller's own rights; a missing or
@@ -321,15 +351,8 @@ func (st *state) caller() (plan.Caller, error) {
 	if c.Cwd, err = unix.Getwd(); err != nil {
 		return c, fmt.Errorf("reading the working directory: %w", err)
 	}
-	if pw, ok := lookupPasswd("/etc/passwd", st.uid); ok {
-		c.Name, c.Home, c.Shell = pw.name, pw.home, pw.shell
-	}
-	if c.Home == "" {
-		c.Home = os.Getenv("HOME")
-	}
-	if c.Shell == "" {
-		c.Shell = os.Getenv("SHELL")
-	}
+	pw := st.account()
+	c.Name, c.Home, c.Shell = pw.name, pw.home, pw.shell
 	return c, nil
 }
 

@@ -51,10 +51,6 @@ func enterOrBuild(p *Plan, mode Mode) error {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unsharing file system attributes: %w", err)
 	}
-	// Files chos creates for the cache are root's, not the caller's group's.
-	if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
-		return fmt.Errorf("setting fsgid 0: %w", err)
-	}
 	c := p.Cache
 	owner, err := cacheOwner(c.Dir)
 	if err != nil {

@@ -61,6 +61,12 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 			return failed("making chos non-dumpable: %w", err)
 		}
+		// The caller's gid is still this thread's fsgid (setuid changes
+		// only the uid): what chos creates, in a view or in the cache,
+		// must be root's. setCredentials sets it to the caller's again.
+		if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
+			return failed("setting fsgid 0: %w", err)
+		}
 	}
 	if !p.Host {
 		if mode == Unprivileged {
@@ -130,12 +136,7 @@ func assemble(p *Plan, mode Mode) error {
 	}
 	opts := "mode=0755"
 	if mode == Privileged {
-		// The caller's gid is still this thread's fsgid: what chos creates
-		// in the view must be root's.
-		if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
-			return fmt.Errorf("setting fsgid 0: %w", err)
-		}
-		opts += ",uid=0,gid=0"
+		opts += ",uid=0,gid=0" // not the caller's, whose ids a user namespace may not map
 	}
 	if err := unix.Mount(MountSource(p.Tree), p.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mounting tmpfs on %s: %w", p.Root, err)

@@ -38,29 +38,15 @@ func RunInUserNS(p *Plan) (int, error) {
 	if err != nil {
 		return StatusFailed, fmt.Errorf("making a pipe for the plan: %w", err)
 	}
-	uid, gid := os.Getuid(), os.Getgid()
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{"chos", childArg},
-		Env:        []string{},
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		ExtraFiles: []*os.File{r},
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
-			UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
-			GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
-			// setgroups stays denied: an unprivileged user may not drop
-			// the groups that deny them access.
-			GidMappingsEnableSetgroups: false,
-			// The child runs as the caller's uid, not root, inside the new
-			// namespace: its re-exec would drop the capabilities the
-			// namespace gave unless they are ambient. It drops them all
-			// itself before executing the command.
-			AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP},
-			Pdeathsig:   unix.SIGKILL,
-		},
+		Path:        "/proc/self/exe",
+		Args:        []string{"chos", childArg},
+		Env:         []string{},
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		ExtraFiles:  []*os.File{r},
+		SysProcAttr: ownNamespaces(),
 	}
 	// Catch before starting, so that nothing is lost in between.
 	sigs := make(chan os.Signal, 32)
@@ -171,19 +157,30 @@ func RunUserNSChild() int {
 	return lerr.Status
 }
 
-// ProbeUserNS creates a user and mount namespace like RunInUserNS does,
-// running `chos --version` in it, to tell whether the kernel allows it.
-func ProbeUserNS() error {
+// ownNamespaces is how the child is started: in a new user and mount
+// namespace mapping only the caller's uid and gid, to themselves.
+func ownNamespaces() *syscall.SysProcAttr {
 	uid, gid := os.Getuid(), os.Getgid()
-	cmd := &exec.Cmd{
-		Path: "/proc/self/exe",
-		Args: []string{"chos", "--version"},
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
-			UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
-			GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
-		},
+	return &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+		// setgroups stays denied: an unprivileged user may not drop the
+		// groups that deny them access.
+		GidMappingsEnableSetgroups: false,
+		// The child runs as the caller's uid, not root, inside the new
+		// namespace: its re-exec would drop the capabilities the namespace
+		// gave unless they are ambient. It drops them all itself before
+		// executing the command.
+		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP},
+		Pdeathsig:   unix.SIGKILL,
 	}
+}
+
+// ProbeUserNS starts `chos --version` in namespaces made exactly as for a
+// launch, to tell whether the kernel allows them.
+func ProbeUserNS() error {
+	cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{"chos", "--version"}, SysProcAttr: ownNamespaces()}
 	return cmd.Run()
 }
 

@@ -115,7 +115,6 @@ type Entry struct {
 	Name   string
 	Kind   EntryKind
 	Target string // for symlinks
-	Stamp  string // device and inode, for the cache key
 }
 
 // Entries lists the top level of a tree without following links. Entries
@@ -128,11 +127,6 @@ func Entries(root string) ([]Entry, error) {
 	out := make([]Entry, 0, len(des))
 	for _, de := range des {
 		e := Entry{Name: de.Name()}
-		if fi, err := de.Info(); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				e.Stamp = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
-			}
-		}
 		switch de.Type() {
 		case fs.ModeDir:
 			e.Kind = Dir

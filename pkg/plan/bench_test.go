@@ -46,7 +46,7 @@ func BenchmarkPlanLaunch(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					_ = CacheKey(c.Digest, p, entries, nil)
+					_ = CacheKey(c.Digest, p, nil)
 				}
 			})
 		}

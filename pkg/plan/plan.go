@@ -66,8 +66,12 @@ const (
 	ViewDir = "/.chos/view"
 )
 
-// WhySelf marks the step that binds chos itself into the view.
-const WhySelf = "chos itself"
+// Why of the steps the cache key stamps by device and inode.
+const (
+	WhyTree     = "tree"
+	WhyIdentity = "identity"
+	WhySelf     = "chos itself"
+)
 
 // DefaultBinds are the host paths every tree gets, in mount order.
 var DefaultBinds = []config.Bind{
@@ -164,12 +168,12 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 		target := "/" + e.Name
 		switch e.Kind {
 		case ostree.Symlink:
-			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: e.Target, Target: target, Why: "tree"})
+			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: e.Target, Target: target, Why: WhyTree})
 		default:
 			ms = append(ms, nsroot.Mount{
 				Op: nsroot.OpBind, Source: host(path.Join(t.Path, e.Name)), Target: target,
 				Recursive: e.Kind == ostree.Dir, ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true,
-				NoFollow: true, Why: "tree",
+				NoFollow: true, Why: WhyTree,
 			})
 		}
 	}
@@ -185,7 +189,7 @@ func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
 	for _, f := range t.Identity {
 		ms = append(ms, nsroot.Mount{
 			Op: nsroot.OpBind, Source: host(f), Target: f, ReadOnly: true, NoSuid: true, NoDev: true,
-			Optional: true, Why: "identity",
+			Optional: true, Why: WhyIdentity,
 		})
 	}
 	ms = append(ms, nsroot.Mount{Op: nsroot.OpMkdir, Target: ViewDir, Why: "for switching trees"})
@@ -356,11 +360,11 @@ func contains(list []string, s string) bool {
 }
 
 // CacheKey fingerprints everything a view is built from: the configuration,
-// every setup step, and the device and inode of the tree's top-level
-// entries and of what the stamps name (the tree, identity files, chos
-// itself). A cached namespace is only ever entered under its own key, so
-// any change makes the next launch build a new one.
-func CacheKey(configDigest string, p *nsroot.Plan, entries []ostree.Entry, stamps []string) string {
+// every setup step, and the device and inode of what the stamps name (the
+// tree, its top-level entries, identity files, chos itself). A cached
+// namespace is only ever entered under its own key, so any change makes the
+// next launch build a new one.
+func CacheKey(configDigest string, p *nsroot.Plan, stamps []string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%s\x00%s\x00", configDigest, p.Tree, p.TreePath, p.Root)
 	// Every field of every step (written out: reflection costs a launch
@@ -376,9 +380,6 @@ func CacheKey(configDigest string, p *nsroot.Plan, entries []ostree.Entry, stamp
 			}
 		}
 		h.Write(bits[:])
-	}
-	for _, e := range entries {
-		fmt.Fprintf(h, "%s %s\x00", e.Name, e.Stamp)
 	}
 	for _, s := range stamps {
 		fmt.Fprintf(h, "%s\x00", s)

@@ -286,8 +286,8 @@ func TestCacheKeyIsTheSameForEveryCaller(t *testing.T) {
 	b := request(t, "el7")
 	b.Caller = Caller{UID: 2000, GID: 2000, Groups: []int{2000}, Name: "bob", Home: "/home/bob", Cwd: "/home/bob", Env: []string{"X=1"}}
 	b.Argv = []string{"id"}
-	ka := CacheKey("cfg", build(t, a), a.Entries, nil)
-	kb := CacheKey("cfg", build(t, b), b.Entries, nil)
+	ka := CacheKey("cfg", build(t, a), nil)
+	kb := CacheKey("cfg", build(t, b), nil)
 	if ka != kb {
 		t.Errorf("the view of el7 must not depend on who launches it: %s != %s", ka, kb)
 	}
@@ -296,17 +296,16 @@ func TestCacheKeyIsTheSameForEveryCaller(t *testing.T) {
 func TestCacheKeyChangesWithWhatTheViewIsBuiltFrom(t *testing.T) {
 	r := request(t, "el7")
 	p := build(t, r)
-	base := CacheKey("cfg", p, r.Entries, []string{"/os/el7 1:2"})
-	replacedEntries := append([]ostree.Entry(nil), r.Entries...)
-	replacedEntries[0].Stamp = "9:9"
+	stamps := []string{"/os/el7 1:2", "/os/el7/usr 1:5"}
+	base := CacheKey("cfg", p, stamps)
 	moreMounts := *p
 	moreMounts.Mounts = append(append([]nsroot.Mount(nil), p.Mounts...), nsroot.Mount{Op: nsroot.OpBind, Source: "/x", Target: "/x"})
 	for name, key := range map[string]string{
-		"configuration":        CacheKey("cfg2", p, r.Entries, []string{"/os/el7 1:2"}),
-		"replaced tree":        CacheKey("cfg", p, r.Entries, []string{"/os/el7 1:3"}),
-		"replaced entry":       CacheKey("cfg", p, replacedEntries, []string{"/os/el7 1:2"}),
-		"bind list":            CacheKey("cfg", &moreMounts, r.Entries, []string{"/os/el7 1:2"}),
-		"replaced passwd file": CacheKey("cfg", p, r.Entries, []string{"/os/el7 1:2", "/etc/passwd 1:7"}),
+		"configuration":        CacheKey("cfg2", p, stamps),
+		"replaced tree":        CacheKey("cfg", p, []string{"/os/el7 1:3", "/os/el7/usr 1:5"}),
+		"replaced entry":       CacheKey("cfg", p, []string{"/os/el7 1:2", "/os/el7/usr 9:9"}),
+		"bind list":            CacheKey("cfg", &moreMounts, stamps),
+		"replaced passwd file": CacheKey("cfg", p, append(append([]string(nil), stamps...), "/etc/passwd 1:7")),
 	} {
 		if key == base {
 			t.Errorf("a changed %s must change the key", name)
