@@ -352,15 +352,9 @@ func TestUsernsSignalToHelperReachesCommand(t *testing.T) {
 	// A command that does not handle SIGTERM dies by it; the helper exits
 	// with 128+15 instead of dying by the signal itself.
 	t.Run("TERM", func(t *testing.T) {
-		dur := uniqueSleep()
-		b := start(t, call{Args: []string{h.chosUserns, "exec", "one", "sleep", dur}})
-		var pids []int
-		if !waitFor(10*time.Second, func() bool { pids = pidsRunning("sleep", dur); return len(pids) == 1 }) {
-			t.Fatalf("no process `sleep %s` after 10 s (found %v):\n%s", dur, pids, b.result())
-		}
-		wantHelper(t, b, h.chosUserns)
-		if kids := childrenOf(b.pid); len(kids) != 1 || kids[0] != pids[0] {
-			t.Errorf("sleep is %v, the helper's children %v", pids, kids)
+		b, dur, sleeper := startUsernsSleep(t)
+		if kids := childrenOf(b.pid); len(kids) != 1 || kids[0] != sleeper {
+			t.Errorf("sleep is %d, the helper's children %v", sleeper, kids)
 		}
 		must(t, syscall.Kill(b.pid, syscall.SIGTERM))
 		r := b.wait(10 * time.Second)
@@ -375,13 +369,7 @@ func TestUsernsSignalToHelperReachesCommand(t *testing.T) {
 
 // Killing the helper (SIGKILL, which it cannot forward) kills the command.
 func TestUsernsHelperKilledKillsCommand(t *testing.T) {
-	dur := uniqueSleep()
-	b := start(t, call{Args: []string{h.chosUserns, "exec", "one", "sleep", dur}})
-	var pids []int
-	if !waitFor(10*time.Second, func() bool { pids = pidsRunning("sleep", dur); return len(pids) == 1 }) {
-		t.Fatalf("no process `sleep %s` after 10 s (found %v):\n%s", dur, pids, b.result())
-	}
-	wantHelper(t, b, h.chosUserns)
+	b, dur, _ := startUsernsSleep(t)
 	must(t, syscall.Kill(b.pid, syscall.SIGKILL))
 	r := b.wait(10 * time.Second)
 	if r.status != 137 || !r.signaled {
@@ -552,4 +540,18 @@ func TestModeProcessStructure(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startUsernsSleep starts a uniquely named sleep through the userns helper,
+// waits until it runs and checks that the process started is the helper.
+func startUsernsSleep(t *testing.T) (b *background, dur string, sleeper int) {
+	t.Helper()
+	dur = uniqueSleep()
+	b = start(t, call{Args: []string{h.chosUserns, "exec", "one", "sleep", dur}})
+	var pids []int
+	if !waitFor(10*time.Second, func() bool { pids = pidsRunning("sleep", dur); return len(pids) == 1 }) {
+		t.Fatalf("no process `sleep %s` after 10 s (found %v):\n%s", dur, pids, b.result())
+	}
+	wantHelper(t, b, h.chosUserns)
+	return b, dur, pids[0]
 }
