@@ -54,16 +54,12 @@ func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
 
 // currentKey is the key a launch of t would look for now ("" if none).
 func (st *state) currentKey(cat *ostree.Catalog, t *ostree.Tree) string {
-	req, err := st.viewRequest(cat, ostree.Selection{Tree: t, Name: t.Name})
+	req, err := st.viewRequest(cat, t)
 	if err != nil {
 		return ""
 	}
-	req.Caller, req.Argv = plan.Caller{Cwd: "/"}, []string{"true"}
-	p, err := plan.Build(req)
-	if err != nil {
-		return ""
-	}
-	if c := st.cacheFor(cat, t, p); c != nil {
+	v := plan.View(req)
+	if c := st.cacheFor(cat, t, &v); c != nil {
 		return c.Key
 	}
 	return ""

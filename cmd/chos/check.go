@@ -17,6 +17,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
+	"github.com/chos-hpc/chos/pkg/trust"
 )
 
 // checker prints one line per check, like the original check_chos.
@@ -187,14 +188,30 @@ func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 		return
 	}
 	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(st.hostPath(t.Path))))
+	// The setuid chos binds only what only root can redirect.
+	untrusted := k.fail
+	if st.userns {
+		untrusted = k.warn
+	}
+	if err := trust.CheckPath(st.hostPath(t.Path)); trust.IsUntrusted(err) {
+		untrusted(what, "%v: the setuid chos refuses it; make it and the directories above it root's and not writable by group or others", err)
+	}
 	for _, b := range plan.HostBinds(cat, t) {
 		_, err := os.Stat(st.hostPath(b.Source))
 		switch {
 		case err == nil:
+			if err := trust.CheckParents(st.hostPath(b.Source)); err != nil {
+				untrusted(what+" bind", "%s (%s): %v: the setuid chos refuses it (skips it if optional)", b.Source, bindOrigin(b), err)
+			}
 		case b.Optional && errors.Is(err, fs.ErrNotExist):
 			k.ok(what+" bind", "%s is missing on the host; optional, skipped", b.Source)
 		default:
 			k.fail(what+" bind", "%s (%s): %v", b.Source, bindOrigin(b), err)
+		}
+	}
+	for _, f := range t.Identity {
+		if err := trust.CheckParents(st.hostPath(f)); trust.IsUntrusted(err) {
+			k.warn(what+" identity", "%v: the setuid chos does not bind it", err)
 		}
 	}
 }

@@ -241,11 +241,11 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 		return nil, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
 	}
 
-	req, err := st.viewRequest(cat, sel)
+	vr, err := st.viewRequest(cat, t)
 	if err != nil {
 		return nil, err
 	}
-	req.Caller, req.Argv, req.Login = who, argv, login
+	req := plan.Request{ViewRequest: vr, Caller: who, Argv: argv, Login: login}
 	treeRoot := st.hostPath(t.Path)
 	if login {
 		err := st.asCaller(func() error {
@@ -273,20 +273,20 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	}
 	p.Verbose = st.verbose
 	if !st.fresh {
-		p.Cache = st.cacheFor(cat, t, p)
+		p.Cache = st.cacheFor(cat, t, &p.View)
 	}
 	return p, nil
 }
 
-// viewRequest is what a plan needs to know of the selected tree's view:
-// the same for every caller, so `chos cache` computes keys from it too.
-func (st *state) viewRequest(cat *ostree.Catalog, sel ostree.Selection) (plan.Request, error) {
-	req := plan.Request{Catalog: cat, Selection: sel, Root: st.viewRoot(), HostPrefix: st.hostPrefix}
-	if sel.Tree.Host {
+// viewRequest is what a plan needs to know of a tree's view: the same for
+// every caller, so `chos cache` computes keys from it too.
+func (st *state) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequest, error) {
+	req := plan.ViewRequest{Catalog: cat, Tree: t, Root: st.viewRoot(), HostPrefix: st.hostPrefix}
+	if t.Host {
 		return req, nil
 	}
 	var err error
-	if req.Entries, err = ostree.Entries(st.hostPath(sel.Tree.Path)); err != nil {
+	if req.Entries, err = ostree.Entries(st.hostPath(t.Path)); err != nil {
 		return req, err
 	}
 	// Bound by path (the executable's own mount is the host namespace's);
@@ -300,21 +300,21 @@ func (st *state) viewRequest(cat *ostree.Catalog, sel ostree.Selection) (plan.Re
 // cacheFor names the cached namespace of a view, or nil where none is
 // kept: without root, from inside a view, for the host and for trees with
 // `cache = no`. The key depends on the view only, never on the caller.
-func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, p *nsroot.Plan) *nsroot.Cache {
+func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *nsroot.Cache {
 	if st.userns || t.Host || t.NoCache || st.hostPrefix != "" {
 		return nil
 	}
 	// Device and inode of what the view shows by reference: a replaced
 	// tree, top-level directory, identity file or binary changes the key.
 	stamps := []string{ostree.Stamp(t.Path)}
-	for _, m := range p.Mounts {
+	for _, m := range v.Mounts {
 		// (A top-level link's text is already part of its step.)
 		if m.Op == nsroot.OpBind && (m.Why == plan.WhyTree || m.Why == plan.WhyIdentity || m.Why == plan.WhySelf) {
 			stamps = append(stamps, ostree.Stamp(m.Source))
 		}
 	}
 	return &nsroot.Cache{Dir: filepath.Join(build.CacheDir, "ns"), Tree: t.Name,
-		Key: plan.CacheKey(cat.Digest, p, stamps)}
+		Key: plan.CacheKey(cat.Digest, v, stamps)}
 }
 
 // readDotfile reads ~/.chos with the caller's own rights; a missing or

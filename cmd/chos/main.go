@@ -35,8 +35,11 @@ func main() {
 }
 
 func run(args []string) int {
-	if nsroot.IsUserNSChild(args) {
+	switch {
+	case nsroot.IsUserNSChild(args):
 		return nsroot.RunUserNSChild()
+	case nsroot.IsViewBuilder(args):
+		return nsroot.RunViewBuilder()
 	}
 	st := newState()
 	prog := filepath.Base(args[0])

@@ -10,7 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
+
+	"github.com/chos-hpc/chos/pkg/trust"
 )
 
 // Paths says where the system configuration lives.
@@ -113,48 +114,14 @@ func Load(p Paths, requireRoot bool) (*Set, error) {
 	return set, nil
 }
 
-// CheckRootOwned refuses a path unless it, every directory above it, and (if
-// it is reached through symbolic links) every component of its target are
-// owned by root and not writable by group or others.
+// CheckRootOwned refuses a configuration file unless it, every directory
+// above it, and (if it is reached through symbolic links) every component
+// of its target are owned by root and not writable by group or others.
 func CheckRootOwned(path string) error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return fmt.Errorf("checking ownership of %s: %w", path, err)
-	}
-	if err := checkComponents(path, abs, os.Lstat); err != nil {
-		return err
-	}
-	resolved, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return fmt.Errorf("checking ownership of %s: %w", path, err)
-	}
-	if resolved != abs {
-		return checkComponents(path, resolved, os.Stat)
+	if err := trust.CheckPath(path); err != nil {
+		return fmt.Errorf("refusing configuration %s: %w", path, err)
 	}
 	return nil
-}
-
-func checkComponents(orig, abs string, stat func(string) (fs.FileInfo, error)) error {
-	for p := abs; ; p = filepath.Dir(p) {
-		fi, err := stat(p)
-		if err != nil {
-			return fmt.Errorf("checking ownership of %s: %w", orig, err)
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("checking ownership of %s: no owner information for %s", orig, p)
-		}
-		isLink := fi.Mode()&fs.ModeSymlink != 0
-		switch {
-		case st.Uid != 0:
-			return fmt.Errorf("refusing configuration %s: %s is owned by uid %d, not root", orig, p, st.Uid)
-		case !isLink && fi.Mode().Perm()&0o022 != 0:
-			return fmt.Errorf("refusing configuration %s: %s is writable by group or others (mode %04o)", orig, p, fi.Mode().Perm())
-		}
-		if p == "/" {
-			return nil
-		}
-	}
 }
 
 // PersonalPath is the file in which a user declares personal trees.

@@ -43,70 +43,115 @@ func fileStem(tree string) string {
 	}, tree)
 }
 
-// enterOrBuild puts the calling thread in the view of p: the cached
-// namespace if there is one, else a new one, which it then publishes.
-func enterOrBuild(p *Plan, mode Mode) error {
+// enterCachedView puts the calling thread in the cached namespace of v,
+// having a builder process build and publish it first when there is none.
+// The launching process itself never holds the cache's locks: its caller
+// can stop it (SIGSTOP) or block it on a full stderr, and must not be able
+// to stall other users' launches so (see builder_linux.go).
+func enterCachedView(v *View) (notes []string, err error) {
 	// setns(CLONE_NEWNS) refuses a thread that shares its root and cwd with
 	// the other threads of the process.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return fmt.Errorf("unsharing file system attributes: %w", err)
+		return nil, fmt.Errorf("unsharing file system attributes: %w", err)
 	}
-	c := p.Cache
-	owner, err := cacheOwner(c.Dir)
-	if err != nil {
-		return err
-	}
-	switch owner {
-	case ownedHere:
-		if entered, err := enterCached(c.File()); entered || err != nil {
-			return err
+	c := v.Cache
+	// A view replaced between the build and the entry (the configuration
+	// changed meanwhile) is built again, a bounded number of times.
+	for attempt := 0; attempt < 3; attempt++ {
+		owner, err := cacheOwner(c.Dir)
+		if err != nil {
+			return notes, err
 		}
-	case ownedElsewhere:
-		// A copy of the host's namespace (a container, unshare -m): its
-		// cache files are not namespaces here, and removing one would
-		// unmount the host's. Build a private view and leave them alone.
-		return assemble(p, mode)
+		if owner == ownedElsewhere {
+			// A copy of the host's namespace (a container, unshare -m): its
+			// cache files are not namespaces here, and removing one would
+			// unmount the host's. Build a private view and leave them alone.
+			return assemble(v, Privileged)
+		}
+		if owner == ownedHere {
+			if entered, err := enterCached(c.File()); entered || err != nil {
+				return notes, err
+			}
+		}
+		res, err := runBuilder(v)
+		notes = append(notes, res.Notes...)
+		if err != nil {
+			return notes, err
+		}
+		if res.Warning != "" {
+			fmt.Fprintln(os.Stderr, "chos: warning: "+res.Warning)
+		}
+		if res.Private {
+			break
+		}
 	}
+	// The cache cannot be used: this launch builds a view of its own.
+	more, err := assemble(v, Privileged)
+	return append(notes, more...), err
+}
+
+// buildAndPublish is the builder's side: under the tree's lock, it builds
+// the view in a namespace of its own and binds that namespace on the cache
+// file, unless a concurrent builder already did.
+func buildAndPublish(v *View) (res builderResult, err error) {
+	c := v.Cache
 	lock, err := lockTree(c)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer lock.Close()
+	owner, err := cacheOwner(c.Dir)
+	if err != nil {
+		return res, err
+	}
 	if owner == unowned {
 		if owner, err = claimCacheDir(c.Dir); err != nil {
-			return err
-		}
-		if owner != ownedHere {
-			return assemble(p, mode)
+			return res, err
 		}
 	}
-	// Concurrent first launches of one tree: one builds, the others wait
-	// for the lock and enter what it built.
-	if entered, err := enterCached(c.File()); entered || err != nil {
-		return err
+	if owner != ownedHere {
+		res.Private = true
+		return res, nil
+	}
+	// Concurrent first launches of one tree: one builds, the others find
+	// what it built.
+	if _, err := os.Lstat(c.File()); err == nil {
+		var sfs unix.Statfs_t
+		if unix.Statfs(c.File(), &sfs) == nil && sfs.Type == unix.NSFS_MAGIC {
+			return res, nil
+		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
-		return fmt.Errorf("opening the host mount namespace: %w", err)
+		return res, fmt.Errorf("opening the host mount namespace: %w", err)
 	}
 	defer host.Close()
-	if err := assemble(p, mode); err != nil {
-		return err
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return res, fmt.Errorf("unsharing file system attributes: %w", err)
+	}
+	if res.Notes, err = assemble(v, Privileged); err != nil {
+		return res, err
 	}
 	if err := publish(c, host); err != nil {
-		// The view is built and this launch can go on; later ones will
-		// try to publish again.
-		fmt.Fprintf(os.Stderr, "chos: warning: not caching tree %s: %v\n", p.Tree, err)
+		res.Warning = fmt.Sprintf("not caching tree %s: %v", v.Tree, err)
+		res.Private = true
 	}
-	return nil
+	return res, nil
 }
 
+// lockTree takes the tree's build lock. Only builders take it (root's
+// processes no user can signal); its file and directory get their modes
+// from chos, not from anyone's umask.
 func lockTree(c *Cache) (*os.File, error) {
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+	if err := mkdirMode(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache directory: %w", err)
 	}
 	lock, err := os.OpenFile(c.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("opening cache lock: %w", err)
+	}
+	if err := lock.Chmod(0o600); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("opening cache lock: %w", err)
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
@@ -114,6 +159,22 @@ func lockTree(c *Cache) (*os.File, error) {
 		return nil, fmt.Errorf("locking %s: %w", lock.Name(), err)
 	}
 	return lock, nil
+}
+
+// mkdirMode creates dir and its missing parents with exactly mode.
+func mkdirMode(dir string, mode os.FileMode) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirMode(parent, mode); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return os.Chmod(dir, mode)
 }
 
 // enterCached joins the namespace kept in file, if there is one.
@@ -213,6 +274,9 @@ func claimCacheDir(dir string) (ownership, error) {
 func writeAtomically(file, content string) error {
 	tmp := file + ".tmp"
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
 	if err := os.Rename(tmp, file); err != nil {

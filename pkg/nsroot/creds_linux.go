@@ -60,10 +60,17 @@ func AsCaller(uid int, fn func() error) error {
 }
 
 // setCredentials gives the thread the caller's ids and groups and, unless
-// the caller is root, no capability in any set and no way to regain one.
+// the caller is root, no capability in any set and no way to regain one
+// (but through the setuid programs of a `setuid = allow` tree, whose
+// bounding set is kept for them).
 func setCredentials(c Credentials) error {
 	if !c.KeepCaps {
-		if err := dropBounding(); err != nil {
+		if !c.KeepBounding {
+			if err := dropBounding(); err != nil {
+				return err
+			}
+		}
+		if err := clearAmbient(); err != nil {
 			return err
 		}
 	}
@@ -114,8 +121,8 @@ func verifyDropped(c Credentials) error {
 	return nil
 }
 
-// dropBounding empties the bounding and ambient sets, so that nothing the
-// command executes can be given a capability.
+// dropBounding empties the bounding set, so that nothing the command
+// executes can be given a capability.
 func dropBounding() error {
 	for capNo := 0; ; capNo++ {
 		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(capNo), 0, 0, 0)
@@ -126,6 +133,10 @@ func dropBounding() error {
 			return fmt.Errorf("dropping capability %d from the bounding set: %w", capNo, err)
 		}
 	}
+	return nil
+}
+
+func clearAmbient() error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("clearing ambient capabilities: %w", err)
 	}
@@ -145,6 +156,9 @@ func clearCapSets() error {
 // set, as a setuid launch leaves the command.
 func dropCapabilities() error {
 	if err := dropBounding(); err != nil {
+		return err
+	}
+	if err := clearAmbient(); err != nil {
 		return err
 	}
 	return clearCapSets()

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/inroot"
+	"github.com/chos-hpc/chos/pkg/trust"
 )
 
 // Mode is how chos may act, decided once when it starts (from the real and
@@ -57,26 +58,16 @@ func failed(format string, args ...any) *LaunchError {
 // the exec must happen from that same thread).
 func Launch(p *Plan, mode Mode) *LaunchError {
 	if mode == Privileged {
-		// No core dump or ptrace attach while this process holds root.
-		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-			return failed("making chos non-dumpable: %w", err)
-		}
-		// The caller's gid is still this thread's fsgid (setuid changes
-		// only the uid): what chos creates, in a view or in the cache,
-		// must be root's. setCredentials sets it to the caller's again.
-		if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
-			return failed("setting fsgid 0: %w", err)
+		if err := holdPrivilege(); err != nil {
+			return failed("%w", err)
 		}
 	}
 	if !p.Host {
-		if mode == Unprivileged {
-			return failed("cannot enter tree %s without privilege; use RunInUserNS", p.Tree)
+		notes, err := EnterView(&p.View, mode)
+		if p.Verbose {
+			printNotes(notes)
 		}
-		build := assemble
-		if p.Cache != nil && mode == Privileged {
-			build = enterOrBuild
-		}
-		if err := build(p, mode); err != nil {
+		if err != nil {
 			return failed("setting up tree %s: %w", p.Tree, err)
 		}
 	}
@@ -112,12 +103,48 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 	return &LaunchError{Status: status, Err: fmt.Errorf("executing %s: %w", prog, err)}
 }
 
-// assemble builds the view on p.Root in a new mount namespace and makes it
+// holdPrivilege prepares a process that runs with root's rights for acting
+// on a caller's behalf.
+func holdPrivilege() error {
+	// No core dump or ptrace attach while this process holds root.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("making chos non-dumpable: %w", err)
+	}
+	// The caller's gid is still this thread's fsgid (setuid changes only
+	// the uid): what chos creates, in a view or in the cache, must be
+	// root's. setCredentials sets it to the caller's again.
+	if err := rawErr(unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)); err != nil {
+		return fmt.Errorf("setting fsgid 0: %w", err)
+	}
+	return nil
+}
+
+// EnterView puts the calling thread (locked) in the mount namespace of v:
+// the cached one where v has a cache and chos is privileged, else a
+// private one built for this process. It returns the optional steps that
+// were skipped, for --verbose.
+func EnterView(v *View, mode Mode) (notes []string, err error) {
+	if mode == Unprivileged {
+		return nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
+	}
+	if v.Cache != nil && mode == Privileged {
+		return enterCachedView(v)
+	}
+	return assemble(v, mode)
+}
+
+func printNotes(notes []string) {
+	for _, n := range notes {
+		fmt.Fprintln(os.Stderr, "chos: note: "+n)
+	}
+}
+
+// assemble builds the view on v.Root in a new mount namespace and makes it
 // the root.
-func assemble(p *Plan, mode Mode) error {
+func assemble(v *View, mode Mode) (notes []string, err error) {
 	// CLONE_NEWNS implies CLONE_FS: this thread gets its own root and cwd.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("unsharing the mount namespace: %w", err)
+		return nil, fmt.Errorf("unsharing the mount namespace: %w", err)
 	}
 	// The thread now has its own umask (CLONE_FS): mount points must not
 	// depend on the caller's, and the command gets the caller's back.
@@ -125,33 +152,39 @@ func assemble(p *Plan, mode Mode) error {
 	// Slave: nothing mounted here reaches the host, but host mounts made
 	// later (autofs /home, new scratch) still reach the command.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-		return fmt.Errorf("making host mounts slave: %w", err)
+		return nil, fmt.Errorf("making host mounts slave: %w", err)
 	}
-	if p.RootSource != "" {
+	if v.RootSource != "" {
 		// The host itself, seen from inside a view: its root is the view.
-		if err := unix.Mount(p.RootSource, p.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("binding %s on %s: %w", p.RootSource, p.Root, err)
+		if err := unix.Mount(v.RootSource, v.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return nil, fmt.Errorf("binding %s on %s: %w", v.RootSource, v.Root, err)
 		}
-		return pivot(p.Root)
+		return nil, pivot(v.Root)
 	}
 	opts := "mode=0755"
 	if mode == Privileged {
 		opts += ",uid=0,gid=0" // not the caller's, whose ids a user namespace may not map
 	}
-	if err := unix.Mount(MountSource(p.Tree), p.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mounting tmpfs on %s: %w", p.Root, err)
+	if err := unix.Mount(MountSource(v.Tree), v.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return nil, fmt.Errorf("mounting tmpfs on %s: %w", v.Root, err)
 	}
-	root, err := os.OpenFile(p.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	root, err := os.OpenFile(v.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", p.Root, err)
+		return nil, fmt.Errorf("opening %s: %w", v.Root, err)
 	}
 	defer root.Close()
 
-	for _, m := range p.Mounts {
+	// With root's rights, a source must be one that only root can redirect
+	// (a user must not swap a component for a link to what they cannot
+	// read); in a user namespace the caller can only reach their own.
+	checked := sourceChecker(mode == Privileged)
+	for _, m := range v.Mounts {
 		var err error
 		switch m.Op {
 		case OpBind:
-			err = bind(root, m)
+			if err = checked(m); err == nil {
+				err = bind(root, m)
+			}
 		case OpSymlink:
 			err = symlink(root, m)
 		case OpMkdir:
@@ -163,20 +196,65 @@ func assemble(p *Plan, mode Mode) error {
 			err = fmt.Errorf("unknown step %q", m.Op)
 		}
 		if errors.Is(err, errSkipped) {
-			if p.Verbose {
-				fmt.Fprintf(os.Stderr, "chos: note: skipped optional %s %s -> %s (%s): missing on the host or in the tree\n", m.Op, m.Source, m.Target, m.Why)
-			}
+			notes = append(notes, fmt.Sprintf("skipped optional %s %s -> %s (%s): missing on the host or in the tree", m.Op, m.Source, m.Target, m.Why))
+			continue
+		}
+		var untrusted *untrustedSource
+		if errors.As(err, &untrusted) && m.Optional {
+			notes = append(notes, fmt.Sprintf("skipped optional %s %s -> %s (%s): %v", m.Op, m.Source, m.Target, m.Why, untrusted.err))
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("%s %s (%s): %w", m.Op, m.Target, m.Why, err)
+			return notes, fmt.Errorf("%s %s (%s): %w", m.Op, m.Target, m.Why, err)
 		}
 	}
 	// Nothing may be created in the view's own root once it is built.
-	if err := unix.Mount("", p.Root, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("making %s read-only: %w", p.Root, err)
+	if err := unix.Mount("", v.Root, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return notes, fmt.Errorf("making %s read-only: %w", v.Root, err)
 	}
-	return pivot(p.Root)
+	return notes, pivot(v.Root)
+}
+
+// untrustedSource is a bind source that someone other than root could
+// redirect.
+type untrustedSource struct{ err error }
+
+func (e *untrustedSource) Error() string {
+	return fmt.Sprintf("refusing to bind %v: root binds only what is reached through directories that only root can change", e.err)
+}
+func (e *untrustedSource) Unwrap() error { return e.err }
+
+// sourceChecker returns the check applied to each bind source: with root's
+// rights, every directory leading to it must be root's and not writable by
+// group or others (the rule of configuration files, pkg/trust). Each
+// directory is checked once per view.
+func sourceChecker(privileged bool) func(Mount) error {
+	if !privileged {
+		return func(Mount) error { return nil }
+	}
+	trusted := map[string]bool{}
+	return func(m Mount) error {
+		dir := path.Dir(m.Source)
+		if trusted[dir] {
+			// Only a link as the last component, followed, leads
+			// elsewhere; bind() refuses links it must not follow.
+			fi, err := os.Lstat(m.Source)
+			if err != nil || fi.Mode()&fs.ModeSymlink == 0 || m.NoFollow {
+				return nil
+			}
+		}
+		err := trust.CheckParents(m.Source)
+		switch {
+		case err == nil:
+			trusted[dir] = true
+			return nil
+		case trust.IsUntrusted(err):
+			return &untrustedSource{err}
+		case m.Optional && errors.Is(err, fs.ErrNotExist):
+			return errSkipped
+		}
+		return err
+	}
 }
 
 // bind mounts m.Source at m.Target. Both ends are held as O_PATH

@@ -56,16 +56,22 @@ type Credentials struct {
 	Groups []int
 	// KeepCaps keeps root's capabilities: only for a caller who is root.
 	KeepCaps bool
+	// KeepBounding leaves the capability bounding set as it is, so that a
+	// setuid-root program the command runs gets root's capabilities, as on
+	// the host: only in trees whose admin allowed setuid programs.
+	KeepBounding bool
 	// NoNewPrivs forbids any gain of privilege through exec (setuid, file
 	// capabilities) for the command and all its children.
 	NoNewPrivs bool
 }
 
-// Plan is everything a launch does, computed before any of it is done.
-type Plan struct {
+// View is what a tree looks like from inside: the mounts of its namespace.
+// It depends on the configuration and the tree only, never on who launches,
+// so one view (and its cached namespace) serves every user of the tree.
+type View struct {
 	Tree     string // canonical tree name
 	TreePath string
-	// Host plans run the command on the host: no namespace, no mounts.
+	// Host views are the host itself: no namespace, no mounts.
 	Host bool
 	// Root is the directory the view is assembled on.
 	Root string
@@ -73,7 +79,15 @@ type Plan struct {
 	// instead of a new tmpfs: the host's root, reached from inside a view.
 	RootSource string
 	Mounts     []Mount
-	Creds      Credentials
+	// Cache, when set, keeps the view's namespace for later launches and
+	// enters it when it is already there (setuid mode only).
+	Cache *Cache
+}
+
+// Process is what is applied per process on top of a view: who the
+// command runs as, where, and what it is.
+type Process struct {
+	Creds Credentials
 	// Dir is the working directory; DirFallback are tried in order when it
 	// does not exist in the view (login shells only).
 	Dir         string
@@ -83,14 +97,18 @@ type Plan struct {
 	Path string
 	Argv []string
 	Env  []string
+}
+
+// Plan is everything a launch does, computed before any of it is done: the
+// caller-independent view, and the process layer applied on top of it.
+type Plan struct {
+	View
+	Process
 	// Notes are things the user may want to know (skipped optional binds,
 	// a missing shell); printed by `chos plan` and with --verbose.
 	Notes []string
 	// Verbose prints the optional steps skipped while assembling.
 	Verbose bool
-	// Cache, when set, keeps the view's namespace for later launches and
-	// enters it when it is already there (setuid mode only).
-	Cache *Cache
 }
 
 // MountSource is the tmpfs source name of a view's root. `chos current`
@@ -152,8 +170,11 @@ func (p *Plan) String() string {
 		groups[i] = strconv.Itoa(g)
 	}
 	caps := "none"
-	if p.Creds.KeepCaps {
+	switch {
+	case p.Creds.KeepCaps:
 		caps = "kept (caller is root)"
+	case p.Creds.KeepBounding:
+		caps = "none, bounding set kept (setuid = allow)"
 	}
 	fmt.Fprintf(&b, "identity  uid=%d gid=%d groups=%s capabilities=%s no_new_privs=%t\n",
 		p.Creds.UID, p.Creds.GID, strings.Join(groups, ","), caps, p.Creds.NoNewPrivs)

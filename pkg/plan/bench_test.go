@@ -41,12 +41,12 @@ func BenchmarkPlanLaunch(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					p, err := Build(Request{Catalog: c, Selection: sel, Entries: entries, Root: "/chos", Self: "/usr/bin/chos",
+					p, err := Build(Request{ViewRequest: ViewRequest{Catalog: c, Tree: sel.Tree, Entries: entries, Root: "/chos", Self: "/usr/bin/chos"},
 						Caller: Caller{UID: 1000, GID: 1000, Cwd: "/home/u", Env: []string{"PATH=/usr/bin:/bin"}}, Argv: []string{"true"}})
 					if err != nil {
 						b.Fatal(err)
 					}
-					_ = CacheKey(c.Digest, p, nil)
+					_ = CacheKey(c.Digest, &p.View, nil)
 				}
 			})
 		}

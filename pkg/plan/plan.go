@@ -29,13 +29,27 @@ type Caller struct {
 	Env    []string
 }
 
-// Request is everything a plan depends on.
-type Request struct {
-	Catalog   *ostree.Catalog
-	Selection ostree.Selection
+// ViewRequest is everything a view depends on: the configuration and the
+// tree, never the caller, so that one view serves every user of the tree.
+type ViewRequest struct {
+	Catalog *ostree.Catalog
+	Tree    *ostree.Tree
 	// Entries is the top level of the tree (ostree.Entries).
 	Entries []ostree.Entry
-	Caller  Caller
+	// Root is the host directory the view is assembled on (/chos).
+	Root string
+	// Self is the chos binary, bound into the view so that chos works there.
+	Self string
+	// HostPrefix is where the host's root is seen from the caller: "" on
+	// the host, HostDir inside a view. Every host path is taken below it.
+	HostPrefix string
+}
+
+// Request is everything a plan depends on: the view, and the caller and
+// command of the process layer.
+type Request struct {
+	ViewRequest
+	Caller Caller
 	// Argv is the command; empty for a login shell.
 	Argv []string
 	// Login asks for the caller's login shell with a cleaned environment.
@@ -44,13 +58,6 @@ type Request struct {
 	TreeConf *config.File
 	// ShellInTree says whether Caller.Shell exists inside the tree.
 	ShellInTree bool
-	// Root is the host directory the view is assembled on (/chos).
-	Root string
-	// Self is the chos binary, bound into the view so that chos works there.
-	Self string
-	// HostPrefix is where the host's root is seen from the caller: "" on
-	// the host, HostDir inside a view. Every host path is taken below it.
-	HostPrefix string
 }
 
 // Paths inside every view.
@@ -102,49 +109,66 @@ func DefaultPath(root bool) string {
 
 // Build computes the plan of a launch.
 func Build(r Request) (*nsroot.Plan, error) {
-	t := r.Selection.Tree
-	if t == nil {
+	if r.Tree == nil {
 		return nil, fmt.Errorf("no tree selected")
 	}
-	p := &nsroot.Plan{
-		Tree:     t.Name,
-		TreePath: t.Path,
-		Host:     t.Host,
-		Root:     r.Root,
+	p := &nsroot.Plan{View: View(r.ViewRequest)}
+	var err error
+	p.Process, p.Notes, err = process(r)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// View computes the mounts of a tree's view.
+func View(r ViewRequest) nsroot.View {
+	t := r.Tree
+	v := nsroot.View{Tree: t.Name, TreePath: t.Path, Host: t.Host, Root: r.Root}
+	switch {
+	case !t.Host:
+		v.Mounts = mounts(r, t)
+	case r.HostPrefix != "":
+		// Back to the host from inside a view: its root is the host's.
+		v.Host = false
+		v.RootSource = r.HostPrefix
+	}
+	return v
+}
+
+// process computes what is applied per process on top of the view.
+func process(r Request) (nsroot.Process, []string, error) {
+	t := r.Tree
+	pr := nsroot.Process{
 		Creds: nsroot.Credentials{
 			UID:      r.Caller.UID,
 			GID:      r.Caller.GID,
 			Groups:   r.Caller.Groups,
 			KeepCaps: r.Caller.UID == 0,
+			// setuid = allow: setuid programs of the tree give root as they
+			// would on the host, which needs the bounding set.
+			KeepBounding: t.AllowSetuid,
 			// The host is left as it is; a tree is where old setuid
 			// binaries must not give root back.
 			NoNewPrivs: !t.Host && !t.AllowSetuid,
 		},
 		Dir: r.Caller.Cwd,
 	}
-	switch {
-	case !t.Host:
-		p.Mounts = mounts(r, t)
-	case r.HostPrefix != "":
-		// Back to the host from inside a view: its root is the host's.
-		p.Host = false
-		p.RootSource = r.HostPrefix
-	}
 	if r.Login {
-		loginShell(r, p)
-	} else {
-		if len(r.Argv) == 0 {
-			return nil, fmt.Errorf("no command to run")
-		}
-		p.Path, p.Argv = r.Argv[0], r.Argv
-		p.Env = execEnv(r.Caller.Env, t)
+		notes := loginShell(r, &pr)
+		return pr, notes, nil
 	}
-	return p, nil
+	if len(r.Argv) == 0 {
+		return pr, nil, fmt.Errorf("no command to run")
+	}
+	pr.Path, pr.Argv = r.Argv[0], r.Argv
+	pr.Env = execEnv(r.Caller.Env, t)
+	return pr, nil, nil
 }
 
 // mounts lists the view's setup steps: the tree's top-level entries, then
 // host binds parents first, then identity files and chos itself.
-func mounts(r Request, t *ostree.Tree) []nsroot.Mount {
+func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 	binds := HostBinds(r.Catalog, t)
 	covered := map[string]bool{} // top-level names replaced by a host bind
 	for _, b := range binds {
@@ -295,12 +319,12 @@ func pathWithSelf(v string, t *ostree.Tree) string {
 
 // loginShell fills in the caller's login shell, as the original chos
 // started it: environment cleaned to the tree's %ENV list, PATH reset.
-func loginShell(r Request, p *nsroot.Plan) {
-	t := r.Selection.Tree
+func loginShell(r Request, p *nsroot.Process) (notes []string) {
+	t := r.Tree
 	shell := r.Caller.Shell
 	if shell == "" || !r.ShellInTree {
 		if shell != "" {
-			p.Notes = append(p.Notes, fmt.Sprintf("your shell %s is not in tree %s; using /bin/sh", shell, t.Name))
+			notes = append(notes, fmt.Sprintf("your shell %s is not in tree %s; using /bin/sh", shell, t.Name))
 		}
 		shell = "/bin/sh"
 	}
@@ -348,6 +372,7 @@ func loginShell(r Request, p *nsroot.Plan) {
 		p.Env = append(p.Env, k+"="+kept[k])
 	}
 	p.DirFallback = []string{r.Caller.Home, "/"}
+	return notes
 }
 
 func contains(list []string, s string) bool {
@@ -364,12 +389,12 @@ func contains(list []string, s string) bool {
 // tree, its top-level entries, identity files, chos itself). A cached
 // namespace is only ever entered under its own key, so any change makes the
 // next launch build a new one.
-func CacheKey(configDigest string, p *nsroot.Plan, stamps []string) string {
+func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%s\x00%s\x00", configDigest, p.Tree, p.TreePath, p.Root)
+	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%s\x00%s\x00", configDigest, v.Tree, v.TreePath, v.Root)
 	// Every field of every step (written out: reflection costs a launch
 	// with many binds a quarter of a millisecond).
-	for _, m := range p.Mounts {
+	for _, m := range v.Mounts {
 		h.Write([]byte(string(m.Op) + "\x00" + m.Source + "\x00" + m.Target + "\x00" + m.SameFileAs + "\x00" + m.Why + "\x00"))
 		flags := []bool{m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional}
 		var bits [6]byte

@@ -43,12 +43,12 @@ func request(t *testing.T, tree string, sysconfig ...config.Bind) Request {
 		t.Fatal(err)
 	}
 	return Request{
-		Catalog: c, Selection: sel, Root: "/chos", Self: "/usr/bin/chos",
-		Entries: []ostree.Entry{
-			{Name: "usr", Kind: ostree.Dir}, {Name: "etc", Kind: ostree.Dir}, {Name: "proc", Kind: ostree.Dir},
-			{Name: "tmp", Kind: ostree.Symlink, Target: "var/tmp"}, {Name: "bin", Kind: ostree.Symlink, Target: "usr/bin"},
-			{Name: ".autorelabel", Kind: ostree.File},
-		},
+		ViewRequest: ViewRequest{Catalog: c, Tree: sel.Tree, Root: "/chos", Self: "/usr/bin/chos",
+			Entries: []ostree.Entry{
+				{Name: "usr", Kind: ostree.Dir}, {Name: "etc", Kind: ostree.Dir}, {Name: "proc", Kind: ostree.Dir},
+				{Name: "tmp", Kind: ostree.Symlink, Target: "var/tmp"}, {Name: "bin", Kind: ostree.Symlink, Target: "usr/bin"},
+				{Name: ".autorelabel", Kind: ostree.File},
+			}},
 		Caller: Caller{UID: 1000, GID: 100, Groups: []int{100, 27}, Name: "alice", Home: "/home/alice",
 			Shell: "/bin/bash", Cwd: "/home/alice/run",
 			Env: []string{"PATH=/usr/bin:/bin", "CHOS=forged", "FOO=bar", "TERM=xterm", "HOME=/elsewhere"}},
@@ -148,8 +148,8 @@ func TestPlanTreeBindOverridesSiteBind(t *testing.T) {
 	if usr, _ := find(p, "/usr"); usr.NoSuid {
 		t.Error("setuid = allow must mount the tree without nosuid")
 	}
-	if p.Creds.NoNewPrivs {
-		t.Error("setuid = allow must not set no_new_privs")
+	if p.Creds.NoNewPrivs || !p.Creds.KeepBounding {
+		t.Errorf("setuid = allow must not set no_new_privs and must keep the bounding set: %+v", p.Creds)
 	}
 }
 
@@ -281,15 +281,19 @@ func TestPlanBackToHostFromInsideViewBindsHostRoot(t *testing.T) {
 	}
 }
 
-func TestCacheKeyIsTheSameForEveryCaller(t *testing.T) {
+// The plan's view is exactly the caller-independent view, whoever launches:
+// the cache key (computed from a View) cannot depend on the caller.
+func TestPlanViewIsTheSameForEveryCaller(t *testing.T) {
 	a := request(t, "el7")
 	b := request(t, "el7")
 	b.Caller = Caller{UID: 2000, GID: 2000, Groups: []int{2000}, Name: "bob", Home: "/home/bob", Cwd: "/home/bob", Env: []string{"X=1"}}
 	b.Argv = []string{"id"}
-	ka := CacheKey("cfg", build(t, a), nil)
-	kb := CacheKey("cfg", build(t, b), nil)
-	if ka != kb {
-		t.Errorf("the view of el7 must not depend on who launches it: %s != %s", ka, kb)
+	va, vb := build(t, a).View, build(t, b).View
+	if !reflect.DeepEqual(va, vb) || !reflect.DeepEqual(va, View(a.ViewRequest)) {
+		t.Errorf("the view of el7 must not depend on who launches it:\n%+v\n%+v", va, vb)
+	}
+	if CacheKey("cfg", &va, nil) != CacheKey("cfg", &vb, nil) {
+		t.Error("the cache keys differ")
 	}
 }
 
@@ -297,15 +301,15 @@ func TestCacheKeyChangesWithWhatTheViewIsBuiltFrom(t *testing.T) {
 	r := request(t, "el7")
 	p := build(t, r)
 	stamps := []string{"/os/el7 1:2", "/os/el7/usr 1:5"}
-	base := CacheKey("cfg", p, stamps)
-	moreMounts := *p
+	base := CacheKey("cfg", &p.View, stamps)
+	moreMounts := p.View
 	moreMounts.Mounts = append(append([]nsroot.Mount(nil), p.Mounts...), nsroot.Mount{Op: nsroot.OpBind, Source: "/x", Target: "/x"})
 	for name, key := range map[string]string{
-		"configuration":        CacheKey("cfg2", p, stamps),
-		"replaced tree":        CacheKey("cfg", p, []string{"/os/el7 1:3", "/os/el7/usr 1:5"}),
-		"replaced entry":       CacheKey("cfg", p, []string{"/os/el7 1:2", "/os/el7/usr 9:9"}),
+		"configuration":        CacheKey("cfg2", &p.View, stamps),
+		"replaced tree":        CacheKey("cfg", &p.View, []string{"/os/el7 1:3", "/os/el7/usr 1:5"}),
+		"replaced entry":       CacheKey("cfg", &p.View, []string{"/os/el7 1:2", "/os/el7/usr 9:9"}),
 		"bind list":            CacheKey("cfg", &moreMounts, stamps),
-		"replaced passwd file": CacheKey("cfg", p, append(append([]string(nil), stamps...), "/etc/passwd 1:7")),
+		"replaced passwd file": CacheKey("cfg", &p.View, append(append([]string(nil), stamps...), "/etc/passwd 1:7")),
 	} {
 		if key == base {
 			t.Errorf("a changed %s must change the key", name)

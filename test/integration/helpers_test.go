@@ -32,8 +32,30 @@ type call struct {
 	Env   []string
 	Stdin []byte
 	// Root runs the command as root instead of the test user.
-	Root    bool
+	Root bool
+	// User runs the command as another unprivileged user than the test
+	// user (otherUser).
+	User    *testUser
 	Timeout time.Duration
+}
+
+// testUser is an unprivileged account the tests run commands as.
+type testUser struct {
+	name, group, home string
+	uid, gid          int
+}
+
+// account is who runs c (unless c.Root).
+func (c call) account() testUser {
+	if c.User != nil {
+		return *c.User
+	}
+	return testUser{name: h.user, group: h.group, home: h.home, uid: h.uid, gid: h.gid}
+}
+
+// env is the clean environment of the user.
+func (u testUser) env() []string {
+	return []string{"HOME=" + u.home, "USER=" + u.name, "PATH=/usr/local/bin:/usr/bin:/bin"}
 }
 
 // result is what a command did.
@@ -61,9 +83,7 @@ func clip(s string) string {
 }
 
 // userEnv is the clean environment of the test user.
-func userEnv() []string {
-	return []string{"HOME=" + h.home, "USER=" + h.user, "PATH=/usr/local/bin:/usr/bin:/bin"}
-}
+func userEnv() []string { return call{}.account().env() }
 
 func rootEnv() []string {
 	return []string{"HOME=/root", "USER=root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -93,7 +113,8 @@ func (c call) argv() []string {
 	if c.Root {
 		return c.Args
 	}
-	return append([]string{"setpriv", "--reuid", h.user, "--regid", h.group, "--init-groups", "--"}, c.Args...)
+	u := c.account()
+	return append([]string{"setpriv", "--reuid", u.name, "--regid", u.group, "--init-groups", "--"}, c.Args...)
 }
 
 // run runs c and returns what it did; it fails the test only if the
@@ -105,8 +126,8 @@ func run(t testing.TB, c call) result {
 	}
 	argv := c.argv()
 	cmd := exec.Command(argv[0], argv[1:]...)
-	env := userEnv()
-	cmd.Dir = h.home
+	env := c.account().env()
+	cmd.Dir = c.account().home
 	if c.Root {
 		env = rootEnv()
 		cmd.Dir = "/"
@@ -134,9 +155,12 @@ func run(t testing.TB, c call) result {
 
 func describe(c call) string {
 	var b strings.Builder
-	if c.Root {
+	switch {
+	case c.Root:
 		b.WriteString("[root] ")
-	} else {
+	case c.User != nil:
+		b.WriteString("[" + c.User.name + "] ")
+	default:
 		b.WriteString("[user] ")
 	}
 	for _, e := range c.Env {
@@ -528,18 +552,25 @@ func sameSet(a, b []string) bool {
 // buildEuid builds testdata/euid (static) into dir and returns its path.
 func buildEuid(t testing.TB, dir string) string {
 	t.Helper()
+	return buildTestProgram(t, dir, "euid")
+}
+
+// buildTestProgram builds testdata/NAME (static) into dir and returns its
+// path.
+func buildTestProgram(t testing.TB, dir, name string) string {
+	t.Helper()
 	goBin := os.Getenv("GO")
 	if goBin == "" {
 		goBin = "go"
 	}
-	out := filepath.Join(dir, "euid")
-	cmd := exec.CommandContext(context.Background(), goBin, "build", "-o", out, "./test/integration/testdata/euid")
+	out := filepath.Join(dir, name)
+	cmd := exec.CommandContext(context.Background(), goBin, "build", "-o", out, "./test/integration/testdata/"+name)
 	cmd.Dir = h.repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	r, err := runWithTimeout(cmd, 2*time.Minute, nil)
 	if err != nil || r.status != 0 {
-		t.Fatalf("building testdata/euid: %v\n%s", err, r)
+		t.Fatalf("building testdata/%s: %v\n%s", name, err, r)
 	}
 	return out
 }
@@ -616,7 +647,7 @@ func start(t testing.TB, c call) *background {
 	}
 	argv := c.argv()
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir, cmd.Env = h.home, mergeEnv(userEnv(), c.Env)
+	cmd.Dir, cmd.Env = c.account().home, mergeEnv(c.account().env(), c.Env)
 	if c.Root {
 		cmd.Dir, cmd.Env = "/", mergeEnv(rootEnv(), c.Env)
 	}

@@ -92,6 +92,7 @@ func testMain(m *testing.M) int {
 	}
 
 	cl := &cleanups{}
+	pkgCleanups = cl
 	// An interrupted run still removes the user, the trees and the
 	// installation. (A `go test -timeout` panic cannot be caught: every
 	// command has its own much shorter timeout so that it never comes to it.)
@@ -115,6 +116,14 @@ func testMain(m *testing.M) int {
 	}
 	return code
 }
+
+// pkgCleanups are the package's cleanups: fixtures started on first use
+// (a second user, sshd, Slurm) register their teardown there with atExit,
+// so that it also runs after a failure or an interrupt.
+var pkgCleanups *cleanups
+
+// atExit registers fn to run when the package's tests end.
+func atExit(fn func() error) { pkgCleanups.add(fn) }
 
 // cleanups run in reverse order of registration, once.
 type cleanups struct {

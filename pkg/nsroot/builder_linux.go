@@ -1,0 +1,140 @@
+package nsroot
+
+import (
+	"encoding/gob"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A cached view is built and published by a builder: chos itself, executed
+// again with every uid and gid 0, in a session of its own, with no
+// terminal and none of the caller's descriptors. The launching process
+// holds no lock while it waits for it. A user can stop their own chos
+// (SIGSTOP), let its stderr fill up, or kill it, but cannot signal, trace
+// or block a process whose ids are all root's: so no user can keep the
+// tree's lock, and with it every other user's first launch, held.
+
+// builderArg marks the builder's invocation. Only root can start one:
+// it refuses to run unless every uid it has is 0.
+const builderArg = "__chos_build_view"
+
+// IsViewBuilder says whether this process was started as a builder.
+func IsViewBuilder(args []string) bool { return len(args) == 2 && args[1] == builderArg }
+
+// The builder reads its View from fd 3 and writes its result on fd 4.
+const (
+	builderInFD  = 3
+	builderOutFD = 4
+)
+
+// builderTimeout bounds a build: a tree on a hung file server must not
+// keep a launch waiting forever.
+const builderTimeout = 5 * time.Minute
+
+type builderResult struct {
+	Notes   []string
+	Warning string
+	// Private: the cache cannot be used (another namespace owns it, or
+	// publishing failed): the launch builds a view of its own.
+	Private bool
+	Err     string
+}
+
+// runBuilder starts a builder for v and waits for its result.
+func runBuilder(v *View) (builderResult, error) {
+	var res builderResult
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return res, fmt.Errorf("starting the view builder: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return res, fmt.Errorf("starting the view builder: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{"chos", builderArg},
+		Env:        []string{},
+		Dir:        "/",
+		ExtraFiles: []*os.File{inR, outW},
+		SysProcAttr: &syscall.SysProcAttr{
+			Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
+			Setsid:     true,
+		},
+	}
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		return res, fmt.Errorf("starting the view builder: %w", err)
+	}
+	go func() {
+		gob.NewEncoder(inW).Encode(v)
+		inW.Close()
+	}()
+	done := make(chan error, 1)
+	go func() {
+		err := gob.NewDecoder(outR).Decode(&res)
+		outR.Close()
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(builderTimeout):
+		cmd.Process.Kill()
+		err = fmt.Errorf("no result after %v", builderTimeout)
+	}
+	cmd.Wait()
+	if err != nil {
+		return res, fmt.Errorf("building the view of tree %s: %w", v.Tree, err)
+	}
+	if res.Err != "" {
+		return res, fmt.Errorf("%s", res.Err)
+	}
+	return res, nil
+}
+
+// RunViewBuilder is the builder's side: it builds and publishes the view
+// it is given and reports. It returns the exit status.
+func RunViewBuilder() int {
+	if r, e, s := unix.Getresuid(); r != 0 || e != 0 || s != 0 {
+		fmt.Fprintf(os.Stderr, "chos: refusing to build a view for the cache: only root may (uids %d/%d/%d)\n", r, e, s)
+		return StatusFailed
+	}
+	// What is created in the cache has the modes chos chose, whatever
+	// umask the launching user had.
+	unix.Umask(0o022)
+	var v View
+	in := os.NewFile(builderInFD, "view")
+	err := gob.NewDecoder(in).Decode(&v)
+	in.Close()
+	out := os.NewFile(builderOutFD, "result")
+	var res builderResult
+	switch {
+	case err != nil:
+		res.Err = fmt.Sprintf("reading the view to build: %v", err)
+	case v.Cache == nil:
+		res.Err = "the view to build has no cache"
+	default:
+		if res, err = buildAndPublish(&v); err != nil {
+			res.Err = fmt.Sprintf("setting up tree %s: %v", v.Tree, err)
+		}
+	}
+	// Written after the lock is released: a launcher that does not read
+	// blocks only this process, which holds nothing any more.
+	gob.NewEncoder(out).Encode(&res)
+	out.Close()
+	if res.Err != "" {
+		return StatusFailed
+	}
+	return 0
+}

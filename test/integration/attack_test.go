@@ -1,0 +1,336 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Attacks of one user on chos, seen from another: the setuid chos must not
+// let a user stall other users' launches, make root bind what the user
+// cannot reach, or decide the modes of what root creates.
+
+// promptly is how long a launch may take on a loaded 2-core machine before
+// it counts as stalled.
+const promptly = 8 * time.Second
+
+// timedLaunch runs the other user's first launch of tree one and says
+// whether it completed within d.
+func timedLaunch(t *testing.T, victim *testUser, d time.Duration) (result, bool) {
+	t.Helper()
+	c := call{User: victim, Args: []string{h.chos, "exec", "one", "cat", "/etc/os-release"}, Timeout: d}
+	argv := c.argv()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = victim.home, victim.env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r, err := runWithTimeout(cmd, d, nil)
+	r.cmd = describe(c)
+	return r, err == nil && !r.timedOut
+}
+
+// fullPipe is a pipe whose buffer is full and which nobody reads: a process
+// writing to it blocks.
+func fullPipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	must(t, err)
+	t.Cleanup(func() { r.Close(); w.Close() })
+	fd := int(w.Fd()) // (Fd puts the file in blocking mode: once, before)
+	must(t, unix.SetNonblock(fd, true))
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := unix.Write(fd, chunk); err != nil {
+			break
+		}
+	}
+	must(t, unix.SetNonblock(fd, false))
+	return r, w
+}
+
+// processState is the state letter of /proc/PID/stat (R, S, T, Z...).
+func processState(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2 : i+3]
+	}
+	return ""
+}
+
+func TestNoUserCanStallAnotherUsersFirstLaunch(t *testing.T) {
+	victim := otherUser(t)
+	// An optional bind that is skipped gives the attacker's `chos -v` a
+	// note to write.
+	setConfig(t, h.configText+"%TREE one\nbind = /nonexistent/chos-itest /chos-itest optional\n")
+
+	t.Run("control: a held build lock stalls a first launch", func(t *testing.T) {
+		emptyCache(t)
+		must(t, os.MkdirAll(filepath.Join(h.cacheDir, "ns"), 0o755))
+		lock, err := os.OpenFile(filepath.Join(h.cacheDir, "ns", "one.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+		must(t, err)
+		defer lock.Close()
+		must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
+		if r, ok := timedLaunch(t, victim, 3*time.Second); ok {
+			t.Fatalf("the first launch completed while root held the tree's build lock; the stall checks below cannot fail:\n%s", r)
+		}
+	})
+
+	t.Run("attacker's stderr is a full pipe", func(t *testing.T) {
+		emptyCache(t)
+		_, w := fullPipe(t)
+		c := call{Args: []string{h.chos, "-v", "exec", "one", "true"}}
+		argv := c.argv()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir, cmd.Env, cmd.Stderr = h.home, userEnv(), w
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		must(t, cmd.Start())
+		defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
+		// The attacker's chos blocks writing its note, after its view was
+		// built: wait until it sleeps in that write.
+		deadline := time.Now().Add(promptly)
+		for time.Now().Before(deadline) && !strings.Contains(readFile(t, "/proc/"+strconv.Itoa(cmd.Process.Pid)+"/wchan"), "pipe") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if wchan := readFile(t, "/proc/"+strconv.Itoa(cmd.Process.Pid)+"/wchan"); !strings.Contains(wchan, "pipe") {
+			t.Fatalf("control: the attacker's chos is not blocked on its stderr (wchan %q, state %s)", wchan, processState(cmd.Process.Pid))
+		}
+		r, ok := timedLaunch(t, victim, promptly)
+		if !ok {
+			t.Fatalf("another user's launch did not complete while the attacker's chos was blocked on stderr:\n%s", r)
+		}
+		wantOSID(t, r, h.osIDs["one"])
+	})
+
+	t.Run("attacker stops its own launches", func(t *testing.T) {
+		// The attacker stops every chos process it may signal, at several
+		// moments of its first launch.
+		for _, delay := range []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond} {
+			emptyCache(t)
+			att := start(t, call{Args: []string{h.chos, "exec", "one", "sleep", "30"}})
+			time.Sleep(delay)
+			r := run(t, call{Args: []string{"sh", "-c", `for p in $(pgrep -x chos); do kill -STOP "$p" 2>/dev/null; done; kill -STOP -` + strconv.Itoa(att.pid) + ` 2>/dev/null; true`}})
+			wantStatus(t, r, 0)
+			vr, ok := timedLaunch(t, victim, promptly)
+			if !ok {
+				t.Fatalf("another user's launch did not complete while the attacker's launch was stopped %v after it started:\n%s", delay, vr)
+			}
+			wantOSID(t, vr, h.osIDs["one"])
+			syscall.Kill(-att.pid, syscall.SIGKILL)
+			att.wait(promptly)
+		}
+	})
+}
+
+func readFile(t testing.TB, p string) string {
+	data, _ := os.ReadFile(p)
+	return string(data)
+}
+
+// A user cannot signal the builder of a cached view: its ids are all root's.
+func TestViewBuilderEntryIsRefusedToUsers(t *testing.T) {
+	r := run(t, call{Args: []string{"sh", "-c", "exec 3</dev/null 4>/dev/null; exec " + h.chos + " __chos_build_view"}})
+	wantStatus(t, r, 125)
+	if !strings.Contains(r.stderr, "only root may") {
+		t.Errorf("the builder entry point does not refuse a user:\n%s", r)
+	}
+	// Control: root gets past that check (and fails on the empty input).
+	r = run(t, call{Root: true, Args: []string{"sh", "-c", "exec 3</dev/null 4>/dev/null; exec " + h.chos + " __chos_build_view"}})
+	if strings.Contains(r.stderr, "only root may") {
+		t.Errorf("root was refused as if a user:\n%s", r)
+	}
+}
+
+// Every host path root opens for a view must be reachable only through
+// directories that only root can change: otherwise a user swaps a component
+// for a link to what they cannot read, and every user of the cached view
+// sees it.
+func TestRootBindsOnlyWhatOnlyRootCanRedirect(t *testing.T) {
+	base := filepath.Join(h.base, "attack-"+randHex(3))
+	secret := filepath.Join(base, "secret")
+	mine := filepath.Join(base, "mine")    // the attacker's directory
+	rootDir := filepath.Join(base, "root") // root's, for the control
+	for _, d := range []string{base, secret, mine, rootDir, filepath.Join(rootDir, "data")} {
+		must(t, os.MkdirAll(d, 0o755))
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	must(t, os.Chmod(secret, 0o700))
+	must(t, os.WriteFile(filepath.Join(secret, "file"), []byte("chos-secret-content\n"), 0o600))
+	must(t, os.WriteFile(filepath.Join(rootDir, "data", "file"), []byte("chos-public-content\n"), 0o644))
+	must(t, os.Chown(mine, h.uid, h.gid))
+	// What the attacker does in their own directory: links to root's
+	// secret and to a tree.
+	for link, target := range map[string]string{"data": secret, "tree": h.trees["two"]} {
+		must(t, os.Symlink(target, filepath.Join(mine, link)))
+		must(t, os.Lchown(filepath.Join(mine, link), h.uid, h.gid))
+	}
+	// Control: the link really leads root to the secret.
+	if data, err := os.ReadFile(filepath.Join(mine, "data", "file")); err != nil || !strings.Contains(string(data), "chos-secret") {
+		t.Fatalf("control: root cannot read the secret through the attacker's link (%v); the test cannot fail", err)
+	}
+
+	cases := []struct {
+		name   string
+		config string
+		argv   []string
+		status int
+		fault  string // the path the refusal must name
+	}{
+		{"control: a bind through root's directories", "%TREE one\nbind = " + rootDir + "/data /chos-data\n",
+			[]string{"exec", "one", "cat", "/chos-data/file"}, 0, ""},
+		{"bind source through a user's directory", "%TREE one\nbind = " + mine + "/data /chos-data\n",
+			[]string{"exec", "one", "cat", "/chos-data/file"}, 125, mine},
+		{"site bind through a user's directory", "%BIND\n" + mine + "/data /chos-data\n",
+			[]string{"exec", "one", "cat", "/chos-data/file"}, 125, mine},
+		{"optional bind through a user's directory is skipped", "%TREE one\nbind = " + mine + "/data /chos-data optional\n",
+			[]string{"exec", "one", "sh", "-c", "cat /chos-data/file; true"}, 0, ""},
+		{"tree through a user's directory", "evil:" + mine + "/tree\n",
+			[]string{"exec", "evil", "cat", "/etc/os-release"}, 125, mine},
+	}
+	for _, c := range cases {
+		for _, fresh := range []bool{false, true} {
+			name := c.name
+			args := c.argv
+			if fresh {
+				name += " (fresh)"
+				args = append([]string{args[0], "--fresh"}, args[1:]...)
+			}
+			t.Run(name, func(t *testing.T) {
+				cfg := h.configText
+				if strings.HasPrefix(c.config, "%") {
+					cfg += c.config
+				} else {
+					cfg = strings.Replace(cfg, "local:/\n", "local:/\n"+c.config, 1)
+				}
+				setConfig(t, cfg)
+				r := chos(t, args...)
+				if strings.Contains(r.stdout, "chos-secret") {
+					t.Fatalf("root's secret was shown to the user:\n%s", r)
+				}
+				wantStatus(t, r, c.status)
+				if c.fault != "" && !strings.Contains(r.stderr, c.fault+" is owned by uid "+strconv.Itoa(h.uid)) {
+					t.Errorf("the refusal does not name %s as the user's:\n%s", c.fault, r)
+				}
+				if strings.HasPrefix(c.name, "control") && !strings.Contains(r.stdout, "chos-public-content") {
+					t.Errorf("control: the bind through root's directories did not work:\n%s", r)
+				}
+			})
+		}
+	}
+
+	t.Run("chos check reports it", func(t *testing.T) {
+		setConfig(t, h.configText+"%TREE one\nbind = "+mine+"/data /chos-data\n")
+		r := chos(t, "check", "one")
+		wantStatus(t, r, 1)
+		if !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, mine+" is owned by uid") {
+			t.Errorf("chos check does not report the untrusted bind:\n%s", r)
+		}
+	})
+}
+
+// What the setuid chos creates has the modes chos chose, whatever umask the
+// user who happens to launch first has.
+func TestCacheModesDoNotDependOnTheFirstLaunchersUmask(t *testing.T) {
+	emptyCache(t)
+	must(t, os.RemoveAll(h.cacheDir))
+	// Control: the umask is in effect for what the user creates.
+	r := run(t, call{Args: []string{"sh", "-c", "umask 0777; rm -f umask-probe; touch umask-probe; stat -c %a umask-probe; rm -f umask-probe"}})
+	if strings.TrimSpace(r.stdout) != "0" {
+		t.Fatalf("control: a file made under umask 0777 has mode %q, want 0; the test cannot fail", r.stdout)
+	}
+	r = run(t, call{Args: []string{"sh", "-c", "umask 0777; exec " + h.chos + " exec one true"}})
+	wantStatus(t, r, 0)
+	for p, want := range map[string]os.FileMode{
+		h.cacheDir:                                  0o755,
+		filepath.Join(h.cacheDir, "ns"):             0o755,
+		filepath.Join(h.cacheDir, "ns", ".owner"):   0o644,
+		filepath.Join(h.cacheDir, "ns", "one.lock"): 0o600,
+	} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if fi.Mode().Perm() != want || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s: mode %04o uid %d, want %04o and root's", p, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Uid, want)
+		}
+	}
+	r = run(t, call{User: otherUser(t), Args: []string{h.chos, "cache", "list"}})
+	wantStatus(t, r, 0)
+	if !strings.Contains(r.stdout, "valid") {
+		t.Errorf("another user's `chos cache list` does not show the cached view:\n%s", r)
+	}
+	wantStatus(t, run(t, call{User: otherUser(t), Args: []string{h.chos, "check"}}), 0)
+}
+
+// `setuid = allow` makes the tree's setuid-root programs give root, as on
+// the host, and lets chos itself switch trees from inside it with root's
+// rights (exact groups); a tree without it gives neither.
+func TestSetuidAllowTreeGivesItsSetuidProgramsRoot(t *testing.T) {
+	setConfig(t, h.configText+"%TREE three\nsetuid = allow\n")
+	probe := buildTestProgram(t, t.TempDir(), "capprobe")
+	for _, tree := range []string{"one", "three"} {
+		dir := filepath.Join(h.trees[tree], "opt")
+		if _, err := os.Lstat(dir); err == nil {
+			t.Fatalf("%s exists already", dir)
+		}
+		must(t, os.MkdirAll(filepath.Join(dir, "probe"), 0o755))
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		copyFile(t, probe, filepath.Join(dir, "probe", "capprobe"), os.ModeSetuid|0o755)
+	}
+	parse := func(out string) map[string]string {
+		m := map[string]string{}
+		for _, l := range strings.Split(out, "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	for _, fresh := range []string{"", "--fresh"} {
+		args := func(tree string) []string {
+			a := []string{"exec"}
+			if fresh != "" {
+				a = append(a, fresh)
+			}
+			return append(a, tree, "/opt/probe/capprobe")
+		}
+		r := chos(t, args("three")...)
+		wantStatus(t, r, 0)
+		got := parse(r.stdout)
+		if got["euid"] != "0" || allZero(got["CapEff"]) || got["CapEff"] != got["CapBnd"] || got["NoNewPrivs"] != "0" {
+			t.Errorf("setuid-root program in a setuid = allow tree %s: %v, want euid 0 with every capability of the bounding set:\n%s", fresh, got, r)
+		}
+		// Control: the same program in a tree without it.
+		r = chos(t, args("one")...)
+		wantStatus(t, r, 0)
+		got = parse(r.stdout)
+		if got["euid"] != strconv.Itoa(h.uid) || !allZero(got["CapEff"]) || got["NoNewPrivs"] != "1" {
+			t.Errorf("control: setuid-root program in tree one %s: %v, want the user's euid, no capability, no_new_privs:\n%s", fresh, got, r)
+		}
+	}
+
+	// From inside the setuid = allow tree, chos switches trees with root's
+	// rights: the user's exact groups, not the overflow group of a user
+	// namespace.
+	r := chos(t, "exec", "three", "/.chos/bin/chos", "exec", "two", "sh", "-c", "cat /etc/os-release; echo groups=$(id -G); /.chos/bin/chos current")
+	wantStatus(t, r, 0)
+	if got := parseOSRelease(r.stdout)["ID"]; got != h.osIDs["two"] {
+		t.Errorf("switching from three to two: os-release ID %q:\n%s", got, r)
+	}
+	if !strings.Contains(r.stdout, "\ntwo\n") && !strings.HasSuffix(r.stdout, "two\n") {
+		t.Errorf("chos current inside does not say two:\n%s", r)
+	}
+	if strings.Contains(r.stdout, "65534") {
+		t.Errorf("switching from a setuid = allow tree went through a user namespace (overflow group shown):\n%s", r)
+	}
+}
