@@ -25,8 +25,11 @@ type state struct {
 	// userns: trees are entered through user namespaces (no setuid root,
 	// or forced); personal trees are then available. Unlike mode, dropping
 	// root for a command that needs none does not change it.
-	userns     bool
-	uid, gid   int // the caller's real ids
+	userns   bool
+	uid, gid int // the caller's real ids (or, for `chos prepare`, the user's)
+	// groups are the caller's supplementary groups, from the kernel (or,
+	// for `chos prepare`, as root passed them); read by userGroups.
+	groups []int
 	configFlag string
 	verbose    bool
 	// hostPrefix is where the host's root is seen: "" on the host,
@@ -108,7 +111,24 @@ func (st *state) asCaller(fn func() error) error {
 	if !st.setuid() {
 		return fn()
 	}
-	return nsroot.AsCaller(st.uid, fn)
+	groups, err := st.userGroups()
+	if err != nil {
+		return err
+	}
+	return nsroot.AsUser(st.uid, st.gid, groups, fn)
+}
+
+// userGroups are the caller's supplementary groups: the kernel's, which the
+// login gave and newgrp or sg may have changed since.
+func (st *state) userGroups() ([]int, error) {
+	if st.groups == nil {
+		groups, err := unix.Getgroups()
+		if err != nil {
+			return nil, fmt.Errorf("reading your groups: %w", err)
+		}
+		st.groups = append([]int{}, groups...)
+	}
+	return st.groups, nil
 }
 
 // configPaths says which configuration to read, refusing an alternative one
@@ -228,18 +248,11 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	if err != nil {
 		return nil, err
 	}
-	in := ostree.Inputs{Argument: name, Env: os.Getenv("CHOS")}
-	if in.Argument == "" && in.Env == "" {
-		in.Dotfile = st.readDotfile(who.Home)
-	}
-	sel, err := cat.Select(in)
+	sel, err := st.choose(cat, ostree.Inputs{Argument: name, Env: os.Getenv("CHOS")}, who)
 	if err != nil {
-		return nil, st.explainPersonal(err)
+		return nil, err
 	}
 	t := sel.Tree
-	if (len(t.Users) > 0 || len(t.Groups) > 0) && !t.Allows(st.uid, who.Name, groupKeys(append([]int{who.GID}, who.Groups...))) {
-		return nil, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
-	}
 
 	vr, err := st.viewRequest(cat, t)
 	if err != nil {
@@ -276,6 +289,24 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 		p.Cache = st.cacheFor(cat, t, &p.View)
 	}
 	return p, nil
+}
+
+// choose applies the selection order (reading ~/.chos, with the user's
+// rights, only when nothing before it selects) and checks that the user
+// may use the tree selected.
+func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) (ostree.Selection, error) {
+	if in.Argument == "" && in.Env == "" && !in.Batch {
+		in.Dotfile = st.readDotfile(who.Home)
+	}
+	sel, err := cat.Select(in)
+	if err != nil {
+		return sel, st.explainPersonal(err)
+	}
+	t := sel.Tree
+	if (len(t.Users) > 0 || len(t.Groups) > 0) && !t.Allows(st.uid, who.Name, groupKeys(append([]int{who.GID}, who.Groups...))) {
+		return sel, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
+	}
+	return sel, nil
 }
 
 // viewRequest is what a plan needs to know of a tree's view: the same for
@@ -343,9 +374,9 @@ func (st *state) readDotfile(home string) string {
 // is never used to decide access.
 func (st *state) caller() (plan.Caller, error) {
 	c := plan.Caller{UID: st.uid, GID: st.gid, Env: callerEnv()}
-	groups, err := unix.Getgroups()
+	groups, err := st.userGroups()
 	if err != nil {
-		return c, fmt.Errorf("reading your groups: %w", err)
+		return c, err
 	}
 	c.Groups = groups
 	if c.Cwd, err = unix.Getwd(); err != nil {

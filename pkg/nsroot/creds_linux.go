@@ -11,7 +11,7 @@ import (
 
 // The credential calls below are raw, per-thread system calls on purpose:
 // Go's syscall.Setresuid changes every thread of the process, while chos
-// changes only the locked thread it will exec from, and, in AsCaller, only
+// changes only the locked thread it will exec from, and, in AsUser, only
 // for the time of one lookup.
 
 func setresuid(r, e, s int) error {
@@ -43,20 +43,46 @@ func rawErr(_, _ uintptr, e unix.Errno) error {
 // keep is the value that leaves an id unchanged in setresuid/setresgid.
 const keep = -1
 
-// AsCaller runs fn with the calling thread's effective uid set to the real
-// one, so that files are opened with the caller's own rights (their ~/.chos,
-// a tree's /etc/chos.conf): a user's input is only ever a lookup key, never
-// read with root's rights. Privileged mode only; the thread must be locked.
-func AsCaller(uid int, fn func() error) error {
+// AsUser runs fn with the calling thread's effective uid, gid and groups
+// set to a user's, so that files are opened with that user's own rights
+// (their ~/.chos, a tree's /etc/chos.conf): a user's input is only ever a
+// lookup key, never read with root's rights. The thread must be locked and
+// hold root's rights (setuid, or root acting for a user); they are
+// restored after fn.
+func AsUser(uid, gid int, groups []int, fn func() error) error {
+	saved, err := unix.Getgroups() // this thread's
+	if err != nil {
+		return fmt.Errorf("reading groups: %w", err)
+	}
+	_, egid, _ := unix.Getresgid()
+	if err := setgroups(groups); err != nil {
+		return fmt.Errorf("switching to the groups of uid %d for a lookup: %w", uid, err)
+	}
+	if err := setresgid(keep, gid, keep); err != nil {
+		restoreRoot(saved, egid)
+		return fmt.Errorf("switching to gid %d for a lookup: %w", gid, err)
+	}
 	if err := setresuid(keep, uid, keep); err != nil {
+		restoreRoot(saved, egid)
 		return fmt.Errorf("switching to uid %d for a lookup: %w", uid, err)
 	}
 	ferr := fn()
+	restoreRoot(saved, egid)
+	return ferr
+}
+
+// restoreRoot gives the thread root's euid, and its egid and groups back.
+func restoreRoot(groups []int, egid int) {
+	// Cannot fail with a saved uid of 0; never go on half-switched.
 	if err := setresuid(keep, 0, keep); err != nil {
-		// Cannot happen with a saved uid of 0; never go on half-switched.
 		panic(fmt.Sprintf("chos: restoring euid 0 after a lookup: %v", err))
 	}
-	return ferr
+	if err := setresgid(keep, egid, keep); err != nil {
+		panic(fmt.Sprintf("chos: restoring egid %d after a lookup: %v", egid, err))
+	}
+	if err := setgroups(groups); err != nil {
+		panic(fmt.Sprintf("chos: restoring groups after a lookup: %v", err))
+	}
 }
 
 // setCredentials gives the thread the caller's ids and groups and, unless

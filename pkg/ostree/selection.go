@@ -9,6 +9,7 @@ const (
 	FromArgument Source = "argument"
 	FromEnv      Source = "$CHOS"
 	FromDotfile  Source = "~/.chos"
+	FromPlugin   Source = "the integration's default"
 	FromDefault  Source = "default tree"
 	FromFallback Source = "no selection (host)"
 )
@@ -25,6 +26,13 @@ type Inputs struct {
 	Argument string // a name on the command line
 	Env      string // $CHOS
 	Dotfile  string // the content of ~/.chos
+	// Plugin is the default an integration was configured with (the
+	// SPANK plugin's default=), tried instead of the site's default.
+	Plugin string
+	// Batch selects for a batch job: neither ~/.chos nor the tree aliased
+	// "default" is consulted, only the argument, $CHOS and the plugin's
+	// default (the original job starter followed $CHOS alone).
+	Batch bool
 }
 
 // FirstLine returns the first line of a ~/.chos file, trimmed, as the
@@ -41,7 +49,7 @@ func (c *Catalog) Select(in Inputs) (Selection, error) {
 	for _, cand := range []struct {
 		name string
 		src  Source
-	}{{in.Argument, FromArgument}, {in.Env, FromEnv}, {FirstLine(in.Dotfile), FromDotfile}} {
+	}{{in.Argument, FromArgument}, {in.Env, FromEnv}, {FirstLine(in.Dotfile), FromDotfile}, {in.Plugin, FromPlugin}} {
 		if cand.name == "" {
 			continue
 		}
@@ -51,7 +59,7 @@ func (c *Catalog) Select(in Inputs) (Selection, error) {
 		}
 		return Selection{Tree: t, Name: cand.name, Source: cand.src}, nil
 	}
-	if c.Default != nil {
+	if c.Default != nil && !in.Batch {
 		return Selection{Tree: c.Default, Name: defaultName, Source: FromDefault}, nil
 	}
 	host := c.byName[Local]
