@@ -16,7 +16,7 @@ import (
 )
 
 // squashCompression is what squashImage compresses with: zstd at level 1
-// built the Debian tree's image in about 1 s, 67 MB (gzip: 15 s, 62 MB; lz4:
+// built the Debian tree's image in 1-2 s, 67 MB (gzip: 15 s, 62 MB; lz4:
 // 2 s, 87 MB) on 2 cores. Debian 12's kernel reads it (CONFIG_SQUASHFS_ZSTD).
 var squashCompression = []string{"-comp", "zstd", "-Xcompression-level", "1"}
 
