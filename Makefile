@@ -3,6 +3,7 @@
 #   make                 build bin/chos
 #   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
 #   make test            vet, unit tests, fuzz smoke run, integration tests (root)
+#   make test-trees      as root: build (once per machine) the Debian tree the tests share
 #   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
 #   make bench           as root on Debian/Ubuntu: benchmark against bwrap & co, write docs/PERFORMANCE.md
 #
@@ -45,7 +46,7 @@ FUZZPKG   ?= ./pkg/config
 # output of the integration tests is also kept here
 TESTLOG   ?= test-integration.log
 
-.PHONY: all build bin/chos install uninstall test fuzz bench demo clean
+.PHONY: all build bin/chos install uninstall test test-trees fuzz bench demo clean
 
 all: build
 
@@ -95,6 +96,13 @@ test:
 	$(GO) test -count=1 ./pkg/... ./cmd/...
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./pkg/config
 	$(GO) test -count=1 -p 1 -timeout 30m -v ./test/integration/... 2>&1 | tee $(TESTLOG)
+
+# The debootstrapped Debian 11 tree that integration tests share, built once
+# per machine under /var/cache/chos-test (scripts/mkdebiantree; the tests
+# build it themselves when it is missing or its recipe changed).
+test-trees:
+	@if [ "$$(id -u)" != 0 ]; then echo "make test-trees: must be run as root" >&2; exit 1; fi
+	bash scripts/mkdebiantree
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^$(FUZZFUNC)$$' -fuzztime $(FUZZTIME) $(FUZZPKG)
