@@ -92,6 +92,7 @@ func testMain(m *testing.M) int {
 	}
 
 	cl := &cleanups{}
+	packageCleanups = cl
 	// An interrupted run still removes the user, the trees and the
 	// installation. (A `go test -timeout` panic cannot be caught: every
 	// command has its own much shorter timeout so that it never comes to it.)
@@ -115,6 +116,10 @@ func testMain(m *testing.M) int {
 	}
 	return code
 }
+
+// packageCleanups run when the package's tests are done (or interrupted):
+// for fixtures started lazily by a test but shared by the package.
+var packageCleanups *cleanups
 
 // cleanups run in reverse order of registration, once.
 type cleanups struct {
