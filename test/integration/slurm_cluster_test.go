@@ -69,8 +69,10 @@ func slurm(t testing.TB) *slurmCluster {
 }
 
 // slurmDefaultPaths are where Debian's Slurm and munge keep files by
-// default: the private cluster must leave each as it found it.
-var slurmDefaultPaths = []string{"/etc", "/run/munge", "/var/lib/munge", "/var/log/munge",
+// default: the private cluster must leave each as it found it. (Not all of
+// /etc: other tests of the package add users and restore files there
+// while the cluster runs.)
+var slurmDefaultPaths = []string{"/etc/slurm", "/etc/munge", "/run/munge", "/var/lib/munge", "/var/log/munge",
 	"/run/slurm", "/var/run/slurm", "/var/lib/slurm", "/var/log/slurm", "/var/spool/slurmd", "/var/spool/slurmctld"}
 
 func (c *slurmCluster) start() error {
