@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -371,6 +372,76 @@ func TestSlurmPluginRefusesBadPlugstackOptions(t *testing.T) {
 			r := run(t, c.user("srun", "echo", "ran"))
 			if r.status == 0 || strings.Contains(r.stdout, "ran") || !strings.Contains(r.stderr, opt) {
 				t.Errorf("want a failed job and a message naming %q:\n%s", opt, r)
+			}
+		})
+	}
+}
+
+// A stand-in that sends a descriptor: the test binary started again by a
+// fake chos script, with the path to open and send in fakeSendEnv.
+const fakeSendEnv = "CHOS_ITEST_FAKE_PREPARE_SEND"
+
+func init() {
+	if path := os.Getenv(fakeSendEnv); path != "" {
+		os.Exit(fakePrepareSend(path))
+	}
+}
+
+// fakePrepareSend answers on fd 3 with enter=1 and path's descriptor.
+func fakePrepareSend(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 125
+	}
+	if err := syscall.Sendmsg(3, []byte("tree=fake\nenter=1\nnnp=0\nend\n"), syscall.UnixRights(int(f.Fd())), nil, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "sendmsg:", err)
+		return 125
+	}
+	return 0
+}
+
+// Each task enters the mount namespace sent (any: here one the test made,
+// with a tmpfs of its own on /mnt), and only a mount namespace.
+func TestSlurmPluginEntersTheMountNamespaceSent(t *testing.T) {
+	c := slurm(t)
+	self, err := os.Executable()
+	must(t, err)
+	ns := start(t, call{Root: true, Args: []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+		"mount -t tmpfs chos-itest-ns /mnt && echo in the namespace sent > /mnt/marker && echo ready && exec sleep 300"}})
+	if !ns.waitLine("ready", 10*time.Second) {
+		return
+	}
+	nsID, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", ns.pid))
+	must(t, err)
+	probe := []string{"srun", "-n2", "--chos=one", "sh", "-c", `echo "$(readlink /proc/self/ns/mnt) $(cat /mnt/marker) fds $(ls /proc/self/fd | sort -n | tr '\n' ' ')"`}
+	// Control: without the plugin, the host's namespace, without the marker.
+	baseline := run(t, c.user(append([]string{"srun", "-n2"}, probe[3:]...)...))
+	hostNS, _ := os.Readlink("/proc/self/ns/mnt")
+	if !strings.HasPrefix(baseline.stdout, hostNS+"  fds ") {
+		t.Fatalf("control: want the host's namespace %s and no marker:\n%s", hostNS, baseline)
+	}
+
+	for _, tc := range []struct{ name, send, want string }{
+		{"mount namespace", fmt.Sprintf("/proc/%d/ns/mnt", ns.pid), ""},
+		{"network namespace", fmt.Sprintf("/proc/%d/ns/net", ns.pid), "the descriptor sent is not a mount namespace"},
+		{"regular file", c.conf, "the descriptor sent is not a mount namespace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := c.fakeChos(t, fmt.Sprintf("exec /usr/bin/env %s=%s %s", fakeSendEnv, tc.send, self))
+			c.setPlugstack(t, f.plugstack(t, ""))
+			r := run(t, c.user(probe...))
+			if tc.want != "" {
+				if r.status == 0 || !strings.Contains(r.stderr, tc.want) {
+					t.Errorf("want a failed job and %q:\n%s", tc.want, r)
+				}
+				return
+			}
+			wantStatus(t, r, 0)
+			// the same descriptors as without the plugin: the namespace's is not passed on
+			want := strings.Repeat(nsID+" in the namespace sent"+strings.TrimPrefix(strings.SplitN(baseline.stdout, "\n", 2)[0], hostNS+" ")+"\n", 2)
+			if r.stdout != want {
+				t.Errorf("want %q:\n%s", want, r)
 			}
 		})
 	}
