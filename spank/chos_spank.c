@@ -30,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,7 +143,11 @@ static void exec_chos(char *const argv[], int sock, int errw)
 		for (long fd = 4, max = sysconf(_SC_OPEN_MAX); fd < max; fd++)
 			close((int)fd);
 	execve(chos_path, argv, envp);
-	dprintf(2, "cannot run %s: %s\n", chos_path, strerror(errno));
+	/* async-signal-safe only: slurmstepd has threads */
+	const char *why = strerrordesc_np(errno);
+	struct iovec msg[] = { { "cannot run ", 11 }, { (char *)chos_path, strlen(chos_path) }, { ": ", 2 },
+			       { (char *)why, strlen(why) }, { "\n", 1 } };
+	writev(2, msg, 5);
 	_exit(127);
 }
 
@@ -200,9 +205,10 @@ static const char *parse_reply(size_t len, int have_fd, const char **refusal)
 		if (!(val = strchr(line, '=')))
 			return "a reply line without '='";
 		*val++ = '\0';
-		if (!strcmp(line, "tree") || !strcmp(line, "warning")) {
-			if (line[0] == 'w')
-				warning = val;
+		if (!strcmp(line, "tree")) {
+			/* for the record only: the descriptor is what counts */
+		} else if (!strcmp(line, "warning")) {
+			warning = val;
 		} else if (!strcmp(line, "enter") || !strcmp(line, "nnp")) {
 			if (strcmp(val, "0") && strcmp(val, "1"))
 				return "enter= and nnp= take 0 or 1";
@@ -292,7 +298,9 @@ static void prepare(char *const argv[])
 			timed_out = 1;
 			break;
 		}
-		if (poll(p, 3, left) < 0 && errno != EINTR) {
+			if (poll(p, 3, left) < 0) {
+			if (errno == EINTR)
+				continue;
 			timed_out = 1; /* cannot wait any more: stop it as if it had timed out */
 			break;
 		}
@@ -354,14 +362,30 @@ static int job_env(spank_t sp, const char *name, char *buf, int size)
 	return rc == ESPANK_SUCCESS ? 1 : rc == ESPANK_NOSPACE ? -1 : 0;
 }
 
+/* chos's arguments, "--key=value" each: a value starting with '-' is never an option. */
+static char *args[16] = { "chos", "prepare", "--service=slurm" };
+static int n_args = 3;
+
+static void arg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void arg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (n_args < 15 && vasprintf(&args[n_args], fmt, ap) >= 0)
+		n_args++;
+	else
+		fail("out of memory");
+	va_end(ap);
+}
+
 /* Remote: once per step, in slurmstepd as root, before any task exists. */
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
-	char env_chos[1024], cwd[4096], step[16], pwbuf[16384], groups[4096] = "", *args[16];
+	char env_chos[1024], cwd[4096], pwbuf[16384], *groups;
+	int ngids = 0, argc_job = 0, have_env, have_cwd;
 	uid_t uid;
 	gid_t gid, *gids = NULL;
-	int ngids = 0, argc_job = 0, n = 0, have_env, have_cwd;
-	uint32_t job, stepid;
+	uint32_t job, step;
 	char **argv_job = NULL;
 	struct passwd pw, *pwp = NULL;
 
@@ -376,7 +400,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		 */
 		return 0;
 	}
-	if (spank_get_item(sp, S_JOB_STEPID, &stepid) != ESPANK_SUCCESS || stepid == SLURM_EXTERN_CONT)
+	if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || step == SLURM_EXTERN_CONT)
 		return 0; /* the extern step runs no user task */
 	have_env = job_env(sp, "CHOS", env_chos, sizeof env_chos);
 	have_cwd = job_env(sp, "PWD", cwd, sizeof cwd);
@@ -385,42 +409,42 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	active = 1;
 	if (have_env < 0 || have_cwd < 0)
 		return fail("$CHOS or $PWD of the job is too long"), 0;
-
 	if (spank_get_item(sp, S_JOB_UID, &uid) || spank_get_item(sp, S_JOB_GID, &gid) ||
-	    spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids, &ngids) || spank_get_item(sp, S_JOB_ID, &job))
-		return fail("cannot get the job's identity from Slurm"), 0;
+	    spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids, &ngids) || spank_get_item(sp, S_JOB_ID, &job) ||
+	    (step == SLURM_BATCH_SCRIPT && (spank_get_item(sp, S_JOB_ARGV, &argc_job, &argv_job) || argc_job < 1)))
+		return fail("cannot get the job's identity or batch script from Slurm"), 0;
+	/* a lookup by uid, in slurmstepd's NSS: nothing the user controls */
 	if (getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &pwp) != 0 || !pwp)
 		return fail("no user with uid %u", (unsigned)uid), 0;
-	for (int i = 0, off = 0; i < ngids && off < (int)sizeof groups; i++)
-		off += snprintf(groups + off, sizeof groups - off, "%s%u", i ? "," : "", (unsigned)gids[i]);
-	if (stepid == SLURM_BATCH_SCRIPT)
-		snprintf(step, sizeof step, "batch");
-	else if (stepid == SLURM_INTERACTIVE_STEP)
-		snprintf(step, sizeof step, "interactive");
-	else
-		snprintf(step, sizeof step, "%u", stepid);
+	if (!(groups = calloc((size_t)ngids + 1, 11)))
+		return fail("out of memory"), 0;
+	for (int i = 0, off = 0; i < ngids; i++)
+		off += sprintf(groups + off, "%s%u", i ? "," : "", (unsigned)gids[i]);
 
-	/* --key=VALUE: a value starting with '-' is never taken for an option. */
-	args[n++] = "chos";
-	args[n++] = "prepare";
-	args[n++] = "--service=slurm";
-	if (asprintf(&args[n++], "--user=%s", pw.pw_name) < 0 || asprintf(&args[n++], "--uid=%u", (unsigned)uid) < 0 ||
-	    asprintf(&args[n++], "--gid=%u", (unsigned)gid) < 0 || asprintf(&args[n++], "--groups=%s", groups) < 0 ||
-	    (opt_tree && asprintf(&args[n++], "--tree=%s", opt_tree) < 0) ||
-	    (have_env && asprintf(&args[n++], "--env-chos=%s", env_chos) < 0) ||
-	    (default_tree && asprintf(&args[n++], "--default=%s", default_tree) < 0) ||
-	    (have_cwd && asprintf(&args[n++], "--cwd=%s", cwd) < 0) ||
-	    (stepid == SLURM_BATCH_SCRIPT && spank_get_item(sp, S_JOB_ARGV, &argc_job, &argv_job) == ESPANK_SUCCESS &&
-	     argc_job > 0 && asprintf(&args[n++], "--batch-script=%s", argv_job[0]) < 0) ||
-	    asprintf(&args[n++], "--job=%u", job) < 0 || asprintf(&args[n++], "--step=%s", step) < 0) {
-		args[--n] = NULL; /* the failed one is undefined */
-		fail("out of memory");
-	} else {
-		args[n] = NULL;
+	arg("--user=%s", pw.pw_name);
+	arg("--uid=%u", (unsigned)uid);
+	arg("--gid=%u", (unsigned)gid);
+	arg("--groups=%s", groups);
+	if (opt_tree)
+		arg("--tree=%s", opt_tree);
+	if (have_env)
+		arg("--env-chos=%s", env_chos);
+	if (default_tree)
+		arg("--default=%s", default_tree);
+	if (have_cwd)
+		arg("--cwd=%s", cwd);
+	if (step == SLURM_BATCH_SCRIPT)
+		arg("--batch-script=%s", argv_job[0]);
+	arg("--job=%u", job);
+	if (step == SLURM_BATCH_SCRIPT || step == SLURM_INTERACTIVE_STEP) /* as Slurm names them */
+		arg("--step=%s", step == SLURM_BATCH_SCRIPT ? "batch" : "interactive");
+	else
+		arg("--step=%u", step);
+	if (!failure[0])
 		prepare(args);
-	}
-	for (int i = 3; i < n; i++)
-		free(args[i]);
+	free(groups);
+	while (n_args > 3)
+		free(args[--n_args]);
 	return 0;
 }
 
