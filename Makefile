@@ -1,6 +1,7 @@
 # Makefile for chos (GNU make).
 #
-#   make                 build bin/chos
+#   make                 build bin/chos, and bin/chos_spank.so if Slurm's spank.h is installed
+#   make spank           build the Slurm SPANK plugin bin/chos_spank.so (needs libslurm-dev)
 #   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
 #   make test            vet, unit tests, fuzz smoke run, integration tests (root)
 #   make test-trees      as root: build (once per machine) the Debian tree the tests share
@@ -22,6 +23,7 @@ CACHEDIR   ?= /run/chos
 GO         ?= go
 
 BINDIR  = $(PREFIX)/bin
+LIBDIR  = $(PREFIX)/lib/chos
 MANDIR  = $(PREFIX)/share/man
 DOCDIR  = $(PREFIX)/share/doc/chos
 
@@ -46,9 +48,16 @@ FUZZPKG   ?= ./pkg/config
 # output of the integration tests is also kept here
 TESTLOG   ?= test-integration.log
 
-.PHONY: all build bin/chos install uninstall test test-trees fuzz bench demo clean
+# The SPANK plugin: C, built against the installed Slurm's headers (a plugin
+# runs only with the Slurm release it was built for), with the path of the
+# installed chos compiled in.
+SPANK_H      ?= /usr/include/slurm/spank.h
+SPANK_CFLAGS ?= -O2 -g
+HAVE_SPANK_H := $(wildcard $(SPANK_H))
 
-all: build
+.PHONY: all build bin/chos spank spank-note install uninstall test test-trees fuzz bench demo clean
+
+all: build $(if $(HAVE_SPANK_H),spank,spank-note)
 
 build: bin/chos
 
@@ -58,9 +67,19 @@ bin/chos:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o bin/chos ./cmd/chos
 
+# Phony for the same reason as bin/chos (BINDIR is compiled in).
+spank:
+	@if [ ! -f $(SPANK_H) ]; then echo "make spank: $(SPANK_H) not found: install libslurm-dev" >&2; exit 1; fi
+	@mkdir -p bin
+	$(CC) -shared -fPIC -Wall -Wextra -Werror $(SPANK_CFLAGS) -DCHOS_PATH='"$(BINDIR)/chos"' \
+		-Wl,--version-script=spank/chos_spank.map -o bin/chos_spank.so spank/chos_spank.c
+
+spank-note:
+	@echo "note: $(SPANK_H) not found (libslurm-dev): not building the Slurm plugin"
+
 # An existing $(SYSCONFDIR)/chos is never touched; a missing one is created
 # from the sample (which only declares the host, local:/).
-install: bin/chos
+install: bin/chos $(if $(HAVE_SPANK_H),spank,spank-note)
 	umask 022 && install -d -m 0755 $(DESTDIR)$(BINDIR)
 	@if [ "$$(id -u)" = 0 ]; then \
 		echo "install -o root -g root -m 4755 bin/chos $(DESTDIR)$(BINDIR)/chos"; \
@@ -73,6 +92,10 @@ install: bin/chos
 	fi
 	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 docs/chos.1 $(DESTDIR)$(MANDIR)/man1/chos.1
+ifneq ($(HAVE_SPANK_H),)
+	umask 022 && install -d -m 0755 $(DESTDIR)$(LIBDIR)
+	install -m 0755 bin/chos_spank.so $(DESTDIR)$(LIBDIR)/chos_spank.so
+endif
 	umask 022 && install -d -m 0755 $(DESTDIR)$(DOCDIR)
 	install -m 0644 etc/chos.example $(DESTDIR)$(DOCDIR)/chos.example
 	umask 022 && install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/chos.d
@@ -86,6 +109,8 @@ install: bin/chos
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/chos
+	rm -f $(DESTDIR)$(LIBDIR)/chos_spank.so
+	-rmdir $(DESTDIR)$(LIBDIR) 2>/dev/null
 	rm -f $(DESTDIR)$(MANDIR)/man1/chos.1
 	rm -f $(DESTDIR)$(DOCDIR)/chos.example
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null

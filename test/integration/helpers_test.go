@@ -493,6 +493,15 @@ type fileState struct {
 // links), to see that nothing changed.
 func snapshotTree(t testing.TB, root string) map[string]fileState {
 	t.Helper()
+	snap, err := snapshotFiles(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// snapshotFiles is snapshotTree for code without a test at hand.
+func snapshotFiles(root string) (map[string]fileState, error) {
 	snap := map[string]fileState{}
 	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
@@ -506,10 +515,7 @@ func snapshotTree(t testing.TB, root string) map[string]fileState {
 		snap[p] = fs
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snap
+	return snap, err
 }
 
 func diffSnapshots(before, after map[string]fileState) []string {
