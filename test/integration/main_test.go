@@ -92,6 +92,7 @@ func testMain(m *testing.M) int {
 	}
 
 	cl := &cleanups{}
+	pkgCleanups = cl
 	// An interrupted run still removes the user, the trees and the
 	// installation. (A `go test -timeout` panic cannot be caught: every
 	// command has its own much shorter timeout so that it never comes to it.)
@@ -115,6 +116,13 @@ func testMain(m *testing.M) int {
 	}
 	return code
 }
+
+// pkgCleanups are the cleanups of the package run (also run on SIGINT).
+var pkgCleanups *cleanups
+
+// atExit registers fn with the package's cleanups, for fixtures started
+// lazily by a test but shared by all (an sshd, a snapshot to compare).
+func atExit(fn func() error) { pkgCleanups.add(fn) }
 
 // cleanups run in reverse order of registration, once.
 type cleanups struct {
