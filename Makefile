@@ -1,6 +1,7 @@
 # Makefile for chos (GNU make).
 #
-#   make                 build bin/chos
+#   make                 build bin/chos, and bin/pam_chos.so where the PAM headers are installed
+#   make pam             build bin/pam_chos.so (needs libpam0g-dev / pam-devel)
 #   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
 #   make test            vet, unit tests, fuzz smoke run, integration tests (root)
 #   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
@@ -19,10 +20,15 @@ SYSCONFDIR ?= /etc
 CHOSROOT   ?= /chos
 CACHEDIR   ?= /run/chos
 GO         ?= go
+CC         ?= cc
+CFLAGS     ?= -O2 -g
 
 BINDIR  = $(PREFIX)/bin
 MANDIR  = $(PREFIX)/share/man
 DOCDIR  = $(PREFIX)/share/doc/chos
+# PAM configuration names a module outside the system's module directory by
+# its absolute path (pam_chos(8)).
+PAMDIR ?= $(PREFIX)/lib/security
 
 ifeq ($(origin VERSION),undefined)
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
@@ -45,11 +51,11 @@ FUZZPKG   ?= ./pkg/config
 # output of the integration tests is also kept here
 TESTLOG   ?= test-integration.log
 
-.PHONY: all build bin/chos install uninstall test fuzz bench demo clean
+.PHONY: all build bin/chos pam pam-if-headers install uninstall test fuzz bench demo clean
 
 all: build
 
-build: bin/chos
+build: bin/chos pam-if-headers
 
 # Phony on purpose: the go build cache keeps this fast, and a change of
 # SYSCONFDIR/CHOSROOT/VERSION always reaches the binary.
@@ -57,9 +63,26 @@ bin/chos:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o bin/chos ./cmd/chos
 
+# The PAM session module: C, as it is loaded into sshd, su and login. It
+# runs $(BINDIR)/chos unless its chos= option says otherwise.
+PAM_CHECK = printf '\#include <security/pam_modules.h>\n' | $(CC) -E -x c - >/dev/null 2>&1
+PAM_BUILD = $(CC) $(CFLAGS) -shared -fPIC -Wall -Wextra -Werror -DCHOS_PATH='"$(BINDIR)/chos"' \
+	-Wl,--version-script=pam/pam_chos.map -o bin/pam_chos.so pam/pam_chos.c -lpam
+
+pam:
+	@mkdir -p bin
+	@$(PAM_CHECK) || { echo "make pam: security/pam_modules.h not found: install libpam0g-dev (Debian) or pam-devel (RHEL)" >&2; exit 1; }
+	$(PAM_BUILD)
+
+# `make` builds the module where it can; a stale one is never installed.
+pam-if-headers:
+	@mkdir -p bin
+	$(if $(shell $(PAM_CHECK) && echo yes),$(PAM_BUILD),@rm -f bin/pam_chos.so; \
+		echo "note: security/pam_modules.h not found: not building the PAM module (install libpam0g-dev, then make pam)")
+
 # An existing $(SYSCONFDIR)/chos is never touched; a missing one is created
 # from the sample (which only declares the host, local:/).
-install: bin/chos
+install: build
 	umask 022 && install -d -m 0755 $(DESTDIR)$(BINDIR)
 	@if [ "$$(id -u)" = 0 ]; then \
 		echo "install -o root -g root -m 4755 bin/chos $(DESTDIR)$(BINDIR)/chos"; \
@@ -72,6 +95,14 @@ install: bin/chos
 	fi
 	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 docs/chos.1 $(DESTDIR)$(MANDIR)/man1/chos.1
+	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 docs/pam_chos.8 $(DESTDIR)$(MANDIR)/man8/pam_chos.8
+	@if [ -f bin/pam_chos.so ]; then \
+		echo "install -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so"; \
+		umask 022 && install -d -m 0755 $(DESTDIR)$(PAMDIR); \
+		install -o root -g root -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so 2>/dev/null || \
+			install -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so; \
+	fi
 	umask 022 && install -d -m 0755 $(DESTDIR)$(DOCDIR)
 	install -m 0644 etc/chos.example $(DESTDIR)$(DOCDIR)/chos.example
 	umask 022 && install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/chos.d
@@ -86,6 +117,8 @@ install: bin/chos
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/chos
 	rm -f $(DESTDIR)$(MANDIR)/man1/chos.1
+	rm -f $(DESTDIR)$(MANDIR)/man8/pam_chos.8
+	rm -f $(DESTDIR)$(PAMDIR)/pam_chos.so
 	rm -f $(DESTDIR)$(DOCDIR)/chos.example
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "note: left in place: $(DESTDIR)$(SYSCONFDIR)/chos, $(DESTDIR)$(SYSCONFDIR)/chos.d, $(DESTDIR)$(CHOSROOT)"
