@@ -358,3 +358,15 @@ func TestSSHLoginRunsCommandsAsTheUser(t *testing.T) {
 		t.Errorf("a key not in AuthorizedKeysFile was not refused:\n%s", r)
 	}
 }
+
+// The fixture's sshd can run under a PAM service of its own, so that a
+// test adds session modules without touching /etc/pam.d/sshd.
+func TestSSHDRunsUnderItsOwnPAMService(t *testing.T) {
+	s := sshdFor(t, sshdOptions{PAMService: pamService(t, "@include sshd")})
+	wantStatus(t, s.ssh(t, nil, "true"), 0)
+	// control: its session stack is the one used
+	s = sshdFor(t, sshdOptions{PAMService: pamService(t, "@include sshd", "session requisite pam_deny.so")})
+	if r := s.ssh(t, nil, "true"); r.status == 0 {
+		t.Errorf("a login through a PAM service whose session fails succeeded:\n%s", r)
+	}
+}
