@@ -29,6 +29,9 @@ DOCDIR  = $(PREFIX)/share/doc/chos
 # PAM configuration names a module outside the system's module directory by
 # its absolute path (pam_chos(8)).
 PAMDIR ?= $(PREFIX)/lib/security
+# The login profile hooks, for the admin to link into /etc/profile.d (sh) and
+# /etc/profile.d or /etc/csh/login.d (csh).
+HOOKDIR = $(PREFIX)/share/chos/profile.d
 
 ifeq ($(origin VERSION),undefined)
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
@@ -103,6 +106,11 @@ install: build
 		install -o root -g root -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so 2>/dev/null || \
 			install -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so; \
 	fi
+	umask 022 && install -d -m 0755 $(DESTDIR)$(HOOKDIR)
+	for f in chos.sh chos.csh; do \
+		sed 's|/usr/local/bin/chos # make install|$(BINDIR)/chos # make install|' etc/profile.d/$$f >$(DESTDIR)$(HOOKDIR)/$$f; \
+		chmod 0644 $(DESTDIR)$(HOOKDIR)/$$f; \
+	done
 	umask 022 && install -d -m 0755 $(DESTDIR)$(DOCDIR)
 	install -m 0644 etc/chos.example $(DESTDIR)$(DOCDIR)/chos.example
 	umask 022 && install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/chos.d
@@ -119,6 +127,8 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man1/chos.1
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_chos.8
 	rm -f $(DESTDIR)$(PAMDIR)/pam_chos.so
+	rm -f $(DESTDIR)$(HOOKDIR)/chos.sh $(DESTDIR)$(HOOKDIR)/chos.csh
+	-rmdir $(DESTDIR)$(HOOKDIR) $(DESTDIR)$(PREFIX)/share/chos 2>/dev/null
 	rm -f $(DESTDIR)$(DOCDIR)/chos.example
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "note: left in place: $(DESTDIR)$(SYSCONFDIR)/chos, $(DESTDIR)$(SYSCONFDIR)/chos.d, $(DESTDIR)$(CHOSROOT)"

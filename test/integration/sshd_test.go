@@ -212,14 +212,7 @@ func startSSHD(opts sshdOptions) (*sshServer, error) {
 		}
 		argv := []string{bin, "-D", "-e", "-f", cfg, "-o", "Port=" + strconv.Itoa(port),
 			"-o", "ListenAddress=127.0.0.1", "-o", "PidFile=none"}
-		if len(opts.Binds) > 0 {
-			script := "set -e"
-			for _, b := range opts.Binds {
-				script += "; mount --bind " + shellQuote(b[0]) + " " + shellQuote(b[1])
-			}
-			argv = append([]string{"unshare", "--mount", "--propagation", "private", "--",
-				"/bin/sh", "-c", script + `; exec "$@"`, "sh"}, argv...)
-		}
+		argv = withBinds(opts.Binds, argv...)
 		s := &sshServer{opts: opts, port: port, done: make(chan struct{})}
 		s.cmd = exec.Command(argv[0], argv[1:]...)
 		s.cmd.Dir, s.cmd.Env = "/", rootEnv()
@@ -264,6 +257,21 @@ func (s *sshServer) waitReady(timeout time.Duration) error {
 }
 
 func (s *sshServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// withBinds is argv run as root in a private mount namespace in which
+// each host path binds[i][0] is bound over binds[i][1] (argv itself
+// without binds): the host's files stay as they are.
+func withBinds(binds [][2]string, argv ...string) []string {
+	if len(binds) == 0 {
+		return argv
+	}
+	script := "set -e"
+	for _, b := range binds {
+		script += "; mount --bind " + shellQuote(b[0]) + " " + shellQuote(b[1])
+	}
+	return append([]string{"unshare", "--mount", "--propagation", "private", "--",
+		"/bin/sh", "-c", script + `; exec "$@"`, "sh"}, argv...)
+}
 
 // freePort is a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort() (int, error) {

@@ -18,6 +18,7 @@
 
 // The runtime would otherwise open cgroup files before main, and the record
 // is to show only the descriptors the module passed.
+//
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
 package main
