@@ -122,7 +122,14 @@ var pkgCleanups *cleanups
 
 // atExit registers fn with the package's cleanups, for fixtures started
 // lazily by a test but shared by all (an sshd, a snapshot to compare).
-func atExit(fn func() error) { pkgCleanups.add(fn) }
+// Register before changing anything: after an interrupt, tests go on
+// running while the cleanups run, and a fixture must then not start.
+func atExit(fn func() error) error {
+	if !pkgCleanups.add(fn) {
+		return errors.New("the package's cleanups have run (interrupted?)")
+	}
+	return nil
+}
 
 // cleanups run in reverse order of registration, once.
 type cleanups struct {
@@ -131,10 +138,12 @@ type cleanups struct {
 	done bool
 }
 
-func (c *cleanups) add(fn func() error) {
+// add registers fn, unless the cleanups have run (false).
+func (c *cleanups) add(fn func() error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fns = append(c.fns, fn)
+	return !c.done
 }
 
 // run runs every cleanup and reports whether all succeeded.

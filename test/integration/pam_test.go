@@ -23,6 +23,9 @@ var pamFixture struct {
 	err    error
 	prefix string // chos-itest-RUN-: this run's services
 	before map[string]pamEntry
+
+	mu     sync.Mutex
+	closed bool // checked by the package cleanups: write no more
 }
 
 // pamEntry is what the snapshot keeps of one file of /etc/pam.d.
@@ -39,11 +42,16 @@ func pamService(t testing.TB, lines ...string) string {
 	pamFixture.once.Do(func() {
 		pamFixture.prefix = "chos-itest-" + randHex(3) + "-"
 		if pamFixture.before, pamFixture.err = snapshotPamDir(); pamFixture.err == nil {
-			atExit(checkPamDir)
+			pamFixture.err = atExit(checkPamDir)
 		}
 	})
 	if pamFixture.err != nil {
-		t.Fatalf("snapshot of %s: %v", pamDir, pamFixture.err)
+		t.Fatalf("test PAM services: %v", pamFixture.err)
+	}
+	pamFixture.mu.Lock()
+	defer pamFixture.mu.Unlock()
+	if pamFixture.closed {
+		t.Fatalf("test PAM services: %s was checked by the package cleanups (interrupted?)", pamDir)
 	}
 	name := pamFixture.prefix + randHex(4)
 	path := filepath.Join(pamDir, name)
@@ -94,6 +102,9 @@ func snapshotPamDir() (map[string]pamEntry, error) {
 // fails if /etc/pam.d differs from the snapshot. Services of other,
 // concurrent runs (chos-itest-* with another run's prefix) are ignored.
 func checkPamDir() error {
+	pamFixture.mu.Lock()
+	defer pamFixture.mu.Unlock()
+	pamFixture.closed = true
 	ents, _ := os.ReadDir(pamDir)
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), pamFixture.prefix) {

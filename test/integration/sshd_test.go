@@ -70,6 +70,7 @@ var sshFixture struct {
 	madeRunDir bool   // /run/sshd was created by the fixture
 
 	mu      sync.Mutex
+	stopped bool // by the package cleanups: start no more
 	servers map[string]*sshServer
 	keys    map[string]string // user -> private client key
 }
@@ -84,6 +85,9 @@ func sshdFor(t testing.TB, opts sshdOptions) *sshServer {
 	}
 	sshFixture.mu.Lock()
 	defer sshFixture.mu.Unlock()
+	if sshFixture.stopped {
+		t.Fatal("sshd fixture: stopped by the package cleanups (interrupted?)")
+	}
 	s := sshFixture.servers[opts.key()]
 	if s == nil {
 		var err error
@@ -109,6 +113,9 @@ func sshdFor(t testing.TB, opts sshdOptions) *sshServer {
 func setupSSHFixture() error {
 	sshFixture.servers = map[string]*sshServer{}
 	sshFixture.keys = map[string]string{}
+	if err := atExit(stopSSHFixture); err != nil {
+		return err
+	}
 	dir := filepath.Join(h.base, "sshd")
 	for _, d := range []string{dir, filepath.Join(dir, "keys"), filepath.Join(dir, "bin"), filepath.Join(dir, "clients")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -126,7 +133,6 @@ func setupSSHFixture() error {
 		}
 		sshFixture.madeRunDir = true
 	}
-	atExit(stopSSHFixture)
 	if out, err := runSetup(30*time.Second, dir, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "chos-itest host",
 		"-f", filepath.Join(dir, "ssh_host_ed25519_key")); err != nil {
 		return fmt.Errorf("ssh-keygen (host key): %w\n%s", err, out)
@@ -139,6 +145,7 @@ func setupSSHFixture() error {
 func stopSSHFixture() error {
 	sshFixture.mu.Lock()
 	defer sshFixture.mu.Unlock()
+	sshFixture.stopped = true
 	var errs []string
 	for _, s := range sshFixture.servers {
 		s.cmd.Process.Signal(syscall.SIGTERM)
