@@ -103,8 +103,7 @@ install: build
 	@if [ -f bin/pam_chos.so ]; then \
 		echo "install -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so"; \
 		umask 022 && install -d -m 0755 $(DESTDIR)$(PAMDIR); \
-		install -o root -g root -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so 2>/dev/null || \
-			install -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so; \
+		install -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so; \
 	fi
 	umask 022 && install -d -m 0755 $(DESTDIR)$(HOOKDIR)
 	for f in chos.sh chos.csh; do \
