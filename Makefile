@@ -1,7 +1,8 @@
 # Makefile for chos (GNU make).
 #
-#   make                 build bin/chos, and bin/chos_spank.so if Slurm's spank.h is installed
-#   make spank           build the Slurm SPANK plugin bin/chos_spank.so (needs libslurm-dev)
+#   make                 build bin/chos, and the PAM module and Slurm plugin where their headers are installed
+#   make pam             build bin/pam_chos.so (needs libpam0g-dev / pam-devel)
+#   make spank           build bin/chos_spank.so (needs libslurm-dev / slurm-devel)
 #   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
 #   make test            vet, unit tests, fuzz smoke run, integration tests (root)
 #   make test-trees      as root: build (once per machine) the Debian tree the tests share
@@ -9,7 +10,9 @@
 #   make bench           as root on Debian/Ubuntu: benchmark against bwrap & co, write docs/PERFORMANCE.md
 #
 # The configuration directory and the view directory are compiled into the
-# binary: SYSCONFDIR (config is $(SYSCONFDIR)/chos) and CHOSROOT.
+# binary: SYSCONFDIR (config is $(SYSCONFDIR)/chos) and CHOSROOT. The PAM
+# module and the Slurm plugin have the installed chos, $(BINDIR)/chos,
+# compiled in.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -e -o pipefail -c
@@ -21,11 +24,29 @@ SYSCONFDIR ?= /etc
 CHOSROOT   ?= /chos
 CACHEDIR   ?= /run/chos
 GO         ?= go
+CC         ?= cc
+CFLAGS     ?= -O2 -g
 
 BINDIR  = $(PREFIX)/bin
-LIBDIR  = $(PREFIX)/lib/chos
 MANDIR  = $(PREFIX)/share/man
 DOCDIR  = $(PREFIX)/share/doc/chos
+# The login profile hooks, for the admin to link into /etc/profile.d (sh) and
+# /etc/profile.d or /etc/csh/login.d (csh).
+HOOKDIR = $(PREFIX)/share/chos/profile.d
+
+# The modules go where the system keeps its own, so that PAM configuration
+# and plugstack.conf name them as they name any other: the directory of
+# pam_unix.so and of Slurm's own plugins (Debian: /usr/lib/<triplet>/security
+# and /usr/lib/<triplet>/slurm-wlm). Override for staged or private installs.
+PAMDIR   ?= $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/*/security/pam_unix.so /lib/*/security/pam_unix.so /usr/lib64/security/pam_unix.so /lib64/security/pam_unix.so /usr/lib/security/pam_unix.so) $(PREFIX)/lib/security/)))
+SPANKDIR ?= $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/*/slurm-wlm/job_container_tmpfs.so /usr/lib64/slurm/job_container_tmpfs.so /usr/lib/slurm/job_container_tmpfs.so) $(PREFIX)/lib/slurm/)))
+
+PAM_H   ?= /usr/include/security/pam_modules.h
+SPANK_H ?= /usr/include/slurm/spank.h
+HAVE_PAM_H   := $(wildcard $(PAM_H))
+HAVE_SPANK_H := $(wildcard $(SPANK_H))
+# The modules `make` builds: those whose headers are installed.
+MODULES := $(if $(HAVE_PAM_H),pam) $(if $(HAVE_SPANK_H),spank)
 
 ifeq ($(origin VERSION),undefined)
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
@@ -48,18 +69,11 @@ FUZZPKG   ?= ./pkg/config
 # output of the integration tests is also kept here
 TESTLOG   ?= test-integration.log
 
-# The SPANK plugin: C, built against the installed Slurm's headers (a plugin
-# runs only with the Slurm release it was built for), with the path of the
-# installed chos compiled in.
-SPANK_H      ?= /usr/include/slurm/spank.h
-SPANK_CFLAGS ?= -O2 -g
-HAVE_SPANK_H := $(wildcard $(SPANK_H))
+.PHONY: all build bin/chos pam spank modules-note install uninstall test test-trees fuzz bench demo clean
 
-.PHONY: all build bin/chos spank spank-note install uninstall test test-trees fuzz bench demo clean
+all: build
 
-all: build $(if $(HAVE_SPANK_H),spank,spank-note)
-
-build: bin/chos
+build: bin/chos $(MODULES) modules-note
 
 # Phony on purpose: the go build cache keeps this fast, and a change of
 # SYSCONFDIR/CHOSROOT/VERSION always reaches the binary.
@@ -67,19 +81,29 @@ bin/chos:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o bin/chos ./cmd/chos
 
-# Phony for the same reason as bin/chos (BINDIR is compiled in).
-spank:
-	@if [ ! -f $(SPANK_H) ]; then echo "make spank: $(SPANK_H) not found: install libslurm-dev" >&2; exit 1; fi
-	@mkdir -p bin
-	$(CC) -shared -fPIC -Wall -Wextra -Werror $(SPANK_CFLAGS) -DCHOS_PATH='"$(BINDIR)/chos"' \
-		-Wl,--version-script=spank/chos_spank.map -o bin/chos_spank.so spank/chos_spank.c
+# The C shims (PAM module, SPANK plugin): phony for the same reason, as
+# $(BINDIR) is compiled in. The SPANK plugin runs only with the Slurm
+# release whose headers it was built with.
+MODULE_CC = $(CC) $(CFLAGS) -shared -fPIC -Wall -Wextra -Werror -DCHOS_PATH='"$(BINDIR)/chos"'
 
-spank-note:
-	@echo "note: $(SPANK_H) not found (libslurm-dev): not building the Slurm plugin"
+pam:
+	@if [ ! -f $(PAM_H) ]; then echo "make pam: $(PAM_H) not found: install libpam0g-dev (Debian) or pam-devel (RHEL)" >&2; exit 1; fi
+	@mkdir -p bin
+	$(MODULE_CC) -Wl,--version-script=pam/pam_chos.map -o bin/pam_chos.so pam/pam_chos.c -lpam
+
+spank:
+	@if [ ! -f $(SPANK_H) ]; then echo "make spank: $(SPANK_H) not found: install libslurm-dev (Debian) or slurm-devel (RHEL)" >&2; exit 1; fi
+	@mkdir -p bin
+	$(MODULE_CC) -Wl,--version-script=spank/chos_spank.map -o bin/chos_spank.so spank/chos_spank.c
+
+# What is not built is said, and never installed stale.
+modules-note:
+	@$(if $(HAVE_PAM_H),true,rm -f bin/pam_chos.so; echo "note: $(PAM_H) not found: not building the PAM module (install libpam0g-dev, then make pam)")
+	@$(if $(HAVE_SPANK_H),true,rm -f bin/chos_spank.so; echo "note: $(SPANK_H) not found: not building the Slurm plugin (install libslurm-dev, then make spank)")
 
 # An existing $(SYSCONFDIR)/chos is never touched; a missing one is created
 # from the sample (which only declares the host, local:/).
-install: bin/chos $(if $(HAVE_SPANK_H),spank,spank-note)
+install: build
 	umask 022 && install -d -m 0755 $(DESTDIR)$(BINDIR)
 	@if [ "$$(id -u)" = 0 ]; then \
 		echo "install -o root -g root -m 4755 bin/chos $(DESTDIR)$(BINDIR)/chos"; \
@@ -92,10 +116,21 @@ install: bin/chos $(if $(HAVE_SPANK_H),spank,spank-note)
 	fi
 	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 docs/chos.1 $(DESTDIR)$(MANDIR)/man1/chos.1
-ifneq ($(HAVE_SPANK_H),)
-	umask 022 && install -d -m 0755 $(DESTDIR)$(LIBDIR)
-	install -m 0755 bin/chos_spank.so $(DESTDIR)$(LIBDIR)/chos_spank.so
+	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 docs/pam_chos.8 $(DESTDIR)$(MANDIR)/man8/pam_chos.8
+ifneq ($(HAVE_PAM_H),)
+	umask 022 && install -d -m 0755 $(DESTDIR)$(PAMDIR)
+	install -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so
 endif
+ifneq ($(HAVE_SPANK_H),)
+	umask 022 && install -d -m 0755 $(DESTDIR)$(SPANKDIR)
+	install -m 0644 bin/chos_spank.so $(DESTDIR)$(SPANKDIR)/chos_spank.so
+endif
+	umask 022 && install -d -m 0755 $(DESTDIR)$(HOOKDIR)
+	for f in chos.sh chos.csh; do \
+		sed 's|/usr/local/bin/chos # make install|$(BINDIR)/chos # make install|' etc/profile.d/$$f >$(DESTDIR)$(HOOKDIR)/$$f; \
+		chmod 0644 $(DESTDIR)$(HOOKDIR)/$$f; \
+	done
 	umask 022 && install -d -m 0755 $(DESTDIR)$(DOCDIR)
 	install -m 0644 etc/chos.example $(DESTDIR)$(DOCDIR)/chos.example
 	umask 022 && install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/chos.d
@@ -109,9 +144,12 @@ endif
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/chos
-	rm -f $(DESTDIR)$(LIBDIR)/chos_spank.so
-	-rmdir $(DESTDIR)$(LIBDIR) 2>/dev/null
+	rm -f $(DESTDIR)$(SPANKDIR)/chos_spank.so
 	rm -f $(DESTDIR)$(MANDIR)/man1/chos.1
+	rm -f $(DESTDIR)$(MANDIR)/man8/pam_chos.8
+	rm -f $(DESTDIR)$(PAMDIR)/pam_chos.so
+	rm -f $(DESTDIR)$(HOOKDIR)/chos.sh $(DESTDIR)$(HOOKDIR)/chos.csh
+	-rmdir $(DESTDIR)$(HOOKDIR) $(DESTDIR)$(PREFIX)/share/chos 2>/dev/null
 	rm -f $(DESTDIR)$(DOCDIR)/chos.example
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "note: left in place: $(DESTDIR)$(SYSCONFDIR)/chos, $(DESTDIR)$(SYSCONFDIR)/chos.d, $(DESTDIR)$(CHOSROOT)"

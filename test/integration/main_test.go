@@ -117,13 +117,19 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-// pkgCleanups are the package's cleanups: fixtures started on first use
-// (a second user, sshd, Slurm) register their teardown there with atExit,
-// so that it also runs after a failure or an interrupt.
+// pkgCleanups are the cleanups of the package run (also run on SIGINT).
 var pkgCleanups *cleanups
 
-// atExit registers fn to run when the package's tests end.
-func atExit(fn func() error) { pkgCleanups.add(fn) }
+// atExit registers fn with the package's cleanups, for fixtures started
+// lazily by a test but shared by all (an sshd, a snapshot to compare).
+// Register before changing anything: after an interrupt, tests go on
+// running while the cleanups run, and a fixture must then not start.
+func atExit(fn func() error) error {
+	if !pkgCleanups.add(fn) {
+		return errors.New("the package's cleanups have run (interrupted?)")
+	}
+	return nil
+}
 
 // cleanups run in reverse order of registration, once.
 type cleanups struct {
@@ -132,10 +138,12 @@ type cleanups struct {
 	done bool
 }
 
-func (c *cleanups) add(fn func() error) {
+// add registers fn, unless the cleanups have run (false).
+func (c *cleanups) add(fn func() error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fns = append(c.fns, fn)
+	return !c.done
 }
 
 // run runs every cleanup and reports whether all succeeded.
@@ -216,8 +224,11 @@ func setup(cl *cleanups) error {
 	// CACHEDIR/ns: under the base, never in the host's /run/chos, and
 	// dropped (then checked gone) before the base is removed.
 	cl.add(dropCache)
+	// The modules go under the prefix too, never into the system's PAM
+	// and Slurm plugin directories.
 	if out, err := runSetup(5*time.Minute, h.repo, "make", "install",
-		"PREFIX="+h.prefix, "SYSCONFDIR="+h.etc, "CHOSROOT="+h.chosRoot, "CACHEDIR="+h.cacheDir); err != nil {
+		"PREFIX="+h.prefix, "SYSCONFDIR="+h.etc, "CHOSROOT="+h.chosRoot, "CACHEDIR="+h.cacheDir,
+		"PAMDIR="+filepath.Join(h.prefix, "lib", "security"), "SPANKDIR="+filepath.Join(h.prefix, "lib", "slurm")); err != nil {
 		return fmt.Errorf("make install: %w\n%s", err, out)
 	}
 	fi, err := os.Stat(h.chos)

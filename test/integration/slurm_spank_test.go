@@ -23,7 +23,7 @@ import (
 // libslurm-dev's headers are there) with the installed chos compiled in.
 func spankPlugin(t testing.TB) string {
 	t.Helper()
-	so := filepath.Join(h.prefix, "lib", "chos", "chos_spank.so")
+	so := filepath.Join(h.prefix, "lib", "slurm", "chos_spank.so")
 	if _, err := os.Stat(so); err != nil {
 		t.Fatalf("make install did not install the SPANK plugin (is libslurm-dev installed?): %v", err)
 	}
