@@ -19,9 +19,13 @@ import (
 // dotfile is the caller's ~/.chos, in passwd's home directory as the
 // original pam_chos used it ($HOME only when passwd does not know the user).
 func (st *state) dotfile() (string, error) {
-	home := st.account().home
+	u, err := st.account()
+	if err != nil {
+		return "", fmt.Errorf("finding your home directory: %w", err)
+	}
+	home := u.Home
 	if home == "" {
-		return "", fmt.Errorf("cannot find your home directory (not in /etc/passwd and $HOME unset)")
+		return "", fmt.Errorf("cannot find your home directory (uid %d is unknown to the name service and $HOME is unset)", st.uid)
 	}
 	return filepath.Join(home, ".chos"), nil
 }

@@ -6,13 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/identity"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -37,8 +37,11 @@ type state struct {
 	hostPrefix string
 	// fresh launches in a private namespace, not the cached one.
 	fresh bool
-	// acct is the caller's passwd entry, read once (see account).
-	acct *passwdEntry
+	// acct is the caller's passwd entry, looked up once (see account).
+	acct    *identity.User
+	acctErr error
+	// resolver is the name service (see names).
+	resolver *identity.Resolver
 }
 
 func newState() *state {
@@ -162,26 +165,14 @@ func (st *state) catalog() (*ostree.Catalog, error) {
 	return ostree.NewCatalog(set)
 }
 
-// account is the caller's name, home and shell: from the host's passwd,
-// with $HOME and $SHELL only where passwd does not say (they are the
-// caller's own lookup keys, never used to decide access).
-func (st *state) account() passwdEntry {
-	if st.acct == nil {
-		pw, _ := lookupPasswd("/etc/passwd", st.uid)
-		if pw.home == "" {
-			pw.home = os.Getenv("HOME")
-		}
-		if pw.shell == "" {
-			pw.shell = os.Getenv("SHELL")
-		}
-		st.acct = &pw
-	}
-	return *st.acct
-}
-
 // personalPath is the caller's file of personal trees.
 func (st *state) personalPath() string {
-	return config.PersonalPath(st.account().home, os.Getenv("XDG_CONFIG_HOME"))
+	u, _ := st.account()
+	home := u.Home
+	if home == "" {
+		home = os.Getenv("HOME") // (personal trees are read with the user's own rights)
+	}
+	return config.PersonalPath(home, os.Getenv("XDG_CONFIG_HOME"))
 }
 
 // explainPersonal turns "unknown tree" into a clearer refusal when the name
@@ -284,6 +275,10 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	if err != nil {
 		return nil, err
 	}
+	u, _ := st.account() // (caller() returned its error)
+	if p.Identity, err = st.identityLayer(t, u, append([]int{who.GID}, who.Groups...)); err != nil {
+		return nil, fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
+	}
 	p.Verbose = st.verbose
 	if !st.fresh {
 		p.Cache = st.cacheFor(cat, t, &p.View)
@@ -303,7 +298,11 @@ func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) 
 		return sel, st.explainPersonal(err)
 	}
 	t := sel.Tree
-	if (len(t.Users) > 0 || len(t.Groups) > 0) && !t.Allows(st.uid, who.Name, groupKeys(append([]int{who.GID}, who.Groups...))) {
+	ok, err := st.allows(t, who.Name, append([]int{who.GID}, who.Groups...))
+	if err != nil {
+		return sel, fmt.Errorf("checking who may use tree %s: %w", t.Name, err)
+	}
+	if !ok {
 		return sel, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
 	}
 	return sel, nil
@@ -382,23 +381,12 @@ func (st *state) caller() (plan.Caller, error) {
 	if c.Cwd, err = unix.Getwd(); err != nil {
 		return c, fmt.Errorf("reading the working directory: %w", err)
 	}
-	pw := st.account()
-	c.Name, c.Home, c.Shell = pw.name, pw.home, pw.shell
-	return c, nil
-}
-
-// groupKeys names the caller's groups for a `groups =` list: by name from
-// /etc/group and by number.
-func groupKeys(gids []int) []string {
-	names := groupNames("/etc/group")
-	keys := make([]string, 0, 2*len(gids))
-	for _, g := range gids {
-		keys = append(keys, strconv.Itoa(g))
-		if n, ok := names[g]; ok {
-			keys = append(keys, n)
-		}
+	u, err := st.account()
+	if err != nil {
+		return c, err
 	}
-	return keys
+	c.Name, c.Home, c.Shell = u.Name, u.Home, u.Shell
+	return c, nil
 }
 
 // callerEnv is the environment chos was started with. Go's runtime, in a

@@ -63,7 +63,7 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 		}
 	}
 	if !p.Host {
-		notes, err := EnterView(&p.View, mode)
+		notes, err := EnterView(&p.View, p.Identity, mode)
 		if p.Verbose {
 			printNotes(notes)
 		}
@@ -119,18 +119,24 @@ func holdPrivilege() error {
 	return nil
 }
 
-// EnterView puts the calling thread (locked) in the mount namespace of v:
-// the cached one where v has a cache and chos is privileged, else a
-// private one built for this process. It returns the optional steps that
-// were skipped, for --verbose.
-func EnterView(v *View, mode Mode) (notes []string, err error) {
+// EnterView puts the calling thread (locked) in the mount namespace of v,
+// with id's identity layer on top (nil for none): the cached one where v
+// has a cache and chos is privileged, else a private one built for this
+// process. It returns the optional steps that were skipped, for --verbose.
+func EnterView(v *View, id *Identity, mode Mode) (notes []string, err error) {
 	if mode == Unprivileged {
 		return nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
 	}
-	if v.Cache != nil && mode == Privileged {
-		return enterCachedView(v)
+	if id != nil && len(id.Passwd)+len(id.Group) == 0 {
+		id = nil
 	}
-	return assemble(v, mode)
+	if v.Cache != nil && mode == Privileged {
+		return enterCachedView(v, id)
+	}
+	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
+		return notes, err
+	}
+	return notes, applyIdentity(id)
 }
 
 func printNotes(notes []string) {
@@ -191,6 +197,17 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 			var h *os.File
 			if h, err = inroot.MkdirAll(root, m.Target, 0o755); err == nil {
 				h.Close()
+			}
+		case OpFile:
+			err = addFile(root, m)
+		case OpOverlay:
+			if err = checked(m); err == nil {
+				err = overlay(root, m)
+			}
+			if errors.Is(err, errNoOverlay) {
+				notes = append(notes, fmt.Sprintf("%v: %s shows the tree's own, without the files chos adds", err, m.Target))
+				err = bind(root, Mount{Op: OpBind, Source: m.Source, Target: m.Target, Recursive: true,
+					ReadOnly: true, NoSuid: m.NoSuid, NoDev: m.NoDev, NoFollow: true, Why: m.Why})
 			}
 		default:
 			err = fmt.Errorf("unknown step %q", m.Op)
