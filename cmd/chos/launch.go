@@ -29,7 +29,7 @@ type state struct {
 	uid, gid int // the caller's real ids (or, for `chos prepare`, the user's)
 	// groups are the caller's supplementary groups, from the kernel (or,
 	// for `chos prepare`, as root passed them); read by userGroups.
-	groups []int
+	groups     []int
 	configFlag string
 	verbose    bool
 	// hostPrefix is where the host's root is seen: "" on the host,

@@ -33,4 +33,3 @@ func TestParseExecArgsNeverTakesCommandOptions(t *testing.T) {
 		}
 	}
 }
-

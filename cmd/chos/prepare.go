@@ -238,4 +238,3 @@ func idFlag(c *cli.Context, name string) (int, error) {
 	}
 	return id, nil
 }
-

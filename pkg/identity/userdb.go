@@ -119,4 +119,3 @@ func userdbGroup(ctx context.Context, socket string, query map[string]any) (Grou
 	}
 	return Group{Name: rec.GroupName, GID: *rec.GID, Members: rec.Members}, nil
 }
-
