@@ -186,6 +186,11 @@ func (st *state) cmdList(c *cli.Context) error {
 		fmt.Fprintf(w, "%s %s\t%s\t%s\t%s\t%s\n", mark, i.Name, strings.Join(i.Aliases, ","), i.Path, orDash(i.OS), status)
 	}
 	fmt.Fprintln(w, "(> marks the tree this shell runs in)")
+	if groups, err := st.userGroups(); err == nil {
+		if desc, err := st.describeIdentity(append([]int{st.gid}, groups...)); err == nil {
+			fmt.Fprintln(w, "("+desc+")")
+		}
+	}
 	return w.Flush()
 }
 

@@ -82,6 +82,25 @@ func scanLines(file string, stop func(string) bool) bool {
 	return false
 }
 
+// ListsFiles says whether an nsswitch.conf (its content) has glibc read
+// the files for db: listed, or no line for db, or no file at all.
+func ListsFiles(conf []byte, db string) bool {
+	for _, line := range strings.Split(string(conf), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != db {
+			continue
+		}
+		for _, src := range strings.Fields(v) {
+			if src == "files" || src == "compat" {
+				return true
+			}
+		}
+		return len(strings.Fields(v)) == 0
+	}
+	return true
+}
+
 // filesFirst says whether nsswitch.conf lists the files first for db
 // (passwd or group): then an entry found there is what NSS would answer.
 // Without an nsswitch.conf glibc reads the files first too.

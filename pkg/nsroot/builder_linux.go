@@ -134,7 +134,7 @@ func RunViewBuilder() int {
 		res.Err = "the view to build has no cache"
 	default:
 		if res, err = buildAndPublish(&v, req.Identity); err != nil {
-			res.Err = fmt.Sprintf("setting up tree %s: %v", v.Tree, err)
+			res.Err = err.Error()
 		}
 	}
 	// Written after the lock is released: a launcher that does not read

@@ -121,6 +121,12 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 		res.Private = true
 		return res, nil
 	}
+	if id != nil {
+		// (in the host's namespace: the view's root is read-only)
+		if err := mkdirMode(c.layerDir(), 0o755); err != nil {
+			return res, fmt.Errorf("creating %s: %w", c.layerDir(), err)
+		}
+	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return res, fmt.Errorf("opening the host mount namespace: %w", err)
@@ -150,9 +156,6 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	}
 	// The layer: a copy of the view (this thread is in it now) with the
 	// user's lines added.
-	if err := mkdirMode(c.layerDir(), 0o755); err != nil {
-		return res, fmt.Errorf("creating %s: %w", c.layerDir(), err)
-	}
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return res, fmt.Errorf("unsharing the mount namespace: %w", err)
 	}
