@@ -2,10 +2,10 @@ package main
 
 import (
 	"errors"
-	"slices"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
