@@ -447,14 +447,22 @@ func userDir(t testing.TB, dir string) {
 	t.Cleanup(func() { os.RemoveAll(top) })
 }
 
-// readMountinfo is the host's mount table as this process sees it.
+// readMountinfo is the host's mount table as this process sees it, without
+// the mounts of other test runs on the same machine (their own bases).
 func readMountinfo(t testing.TB) string {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(data)
+	var keep []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "/chos-itest-") && !strings.Contains(l, h.base+"/") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
 }
 
 // lineDiff lists the (non-empty) lines only in a and only in b.
