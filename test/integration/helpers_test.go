@@ -457,7 +457,7 @@ func readMountinfo(t testing.TB) string {
 	}
 	var keep []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "/chos-itest-") && !strings.Contains(l, h.base+"/") {
+		if strings.Contains(l, "/chos-itest-") && !strings.Contains(l, h.base+"/") && !strings.Contains(l, h.tmp) {
 			continue
 		}
 		keep = append(keep, l)
