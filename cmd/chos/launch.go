@@ -209,6 +209,12 @@ func (st *state) launch(name string, argv []string, login bool) int {
 		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
 		return statusFailed
 	}
+	return st.launchPlan(p, login)
+}
+
+// launchPlan runs a plan (notes shown for login shells) and returns only
+// on failure, with the exit status to use.
+func (st *state) launchPlan(p *nsroot.Plan, login bool) int {
 	if st.verbose || login {
 		for _, n := range p.Notes {
 			fmt.Fprintln(os.Stderr, "chos: warning: "+n)
@@ -243,8 +249,12 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	if err != nil {
 		return nil, err
 	}
-	t := sel.Tree
+	return st.planFor(cat, who, sel.Tree, argv, login)
+}
 
+// planFor computes the plan of a launch of argv (or the login shell) in
+// tree t, selected for who.
+func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, argv []string, login bool) (*nsroot.Plan, error) {
 	vr, err := st.viewRequest(cat, t)
 	if err != nil {
 		return nil, err
