@@ -214,6 +214,7 @@ func (st *state) app() *cli.App {
 				ArgsUsage: "[NAME] [-- CMD [ARGS...]]",
 				Action:    st.cmdPlan,
 			},
+			loginCommand(st),
 			prepareCommand(st),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
