@@ -286,19 +286,25 @@ func withBinds(binds [][2]string, argv ...string) []string {
 // keys/USER, root's, as StrictModes wants).
 func sshClientKey(t testing.TB) string {
 	t.Helper()
+	return sshClientKeyOf(t, call{}.account())
+}
+
+// sshClientKeyOf is sshClientKey for any test user.
+func sshClientKeyOf(t testing.TB, u testUser) string {
+	t.Helper()
 	sshFixture.mu.Lock()
 	defer sshFixture.mu.Unlock()
-	if k := sshFixture.keys[h.user]; k != "" {
+	if k := sshFixture.keys[u.name]; k != "" {
 		return k
 	}
-	key, pub, err := newClientKey(h.user, h.uid, h.gid)
+	key, pub, err := newClientKey(u.name, u.uid, u.gid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeRootFile(filepath.Join(sshFixture.dir, "keys", h.user), pub, 0o644); err != nil {
+	if err := writeRootFile(filepath.Join(sshFixture.dir, "keys", u.name), pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sshFixture.keys[h.user] = key
+	sshFixture.keys[u.name] = key
 	return key
 }
 
@@ -326,12 +332,23 @@ func newClientKey(name string, uid, gid int) (key, pub string, err error) {
 // with key and running remote (none: a login shell); extra goes before
 // the destination (-tt, -o SendEnv=CHOS...).
 func (s *sshServer) sshArgs(key string, extra []string, remote ...string) []string {
-	argv := []string{"ssh", "-F", "/dev/null", "-i", key, "-p", strconv.Itoa(s.port),
+	return s.sshArgsAs(h.user, key, extra, remote...)
+}
+
+// sshArgsAs is sshArgs for the test user named user.
+func (s *sshServer) sshArgsAs(user, key string, extra []string, remote ...string) []string {
+	argv := append([]string{"ssh"}, s.clientOptions(key, "-p")...)
+	argv = append(argv, extra...)
+	argv = append(argv, user+"@127.0.0.1")
+	return append(argv, remote...)
+}
+
+// clientOptions are the options of ssh, scp and sftp (which take the
+// port as -P: portFlag) for logging in to s with key.
+func (s *sshServer) clientOptions(key, portFlag string) []string {
+	return []string{"-F", "/dev/null", "-i", key, portFlag, strconv.Itoa(s.port),
 		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
 		"-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"}
-	argv = append(argv, extra...)
-	argv = append(argv, h.user+"@127.0.0.1")
-	return append(argv, remote...)
 }
 
 // ssh runs remote over ssh as the test user, with stdin (nil: none).
