@@ -65,6 +65,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 		}
 		st.checkCache(k, cat)
 	}
+	st.checkLogins(k)
 	if k.failed {
 		return &exitError{status: statusCheckFailed}
 	}
