@@ -508,3 +508,29 @@ func TestSSHLoginKeepsIdentity(t *testing.T) {
 		t.Errorf("two users' identities compare equal:\n%s", other)
 	}
 }
+
+// sshd runs ~/.ssh/rc only without a ForceCommand (OpenSSH session.c,
+// do_rc_files): under chos login it is not run at all, on the host or in
+// the tree.
+func TestSSHLoginSkipsUserRC(t *testing.T) {
+	clearDotfile(t)
+	rcDir := filepath.Join(h.home, ".ssh")
+	userDir(t, rcDir)
+	marker := filepath.Join(h.home, "chos-itest-rc-ran")
+	writeUserFile(t, filepath.Join(rcDir, "rc"), "#!/bin/sh\ntouch "+marker+"\n", 0o755)
+	t.Cleanup(func() { os.Remove(marker) })
+	for _, c := range []struct {
+		name string
+		s    *sshServer
+		ran  bool
+	}{
+		{"chos login", forcedSSHD(t, "internal-sftp"), false},
+		{"control: without ForceCommand", sshdFor(t, sshdOptions{}), true},
+	} {
+		os.Remove(marker)
+		wantStatus(t, c.s.sshWith(t, nil, "true"), 0)
+		if _, err := os.Stat(marker); (err == nil) != c.ran {
+			t.Errorf("%s: ~/.ssh/rc ran: %v, want %v", c.name, err == nil, c.ran)
+		}
+	}
+}
