@@ -247,6 +247,9 @@ func TestPamSessionPlacesSSHLogins(t *testing.T) {
 // it was (what the first one cached aside).
 func TestPamSessionsLeaveHostMountTableAlone(t *testing.T) {
 	clearDotfile(t)
+	// Without identity files, whose replacement by another run's useradd
+	// would rightly make a new cached view, the views' keys are fixed.
+	setConfig(t, h.configText+"%TREE one\nidentity =\n%TREE two\nidentity =\n%TREE three\nidentity =\n")
 	svc := pamService(t, pamChos(t), "session optional pam_exec.so stdout "+where(t))
 	trees := []string{"one", "two", "three"}
 	for _, tree := range trees { // each tree's view cached once

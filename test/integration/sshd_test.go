@@ -66,8 +66,7 @@ func (s *sshServer) logText() string {
 var sshFixture struct {
 	once       sync.Once
 	err        error
-	dir        string // root's, 0755, under h.base
-	madeRunDir bool   // /run/sshd was created by the fixture
+	dir string // root's, 0755, under h.base
 
 	mu      sync.Mutex
 	stopped bool // by the package cleanups: start no more
@@ -126,13 +125,6 @@ func setupSSHFixture() error {
 		}
 	}
 	sshFixture.dir = dir
-	// sshd refuses to start without its privilege separation directory.
-	if _, err := os.Stat("/run/sshd"); os.IsNotExist(err) {
-		if err := os.Mkdir("/run/sshd", 0o755); err != nil {
-			return err
-		}
-		sshFixture.madeRunDir = true
-	}
 	if out, err := runSetup(30*time.Second, dir, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "chos-itest host",
 		"-f", filepath.Join(dir, "ssh_host_ed25519_key")); err != nil {
 		return fmt.Errorf("ssh-keygen (host key): %w\n%s", err, out)
@@ -158,11 +150,6 @@ func stopSSHFixture() error {
 			case <-time.After(5 * time.Second):
 				errs = append(errs, fmt.Sprintf("sshd (pid %d) survived SIGKILL", s.cmd.Process.Pid))
 			}
-		}
-	}
-	if sshFixture.madeRunDir {
-		if err := os.Remove("/run/sshd"); err != nil {
-			errs = append(errs, err.Error())
 		}
 	}
 	if len(errs) > 0 {
@@ -198,6 +185,9 @@ func sshdConfig(opts sshdOptions) string {
 func startSSHD(opts sshdOptions) (*sshServer, error) {
 	if opts.PAMService != "" && opts.PAMService != strings.ToLower(opts.PAMService) {
 		return nil, fmt.Errorf("PAM service %q: Linux-PAM lowercases service names, use a lowercase one", opts.PAMService)
+	}
+	if err := privsepDir(); err != nil {
+		return nil, err
 	}
 	cfg := filepath.Join(sshFixture.dir, "sshd_config-"+randHex(4))
 	if err := writeRootFile(cfg, sshdConfig(opts), 0o644); err != nil {
@@ -240,6 +230,17 @@ func startSSHD(opts sshdOptions) (*sshServer, error) {
 		}
 	}
 	return nil, lastErr
+}
+
+// privsepDir makes /run/sshd, sshd's privilege separation directory,
+// which it refuses to start (or to accept a connection) without. It is
+// left in place: concurrent test runs and a real sshd share it, and it is
+// what openssh-server's own start-up makes (on /run, a tmpfs).
+func privsepDir() error {
+	if err := os.Mkdir("/run/sshd", 0o755); err != nil && !os.IsExist(err) {
+		return err
+	}
+	return nil
 }
 
 // waitReady waits until sshd says it listens and a connection succeeds.
