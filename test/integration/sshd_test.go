@@ -293,6 +293,10 @@ func sshClientKey(t testing.TB) string {
 // sshClientKeyOf is sshClientKey for any test user.
 func sshClientKeyOf(t testing.TB, u testUser) string {
 	t.Helper()
+	sshFixture.once.Do(func() { sshFixture.err = setupSSHFixture() })
+	if sshFixture.err != nil {
+		t.Fatalf("sshd fixture: %v", sshFixture.err)
+	}
 	sshFixture.mu.Lock()
 	defer sshFixture.mu.Unlock()
 	if k := sshFixture.keys[u.name]; k != "" {
