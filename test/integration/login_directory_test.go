@@ -108,7 +108,6 @@ func TestPamSessionPlacesDirectoryUser(t *testing.T) {
 	s.expect(regexp.MustCompile(`got:`+h.osIDs["one"]+` `+a.name+` `+strconv.Itoa(1+len(a.groups))+`\n`), at, 10*time.Second)
 }
 
-
 // With the module in sshd's own stack, sshd computes the groups after the
 // session entered the tree (initgroups inside it): the view must name the
 // user's directory groups there, or they are lost.

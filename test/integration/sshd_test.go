@@ -64,9 +64,9 @@ func (s *sshServer) logText() string {
 
 // sshFixture is shared by the package run.
 var sshFixture struct {
-	once       sync.Once
-	err        error
-	dir string // root's, 0755, under h.base
+	once sync.Once
+	err  error
+	dir  string // root's, 0755, under h.base
 
 	mu      sync.Mutex
 	stopped bool // by the package cleanups: start no more
