@@ -31,6 +31,8 @@ func init() {
 }
 
 func main() {
+	// Before anything catches a signal: what the caller handed over.
+	nsroot.RecordStart()
 	os.Exit(run(os.Args))
 }
 

@@ -57,6 +57,9 @@ func failed(format string, args ...any) *LaunchError {
 // locked (namespace and credential changes apply to the calling thread, and
 // the exec must happen from that same thread).
 func Launch(p *Plan, mode Mode) *LaunchError {
+	if !p.Inherit.Recorded {
+		p.Inherit = start
+	}
 	if mode == Privileged {
 		if err := holdPrivilege(); err != nil {
 			return failed("%w", err)
@@ -92,6 +95,9 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 	prog, lerr := lookPath(p.Path, envValue(p.Env, "PATH"))
 	if lerr != nil {
 		return lerr
+	}
+	if err := p.Inherit.apply(); err != nil {
+		return failed("%w", err)
 	}
 	err := unix.Exec(prog, p.Argv, p.Env)
 	status := StatusNotExecutable
