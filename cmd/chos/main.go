@@ -39,7 +39,7 @@ func main() {
 func run(args []string) int {
 	switch {
 	case nsroot.IsUserNSChild(args):
-		return nsroot.RunUserNSChild()
+		return nsroot.RunUserNSChild(args)
 	case nsroot.IsViewBuilder(args):
 		return nsroot.RunViewBuilder()
 	}
