@@ -283,6 +283,11 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	if !st.fresh {
 		p.Cache = st.cacheFor(cat, t, &p.View)
 	}
+	if plan.DirShowsHost(&p.View, st.hostPrefix, p.Dir) {
+		if p.DirID, err = nsroot.CwdID(); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 

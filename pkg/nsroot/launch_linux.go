@@ -66,7 +66,7 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 		}
 	}
 	if !p.Host {
-		notes, err := EnterView(&p.View, p.Identity, mode)
+		notes, err := enterViewShowingDir(p, mode)
 		if p.Verbose {
 			printNotes(notes)
 		}
@@ -466,11 +466,17 @@ func pivot(dir string) error {
 }
 
 // enterDir changes to the planned directory as the caller (credentials are
-// already the caller's, so permissions are theirs).
+// already the caller's, so permissions are theirs), and checks that it is
+// the caller's own where it must be (p.DirID).
 func enterDir(p *Plan) error {
+	if p.Host && p.DirID != nil && isDir(".", p.DirID) == nil {
+		return nil // still there: the path may lead elsewhere now (a mount on it)
+	}
 	err := unix.Chdir(p.Dir)
 	if err == nil {
-		return nil
+		if err = isDir(".", p.DirID); err == nil {
+			return nil
+		}
 	}
 	for _, d := range p.DirFallback {
 		if d != "" && unix.Chdir(d) == nil {
