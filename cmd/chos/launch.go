@@ -402,11 +402,9 @@ func callerEnv() []string {
 	if err != nil {
 		return os.Environ()
 	}
-	var env []string
-	for _, kv := range strings.Split(string(data), "\x00") {
-		if kv != "" {
-			env = append(env, kv)
-		}
+	if len(data) == 0 {
+		return nil
 	}
-	return env
+	// Every entry, empty ones too: a NUL ends each.
+	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
 }
