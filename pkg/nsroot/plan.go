@@ -275,6 +275,9 @@ func (p *Plan) String() string {
 		}
 	}
 	fmt.Fprintf(&b, "cwd       %s", p.Dir)
+	if p.DirID != nil {
+		fmt.Fprintf(&b, " (yours: device %d inode %d)", p.DirID.Dev, p.DirID.Ino)
+	}
 	for _, d := range p.DirFallback {
 		fmt.Fprintf(&b, " | %s", d)
 	}
