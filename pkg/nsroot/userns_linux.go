@@ -23,8 +23,9 @@ import (
 // namespace gives, which any user can make for themselves.
 const childArg = "__chos_userns_child"
 
-// IsUserNSChild says whether this process was started by RunInUserNS.
-func IsUserNSChild(args []string) bool { return len(args) == 3 && args[1] == childArg }
+// IsUserNSChild says whether this process was started as RunInUserNS
+// starts its child (argv: chos, childArg, the plan's descriptor).
+func IsUserNSChild(args []string) bool { return len(args) >= 2 && args[1] == childArg }
 
 // RunInUserNS carries out p without privilege: a child in a new user and
 // mount namespace (which a multithreaded Go process cannot enter in place)
@@ -314,9 +315,12 @@ func RunUserNSChild(args []string) int {
 		fmt.Fprintf(os.Stderr, "chos: refusing to act as a user-namespace child: %v\n", err)
 		return StatusFailed
 	}
-	fd, err := strconv.Atoi(args[2])
-	if err != nil || fd < 3 {
-		fmt.Fprintf(os.Stderr, "chos: bad plan descriptor %q\n", args[2])
+	fd := -1
+	if len(args) == 3 {
+		fd, _ = strconv.Atoi(args[2])
+	}
+	if fd < 3 {
+		fmt.Fprintf(os.Stderr, "chos: %s takes the plan's descriptor, above 2: %q\n", childArg, args[1:])
 		return StatusFailed
 	}
 	// Read whole, and closed before the exec: the number is the caller's.
