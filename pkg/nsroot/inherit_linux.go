@@ -24,9 +24,7 @@ import (
 var start Inherited
 
 // RecordStart records what chos was started with (see Inherited). Call it
-// first in main, before anything uses os/signal. From then on this process
-// also ignores, as its command will, the signals the caller ignored (but
-// SIGCHLD, SIGURG and SIGPROF, which chos and the runtime need).
+// first in main, before anything uses os/signal.
 func RecordStart() {
 	start = Inherited{Recorded: true}
 	start.Ignored, start.Blocked = runtimeStartSignals()
@@ -37,24 +35,28 @@ func RecordStart() {
 			start.Ignored = start.Ignored.With(sig)
 		}
 	}
-	var keep []os.Signal
-	for sig := 1; sig <= 64; sig++ {
-		if start.Ignored.Has(sig) && keepsIgnoring(sig) {
-			keep = append(keep, syscall.Signal(sig))
-		}
-	}
-	if len(keep) > 0 {
-		signal.Ignore(keep...)
-	}
 	start.StackLimit = stackBeforeSetuidExec()
 }
 
 // StartState is what RecordStart recorded.
 func StartState() Inherited { return start }
 
-// keepsIgnoring says whether chos itself may ignore sig from its start on:
-// the signals os/signal can ignore, but those chos needs (SIGCHLD: its
-// children are waited for; SIGURG: the runtime preempts with it; SIGPROF).
+// ignoreAsCaller makes this process ignore, as its command will, the
+// signals in in.Ignored that os/signal can ignore, but those chos needs
+// (SIGCHLD: its children are waited for; SIGURG: the runtime preempts with
+// it; SIGPROF).
+func (in *Inherited) ignoreAsCaller() {
+	var sigs []os.Signal
+	for sig := 1; sig <= 64; sig++ {
+		if in.Ignored.Has(sig) && keepsIgnoring(sig) {
+			sigs = append(sigs, syscall.Signal(sig))
+		}
+	}
+	if len(sigs) > 0 {
+		signal.Ignore(sigs...)
+	}
+}
+
 func keepsIgnoring(sig int) bool {
 	switch syscall.Signal(sig) {
 	case unix.SIGCHLD, unix.SIGURG, unix.SIGPROF, unix.SIGKILL, unix.SIGSTOP,

@@ -54,8 +54,10 @@ func RunInUserNS(p *Plan) (int, error) {
 		w.Close()
 		return StatusFailed, err
 	}
-	// Catch before starting, so that nothing is lost in between; what the
-	// caller ignored, this process keeps ignoring, as the command will.
+	// What the caller ignored, this process ignores too, as the command
+	// will (a Go program dies by a SIGTERM it was started ignoring). The
+	// rest it catches before starting, so that nothing is lost in between.
+	p.Inherit.ignoreAsCaller()
 	var watched []os.Signal
 	for _, s := range forwarded {
 		if !p.Inherit.Ignored.Has(int(s.(syscall.Signal))) {
