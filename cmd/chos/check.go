@@ -104,6 +104,11 @@ func checkBinary(k *checker, userns bool) {
 	} else {
 		k.ok("mode", "setuid: the command runs with your uid, gid and groups, exactly")
 	}
+	if nsroot.StartSignalsKnown {
+		k.ok("signals", "commands keep the signals their caller ignored or blocked")
+	} else {
+		k.warn("signals", "this chos was not built by make (build tag chos_linkname): of the signals a caller ignored or blocked, commands keep only those the Go runtime leaves alone (README: What the command keeps)")
+	}
 }
 
 func checkKernel(k *checker, userns bool) {

@@ -293,6 +293,11 @@ func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, a
 	if !st.fresh {
 		p.Cache = st.cacheFor(cat, t, &p.View)
 	}
+	if plan.DirShowsHost(&p.View, st.hostPrefix, p.Dir) {
+		if p.DirID, err = nsroot.CwdID(); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -407,11 +412,9 @@ func callerEnv() []string {
 	if err != nil {
 		return os.Environ()
 	}
-	var env []string
-	for _, kv := range strings.Split(string(data), "\x00") {
-		if kv != "" {
-			env = append(env, kv)
-		}
+	if len(data) == 0 {
+		return nil
 	}
-	return env
+	// Every entry, empty ones too: a NUL ends each.
+	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
 }
