@@ -15,7 +15,18 @@ import (
 	"github.com/chos-hpc/chos/pkg/plan"
 )
 
-func cacheDir() string { return filepath.Join(build.CacheDir, "ns") }
+// cacheDir is where launches from this mount namespace keep their views
+// (CACHEDIR/ns/INODE: every mount namespace has a cache of its own).
+func (st *state) cacheDir() string {
+	if st.nsCacheDir == "" {
+		dir, err := nsroot.NamespaceCacheDir(filepath.Join(build.CacheDir, "ns"))
+		if err != nil {
+			dir = filepath.Join(build.CacheDir, "ns", "unknown")
+		}
+		st.nsCacheDir = dir
+	}
+	return st.nsCacheDir
+}
 
 // cachedState is a cached namespace as `chos cache` and `chos check` see it.
 type cachedState struct {
@@ -27,7 +38,7 @@ type cachedState struct {
 // cacheStates lists the cached namespaces and says which ones a launch
 // would enter now: those whose key is the tree's current one.
 func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
-	entries, err := nsroot.ListCache(cacheDir())
+	entries, err := nsroot.ListCache(st.cacheDir())
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +130,7 @@ func (st *state) cmdCacheDrop(c *cli.Context) error {
 		}
 		tree = t.Name
 	}
-	if err := nsroot.DropCache(cacheDir(), tree); err != nil {
+	if err := nsroot.DropCache(st.cacheDir(), tree); err != nil {
 		return fail(statusFailed, err)
 	}
 	return nil

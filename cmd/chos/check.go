@@ -337,10 +337,6 @@ func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 	if st.userns {
 		return
 	}
-	if here, err := nsroot.CacheOwnedHere(cacheDir()); err == nil && !here {
-		k.warn("cache", "%s belongs to another mount namespace: launches from this one build private views", cacheDir())
-		return
-	}
 	states, err := st.cacheStates(cat)
 	if err != nil {
 		k.warn("cache", "%v", err)
@@ -354,5 +350,5 @@ func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 			k.warn("cache", "%s is stale (built %s ago); `chos cache drop` as root removes it", s.File, time.Since(s.Built).Round(time.Second))
 		}
 	}
-	k.ok("cache", "%d valid cached namespaces in %s", valid, cacheDir())
+	k.ok("cache", "%d valid cached namespaces in %s", valid, st.cacheDir())
 }

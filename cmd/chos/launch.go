@@ -42,6 +42,8 @@ type state struct {
 	acctErr error
 	// resolver is the name service (see names).
 	resolver *identity.Resolver
+	// nsCacheDir is this mount namespace's cache directory (see cacheDir).
+	nsCacheDir string
 }
 
 func newState() *state {
@@ -358,7 +360,7 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 			stamps = append(stamps, ostree.Stamp(m.Source))
 		}
 	}
-	return &nsroot.Cache{Dir: filepath.Join(build.CacheDir, "ns"), Tree: t.Name,
+	return &nsroot.Cache{Dir: st.cacheDir(), Tree: t.Name,
 		Key: plan.CacheKey(cat.Digest, v, stamps)}
 }
 

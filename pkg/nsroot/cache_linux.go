@@ -58,24 +58,12 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 	// A view replaced between the build and the entry (the configuration
 	// changed meanwhile) is built again, a bounded number of times.
 	for attempt := 0; attempt < 3; attempt++ {
-		owner, err := cacheOwner(c.Dir)
-		if err != nil {
+		file := c.File()
+		if id != nil {
+			file = c.LayerFile(id)
+		}
+		if entered, err := enterCached(file); entered || err != nil {
 			return notes, err
-		}
-		if owner == ownedElsewhere {
-			// A copy of the host's namespace (a container, unshare -m): its
-			// cache files are not namespaces here, and removing one would
-			// unmount the host's. Build a private view and leave them alone.
-			break
-		}
-		if owner == ownedHere {
-			file := c.File()
-			if id != nil {
-				file = c.LayerFile(id)
-			}
-			if entered, err := enterCached(file); entered || err != nil {
-				return notes, err
-			}
 		}
 		res, err := runBuilder(v, id)
 		notes = append(notes, res.Notes...)
@@ -103,24 +91,14 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 // identity layer on a copy of it, likewise.
 func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	c := v.Cache
+	if err := ownCacheDir(c.Dir); err != nil {
+		return res, err
+	}
 	lock, err := lockTree(c)
 	if err != nil {
 		return res, err
 	}
 	defer lock.Close()
-	owner, err := cacheOwner(c.Dir)
-	if err != nil {
-		return res, err
-	}
-	if owner == unowned {
-		if owner, err = claimCacheDir(c.Dir); err != nil {
-			return res, err
-		}
-	}
-	if owner != ownedHere {
-		res.Private = true
-		return res, nil
-	}
 	if id != nil {
 		// (in the host's namespace: the view's root is read-only)
 		if err := mkdirMode(c.layerDir(), 0o755); err != nil {
@@ -235,35 +213,21 @@ func enterCached(file string) (bool, error) {
 	return true, unix.Chdir("/")
 }
 
-// Who owns the cache directory: the mount namespace in which chos made it a
-// mount of its own, recorded by that mount's id in .owner. Namespaces
-// copied from it later see the copy under another mount id.
-type ownership int
-
-const (
-	unowned        ownership = iota // not yet claimed, or dropped
-	ownedHere                       // this namespace keeps the cache
-	ownedElsewhere                  // a copy, or another namespace claimed it
-)
-
-const ownerFile = ".owner"
-
-func cacheOwner(dir string) (ownership, error) {
-	data, err := os.ReadFile(filepath.Join(dir, ownerFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return unowned, nil
-	}
+// NamespaceCacheDir is the cache directory of launches made from the
+// calling thread's mount namespace: base/INODE, one per mount namespace.
+// A container, a job's private namespace or an `unshare -m` thus keeps a
+// cache of its own (its views are built from its own mounts), and never
+// claims, enters or disturbs the host's.
+func NamespaceCacheDir(base string) (string, error) {
+	link, err := os.Readlink("/proc/thread-self/ns/mnt")
 	if err != nil {
-		return unowned, fmt.Errorf("reading cache owner: %w", err)
+		return "", fmt.Errorf("reading this mount namespace: %w", err)
 	}
-	id, isMount, err := mountID(dir)
-	if err != nil {
-		return unowned, err
+	ino, ok := strings.CutPrefix(link, "mnt:[")
+	if ino, ok = strings.CutSuffix(ino, "]"); !ok || ino == "" {
+		return "", fmt.Errorf("reading this mount namespace: unexpected %q", link)
 	}
-	if isMount && strings.TrimSpace(string(data)) == id {
-		return ownedHere, nil
-	}
-	return ownedElsewhere, nil
+	return filepath.Join(base, ino), nil
 }
 
 func mountID(dir string) (id string, isMountRoot bool, err error) {
@@ -278,46 +242,36 @@ func mountID(dir string) (id string, isMountRoot bool, err error) {
 	return fmt.Sprint(stx.Mnt_id), isMountRoot, nil
 }
 
-// claimCacheDir makes the cache directory a private, unbindable mount of
-// its own and records this namespace as its owner. Namespace files bound
-// below it then never propagate into views (which a shared host / would
-// attempt, and fail) and are never copied by the recursive binds of / and
-// /run that views make. Called with the tree lock held; another tree's
-// first launch may have claimed it meanwhile.
-func claimCacheDir(dir string) (ownership, error) {
-	if owner, err := cacheOwner(dir); err != nil || owner != unowned {
-		return owner, err
+// ownCacheDir makes this namespace's cache directory a private, unbindable
+// mount of its own. Namespace files bound below it then never propagate
+// into views (which a shared host / would attempt, and fail) and are never
+// copied by the recursive binds of / and /run that views make. A directory
+// left by a namespace that ended (inode numbers come again) holds only
+// plain files: launches find no namespace in them and build anew.
+func ownCacheDir(dir string) error {
+	if err := mkdirMode(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("creating cache directory: %w", err)
 	}
-	if _, isMount, err := mountID(dir); err != nil {
-		return unowned, err
-	} else if !isMount {
-		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
-			return unowned, fmt.Errorf("binding cache directory %s on itself: %w", dir, err)
-		}
+	// Builders of two trees may come here together: one binds.
+	claim, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening cache lock: %w", err)
+	}
+	defer claim.Close()
+	if err := unix.Flock(int(claim.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking %s: %w", claim.Name(), err)
+	}
+	if err := mkdirMode(dir, 0o755); err != nil {
+		return fmt.Errorf("creating cache directory: %w", err)
+	}
+	if _, isMount, err := mountID(dir); err != nil || isMount {
+		return err
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding cache directory %s on itself: %w", dir, err)
 	}
 	if err := unix.Mount("", dir, "", unix.MS_UNBINDABLE, ""); err != nil {
-		return unowned, fmt.Errorf("making cache directory %s unbindable: %w", dir, err)
-	}
-	id, _, err := mountID(dir)
-	if err != nil {
-		return unowned, err
-	}
-	if err := writeAtomically(filepath.Join(dir, ownerFile), id+"\n"); err != nil {
-		return unowned, err
-	}
-	return ownedHere, nil
-}
-
-func writeAtomically(file, content string) error {
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
+		return fmt.Errorf("making cache directory %s unbindable: %w", dir, err)
 	}
 	return nil
 }
@@ -431,20 +385,6 @@ func StemOf(tree string) string { return fileStem(tree) }
 // mount table is as it was before the first launch. Processes running in a
 // dropped namespace are not affected.
 func DropCache(dir, tree string) error {
-	owner, err := cacheOwner(dir)
-	if err != nil {
-		return err
-	}
-	if owner == ownedElsewhere {
-		// A copy of the owner's namespace must not unlink the owner's
-		// mount points; a namespace that never had the cache directory
-		// mounted (the host, after a container claimed it) may take it back.
-		if _, isMount, err := mountID(dir); err != nil {
-			return err
-		} else if isMount {
-			return fmt.Errorf("the cache in %s belongs to another mount namespace (this one is a copy of it): drop it from there", dir)
-		}
-	}
 	// A builder at work publishes under its tree's lock: wait for it, so
 	// that nothing it publishes outlives the drop.
 	locks, _ := filepath.Glob(filepath.Join(dir, stemPrefix(tree)+"*lock"))
@@ -471,16 +411,30 @@ func DropCache(dir, tree string) error {
 		}
 	}
 	dropLayers(filepath.Join(dir, "id"), stemPrefix(tree), "")
-	if tree == "" && len(errs) == 0 {
-		os.Remove(filepath.Join(dir, "id"))
-		if err := os.Remove(filepath.Join(dir, ownerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmounting %s: %w", dir, err))
+	if tree != "" || len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmounting %s: %w", dir, err)
+	}
+	// What namespaces that ended left (plain files; in a namespace still
+	// alive, its cached views are detached and built again there).
+	base := filepath.Dir(dir)
+	others, _ := os.ReadDir(base)
+	for _, o := range others {
+		p := filepath.Join(base, o.Name())
+		if o.IsDir() && p != dir {
+			if _, isMount, err := mountID(p); err == nil && !isMount {
+				os.RemoveAll(p)
+			}
+		} else if strings.HasSuffix(o.Name(), ".lock") && p != dir+".lock" {
+			os.Remove(p)
 		}
 	}
-	return errors.Join(errs...)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing %s: %w", dir, err)
+	}
+	return nil
 }
 
 func dropFile(file string) error {
@@ -493,9 +447,3 @@ func dropFile(file string) error {
 	return nil
 }
 
-// CacheOwnedHere says whether launches in this mount namespace use the
-// cache in dir (true also when nobody has claimed it yet).
-func CacheOwnedHere(dir string) (bool, error) {
-	owner, err := cacheOwner(dir)
-	return owner != ownedElsewhere, err
-}

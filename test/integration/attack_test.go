@@ -75,8 +75,8 @@ func TestNoUserCanStallAnotherUsersFirstLaunch(t *testing.T) {
 
 	t.Run("control: a held build lock stalls a first launch", func(t *testing.T) {
 		emptyCache(t)
-		must(t, os.MkdirAll(filepath.Join(h.cacheDir, "ns"), 0o755))
-		lock, err := os.OpenFile(filepath.Join(h.cacheDir, "ns", "one.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+		must(t, os.MkdirAll(hostCacheDir(t), 0o755))
+		lock, err := os.OpenFile(filepath.Join(hostCacheDir(t), "one.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 		must(t, err)
 		defer lock.Close()
 		must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
@@ -259,10 +259,11 @@ func TestCacheModesDoNotDependOnTheFirstLaunchersUmask(t *testing.T) {
 	r = run(t, call{Args: []string{"sh", "-c", "umask 0777; exec " + h.chos + " exec one true"}})
 	wantStatus(t, r, 0)
 	for p, want := range map[string]os.FileMode{
-		h.cacheDir:                                  0o755,
-		filepath.Join(h.cacheDir, "ns"):             0o755,
-		filepath.Join(h.cacheDir, "ns", ".owner"):   0o644,
-		filepath.Join(h.cacheDir, "ns", "one.lock"): 0o600,
+		h.cacheDir:                                 0o755,
+		filepath.Join(h.cacheDir, "ns"):            0o755,
+		hostCacheDir(t):                            0o755,
+		hostCacheDir(t) + ".lock":                  0o600,
+		filepath.Join(hostCacheDir(t), "one.lock"): 0o600,
 	} {
 		fi, err := os.Stat(p)
 		if err != nil {

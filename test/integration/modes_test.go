@@ -470,8 +470,8 @@ func isCachePin(line string) bool {
 	}
 	mp, fstype := unescapeMountinfo(f[4]), f[sep+1]
 	switch {
-	case mp == filepath.Join(h.cacheDir, "ns"):
-		return true
+	case filepath.Dir(mp) == filepath.Join(h.cacheDir, "ns"):
+		return true // a mount namespace's cache directory
 	case strings.HasPrefix(mp, h.cacheDir+"/"):
 		return fstype == "nsfs"
 	}

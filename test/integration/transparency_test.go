@@ -319,7 +319,7 @@ func wantVariantView(t *testing.T, v launchVariant, ns string) {
 	host, err := os.Readlink("/proc/self/ns/mnt")
 	must(t, err)
 	cached := map[string]bool{}
-	files, _ := filepath.Glob(filepath.Join(h.cacheDir, "ns", v.tree+".*.mnt"))
+	files, _ := filepath.Glob(filepath.Join(hostCacheDir(t), v.tree+".*.mnt"))
 	for _, f := range files {
 		var st unix.Stat_t
 		var sfs unix.Statfs_t
