@@ -30,6 +30,14 @@ const planFD = 3
 // between: it forwards signals, follows the child's job-control stops, dies
 // with it (the child is killed if this process dies) and returns its status.
 func RunInUserNS(p *Plan) (int, error) {
+	if err := p.View.Finish(); err != nil {
+		return StatusFailed, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
+	}
+	images, err := newImageServer(&p.View)
+	if err != nil {
+		return StatusFailed, err
+	}
+	defer images.close()
 	data, err := json.Marshal(p)
 	if err != nil {
 		return StatusFailed, fmt.Errorf("encoding the plan: %w", err)
@@ -45,7 +53,7 @@ func RunInUserNS(p *Plan) (int, error) {
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
-		ExtraFiles:  []*os.File{r},
+		ExtraFiles:  append([]*os.File{r}, images.childFiles()...),
 		SysProcAttr: ownNamespaces(),
 	}
 	// Catch before starting, so that nothing is lost in between.
@@ -63,9 +71,12 @@ func RunInUserNS(p *Plan) (int, error) {
 	if werr != nil {
 		cmd.Process.Kill()
 	}
+	images.serve()
 	pid := cmd.Process.Pid
 	go forward(sigs, pid)
-	return wait(pid)
+	status, err := wait(pid)
+	images.report()
+	return status, err
 }
 
 // forwarded are the signals the helper passes on: every standard catchable
