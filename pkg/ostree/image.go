@@ -87,7 +87,11 @@ func OpenImage(p string) (*Image, error) {
 		f.Close()
 		return nil, err
 	}
-	sq, err := squashfs.Read(file.New(f, true), fi.Size(), 0, 0)
+	var sq *squashfs.FileSystem
+	err = safely(p, func() (err error) {
+		sq, err = squashfs.Read(file.New(f, true), fi.Size(), 0, 0)
+		return err
+	})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s cannot be read: %v", loopdev.ErrNotSquashfs, p, err)
@@ -98,11 +102,27 @@ func OpenImage(p string) (*Image, error) {
 // Close releases the image file.
 func (im *Image) Close() error { return im.f.Close() }
 
+// safely runs fn, turning a panic of the reader on a damaged image into
+// an error naming the image.
+func safely(image string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s cannot be read: %v", loopdev.ErrNotSquashfs, image, r)
+		}
+	}()
+	return fn()
+}
+
 // Entries lists the top level of the image, as Entries lists a directory.
-func (im *Image) Entries() ([]Entry, error) {
+func (im *Image) Entries() (entries []Entry, err error) {
+	err = safely(im.f.Name(), func() (err error) { entries, err = im.entries(); return err })
+	return entries, err
+}
+
+func (im *Image) entries() ([]Entry, error) {
 	des, err := im.fs.ReadDir(".")
 	if err != nil {
-		return nil, fmt.Errorf("listing image %s: %v", im.f.Name(), err)
+		return nil, fmt.Errorf("%w: listing %s: %v", loopdev.ErrNotSquashfs, im.f.Name(), err)
 	}
 	out := make([]Entry, 0, len(des))
 	for _, de := range des {
@@ -131,7 +151,12 @@ func (im *Image) Entries() ([]Entry, error) {
 
 // ReadFile reads a small file inside the image (at most 1 MiB), links
 // resolved within the image as a process inside it would see them.
-func (im *Image) ReadFile(p string) ([]byte, error) {
+func (im *Image) ReadFile(p string) (data []byte, err error) {
+	err = safely(im.f.Name(), func() (err error) { data, err = im.readFile(p); return err })
+	return data, err
+}
+
+func (im *Image) readFile(p string) ([]byte, error) {
 	rel, info, err := im.resolve(p)
 	if err != nil {
 		return nil, err
@@ -148,8 +173,8 @@ func (im *Image) ReadFile(p string) ([]byte, error) {
 }
 
 // Stat describes a path inside the image, links followed within it.
-func (im *Image) Stat(p string) (fs.FileInfo, error) {
-	_, info, err := im.resolve(p)
+func (im *Image) Stat(p string) (info fs.FileInfo, err error) {
+	err = safely(im.f.Name(), func() (err error) { _, info, err = im.resolve(p); return err })
 	return info, err
 }
 

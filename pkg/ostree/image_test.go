@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/chos-hpc/chos/pkg/loopdev"
@@ -166,5 +167,38 @@ func TestImageIDChangesWhenTheImageIsReplaced(t *testing.T) {
 	}
 	if _, err := StatImage(dir); err == nil {
 		t.Error("a directory has an image identity")
+	}
+}
+
+// A damaged image (its superblock intact) is an error naming it, never a
+// crash of the reader.
+func TestDamagedImageIsAnError(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "t.sqsh")
+	mksquashfs(t, imageTree(t), img)
+	good, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, damage := range map[string]func([]byte) []byte{
+		"overwritten": func(b []byte) []byte {
+			for i := 96; i < len(b); i++ {
+				b[i] = 0xab
+			}
+			return b
+		},
+		"truncated": func(b []byte) []byte { return b[:200] },
+		"zeroed":    func(b []byte) []byte { return append(b[:96], make([]byte, len(b)-96)...) },
+	} {
+		bad := filepath.Join(t.TempDir(), name+".sqsh")
+		if err := os.WriteFile(bad, damage(append([]byte{}, good...)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Entries(bad)
+		if err == nil || !errors.Is(err, loopdev.ErrNotSquashfs) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s image: %v, want ErrNotSquashfs naming %s", name, err, bad)
+		}
+		if got := OSName(bad); got != "" {
+			t.Errorf("%s image: OS %q", name, got)
+		}
 	}
 }
