@@ -166,7 +166,15 @@ func TestImageTreeIsListedAndCheckedWithTheOSInsideIt(t *testing.T) {
 	wantStatus(t, chos(t, "exec", "img", "true"), 0)
 	r := chos(t, "check", "img")
 	wantStatus(t, r, 0)
-	wantLinesStarting(t, r, "ok   loop devices: ", "ok   squashfs: ", "ok   squashfuse: ", "ok   loop devices held: img: loop",
+	var st unix.Stat_t
+	must(t, unix.Stat("/dev/fuse", &st))
+	if st.Mode&0o006 != 0o006 {
+		// (setuid mode needs squashfuse only to switch from inside a tree)
+		wantLinesStarting(t, r, "warn squashfuse: /usr/bin/squashfuse_ll is installed, but /dev/fuse is not usable by you")
+		fuseForUsers(t)
+		r = chos(t, "check", "img")
+	}
+	wantLinesStarting(t, r, "ok   loop devices: ", "ok   squashfs: ", "ok   squashfuse: /usr/bin/squashfuse_ll", "ok   loop devices held: img: loop",
 		"ok   tree img: "+img+": Chos Image "+id,
 		"ok   tree img image: "+img+": a squashfs image, root's and only root's to change; mounted: loop")
 	if !strings.Contains(r.stdout, "cached view "+filepath.Join(h.cacheDir, "ns", "img.")) {
@@ -182,6 +190,21 @@ func TestImageTreeIsListedAndCheckedWithTheOSInsideIt(t *testing.T) {
 	}
 	setDotfile(t, "img\n")
 	wantOSID(t, chos(t, "exec", "--", "cat", "/etc/os-release"), id)
+	// A login shell (its /bin/sh, and the tree's /etc/chos.conf, looked up
+	// in the image) keeps chos on PATH through the image's /etc/profile.
+	c := chosCall("shell")
+	c.Stdin = []byte(`echo "0=$0 CHOS=$CHOS PATH=$PATH"; cat /etc/os-release` + "\n")
+	r = run(t, c)
+	if wantStatus(t, r, 0) && (!strings.Contains(r.stdout, "0=-sh CHOS=img PATH=") || !strings.Contains(r.stdout, "/.chos/bin") ||
+		parseOSRelease(r.stdout)["ID"] != id) {
+		t.Errorf("chos shell in the image tree:\n%s", r)
+	}
+	// chos plan shows the image mounted and its entries bound from it.
+	r = chos(t, "plan", "img", "--", "true")
+	if wantStatus(t, r, 0) && (!strings.Contains(r.stdout, "image     "+img+" -> /.chos/image  [ro,nosuid,nodev]") ||
+		!strings.Contains(r.stdout, "bind      /.chos/image/usr -> /usr  [rec,ro,nosuid,nodev,nofollow,from the view]")) {
+		t.Errorf("chos plan of the image tree:\n%s", r)
+	}
 }
 
 // wantLinesStarting checks that, for each prefix, a line of r's stdout
