@@ -67,6 +67,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 		}
 		st.checkCache(k, cat)
 	}
+	st.checkLogins(k)
 	if k.failed {
 		return &exitError{status: statusCheckFailed}
 	}
@@ -104,6 +105,11 @@ func checkBinary(k *checker, userns bool) {
 		k.ok("mode", "userns: each launch enters a user namespace of your own (supplementary groups show as nogroup, other users' files as nobody, setuid tools do not work inside; personal trees are available)")
 	} else {
 		k.ok("mode", "setuid: the command runs with your uid, gid and groups, exactly")
+	}
+	if nsroot.StartSignalsKnown {
+		k.ok("signals", "commands keep the signals their caller ignored or blocked")
+	} else {
+		k.warn("signals", "this chos was not built by make (build tag chos_linkname): of the signals a caller ignored or blocked, commands keep only those the Go runtime leaves alone (README: What the command keeps)")
 	}
 }
 

@@ -209,6 +209,12 @@ func (st *state) launch(name string, argv []string, login bool) int {
 		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
 		return statusFailed
 	}
+	return st.launchPlan(p, login)
+}
+
+// launchPlan runs a plan (notes shown for login shells) and returns only
+// on failure, with the exit status to use.
+func (st *state) launchPlan(p *nsroot.Plan, login bool) int {
 	if st.verbose || login {
 		for _, n := range p.Notes {
 			fmt.Fprintln(os.Stderr, "chos: warning: "+n)
@@ -243,8 +249,12 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	if err != nil {
 		return nil, err
 	}
-	t := sel.Tree
+	return st.planFor(cat, who, sel.Tree, argv, login)
+}
 
+// planFor computes the plan of a launch of argv (or the login shell) in
+// tree t, selected for who.
+func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, argv []string, login bool) (*nsroot.Plan, error) {
 	vr, err := st.viewRequest(cat, t)
 	if err != nil {
 		return nil, err
@@ -282,6 +292,11 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	p.Verbose = st.verbose
 	if !st.fresh {
 		p.Cache = st.cacheFor(cat, t, &p.View)
+	}
+	if plan.DirShowsHost(&p.View, st.hostPrefix, p.Dir) {
+		if p.DirID, err = nsroot.CwdID(); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -402,11 +417,9 @@ func callerEnv() []string {
 	if err != nil {
 		return os.Environ()
 	}
-	var env []string
-	for _, kv := range strings.Split(string(data), "\x00") {
-		if kv != "" {
-			env = append(env, kv)
-		}
+	if len(data) == 0 {
+		return nil
 	}
-	return env
+	// Every entry, empty ones too: a NUL ends each.
+	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
 }

@@ -445,6 +445,19 @@ func DropCache(dir, tree string) error {
 			return fmt.Errorf("the cache in %s belongs to another mount namespace (this one is a copy of it): drop it from there", dir)
 		}
 	}
+	// A builder at work publishes under its tree's lock: wait for it, so
+	// that nothing it publishes outlives the drop.
+	locks, _ := filepath.Glob(filepath.Join(dir, stemPrefix(tree)+"*lock"))
+	for _, l := range locks {
+		f, err := os.OpenFile(l, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		defer f.Close()
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			return fmt.Errorf("locking %s: %w", l, err)
+		}
+	}
 	entries, err := ListCache(dir)
 	if err != nil {
 		return err

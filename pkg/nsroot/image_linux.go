@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -82,8 +83,25 @@ func mountImage(root *os.File, m Mount, mode Mode) error {
 }
 
 // imageServerFD is where a user-namespace child finds its socket to the
-// image server of its parent (RunInUserNS), when its view has an image.
-const imageServerFD = 4
+// image server of its parent (RunInUserNS), when its view has an image:
+// the descriptor after the plan's, named on its command line.
+var imageServerFD = -1
+
+// useImageServer takes arg as the image server's descriptor; it is closed
+// on exec, so that the command never inherits it.
+func useImageServer(arg string) bool {
+	fd, err := strconv.Atoi(arg)
+	if err != nil || fd < 3 {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return false
+	}
+	unix.CloseOnExec(fd)
+	imageServerFD = fd
+	return true
+}
 
 // mountImageFUSE mounts an image in a user namespace: the kernel lets a
 // user namespace mount FUSE, not squashfs. This child opens /dev/fuse (the
@@ -107,7 +125,10 @@ func mountImageFUSE(root *os.File, m Mount) error {
 	if err := unix.Mount(m.Source, fdPath(dst), "fuse.squashfuse", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mounting FUSE for image %s: %w", m.Source, err)
 	}
-	sock := os.NewFile(imageServerFD, "image server")
+	if imageServerFD < 0 {
+		return fmt.Errorf("mounting image %s: no image server (a user-namespace launch that is not RunInUserNS's child)", m.Source)
+	}
+	sock := os.NewFile(uintptr(imageServerFD), "image server")
 	defer sock.Close()
 	if err := unix.Sendmsg(imageServerFD, []byte(m.Source), unix.UnixRights(fd), nil, 0); err != nil {
 		return fmt.Errorf("handing the FUSE connection of image %s to chos: %w", m.Source, err)

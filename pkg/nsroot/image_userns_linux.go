@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -90,6 +91,16 @@ func (s *imageServer) serve() {
 		return
 	}
 	s.child.Close()
+	// The descriptors this process inherited are the command's (the child
+	// has its copies now): squashfuse, which may outlive the command, must
+	// not hold a caller's pipe open.
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+				unix.CloseOnExec(fd)
+			}
+		}
+	}
 	go func() {
 		for {
 			image, fuse, err := s.receive()

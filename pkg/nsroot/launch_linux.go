@@ -57,13 +57,16 @@ func failed(format string, args ...any) *LaunchError {
 // locked (namespace and credential changes apply to the calling thread, and
 // the exec must happen from that same thread).
 func Launch(p *Plan, mode Mode) *LaunchError {
+	if !p.Inherit.Recorded {
+		p.Inherit = start
+	}
 	if mode == Privileged {
 		if err := holdPrivilege(); err != nil {
 			return failed("%w", err)
 		}
 	}
 	if !p.Host {
-		notes, err := EnterView(&p.View, p.Identity, mode)
+		notes, err := enterViewShowingDir(p, mode)
 		if p.Verbose {
 			printNotes(notes)
 		}
@@ -92,6 +95,9 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 	prog, lerr := lookPath(p.Path, envValue(p.Env, "PATH"))
 	if lerr != nil {
 		return lerr
+	}
+	if err := p.Inherit.apply(); err != nil {
+		return failed("%w", err)
 	}
 	err := unix.Exec(prog, p.Argv, p.Env)
 	status := StatusNotExecutable
@@ -477,11 +483,17 @@ func pivot(dir string) error {
 }
 
 // enterDir changes to the planned directory as the caller (credentials are
-// already the caller's, so permissions are theirs).
+// already the caller's, so permissions are theirs), and checks that it is
+// the caller's own where it must be (p.DirID).
 func enterDir(p *Plan) error {
+	if p.Host && p.DirID != nil && isDir(".", p.DirID) == nil {
+		return nil // still there: the path may lead elsewhere now (a mount on it)
+	}
 	err := unix.Chdir(p.Dir)
 	if err == nil {
-		return nil
+		if err = isDir(".", p.DirID); err == nil {
+			return nil
+		}
 	}
 	for _, d := range p.DirFallback {
 		if d != "" && unix.Chdir(d) == nil {

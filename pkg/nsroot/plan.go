@@ -151,11 +151,49 @@ type Process struct {
 	// does not exist in the view (login shells only).
 	Dir         string
 	DirFallback []string
+	// DirID, when set, is the caller's working directory itself: Dir in
+	// the view must be that very directory (a host directory bound at its
+	// own place), not another one of the same name.
+	DirID *FileID
 	// Path is the program: absolute, or looked up in the PATH of Env inside
 	// the view.
 	Path string
 	Argv []string
 	Env  []string
+	// Inherit is what chos was started with that the command must get
+	// back (see RecordStart); filled in by Launch and RunInUserNS.
+	Inherit Inherited
+}
+
+// FileID names a file by device and inode.
+type FileID struct{ Dev, Ino uint64 }
+
+// Inherited is the part of the caller's process state that exec(2) passes
+// on but that chos's own start changes: the Go runtime catches signals the
+// caller ignored and alters the signal mask, and a setuid exec caps the
+// stack limit. Restored just before the command is executed.
+type Inherited struct {
+	Recorded bool
+	Ignored  SignalSet // dispositions that were SIG_IGN
+	Blocked  SignalSet // the signal mask
+	// StackLimit, when not zero, is the soft RLIMIT_STACK (bytes, or
+	// RLIM_INFINITY) that a setuid exec capped.
+	StackLimit uint64
+}
+
+// SignalSet is a set of the signals 1 to 64: bit n-1 for signal n, as in
+// the kernel's sigset_t.
+type SignalSet uint64
+
+// Has says whether sig is in the set.
+func (s SignalSet) Has(sig int) bool { return sig >= 1 && sig <= 64 && s&(1<<(sig-1)) != 0 }
+
+// With is the set with sig added.
+func (s SignalSet) With(sig int) SignalSet {
+	if sig < 1 || sig > 64 {
+		return s
+	}
+	return s | 1<<(sig-1)
 }
 
 // Plan is everything a launch does, computed before any of it is done: the
@@ -267,6 +305,9 @@ func (p *Plan) String() string {
 		}
 	}
 	fmt.Fprintf(&b, "cwd       %s", p.Dir)
+	if p.DirID != nil {
+		fmt.Fprintf(&b, " (yours: device %d inode %d)", p.DirID.Dev, p.DirID.Ino)
+	}
 	for _, d := range p.DirFallback {
 		fmt.Fprintf(&b, " | %s", d)
 	}

@@ -569,16 +569,17 @@ func buildEuid(t testing.TB, dir string) string {
 	return buildTestProgram(t, dir, "euid")
 }
 
-// buildTestProgram builds testdata/NAME (static) into dir and returns its
-// path.
-func buildTestProgram(t testing.TB, dir, name string) string {
+// buildTestProgram builds testdata/NAME (static, with the extra go build
+// flags) into dir and returns its path.
+func buildTestProgram(t testing.TB, dir, name string, flags ...string) string {
 	t.Helper()
 	goBin := os.Getenv("GO")
 	if goBin == "" {
 		goBin = "go"
 	}
 	out := filepath.Join(dir, name)
-	cmd := exec.CommandContext(context.Background(), goBin, "build", "-o", out, "./test/integration/testdata/"+name)
+	args := append(append([]string{"build", "-o", out}, flags...), "./test/integration/testdata/"+name)
+	cmd := exec.CommandContext(context.Background(), goBin, args...)
 	cmd.Dir = h.repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
