@@ -1,6 +1,10 @@
 package main
 
 import (
+	"path"
+	"path/filepath"
+
+	"github.com/chos-hpc/chos/pkg/hostexec"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -37,4 +41,29 @@ func (st *state) imageStamps(t *ostree.Tree) []string {
 		return nil
 	}
 	return []string{id.Stamp()}
+}
+
+// treeExecutable says whether p inside the tree at root (a directory or an
+// image) is a program: for an image, a regular file with an execute bit,
+// read from the image without mounting it.
+func treeExecutable(root, p string) bool {
+	if !ostree.IsImage(root) {
+		return hostexec.IsExecutable(root, p)
+	}
+	fi, err := ostree.StatInTree(root, p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// treeLookPath finds name on pathList inside the tree at root, as
+// hostexec.LookPath does in a directory.
+func treeLookPath(root, pathList, name string) string {
+	if !ostree.IsImage(root) {
+		return hostexec.LookPath(root, pathList, name)
+	}
+	for _, dir := range filepath.SplitList(pathList) {
+		if p := path.Join(dir, name); path.IsAbs(dir) && treeExecutable(root, p) {
+			return p
+		}
+	}
+	return ""
 }

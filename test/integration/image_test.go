@@ -199,6 +199,15 @@ func TestImageTreeIsListedAndCheckedWithTheOSInsideIt(t *testing.T) {
 		parseOSRelease(r.stdout)["ID"] != id) {
 		t.Errorf("chos shell in the image tree:\n%s", r)
 	}
+	// sshd's ForceCommand finds the user's shell (/bin/sh) in the image:
+	// no "your shell is not in tree" warning.
+	c = chosCall("login")
+	c.Env = []string{"SSH_ORIGINAL_COMMAND=cat /etc/os-release", "CHOS=img"}
+	r = run(t, c)
+	wantOSID(t, r, id)
+	if r.stderr != "" {
+		t.Errorf("chos login in the image tree warns:\n%s", r)
+	}
 	// chos plan shows the image mounted and its entries bound from it.
 	r = chos(t, "plan", "img", "--", "true")
 	if wantStatus(t, r, 0) && (!strings.Contains(r.stdout, "image     "+img+" -> /.chos/image  [ro,nosuid,nodev]") ||
