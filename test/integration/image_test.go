@@ -523,4 +523,3 @@ func TestSlurmJobRunsInAnImageTree(t *testing.T) {
 	}
 	c.wantNodeIdle(t)
 }
-
