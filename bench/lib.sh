@@ -47,7 +47,8 @@ as() {
 
 # record FIELDS...: one line of results.tsv (tab-separated):
 #   section  param  launcher  ident  status  value  rss_kib  note
-# section: t1 (launch), t2 (host mounts), t3 (parallel), binds, trees
+# section: t1 (launch), t2 (host mounts), t3 (parallel), binds, trees,
+#          t5 (image trees: param is the row's label, note its command)
 # status:  ok, n/a or failed; value: hyperfine JSON files (in $OUT, one per
 #          round, comma-separated), or comma-separated wall seconds (t3)
 record() {
@@ -126,7 +127,7 @@ bench_mounts() {
 	awk -v d="$BENCH_DIR" -v s="/${SCHROOT_NAME:-chos-bench}-" '
 		function under(p, dir) { return p == dir || index(p, dir "/") == 1 }
 		{ mp = $5; gsub(/\\040/, " ", mp) }
-		under(mp, d "/cache") || under(mp, d "/mnt") || under(mp, d "/root") ||
+		under(mp, d "/cache") || under(mp, d "/mnt") || under(mp, d "/root") || under(mp, d "/squashfuse-mnt") ||
 			(index(mp, "/schroot/") && index(mp, s)) { print length(mp) "\t" mp }
 	' "$1" | sort -rn | cut -f2-
 }

@@ -381,6 +381,48 @@ def generate(r):
             w("| %s | %s |" % ("{:,}".format(n), " | ".join(cells)))
         w("")
 
+    # ---- table 5
+    t5 = [(k, v) for k, v in r.rows.items() if k[0] == "t5"]
+    if t5:
+        w("### 5. Image trees")
+        w("")
+        w("As the user: the tree above as a squashfs image (%s)," % md_escape(m.get("image", "?")))
+        w("launched by chos and by the usual ways of running an image. Every row is")
+        w("`setpriv --reuid=USER ... LAUNCHER /bin/true` run by hyperfine as root, so")
+        w("that a first launch can drop chos's cache before each run (`--prepare")
+        w("'chos cache drop'`); the setpriv row is what that adds to every row. The")
+        w("chos rows in pairs: the image tree against the same launch of the directory tree.")
+        w("")
+        w("| launcher | median | mean ± σ | runs | minus setpriv | × the directory tree |")
+        w("|---|--:|--:|--:|--:|--:|")
+        sp = None
+        for (sec, label, lid, ident), row in t5:
+            if lid == "setpriv" and row["status"] == "ok":
+                sp = row["hf"]["median"]
+        dirs = {}
+        for (sec, label, lid, ident), row in t5:
+            if lid.startswith("dir") and row["status"] == "ok":
+                dirs[lid[3:]] = row["hf"]["median"]
+        cmds = []
+        for (sec, label, lid, ident), row in t5:
+            if row["status"] != "ok":
+                w("| %s | %s | | | | |" % (md_escape(label), row["status"] + (": " + md_escape(row["note"]) if row["note"] else "")))
+                continue
+            h = row["hf"]
+            cmds.append(row["note"])
+            net = ms(h["median"] - sp) if sp is not None and lid != "setpriv" else ""
+            vsdir = ratio(h["median"], dirs.get(lid[3:])) if lid.startswith("img") and dirs.get(lid[3:]) else ""
+            w("| %s | %s | %.2f ± %.2f ms | %d | %s | %s |" % (
+                md_escape(label), ms(h["median"]), h["mean"] * 1000, h["stddev"] * 1000, h["runs"], net, vsdir))
+        w("")
+        w("Commands (each after `setpriv --reuid=USER --regid=GROUP --init-groups`):")
+        w("")
+        w("```")
+        for c in cmds:
+            w(c)
+        w("```")
+        w("")
+
     # ---- go
     w("### Go micro-benchmarks")
     w("")

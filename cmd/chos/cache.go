@@ -108,6 +108,7 @@ func (st *state) cmdCacheList(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, time.Since(s.Built).Round(time.Second), state, s.File)
 	}
+	st.printImagesInUse(w, cat)
 	return w.Flush()
 }
 

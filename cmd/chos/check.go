@@ -59,8 +59,10 @@ func (st *state) cmdCheck(c *cli.Context) error {
 			}
 			trees = []*ostree.Tree{t}
 		}
+		st.checkImageSupport(k, cat)
 		for _, t := range trees {
 			st.checkTree(k, cat, t)
+			st.checkImage(k, cat, t)
 			st.checkNames(k, t, gids)
 		}
 		st.checkCache(k, cat)

@@ -235,6 +235,9 @@ func (st *state) cmdPlan(c *cli.Context) error {
 		args = args[1:]
 	}
 	p, err := st.prepare(name, args, len(args) == 0)
+	if err == nil {
+		err = p.Finish() // an image tree's entries, as the view would bind them
+	}
 	if err != nil {
 		return fail(statusFailed, err)
 	}

@@ -333,7 +333,12 @@ func (st *state) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequ
 		return req, nil
 	}
 	var err error
-	if req.Entries, err = ostree.Entries(st.hostPath(t.Path)); err != nil {
+	if root := st.hostPath(t.Path); ostree.IsImage(root) {
+		err = st.imageView(&req, root)
+	} else {
+		req.Entries, err = ostree.Entries(root)
+	}
+	if err != nil {
 		return req, err
 	}
 	// Bound by path (the executable's own mount is the host namespace's);
@@ -353,10 +358,10 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 	}
 	// Device and inode of what the view shows by reference: a replaced
 	// tree, top-level directory, identity file or binary changes the key.
-	stamps := []string{ostree.Stamp(t.Path)}
+	stamps := append([]string{ostree.Stamp(t.Path)}, st.imageStamps(t)...)
 	for _, m := range v.Mounts {
 		// (A top-level link's text is already part of its step.)
-		if m.Op == nsroot.OpBind && (m.Why == plan.WhyTree || m.Why == plan.WhyIdentity || m.Why == plan.WhySelf) {
+		if m.Op == nsroot.OpBind && !m.InView && (m.Why == plan.WhyTree || m.Why == plan.WhyIdentity || m.Why == plan.WhySelf) {
 			stamps = append(stamps, ostree.Stamp(m.Source))
 		}
 	}

@@ -165,7 +165,7 @@ func (st *state) loginArgv(t *ostree.Tree, who plan.Caller, command string) ([]s
 			return err
 		}
 		shell := who.Shell
-		if shell == "" || !hostexec.IsExecutable(treeRoot, shell) {
+		if shell == "" || !treeExecutable(treeRoot, shell) {
 			if shell != "" {
 				fmt.Fprintf(os.Stderr, "chos: warning: your shell %s is not in tree %s; using /bin/sh\n", shell, t.Name)
 			}
@@ -212,12 +212,12 @@ func sftpServer(hostRoot, pathList string) string {
 // it is, a name on PATH.
 func findTool(root, pathList, word string) string {
 	if path.IsAbs(word) {
-		if hostexec.IsExecutable(root, word) {
+		if treeExecutable(root, word) {
 			return word
 		}
 		return ""
 	}
-	return hostexec.LookPath(root, pathList, word)
+	return treeLookPath(root, pathList, word)
 }
 
 // firstWord splits a command line at its first blank.

@@ -55,6 +55,9 @@ type builderResult struct {
 // runBuilder starts a builder for v (and id) and waits for its result.
 func runBuilder(v *View, id *Identity) (builderResult, error) {
 	var res builderResult
+	if err := v.Finish(); err != nil {
+		return res, err
+	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return res, fmt.Errorf("starting the view builder: %w", err)

@@ -154,6 +154,9 @@ func printNotes(notes []string) {
 // assemble builds the view on v.Root in a new mount namespace and makes it
 // the root.
 func assemble(v *View, mode Mode) (notes []string, err error) {
+	if err := v.Finish(); err != nil {
+		return nil, err
+	}
 	// CLONE_NEWNS implies CLONE_FS: this thread gets its own root and cwd.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return nil, fmt.Errorf("unsharing the mount namespace: %w", err)
@@ -206,6 +209,8 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 			}
 		case OpFile:
 			err = addFile(root, m)
+		case OpImage:
+			err = mountImage(root, m, mode)
 		case OpOverlay:
 			if err = checked(m); err == nil {
 				err = overlay(root, m)
@@ -213,7 +218,7 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 			if errors.Is(err, errNoOverlay) {
 				notes = append(notes, fmt.Sprintf("%v: %s shows the tree's own, without the files chos adds", err, m.Target))
 				err = bind(root, Mount{Op: OpBind, Source: m.Source, Target: m.Target, Recursive: true,
-					ReadOnly: true, NoSuid: m.NoSuid, NoDev: m.NoDev, NoFollow: true, Why: m.Why})
+					ReadOnly: true, NoSuid: m.NoSuid, NoDev: m.NoDev, NoFollow: true, InView: m.InView, Why: m.Why})
 			}
 		default:
 			err = fmt.Errorf("unknown step %q", m.Op)
@@ -238,6 +243,19 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 	return notes, pivot(v.Root)
 }
 
+// openSource opens m.Source as an O_PATH descriptor (plus flags): a host
+// path, or a path inside the view (InView) resolved within it.
+func openSource(root *os.File, m Mount, flags int) (*os.File, error) {
+	flags |= unix.O_PATH | unix.O_CLOEXEC
+	if m.NoFollow {
+		flags |= unix.O_NOFOLLOW
+	}
+	if m.InView {
+		return inroot.Open(root, m.Source, flags)
+	}
+	return os.OpenFile(m.Source, flags, 0)
+}
+
 // untrustedSource is a bind source that someone other than root could
 // redirect.
 type untrustedSource struct{ err error }
@@ -257,6 +275,9 @@ func sourceChecker(privileged bool) func(Mount) error {
 	}
 	trusted := map[string]bool{}
 	return func(m Mount) error {
+		if m.InView {
+			return nil // the view's own: what chos mounted there
+		}
 		dir := path.Dir(m.Source)
 		if trusted[dir] {
 			// Only a link as the last component, followed, leads
@@ -284,11 +305,7 @@ func sourceChecker(privileged bool) func(Mount) error {
 // descriptors and mounted through /proc/self/fd, so that what is checked is
 // what is mounted.
 func bind(root *os.File, m Mount) error {
-	flags := unix.O_PATH | unix.O_CLOEXEC
-	if m.NoFollow {
-		flags |= unix.O_NOFOLLOW
-	}
-	src, err := os.OpenFile(m.Source, flags, 0)
+	src, err := openSource(root, m, 0)
 	if err != nil {
 		if m.Optional && errors.Is(err, fs.ErrNotExist) {
 			return errSkipped

@@ -49,7 +49,8 @@ func addFile(root *os.File, m Mount) error {
 // tree's directory) at m.Target, read-only, after making in m.Added the
 // mount points the tree lacks.
 func overlay(root *os.File, m Mount) error {
-	src, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	m.NoFollow = true
+	src, err := openSource(root, m, unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("opening overlay source: %w", err)
 	}

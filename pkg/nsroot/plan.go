@@ -29,6 +29,12 @@ const (
 	// directory Added on top of the tree's directory Source: how a view
 	// adds files to a read-only tree without ever writing into it.
 	OpOverlay Op = "overlay"
+	// OpImage mounts the squashfs image file Source at Target, a directory
+	// on the view's tmpfs, read-only and nodev (nosuid unless NoSuid is
+	// off): by the kernel through a shared, self-clearing loop device when
+	// chos is privileged, else by squashfuse. The image's entries are then
+	// bound from there (InView).
+	OpImage Op = "image"
 )
 
 func (o Op) String() string { return string(o) }
@@ -69,6 +75,13 @@ type Mount struct {
 	// Provide are the mount points an OpOverlay makes where the tree
 	// lacks them.
 	Provide []Provision
+	// InView: Source is a path inside the view being built (below an
+	// OpImage's Target), resolved within it, not a host path.
+	InView bool
+	// HostRoot is, for an OpImage, where the host's root is seen from the
+	// launching process ("" for /): a FUSE server for the image runs the
+	// host's squashfuse from there.
+	HostRoot string
 	// Why says where the step comes from, for `chos plan` and errors.
 	Why string
 }
@@ -103,6 +116,11 @@ type View struct {
 	// instead of a new tmpfs: the host's root, reached from inside a view.
 	RootSource string
 	Mounts     []Mount
+	// Complete, when set, adds the steps whose listing costs I/O (the
+	// top-level entries of an image tree): only a launch that builds the
+	// view runs it (Finish), as the key of a cached view covers the
+	// image's identity already. Never sent to a builder or a child.
+	Complete func(*View) error `json:"-"`
 	// Cache, when set, keeps the view's namespace for later launches and
 	// enters it when it is already there (setuid mode only).
 	Cache *Cache
@@ -200,12 +218,22 @@ func TreeFromMountSource(src string) (string, bool) {
 	return strings.CutPrefix(src, "chos:")
 }
 
+// Finish runs Complete, once: the view then lists every step.
+func (v *View) Finish() error {
+	if v.Complete == nil {
+		return nil
+	}
+	complete := v.Complete
+	v.Complete = nil
+	return complete(v)
+}
+
 func (m Mount) flags() string {
 	var f []string
 	for _, x := range []struct {
 		on   bool
 		name string
-	}{{m.File, "file"}, {m.Recursive, "rec"}, {m.ReadOnly, "ro"}, {m.NoSuid, "nosuid"}, {m.NoDev, "nodev"}, {m.NoFollow, "nofollow"}, {m.Optional, "optional"}} {
+	}{{m.File, "file"}, {m.Recursive, "rec"}, {m.ReadOnly, "ro"}, {m.NoSuid, "nosuid"}, {m.NoDev, "nodev"}, {m.NoFollow, "nofollow"}, {m.Optional, "optional"}, {m.InView, "from the view"}} {
 		if x.on {
 			f = append(f, x.name)
 		}
@@ -239,6 +267,8 @@ func (p *Plan) String() string {
 				fmt.Fprintf(&b, "mkdir     %s  (%s)\n", m.Target, m.Why)
 			case OpFile:
 				fmt.Fprintf(&b, "file      %s  %d bytes  (%s)\n", m.Target, len(m.Source), m.Why)
+			case OpImage:
+				fmt.Fprintf(&b, "image     %s -> %s  [%s]  (%s; a shared loop device when setuid, squashfuse in a user namespace)\n", m.Source, m.Target, m.flags(), m.Why)
 			case OpOverlay:
 				fmt.Fprintf(&b, "overlay   %s + %s -> %s  [%s]  (%s)\n", m.Added, m.Source, m.Target, m.flags(), m.Why)
 				for _, pr := range m.Provide {

@@ -37,6 +37,14 @@ func IsUserNSChild(args []string) bool { return len(args) >= 2 && args[1] == chi
 // (the child is killed if this process dies), and ends as it ends: with
 // its exit status, or killed by the same signal.
 func RunInUserNS(p *Plan) (int, error) {
+	if err := p.View.Finish(); err != nil {
+		return StatusFailed, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
+	}
+	images, err := newImageServer(&p.View)
+	if err != nil {
+		return StatusFailed, err
+	}
+	defer images.close()
 	if !p.Inherit.Recorded {
 		p.Inherit = start
 	}
@@ -66,13 +74,20 @@ func RunInUserNS(p *Plan) (int, error) {
 	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, watched...)
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"chos", childArg, strconv.Itoa(planFD)},
+	argv := []string{"chos", childArg, strconv.Itoa(planFD)}
+	if images != nil {
+		// The image server's socket, right above the plan.
+		argv = append(argv, strconv.Itoa(len(files)))
+		files = append(files, images.child.Fd())
+	}
+	pid, err := syscall.ForkExec("/proc/self/exe", argv,
 		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: ownNamespaces()})
 	r.Close()
 	if err != nil {
 		w.Close()
 		return StatusFailed, fmt.Errorf("starting a user namespace (see `chos check`): %w", err)
 	}
+	images.serve()
 	c := &child{pid: pid}
 	go func() {
 		// The child reads it all before doing anything; if it is gone,
@@ -82,6 +97,7 @@ func RunInUserNS(p *Plan) (int, error) {
 	}()
 	go c.forward(sigs)
 	ws, err := c.wait()
+	images.report()
 	if err != nil {
 		return StatusFailed, err
 	}
@@ -318,8 +334,12 @@ func RunUserNSChild(args []string) int {
 		return StatusFailed
 	}
 	fd := -1
-	if len(args) == 3 {
+	if len(args) == 3 || len(args) == 4 {
 		fd, _ = strconv.Atoi(args[2])
+	}
+	if len(args) == 4 && !useImageServer(args[3]) {
+		fmt.Fprintf(os.Stderr, "chos: %s: bad image server descriptor %q\n", childArg, args[3])
+		return StatusFailed
 	}
 	if fd < 3 {
 		fmt.Fprintf(os.Stderr, "chos: %s takes the plan's descriptor, above 2: %q\n", childArg, args[1:])

@@ -23,8 +23,14 @@ func OpenInTree(root, p string) (*os.File, error) {
 	return inroot.OpenPath(root, p, os.O_RDONLY)
 }
 
-// ReadInTree reads a small file inside a tree (at most 1 MiB).
+// ReadInTree reads a small file inside a tree (at most 1 MiB); root may
+// name an image tree.
 func ReadInTree(root, p string) ([]byte, error) {
+	if IsImage(root) {
+		var data []byte
+		err := withImage(root, func(im *Image) (err error) { data, err = im.ReadFile(p); return err })
+		return data, err
+	}
 	f, err := OpenInTree(root, p)
 	if err != nil {
 		return nil, err
@@ -33,8 +39,14 @@ func ReadInTree(root, p string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
-// StatInTree stats a path inside a tree, following links within it.
+// StatInTree stats a path inside a tree, following links within it; root
+// may name an image tree.
 func StatInTree(root, p string) (fs.FileInfo, error) {
+	if IsImage(root) {
+		var fi fs.FileInfo
+		err := withImage(root, func(im *Image) (err error) { fi, err = im.Stat(p); return err })
+		return fi, err
+	}
 	h, err := inroot.OpenPath(root, p, unix.O_PATH)
 	if err != nil {
 		return nil, err
@@ -43,20 +55,30 @@ func StatInTree(root, p string) (fs.FileInfo, error) {
 	return h.Stat()
 }
 
-// OSName returns a one-line description of the OS a tree holds, from
-// os-release, redhat-release or debian_version, or "" if none says.
+// OSName returns a one-line description of the OS a tree (directory or
+// image) holds, from os-release, redhat-release or debian_version, or "" if
+// none says.
 func OSName(root string) string {
+	if IsImage(root) {
+		var name string
+		withImage(root, func(im *Image) error { name = osName(im.ReadFile); return nil })
+		return name
+	}
+	return osName(func(p string) ([]byte, error) { return ReadInTree(root, p) })
+}
+
+func osName(read func(p string) ([]byte, error)) string {
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		if data, err := ReadInTree(root, p); err == nil {
+		if data, err := read(p); err == nil {
 			if name := osReleaseName(string(data)); name != "" {
 				return name
 			}
 		}
 	}
-	if data, err := ReadInTree(root, "/etc/redhat-release"); err == nil {
+	if data, err := read("/etc/redhat-release"); err == nil {
 		return strings.TrimSpace(firstLine(string(data)))
 	}
-	if data, err := ReadInTree(root, "/etc/debian_version"); err == nil {
+	if data, err := read("/etc/debian_version"); err == nil {
 		return "Debian " + strings.TrimSpace(firstLine(string(data)))
 	}
 	return ""
@@ -80,8 +102,9 @@ func osReleaseName(content string) string {
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
 // Problem returns why a tree cannot be used, or nil: its path must be a
-// directory with a /bin/sh (the least a login shell or `sh -c` job needs).
-// hostPrefix is where the host's root is seen from here ("" on the host).
+// directory, or a squashfs image, with a /bin/sh (the least a login shell
+// or `sh -c` job needs). hostPrefix is where the host's root is seen from
+// here ("" on the host).
 func Problem(t *Tree, hostPrefix string) error {
 	if t.Host {
 		return nil
@@ -92,7 +115,17 @@ func Problem(t *Tree, hostPrefix string) error {
 		return fmt.Errorf("tree %s: %w", t.Name, err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("tree %s: %s is not a directory", t.Name, t.Path)
+		err := withImage(root, func(im *Image) error {
+			_, err := im.Stat("/bin/sh")
+			return err
+		})
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("tree %s: no /bin/sh in image %s", t.Name, t.Path)
+		case err != nil:
+			return fmt.Errorf("tree %s: %w", t.Name, err)
+		}
+		return nil
 	}
 	if _, err := StatInTree(root, "/bin/sh"); err != nil {
 		return fmt.Errorf("tree %s: no /bin/sh in %s: %w", t.Name, t.Path, errors.Unwrap(err))
@@ -117,9 +150,13 @@ type Entry struct {
 	Target string // for symlinks
 }
 
-// Entries lists the top level of a tree without following links. Entries
-// that are neither directories, regular files nor links are left out.
+// Entries lists the top level of a tree (directory or image) without
+// following links. Entries that are neither directories, regular files nor
+// links are left out.
 func Entries(root string) ([]Entry, error) {
+	if IsImage(root) {
+		return ImageEntries(root)
+	}
 	des, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("listing tree %s: %w", root, err)

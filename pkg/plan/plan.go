@@ -43,6 +43,12 @@ type ViewRequest struct {
 	// HostPrefix is where the host's root is seen from the caller: "" on
 	// the host, HostDir inside a view. Every host path is taken below it.
 	HostPrefix string
+	// Image is set when the tree is a squashfs image file: the view mounts
+	// it on ImageDir and binds its entries from there. Entries may then be
+	// left out and listed by ListEntries when the view is built (a cached
+	// view's key covers the image's identity instead: see View).
+	Image       *ostree.ImageID
+	ListEntries func() ([]ostree.Entry, error)
 }
 
 // Request is everything a plan depends on: the view, and the caller and
@@ -71,10 +77,13 @@ const (
 	// ViewDir is the empty directory a view is assembled on when chos is
 	// started from inside another view.
 	ViewDir = "/.chos/view"
+	// ImageDir is where the view of an image tree mounts the image.
+	ImageDir = "/.chos/image"
 )
 
 // Why of the steps the cache key stamps by device and inode.
 const (
+	WhyImage    = "image tree"
 	WhyTree     = "tree"
 	WhyIdentity = "identity"
 	WhySelf     = "chos itself"
@@ -128,6 +137,21 @@ func View(r ViewRequest) nsroot.View {
 	switch {
 	case !t.Host:
 		v.Mounts = mounts(r, t)
+		if r.Image != nil && r.Entries == nil && r.ListEntries != nil {
+			// Listing an image's entries reads the image: left to the
+			// launches that build the view. Keys are computed before.
+			list := r.ListEntries
+			v.Complete = func(v *nsroot.View) error {
+				entries, err := list()
+				if err != nil {
+					return err
+				}
+				full := r
+				full.Entries, full.ListEntries = entries, nil
+				v.Mounts = mounts(full, t)
+				return nil
+			}
+		}
 	case r.HostPrefix != "":
 		// Back to the host from inside a view: its root is the host's.
 		v.Host = false
@@ -185,19 +209,30 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 		Op: nsroot.OpBind, Source: host("/"), Target: HostDir, Recursive: true, NoSuid: true,
 		Why: "host root, for switching trees",
 	}}
+	// An entry of the tree: on the host, or inside the mounted image.
+	entry := nsroot.Mount{Source: host(t.Path)}
+	if r.Image != nil {
+		ms = append(ms, nsroot.Mount{
+			Op: nsroot.OpImage, Source: host(t.Path), Target: ImageDir, ReadOnly: true,
+			NoSuid: !t.AllowSetuid, NoDev: true, HostRoot: r.HostPrefix, Why: WhyImage,
+		})
+		entry = nsroot.Mount{Source: ImageDir, InView: true}
+	}
 	for _, e := range r.Entries {
 		if covered[e.Name] {
 			continue
 		}
 		target := "/" + e.Name
+		src := entry
+		src.Source = path.Join(entry.Source, e.Name)
 		switch {
 		case e.Name == "etc" && e.Kind == ostree.Dir:
-			ms = append(ms, etcOverlay(t, binds, host)...)
+			ms = append(ms, etcOverlay(t, src, binds, host)...)
 		case e.Kind == ostree.Symlink:
 			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: e.Target, Target: target, Why: WhyTree})
 		default:
 			ms = append(ms, nsroot.Mount{
-				Op: nsroot.OpBind, Source: host(path.Join(t.Path, e.Name)), Target: target,
+				Op: nsroot.OpBind, Source: src.Source, InView: src.InView, Target: target,
 				Recursive: e.Kind == ostree.Dir, ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true,
 				NoFollow: true, Why: WhyTree,
 			})
@@ -251,7 +286,7 @@ var PathSnippets = map[string]string{
 // etcOverlay shows the tree's /etc with what the view adds on top: the
 // PATH snippets, and mount points for the identity files and host binds
 // below /etc that the tree lacks (a minimal Debian has no /etc/hosts).
-func etcOverlay(t *ostree.Tree, binds []config.Bind, host func(string) string) []nsroot.Mount {
+func etcOverlay(t *ostree.Tree, etc nsroot.Mount, binds []config.Bind, host func(string) string) []nsroot.Mount {
 	var ms []nsroot.Mount
 	names := make([]string, 0, len(PathSnippets))
 	for n := range PathSnippets {
@@ -261,7 +296,7 @@ func etcOverlay(t *ostree.Tree, binds []config.Bind, host func(string) string) [
 	for _, n := range names {
 		ms = append(ms, nsroot.Mount{Op: nsroot.OpFile, Source: PathSnippets[n], Target: path.Join(AddedDir, n), Why: "chos on PATH in login shells"})
 	}
-	ov := nsroot.Mount{Op: nsroot.OpOverlay, Source: host(path.Join(t.Path, "etc")), Added: AddedDir, Target: "/etc",
+	ov := nsroot.Mount{Op: nsroot.OpOverlay, Source: etc.Source, InView: etc.InView, Added: AddedDir, Target: "/etc",
 		ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true, Why: WhyTree}
 	for _, f := range t.Identity {
 		if strings.HasPrefix(f, "/etc/") {
@@ -438,7 +473,9 @@ func contains(list []string, s string) bool {
 // every setup step, and the device and inode of what the stamps name (the
 // tree, its top-level entries, identity files, chos itself). A cached
 // namespace is only ever entered under its own key, so any change makes the
-// next launch build a new one.
+// next launch build a new one. For an image tree, v is the view before
+// Finish: the image's identity (ostree.ImageID.Stamp, among the stamps)
+// stands for the entries listed from it.
 func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%s\x00%s\x00", configDigest, v.Tree, v.TreePath, v.Root)
@@ -449,8 +486,9 @@ func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
 		for _, pr := range m.Provide {
 			h.Write([]byte(pr.Path + "\x00" + pr.Source + "\x00"))
 		}
-		flags := []bool{m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional}
-		var bits [6]byte
+		h.Write([]byte(m.HostRoot + "\x00"))
+		flags := []bool{m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional, m.InView}
+		var bits [7]byte
 		for i, f := range flags {
 			bits[i] = '0'
 			if f {
