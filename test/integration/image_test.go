@@ -177,7 +177,7 @@ func TestImageTreeIsListedAndCheckedWithTheOSInsideIt(t *testing.T) {
 	wantLinesStarting(t, r, "ok   loop devices: ", "ok   squashfs: ", "ok   squashfuse: /usr/bin/squashfuse_ll", "ok   loop devices held: img: loop",
 		"ok   tree img: "+img+": Chos Image "+id,
 		"ok   tree img image: "+img+": a squashfs image, root's and only root's to change; mounted: loop")
-	if !strings.Contains(r.stdout, "cached view "+filepath.Join(h.cacheDir, "ns", "img.")) {
+	if !strings.Contains(r.stdout, "cached view "+filepath.Join(hostCacheDir(t), "img.")) {
 		t.Errorf("chos check does not name the cached view the image is mounted in:\n%s", r)
 	}
 	r = chos(t, "check", "plain")
