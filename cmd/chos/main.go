@@ -53,7 +53,7 @@ func run(args []string) int {
 	// for root, honoured), never silently ignored.
 	st.configFlag = os.Getenv("CHOS_CONFIG")
 	// vsys form: invoked as a link named after a tree (rh73 -> chos).
-	if prog != "chos" {
+	if !isChosName(prog) {
 		if len(args) == 1 || (len(args) == 2 && args[1] == "-sh") {
 			return st.launch(prog, nil, true)
 		}
@@ -74,6 +74,15 @@ func run(args []string) int {
 		return st.launch("", args[1:], false)
 	}
 	return report(app.Run(args))
+}
+
+// isChosName says whether a program name is chos's own rather than a
+// tree's (vsys form): "chos", or "chos" followed by '-', '.' or '_' and
+// anything (chos-1.2, chos.static, chos_debug). Every other name, "chosen"
+// included, is a tree name.
+func isChosName(prog string) bool {
+	rest, ok := strings.CutPrefix(prog, "chos")
+	return ok && (rest == "" || strings.ContainsRune("-._", rune(rest[0])))
 }
 
 // report prints an error as one line and returns the exit status.
