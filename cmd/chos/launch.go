@@ -304,7 +304,7 @@ func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) 
 	}
 	t := sel.Tree
 	if (len(t.Users) > 0 || len(t.Groups) > 0) && !t.Allows(st.uid, who.Name, groupKeys(append([]int{who.GID}, who.Groups...))) {
-		return sel, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
+		return sel, fmt.Errorf("you may not use tree %s (restricted to users %v, groups %v by %s)", t.Name, t.Users, t.Groups, positions(t.AccessRules()))
 	}
 	return sel, nil
 }
