@@ -39,6 +39,7 @@ type state struct {
 	fresh bool
 	// acct is the caller's passwd entry, read once (see account).
 	acct *passwdEntry
+	adm  adminState // what the audit line and the cache collection need
 }
 
 func newState() *state {
@@ -153,13 +154,15 @@ func (st *state) catalog() (*ostree.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.adm.cfg = set
 	if st.userns {
 		// Personal trees only ever run with the user's own rights.
 		if set.Personal, err = config.LoadPersonal(st.personalPath()); err != nil {
 			return nil, err
 		}
 	}
-	return ostree.NewCatalog(set)
+	st.adm.cat, err = ostree.NewCatalog(set)
+	return st.adm.cat, err
 }
 
 // account is the caller's name, home and shell: from the host's passwd,
@@ -215,9 +218,11 @@ func (st *state) explainPersonal(err error) error {
 func (st *state) launch(name string, argv []string, login bool) int {
 	p, err := st.prepare(name, argv, login)
 	if err != nil {
+		st.auditRefusal(name, argv, login, err)
 		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
 		return statusFailed
 	}
+	st.atLaunch(p, login)
 	if st.verbose || login {
 		for _, n := range p.Notes {
 			fmt.Fprintln(os.Stderr, "chos: warning: "+n)
@@ -249,6 +254,7 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 		return nil, err
 	}
 	sel, err := st.choose(cat, ostree.Inputs{Argument: name, Env: os.Getenv("CHOS")}, who)
+	st.adm.selected = sel
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,7 @@ func run(args []string) int {
 	st.configFlag = os.Getenv("CHOS_CONFIG")
 	// vsys form: invoked as a link named after a tree (rh73 -> chos).
 	if !isChosName(prog) {
+		st.adm.via = "vsys"
 		if len(args) == 1 || (len(args) == 2 && args[1] == "-sh") {
 			return st.launch(prog, nil, true)
 		}
@@ -71,6 +72,7 @@ func run(args []string) int {
 	app := st.app()
 	app.Setup() // adds the help command, which the legacy form must not take either
 	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
+		st.adm.via = "legacy"
 		return st.launch("", args[1:], false)
 	}
 	return report(app.Run(args))

@@ -78,6 +78,7 @@ func prepareCommand(st *state) *cli.Command {
 func (st *state) cmdPrepare(c *cli.Context) error {
 	r := &reply{}
 	err := st.prepareFor(c, r)
+	st.auditPrepare(c, r, err)
 	if err != nil {
 		r.lines = nil
 		r.ns = nil
@@ -147,6 +148,7 @@ func (st *state) prepareFor(c *cli.Context, r *reply) error {
 		in = ostree.Inputs{Argument: c.String("tree"), Env: c.String("env-chos"), Plugin: c.String("default"), Batch: true}
 	}
 	sel, err := st.choose(cat, in, who)
+	st.adm.selected = sel
 	if err != nil {
 		return err
 	}
