@@ -225,6 +225,7 @@ func (st *state) app() *cli.App {
 				ArgsUsage: "[NAME] [-- CMD [ARGS...]]",
 				Action:    st.cmdPlan,
 			},
+			configCommand(st),
 			prepareCommand(st),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
