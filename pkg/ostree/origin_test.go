@@ -12,7 +12,9 @@ func TestSettingsNameTheLinesTheyComeFrom(t *testing.T) {
 		"%TREE el7\ndescription = first\nsetuid = deny\nusers = alice\n",
 		"%TREE default\ndescription = second\nsetuid = allow\ngroups = climate\nusers = bob\n")
 	el7, _ := c.Lookup("el7")
-	at := func(file string, line int) config.Position { return config.Position{File: "/etc/chos.d/" + file, Line: line} }
+	at := func(file string, line int) config.Position {
+		return config.Position{File: "/etc/chos.d/" + file, Line: line}
+	}
 	want := []Setting{
 		{"description", "second", []config.Position{at("c", 2)}},
 		{"identity", "/etc/passwd /etc/group /etc/hosts /etc/resolv.conf /etc/localtime", nil}, // the default

@@ -365,4 +365,3 @@ func fillSocket(t testing.TB, path string) {
 		t.Fatalf("control: a blocking send to the full %s returned %v after %v; want it to wait out its 300 ms timeout", path, err, time.Since(start))
 	}
 }
-
