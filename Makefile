@@ -33,6 +33,12 @@ DOCDIR  = $(PREFIX)/share/doc/chos
 # The login profile hooks, for the admin to link into /etc/profile.d (sh) and
 # /etc/profile.d or /etc/csh/login.d (csh).
 HOOKDIR = $(PREFIX)/share/chos/profile.d
+# Shell completion, where each shell looks for it under PREFIX (Debian's zsh
+# reads /usr/share/zsh/vendor-completions instead of PREFIX=/usr's
+# site-functions; fish reads PREFIX=/usr/local's only through XDG_DATA_DIRS).
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
 # The modules go where the system keeps its own, so that PAM configuration
 # and plugstack.conf name them as they name any other: the directory of
@@ -131,6 +137,10 @@ endif
 		sed 's|/usr/local/bin/chos # make install|$(BINDIR)/chos # make install|' etc/profile.d/$$f >$(DESTDIR)$(HOOKDIR)/$$f; \
 		chmod 0644 $(DESTDIR)$(HOOKDIR)/$$f; \
 	done
+	umask 022 && install -d -m 0755 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 etc/completion/chos.bash $(DESTDIR)$(BASHCOMPDIR)/chos
+	install -m 0644 etc/completion/_chos $(DESTDIR)$(ZSHCOMPDIR)/_chos
+	install -m 0644 etc/completion/chos.fish $(DESTDIR)$(FISHCOMPDIR)/chos.fish
 	umask 022 && install -d -m 0755 $(DESTDIR)$(DOCDIR)
 	install -m 0644 etc/chos.example $(DESTDIR)$(DOCDIR)/chos.example
 	umask 022 && install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/chos.d
@@ -149,6 +159,7 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_chos.8
 	rm -f $(DESTDIR)$(PAMDIR)/pam_chos.so
 	rm -f $(DESTDIR)$(HOOKDIR)/chos.sh $(DESTDIR)$(HOOKDIR)/chos.csh
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/chos $(DESTDIR)$(ZSHCOMPDIR)/_chos $(DESTDIR)$(FISHCOMPDIR)/chos.fish
 	-rmdir $(DESTDIR)$(HOOKDIR) $(DESTDIR)$(PREFIX)/share/chos 2>/dev/null
 	rm -f $(DESTDIR)$(DOCDIR)/chos.example
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null

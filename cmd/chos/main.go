@@ -227,6 +227,7 @@ func (st *state) app() *cli.App {
 			},
 			configCommand(st),
 			prepareCommand(st),
+			completeCommand(st),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return fail(statusUsage, err)
