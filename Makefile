@@ -8,6 +8,8 @@
 #   make test-trees      as root: build (once per machine) the Debian tree the tests share
 #   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
 #   make bench           as root on Debian/Ubuntu: benchmark against bwrap & co, write docs/PERFORMANCE.md
+#   make deb             Debian packages chos, libpam-chos, slurm-chos-plugin in build/deb
+#   make rpm             RPM packages chos, chos-pam, chos-slurm (chos.spec) in build/rpm/RPMS
 #
 # The configuration directory and the view directory are compiled into the
 # binary: SYSCONFDIR (config is $(SYSCONFDIR)/chos) and CHOSROOT. The PAM
@@ -62,7 +64,7 @@ VERSION := 0.1.0-dev
 endif
 
 BUILDPKG = github.com/chos-hpc/chos/pkg/build
-LDFLAGS  = -s -w \
+GO_LDFLAGS = -s -w \
 	-X $(BUILDPKG).Version=$(VERSION) \
 	-X $(BUILDPKG).SysconfDir=$(SYSCONFDIR) \
 	-X $(BUILDPKG).ChosRoot=$(CHOSROOT) \
@@ -75,7 +77,7 @@ FUZZPKG   ?= ./pkg/config
 # output of the integration tests is also kept here
 TESTLOG   ?= test-integration.log
 
-.PHONY: all build bin/chos pam spank modules-note install uninstall test test-trees fuzz bench demo clean
+.PHONY: all build bin/chos pam spank modules-note install uninstall test test-trees fuzz bench demo clean deb rpm
 
 all: build
 
@@ -85,12 +87,14 @@ build: bin/chos $(MODULES) modules-note
 # SYSCONFDIR/CHOSROOT/VERSION always reaches the binary.
 bin/chos:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o bin/chos ./cmd/chos
+	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "$(GO_LDFLAGS)" -o bin/chos ./cmd/chos
 
 # The C shims (PAM module, SPANK plugin): phony for the same reason, as
 # $(BINDIR) is compiled in. The SPANK plugin runs only with the Slurm
 # release whose headers it was built with.
-MODULE_CC = $(CC) $(CFLAGS) -shared -fPIC -Wall -Wextra -Werror -DCHOS_PATH='"$(BINDIR)/chos"'
+# (CPPFLAGS, CFLAGS and LDFLAGS from the environment: a distribution's
+# hardening flags, as dpkg-buildflags and %optflags give them)
+MODULE_CC = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -shared -fPIC -Wall -Wextra -Werror -DCHOS_PATH='"$(BINDIR)/chos"'
 
 pam:
 	@if [ ! -f $(PAM_H) ]; then echo "make pam: $(PAM_H) not found: install libpam0g-dev (Debian) or pam-devel (RHEL)" >&2; exit 1; fi
@@ -207,6 +211,33 @@ demo:
 	fi
 	GO="$(GO)" bash scripts/demo.sh
 
+# Packages are built from a copy of the working tree (what git would not
+# track left out), with the Go toolchain and caches of this make.
+PKG_VERSION := 0.1.0
+PKG_SOURCES = tar -c --exclude=./.git --exclude=./build --exclude=./bin --exclude=./$(TESTLOG) .
+GO_ENV = GO="$$(command -v $(GO))" GOCACHE="$$($(GO) env GOCACHE)" GOMODCACHE="$$($(GO) env GOMODCACHE)" GOTOOLCHAIN=local
+
+# Debian: debian/ (debhelper, dpkg-dev). -d: Go >= 1.22 comes from PATH, not
+# from a Debian package. noddebs: no -dbgsym packages.
+deb:
+	rm -rf build/deb && mkdir -p build/deb/chos-$(PKG_VERSION)
+	$(PKG_SOURCES) | tar -x -C build/deb/chos-$(PKG_VERSION)
+	cd build/deb/chos-$(PKG_VERSION) && $(GO_ENV) VERSION="$(VERSION)" DEB_BUILD_OPTIONS="noddebs $(DEB_BUILD_OPTIONS)" \
+		dpkg-buildpackage -b -us -uc -d
+	@ls -1 build/deb/*.deb
+
+# RPM: chos.spec. --nodeps: its BuildRequires name EL packages, which a
+# Debian machine's rpm database does not know.
+rpm:
+	rm -rf build/rpm && mkdir -p build/rpm/SOURCES
+	$(PKG_SOURCES) --transform 's,^\.,chos-$(PKG_VERSION),' | gzip >build/rpm/SOURCES/chos-$(PKG_VERSION).tar.gz
+	N=$$(sed -n 's/^#define SLURM_VERSION_NUMBER //p' $(dir $(SPANK_H))slurm_version.h 2>/dev/null); \
+	if [ -n "$$N" ]; then SLURM=$$((N >> 16)).$$(printf %02d $$(((N >> 8) & 255))); NEXT=$$((N >> 16)).$$(printf %02d $$((((N >> 8) & 255) + 1))); fi; \
+	$(GO_ENV) rpmbuild -bb --nodeps --define "_topdir $(CURDIR)/build/rpm" \
+		--define "chos_version $(PKG_VERSION)" --define "chos_gitversion $(VERSION)" --define "go_cmd $$(command -v $(GO))" \
+		$${SLURM:+--define "slurm_version $$SLURM" --define "slurm_next $$NEXT"} chos.spec
+	@find build/rpm/RPMS -name '*.rpm'
+
 clean:
-	rm -rf bin
+	rm -rf bin build
 	rm -f $(TESTLOG)
