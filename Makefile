@@ -64,7 +64,11 @@ VERSION := 0.1.0-dev
 endif
 
 BUILDPKG = github.com/chos-hpc/chos/pkg/build
-GO_LDFLAGS = -s -w \
+# chos_linkname: chos reads the signal dispositions and mask it was started
+# with from the Go runtime, which the linker allows with -checklinkname=0
+# (pkg/nsroot/startsig_linkname_linux.go).
+GOTAGS   = urfave_cli_no_docs,chos_linkname
+GO_LDFLAGS = -s -w -checklinkname=0 \
 	-X $(BUILDPKG).Version=$(VERSION) \
 	-X $(BUILDPKG).SysconfDir=$(SYSCONFDIR) \
 	-X $(BUILDPKG).ChosRoot=$(CHOSROOT) \
@@ -87,7 +91,7 @@ build: bin/chos $(MODULES) modules-note
 # SYSCONFDIR/CHOSROOT/VERSION always reaches the binary.
 bin/chos:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags "$(GO_LDFLAGS)" -o bin/chos ./cmd/chos
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(GOTAGS) -ldflags "$(GO_LDFLAGS)" -o bin/chos ./cmd/chos
 
 # The C shims (PAM module, SPANK plugin): phony for the same reason, as
 # $(BINDIR) is compiled in. The SPANK plugin runs only with the Slurm
@@ -172,6 +176,7 @@ uninstall:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./pkg/... ./cmd/...
+	$(GO) test -count=1 -tags $(GOTAGS) -ldflags=-checklinkname=0 ./pkg/nsroot
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./pkg/config
 	$(GO) test -count=1 -p 1 -timeout 30m -v ./test/integration/... 2>&1 | tee $(TESTLOG)
 

@@ -49,8 +49,12 @@ func (st *state) logger(inView bool) *audit.Logger {
 
 // event is what every audit line of this process says of the caller.
 func (st *state) event(login bool) audit.Event {
-	e := audit.Event{UID: st.uid, User: st.account().name, Via: st.adm.via,
-		Selected: sources[st.adm.selected.Source], Mode: "setuid"}
+	e := audit.Event{UID: st.uid, Via: st.adm.via, Selected: sources[st.adm.selected.Source], Mode: "setuid"}
+	if st.acct != nil {
+		// Only a name already looked up: the audit line never waits for
+		// the name service (a refusal may come before any lookup).
+		e.User = st.acct.Name
+	}
 	if st.mode != nsroot.Privileged {
 		e.Mode = "userns"
 	}

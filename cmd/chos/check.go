@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/chos-hpc/chos/pkg/audit"
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/identity"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -46,6 +48,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 	checkBinary(k, st.userns)
 	checkKernel(k, st.userns)
 	checkRoot(k, st.viewRoot(), st.userns)
+	gids := st.checkIdentity(k)
 
 	cat := st.checkConfig(k)
 	if cat != nil {
@@ -59,9 +62,11 @@ func (st *state) cmdCheck(c *cli.Context) error {
 		}
 		for _, t := range trees {
 			st.checkTree(k, cat, t)
+			st.checkNames(k, t, gids)
 		}
 		st.checkCache(k, cat)
 	}
+	st.checkLogins(k)
 	if k.failed {
 		return &exitError{status: statusCheckFailed}
 	}
@@ -99,6 +104,11 @@ func checkBinary(k *checker, userns bool) {
 		k.ok("mode", "userns: each launch enters a user namespace of your own (supplementary groups show as nogroup, other users' files as nobody, setuid tools do not work inside; personal trees are available)")
 	} else {
 		k.ok("mode", "setuid: the command runs with your uid, gid and groups, exactly")
+	}
+	if nsroot.StartSignalsKnown {
+		k.ok("signals", "commands keep the signals their caller ignored or blocked")
+	} else {
+		k.warn("signals", "this chos was not built by make (build tag chos_linkname): of the signals a caller ignored or blocked, commands keep only those the Go runtime leaves alone (README: What the command keeps)")
 	}
 }
 
@@ -218,6 +228,61 @@ func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 		if err := trust.CheckParents(st.hostPath(f)); trust.IsUntrusted(err) {
 			k.warn(what+" identity", "%v: the setuid chos does not bind it", err)
 		}
+	}
+}
+
+// checkIdentity says who the caller is and which name service said so; it
+// returns the caller's gids (primary first).
+func (st *state) checkIdentity(k *checker) []int {
+	groups, err := st.userGroups()
+	if err != nil {
+		k.fail("identity", "%v", err)
+		return nil
+	}
+	gids := append([]int{st.gid}, groups...)
+	desc, err := st.describeIdentity(gids)
+	if err != nil {
+		k.fail("identity", "%v", err)
+		return gids
+	}
+	k.ok("identity", "%s", desc)
+	return gids
+}
+
+// checkNames says whether the caller and their groups resolve by name
+// inside tree t: through the view's files, with or without an identity
+// layer, as long as the tree's name service reads the files.
+func (st *state) checkNames(k *checker, t *ostree.Tree, gids []int) {
+	if t.Host || ostree.Problem(t, st.hostPrefix) != nil {
+		return
+	}
+	what := "tree " + t.Name + " names"
+	var conf []byte
+	st.asCaller(func() error {
+		conf, _ = ostree.ReadInTree(st.hostPath(t.Path), "/etc/nsswitch.conf")
+		return nil
+	})
+	if slices.Contains(t.Identity, "/etc/nsswitch.conf") {
+		conf, _ = readSmall(st.hostPath("/etc/nsswitch.conf"))
+	}
+	for _, db := range []string{"passwd", "group"} {
+		if !identity.ListsFiles(conf, db) {
+			k.warn(what, "the tree's nsswitch.conf does not read the files for %s: users and groups the view adds are not found there; list `files` first in its %s line, or bind the host's with `identity = ... /etc/nsswitch.conf`", db, db)
+		}
+	}
+	u, err := st.account()
+	if err != nil {
+		k.fail(what, "%v", err)
+		return
+	}
+	id, err := st.identityLayer(t, u, gids)
+	switch {
+	case err != nil:
+		k.fail(what, "%v", err)
+	case id == nil:
+		k.ok(what, "the view's /etc/passwd and /etc/group name you and all your groups")
+	default:
+		k.ok(what, "your launches add your entry to the view's files (%d passwd and %d group lines, for you alone)", len(id.Passwd), len(id.Group))
 	}
 }
 

@@ -19,9 +19,13 @@ import (
 // dotfile is the caller's ~/.chos, in passwd's home directory as the
 // original pam_chos used it ($HOME only when passwd does not know the user).
 func (st *state) dotfile() (string, error) {
-	home := st.account().home
+	u, err := st.account()
+	if err != nil {
+		return "", fmt.Errorf("finding your home directory: %w", err)
+	}
+	home := u.Home
 	if home == "" {
-		return "", fmt.Errorf("cannot find your home directory (not in /etc/passwd and $HOME unset)")
+		return "", fmt.Errorf("cannot find your home directory (uid %d is unknown to the name service and $HOME is unset)", st.uid)
 	}
 	return filepath.Join(home, ".chos"), nil
 }
@@ -182,6 +186,11 @@ func (st *state) cmdList(c *cli.Context) error {
 		fmt.Fprintf(w, "%s %s\t%s\t%s\t%s\t%s\n", mark, i.Name, strings.Join(i.Aliases, ","), i.Path, orDash(i.OS), status)
 	}
 	fmt.Fprintln(w, "(> marks the tree this shell runs in)")
+	if groups, err := st.userGroups(); err == nil {
+		if desc, err := st.describeIdentity(append([]int{st.gid}, groups...)); err == nil {
+			fmt.Fprintln(w, "("+desc+")")
+		}
+	}
 	return w.Flush()
 }
 

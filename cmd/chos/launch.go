@@ -6,13 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/identity"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -29,7 +29,7 @@ type state struct {
 	uid, gid int // the caller's real ids (or, for `chos prepare`, the user's)
 	// groups are the caller's supplementary groups, from the kernel (or,
 	// for `chos prepare`, as root passed them); read by userGroups.
-	groups []int
+	groups     []int
 	configFlag string
 	verbose    bool
 	// hostPrefix is where the host's root is seen: "" on the host,
@@ -37,9 +37,12 @@ type state struct {
 	hostPrefix string
 	// fresh launches in a private namespace, not the cached one.
 	fresh bool
-	// acct is the caller's passwd entry, read once (see account).
-	acct *passwdEntry
-	adm  adminState // what the audit line and the cache collection need
+	// acct is the caller's passwd entry, looked up once (see account).
+	acct    *identity.User
+	acctErr error
+	// resolver is the name service (see names).
+	resolver *identity.Resolver
+	adm      adminState // what the audit line and the cache collection need
 }
 
 func newState() *state {
@@ -165,26 +168,14 @@ func (st *state) catalog() (*ostree.Catalog, error) {
 	return st.adm.cat, err
 }
 
-// account is the caller's name, home and shell: from the host's passwd,
-// with $HOME and $SHELL only where passwd does not say (they are the
-// caller's own lookup keys, never used to decide access).
-func (st *state) account() passwdEntry {
-	if st.acct == nil {
-		pw, _ := lookupPasswd("/etc/passwd", st.uid)
-		if pw.home == "" {
-			pw.home = os.Getenv("HOME")
-		}
-		if pw.shell == "" {
-			pw.shell = os.Getenv("SHELL")
-		}
-		st.acct = &pw
-	}
-	return *st.acct
-}
-
 // personalPath is the caller's file of personal trees.
 func (st *state) personalPath() string {
-	return config.PersonalPath(st.account().home, os.Getenv("XDG_CONFIG_HOME"))
+	u, _ := st.account()
+	home := u.Home
+	if home == "" {
+		home = os.Getenv("HOME") // (personal trees are read with the user's own rights)
+	}
+	return config.PersonalPath(home, os.Getenv("XDG_CONFIG_HOME"))
 }
 
 // explainPersonal turns "unknown tree" into a clearer refusal when the name
@@ -222,6 +213,12 @@ func (st *state) launch(name string, argv []string, login bool) int {
 		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
 		return statusFailed
 	}
+	return st.launchPlan(p, login)
+}
+
+// launchPlan runs a plan (notes shown for login shells) and returns only
+// on failure, with the exit status to use.
+func (st *state) launchPlan(p *nsroot.Plan, login bool) int {
 	st.atLaunch(p, login)
 	if st.verbose || login {
 		for _, n := range p.Notes {
@@ -254,12 +251,15 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 		return nil, err
 	}
 	sel, err := st.choose(cat, ostree.Inputs{Argument: name, Env: os.Getenv("CHOS")}, who)
-	st.adm.selected = sel
 	if err != nil {
 		return nil, err
 	}
-	t := sel.Tree
+	return st.planFor(cat, who, sel.Tree, argv, login)
+}
 
+// planFor computes the plan of a launch of argv (or the login shell) in
+// tree t, selected for who.
+func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, argv []string, login bool) (*nsroot.Plan, error) {
 	vr, err := st.viewRequest(cat, t)
 	if err != nil {
 		return nil, err
@@ -290,9 +290,18 @@ func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, 
 	if err != nil {
 		return nil, err
 	}
+	u, _ := st.account() // (caller() returned its error)
+	if p.Identity, err = st.identityLayer(t, u, append([]int{who.GID}, who.Groups...)); err != nil {
+		return nil, fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
+	}
 	p.Verbose = st.verbose
 	if !st.fresh {
 		p.Cache = st.cacheFor(cat, t, &p.View)
+	}
+	if plan.DirShowsHost(&p.View, st.hostPrefix, p.Dir) {
+		if p.DirID, err = nsroot.CwdID(); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -305,11 +314,16 @@ func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) 
 		in.Dotfile = st.readDotfile(who.Home)
 	}
 	sel, err := cat.Select(in)
+	st.adm.selected = sel // (for the audit line, also of a refusal)
 	if err != nil {
 		return sel, st.explainPersonal(err)
 	}
 	t := sel.Tree
-	if (len(t.Users) > 0 || len(t.Groups) > 0) && !t.Allows(st.uid, who.Name, groupKeys(append([]int{who.GID}, who.Groups...))) {
+	ok, err := st.allows(t, who.Name, append([]int{who.GID}, who.Groups...))
+	if err != nil {
+		return sel, fmt.Errorf("checking who may use tree %s: %w", t.Name, err)
+	}
+	if !ok {
 		return sel, fmt.Errorf("you may not use tree %s (restricted to users %v, groups %v by %s)", t.Name, t.Users, t.Groups, positions(t.AccessRules()))
 	}
 	return sel, nil
@@ -388,23 +402,12 @@ func (st *state) caller() (plan.Caller, error) {
 	if c.Cwd, err = unix.Getwd(); err != nil {
 		return c, fmt.Errorf("reading the working directory: %w", err)
 	}
-	pw := st.account()
-	c.Name, c.Home, c.Shell = pw.name, pw.home, pw.shell
-	return c, nil
-}
-
-// groupKeys names the caller's groups for a `groups =` list: by name from
-// /etc/group and by number.
-func groupKeys(gids []int) []string {
-	names := groupNames("/etc/group")
-	keys := make([]string, 0, 2*len(gids))
-	for _, g := range gids {
-		keys = append(keys, strconv.Itoa(g))
-		if n, ok := names[g]; ok {
-			keys = append(keys, n)
-		}
+	u, err := st.account()
+	if err != nil {
+		return c, err
 	}
-	return keys
+	c.Name, c.Home, c.Shell = u.Name, u.Home, u.Shell
+	return c, nil
 }
 
 // callerEnv is the environment chos was started with. Go's runtime, in a
@@ -415,11 +418,9 @@ func callerEnv() []string {
 	if err != nil {
 		return os.Environ()
 	}
-	var env []string
-	for _, kv := range strings.Split(string(data), "\x00") {
-		if kv != "" {
-			env = append(env, kv)
-		}
+	if len(data) == 0 {
+		return nil
 	}
-	return env
+	// Every entry, empty ones too: a NUL ends each.
+	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
 }

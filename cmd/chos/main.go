@@ -31,13 +31,15 @@ func init() {
 }
 
 func main() {
+	// Before anything catches a signal: what the caller handed over.
+	nsroot.RecordStart()
 	os.Exit(run(os.Args))
 }
 
 func run(args []string) int {
 	switch {
 	case nsroot.IsUserNSChild(args):
-		return nsroot.RunUserNSChild()
+		return nsroot.RunUserNSChild(args)
 	case nsroot.IsViewBuilder(args):
 		return nsroot.RunViewBuilder()
 	}
@@ -225,6 +227,7 @@ func (st *state) app() *cli.App {
 				ArgsUsage: "[NAME] [-- CMD [ARGS...]]",
 				Action:    st.cmdPlan,
 			},
+			loginCommand(st),
 			configCommand(st),
 			prepareCommand(st),
 			completeCommand(st),

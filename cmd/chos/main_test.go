@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -33,18 +31,6 @@ func TestParseExecArgsNeverTakesCommandOptions(t *testing.T) {
 		if (err != nil) != c.err || name != c.name || !reflect.DeepEqual(argv, c.argv) || fresh != c.fresh {
 			t.Errorf("parseExecArgs(%q) = %q, %q, %v", c.args, name, argv, err)
 		}
-	}
-}
-
-func TestLookupPasswdReadsShellAndHome(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "passwd")
-	os.WriteFile(f, []byte("root:x:0:0:root:/root:/bin/bash\nalice:x:1000:100:Alice:/home/alice:/bin/tcsh\nbroken:x:1001\n"), 0o644)
-	pw, ok := lookupPasswd(f, 1000)
-	if !ok || pw != (passwdEntry{"alice", "/home/alice", "/bin/tcsh"}) {
-		t.Errorf("alice = %+v, %v", pw, ok)
-	}
-	if _, ok := lookupPasswd(f, 1001); ok {
-		t.Error("malformed line accepted")
 	}
 }
 

@@ -128,17 +128,28 @@ func (st *state) prepareFor(c *cli.Context, r *reply) error {
 	if err != nil {
 		return err
 	}
-	who := plan.Caller{UID: st.uid, GID: st.gid, Groups: st.groups, Name: c.String("user"), Cwd: "/"}
-	pw := st.account()
-	who.Home, who.Shell = pw.home, pw.shell
-	if who.Name == "" {
-		who.Name = pw.name
+	// The name root passed is trusted; home, shell and the name itself
+	// where none was passed come from the name service, as root sees it.
+	u, err := st.account()
+	if err != nil {
+		return err
 	}
+	if n := c.String("user"); n != "" && u.Name == "" {
+		u.Name = n
+	}
+	who := plan.Caller{UID: st.uid, GID: st.gid, Groups: st.groups, Name: u.Name, Home: u.Home, Shell: u.Shell, Cwd: "/"}
+	gids := append([]int{st.gid}, st.groups...)
 
 	var in ostree.Inputs
 	switch service {
 	case "pam":
-		if g := c.String("exempt-group"); g != "" && st.memberOf(g) {
+		exempt := false
+		if g := c.String("exempt-group"); g != "" {
+			if exempt, err = st.memberOf(g, gids); err != nil {
+				return fmt.Errorf("looking up the exempt group %s: %w", g, err)
+			}
+		}
+		if exempt {
 			r.set("tree", ostree.Local)
 			r.set("enter", "0")
 			return nil
@@ -148,7 +159,6 @@ func (st *state) prepareFor(c *cli.Context, r *reply) error {
 		in = ostree.Inputs{Argument: c.String("tree"), Env: c.String("env-chos"), Plugin: c.String("default"), Batch: true}
 	}
 	sel, err := st.choose(cat, in, who)
-	st.adm.selected = sel
 	if err != nil {
 		return err
 	}
@@ -197,7 +207,11 @@ func (st *state) prepareFor(c *cli.Context, r *reply) error {
 	if !st.fresh {
 		v.Cache = st.cacheFor(cat, t, &v)
 	}
-	if _, err := nsroot.EnterView(&v, nsroot.Privileged); err != nil {
+	id, err := st.identityLayer(t, u, gids)
+	if err != nil {
+		return fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
+	}
+	if _, err := nsroot.EnterView(&v, id, nsroot.Privileged); err != nil {
 		return fmt.Errorf("setting up tree %s: %w", t.Name, err)
 	}
 	if cwd := c.String("cwd"); service == "slurm" && cwd != "" {
@@ -224,23 +238,4 @@ func idFlag(c *cli.Context, name string) (int, error) {
 		return 0, fmt.Errorf("prepare: --%s %q is not a number", name, v)
 	}
 	return id, nil
-}
-
-// memberOf says whether the user has the group named g, by its gid in
-// /etc/group.
-func (st *state) memberOf(g string) bool {
-	for gid, name := range groupNames("/etc/group") {
-		if name != g {
-			continue
-		}
-		if gid == st.gid {
-			return true
-		}
-		for _, have := range st.groups {
-			if have == gid {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -186,7 +186,7 @@ func (s *Set) Audit() AuditConfig {
 // of its target are owned by root and not writable by group or others.
 func CheckRootOwned(path string) error {
 	if err := trust.CheckPath(path); err != nil {
-		return fmt.Errorf("refusing configuration %s: %w", path, err)
+		return fmt.Errorf("refusing configuration: %w", err)
 	}
 	return nil
 }

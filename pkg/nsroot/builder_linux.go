@@ -36,6 +36,13 @@ const (
 // keep a launch waiting forever.
 const builderTimeout = 5 * time.Minute
 
+// builderRequest is what a builder is asked to build: a view, and the
+// identity layer of one user on it (nil for none).
+type builderRequest struct {
+	View     View
+	Identity *Identity
+}
+
 type builderResult struct {
 	Notes   []string
 	Warning string
@@ -45,8 +52,8 @@ type builderResult struct {
 	Err     string
 }
 
-// runBuilder starts a builder for v and waits for its result.
-func runBuilder(v *View) (builderResult, error) {
+// runBuilder starts a builder for v (and id) and waits for its result.
+func runBuilder(v *View, id *Identity) (builderResult, error) {
 	var res builderResult
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -78,7 +85,7 @@ func runBuilder(v *View) (builderResult, error) {
 		return res, fmt.Errorf("starting the view builder: %w", err)
 	}
 	go func() {
-		gob.NewEncoder(inW).Encode(v)
+		gob.NewEncoder(inW).Encode(builderRequest{View: *v, Identity: id})
 		inW.Close()
 	}()
 	done := make(chan error, 1)
@@ -113,9 +120,10 @@ func RunViewBuilder() int {
 	// What is created in the cache has the modes chos chose, whatever
 	// umask the launching user had.
 	unix.Umask(0o022)
-	var v View
+	var req builderRequest
 	in := os.NewFile(builderInFD, "view")
-	err := gob.NewDecoder(in).Decode(&v)
+	err := gob.NewDecoder(in).Decode(&req)
+	v := req.View
 	in.Close()
 	out := os.NewFile(builderOutFD, "result")
 	var res builderResult
@@ -125,8 +133,8 @@ func RunViewBuilder() int {
 	case v.Cache == nil:
 		res.Err = "the view to build has no cache"
 	default:
-		if res, err = buildAndPublish(&v); err != nil {
-			res.Err = fmt.Sprintf("setting up tree %s: %v", v.Tree, err)
+		if res, err = buildAndPublish(&v, req.Identity); err != nil {
+			res.Err = err.Error()
 		}
 	}
 	// Written after the lock is released: a launcher that does not read

@@ -48,7 +48,7 @@ func fileStem(tree string) string {
 // The launching process itself never holds the cache's locks: its caller
 // can stop it (SIGSTOP) or block it on a full stderr, and must not be able
 // to stall other users' launches so (see builder_linux.go).
-func enterCachedView(v *View) (notes []string, err error) {
+func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 	// setns(CLONE_NEWNS) refuses a thread that shares its root and cwd with
 	// the other threads of the process.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -66,14 +66,18 @@ func enterCachedView(v *View) (notes []string, err error) {
 			// A copy of the host's namespace (a container, unshare -m): its
 			// cache files are not namespaces here, and removing one would
 			// unmount the host's. Build a private view and leave them alone.
-			return assemble(v, Privileged)
+			break
 		}
 		if owner == ownedHere {
-			if entered, err := enterCached(c.File()); entered || err != nil {
+			file := c.File()
+			if id != nil {
+				file = c.LayerFile(id)
+			}
+			if entered, err := enterCached(file); entered || err != nil {
 				return notes, err
 			}
 		}
-		res, err := runBuilder(v)
+		res, err := runBuilder(v, id)
 		notes = append(notes, res.Notes...)
 		if err != nil {
 			return notes, err
@@ -87,13 +91,17 @@ func enterCachedView(v *View) (notes []string, err error) {
 	}
 	// The cache cannot be used: this launch builds a view of its own.
 	more, err := assemble(v, Privileged)
+	if err == nil {
+		err = applyIdentity(id)
+	}
 	return append(notes, more...), err
 }
 
 // buildAndPublish is the builder's side: under the tree's lock, it builds
 // the view in a namespace of its own and binds that namespace on the cache
-// file, unless a concurrent builder already did.
-func buildAndPublish(v *View) (res builderResult, err error) {
+// file, unless a concurrent builder already did; then, for id, the user's
+// identity layer on a copy of it, likewise.
+func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	c := v.Cache
 	lock, err := lockTree(c)
 	if err != nil {
@@ -113,12 +121,10 @@ func buildAndPublish(v *View) (res builderResult, err error) {
 		res.Private = true
 		return res, nil
 	}
-	// Concurrent first launches of one tree: one builds, the others find
-	// what it built.
-	if _, err := os.Lstat(c.File()); err == nil {
-		var sfs unix.Statfs_t
-		if unix.Statfs(c.File(), &sfs) == nil && sfs.Type == unix.NSFS_MAGIC {
-			return res, nil
+	if id != nil {
+		// (in the host's namespace: the view's root is read-only)
+		if err := mkdirMode(c.layerDir(), 0o755); err != nil {
+			return res, fmt.Errorf("creating %s: %w", c.layerDir(), err)
 		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
@@ -129,14 +135,45 @@ func buildAndPublish(v *View) (res builderResult, err error) {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return res, fmt.Errorf("unsharing file system attributes: %w", err)
 	}
-	if res.Notes, err = assemble(v, Privileged); err != nil {
+	// Concurrent first launches of one tree: one builds, the others find
+	// what it built.
+	if !isNamespace(c.File()) {
+		if res.Notes, err = assemble(v, Privileged); err != nil {
+			return res, err
+		}
+		if err := publish(c, host, c.File(), func() { dropOlderViews(c) }); err != nil {
+			res.Warning = fmt.Sprintf("not caching tree %s: %v", v.Tree, err)
+			res.Private = true
+			return res, nil
+		}
+	} else if id != nil {
+		if _, err := enterCached(c.File()); err != nil {
+			return res, err
+		}
+	}
+	if id == nil || isNamespace(c.LayerFile(id)) {
+		return res, nil
+	}
+	// The layer: a copy of the view (this thread is in it now) with the
+	// user's lines added.
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return res, fmt.Errorf("unsharing the mount namespace: %w", err)
+	}
+	if err := applyIdentity(id); err != nil {
 		return res, err
 	}
-	if err := publish(c, host); err != nil {
-		res.Warning = fmt.Sprintf("not caching tree %s: %v", v.Tree, err)
+	file := c.LayerFile(id)
+	if err := publish(c, host, file, func() { dropLayers(c.layerDir(), c.layerPrefix(id.UID), file) }); err != nil {
+		res.Warning = fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, err)
 		res.Private = true
 	}
 	return res, nil
+}
+
+// isNamespace says whether file holds a namespace (a published view).
+func isNamespace(file string) bool {
+	var sfs unix.Statfs_t
+	return unix.Statfs(file, &sfs) == nil && sfs.Type == unix.NSFS_MAGIC
 }
 
 // lockTree takes the tree's build lock. Only builders take it (root's
@@ -287,7 +324,7 @@ func writeAtomically(file, content string) error {
 
 // publish binds the calling thread's (new) namespace on c.File() in the
 // host's namespace, drops older namespaces of the same tree, and comes back.
-func publish(c *Cache, host *os.File) error {
+func publish(c *Cache, host *os.File, file string, dropOthers func()) error {
 	view, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return fmt.Errorf("opening the view's namespace: %w", err)
@@ -296,7 +333,10 @@ func publish(c *Cache, host *os.File) error {
 	if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("returning to the host namespace: %w", err)
 	}
-	perr := bindNamespace(view, c)
+	perr := bindNamespace(view, file)
+	if perr == nil {
+		dropOthers()
+	}
 	if err := unix.Setns(int(view.Fd()), unix.CLONE_NEWNS); err != nil {
 		// Cannot go on in the host namespace with root's rights: stop.
 		panic(fmt.Sprintf("chos: re-entering the view of %s: %v", c.Tree, err))
@@ -307,8 +347,7 @@ func publish(c *Cache, host *os.File) error {
 	return perr
 }
 
-func bindNamespace(view *os.File, c *Cache) error {
-	file := c.File()
+func bindNamespace(view *os.File, file string) error {
 	dropFile(file) // a leftover of an interrupted publish
 	fd, err := unix.Open(file, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -319,15 +358,19 @@ func bindNamespace(view *os.File, c *Cache) error {
 		os.Remove(file)
 		return fmt.Errorf("binding the namespace on %s: %w", file, err)
 	}
-	// Older views of this tree: processes in them keep them; no new
-	// launch will enter them.
+	return nil
+}
+
+// dropOlderViews drops the other views of c's tree, and every identity
+// layer on them: processes in them keep them; no new launch enters them.
+func dropOlderViews(c *Cache) {
 	entries, _ := ListCache(c.Dir)
 	for _, e := range entries {
 		if e.Stem == fileStem(c.Tree) && e.Key != c.Key {
 			dropFile(e.File)
+			dropLayers(c.layerDir(), e.Stem+"."+e.Key+".", "")
 		}
 	}
-	return nil
 }
 
 // CacheEntry is one cached namespace.
@@ -372,6 +415,14 @@ func ListCache(dir string) ([]CacheEntry, error) {
 	return out, nil
 }
 
+// stemPrefix starts the names of a tree's layers ("" for every tree).
+func stemPrefix(tree string) string {
+	if tree == "" {
+		return ""
+	}
+	return fileStem(tree) + "."
+}
+
 // StemOf is the file name stem a tree's cached namespaces carry.
 func StemOf(tree string) string { return fileStem(tree) }
 
@@ -394,6 +445,19 @@ func DropCache(dir, tree string) error {
 			return fmt.Errorf("the cache in %s belongs to another mount namespace (this one is a copy of it): drop it from there", dir)
 		}
 	}
+	// A builder at work publishes under its tree's lock: wait for it, so
+	// that nothing it publishes outlives the drop.
+	locks, _ := filepath.Glob(filepath.Join(dir, stemPrefix(tree)+"*lock"))
+	for _, l := range locks {
+		f, err := os.OpenFile(l, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		defer f.Close()
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			return fmt.Errorf("locking %s: %w", l, err)
+		}
+	}
 	entries, err := ListCache(dir)
 	if err != nil {
 		return err
@@ -406,7 +470,9 @@ func DropCache(dir, tree string) error {
 			}
 		}
 	}
+	dropLayers(filepath.Join(dir, "id"), stemPrefix(tree), "")
 	if tree == "" && len(errs) == 0 {
+		os.Remove(filepath.Join(dir, "id"))
 		if err := os.Remove(filepath.Join(dir, ownerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

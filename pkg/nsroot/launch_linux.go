@@ -57,13 +57,16 @@ func failed(format string, args ...any) *LaunchError {
 // locked (namespace and credential changes apply to the calling thread, and
 // the exec must happen from that same thread).
 func Launch(p *Plan, mode Mode) *LaunchError {
+	if !p.Inherit.Recorded {
+		p.Inherit = start
+	}
 	if mode == Privileged {
 		if err := holdPrivilege(); err != nil {
 			return failed("%w", err)
 		}
 	}
 	if !p.Host {
-		notes, err := EnterView(&p.View, mode)
+		notes, err := enterViewShowingDir(p, mode)
 		if p.Verbose {
 			printNotes(notes)
 		}
@@ -93,6 +96,9 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 	if lerr != nil {
 		return lerr
 	}
+	if err := p.Inherit.apply(); err != nil {
+		return failed("%w", err)
+	}
 	err := unix.Exec(prog, p.Argv, p.Env)
 	status := StatusNotExecutable
 	if errors.Is(err, unix.ENOENT) {
@@ -119,18 +125,24 @@ func holdPrivilege() error {
 	return nil
 }
 
-// EnterView puts the calling thread (locked) in the mount namespace of v:
-// the cached one where v has a cache and chos is privileged, else a
-// private one built for this process. It returns the optional steps that
-// were skipped, for --verbose.
-func EnterView(v *View, mode Mode) (notes []string, err error) {
+// EnterView puts the calling thread (locked) in the mount namespace of v,
+// with id's identity layer on top (nil for none): the cached one where v
+// has a cache and chos is privileged, else a private one built for this
+// process. It returns the optional steps that were skipped, for --verbose.
+func EnterView(v *View, id *Identity, mode Mode) (notes []string, err error) {
 	if mode == Unprivileged {
 		return nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
 	}
-	if v.Cache != nil && mode == Privileged {
-		return enterCachedView(v)
+	if id != nil && len(id.Passwd)+len(id.Group) == 0 {
+		id = nil
 	}
-	return assemble(v, mode)
+	if v.Cache != nil && mode == Privileged {
+		return enterCachedView(v, id)
+	}
+	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
+		return notes, err
+	}
+	return notes, applyIdentity(id)
 }
 
 func printNotes(notes []string) {
@@ -191,6 +203,17 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 			var h *os.File
 			if h, err = inroot.MkdirAll(root, m.Target, 0o755); err == nil {
 				h.Close()
+			}
+		case OpFile:
+			err = addFile(root, m)
+		case OpOverlay:
+			if err = checked(m); err == nil {
+				err = overlay(root, m)
+			}
+			if errors.Is(err, errNoOverlay) {
+				notes = append(notes, fmt.Sprintf("%v: %s shows the tree's own, without the files chos adds", err, m.Target))
+				err = bind(root, Mount{Op: OpBind, Source: m.Source, Target: m.Target, Recursive: true,
+					ReadOnly: true, NoSuid: m.NoSuid, NoDev: m.NoDev, NoFollow: true, Why: m.Why})
 			}
 		default:
 			err = fmt.Errorf("unknown step %q", m.Op)
@@ -443,11 +466,17 @@ func pivot(dir string) error {
 }
 
 // enterDir changes to the planned directory as the caller (credentials are
-// already the caller's, so permissions are theirs).
+// already the caller's, so permissions are theirs), and checks that it is
+// the caller's own where it must be (p.DirID).
 func enterDir(p *Plan) error {
+	if p.Host && p.DirID != nil && isDir(".", p.DirID) == nil {
+		return nil // still there: the path may lead elsewhere now (a mount on it)
+	}
 	err := unix.Chdir(p.Dir)
 	if err == nil {
-		return nil
+		if err = isDir(".", p.DirID); err == nil {
+			return nil
+		}
 	}
 	for _, d := range p.DirFallback {
 		if d != "" && unix.Chdir(d) == nil {

@@ -21,7 +21,26 @@ const (
 	OpSymlink Op = "symlink"
 	// OpMkdir creates an empty directory Target on the view's tmpfs.
 	OpMkdir Op = "mkdir"
+	// OpFile creates a regular file Target on the view's tmpfs holding
+	// Source as its content: a file the view adds, such as the snippet
+	// that keeps chos on PATH in login shells.
+	OpFile Op = "file"
+	// OpOverlay mounts at Target a read-only overlay of the view's
+	// directory Added on top of the tree's directory Source: how a view
+	// adds files to a read-only tree without ever writing into it.
+	OpOverlay Op = "overlay"
 )
+
+func (o Op) String() string { return string(o) }
+
+// Provision is a file a view must be able to bind over (an identity file)
+// though the tree may lack it: if Source exists on the host and Path does
+// not exist in the tree, an empty mount point is made for it in the
+// overlay's Added directory.
+type Provision struct {
+	Path   string // inside the view, below the overlay's Target
+	Source string // on the host
+}
 
 // Mount is one setup step. Targets are absolute paths inside the view and
 // resolve within it: a symbolic link in a tree never points a mount at the
@@ -45,6 +64,11 @@ type Mount struct {
 	// and inode) as this path: a path is bound, but must still name the
 	// file it named when the plan was made (/proc/self/exe for chos).
 	SameFileAs string
+	// Added is the view's directory an OpOverlay puts on top of Source.
+	Added string
+	// Provide are the mount points an OpOverlay makes where the tree
+	// lacks them.
+	Provide []Provision
 	// Why says where the step comes from, for `chos plan` and errors.
 	Why string
 }
@@ -84,19 +108,74 @@ type View struct {
 	Cache *Cache
 }
 
+// Identity is what a view's /etc/passwd and /etc/group lack of the caller
+// (a user known only to a directory service: LDAP, sssd, NIS): the lines
+// added, in a mount namespace of this user's own on top of the view, so
+// that names resolve in trees without a directory client, and never in
+// another user's launch.
+type Identity struct {
+	UID int
+	// Key names the user's layer in the cache: it covers the ids and
+	// every line, so that changed groups or names give a new layer.
+	Key    string
+	Passwd []string // lines added to /etc/passwd
+	Group  []string // lines added to /etc/group
+}
+
 // Process is what is applied per process on top of a view: who the
 // command runs as, where, and what it is.
 type Process struct {
 	Creds Credentials
+	// Identity is nil when the view's files already name the caller and
+	// all their groups (every local user).
+	Identity *Identity
 	// Dir is the working directory; DirFallback are tried in order when it
 	// does not exist in the view (login shells only).
 	Dir         string
 	DirFallback []string
+	// DirID, when set, is the caller's working directory itself: Dir in
+	// the view must be that very directory (a host directory bound at its
+	// own place), not another one of the same name.
+	DirID *FileID
 	// Path is the program: absolute, or looked up in the PATH of Env inside
 	// the view.
 	Path string
 	Argv []string
 	Env  []string
+	// Inherit is what chos was started with that the command must get
+	// back (see RecordStart); filled in by Launch and RunInUserNS.
+	Inherit Inherited
+}
+
+// FileID names a file by device and inode.
+type FileID struct{ Dev, Ino uint64 }
+
+// Inherited is the part of the caller's process state that exec(2) passes
+// on but that chos's own start changes: the Go runtime catches signals the
+// caller ignored and alters the signal mask, and a setuid exec caps the
+// stack limit. Restored just before the command is executed.
+type Inherited struct {
+	Recorded bool
+	Ignored  SignalSet // dispositions that were SIG_IGN
+	Blocked  SignalSet // the signal mask
+	// StackLimit, when not zero, is the soft RLIMIT_STACK (bytes, or
+	// RLIM_INFINITY) that a setuid exec capped.
+	StackLimit uint64
+}
+
+// SignalSet is a set of the signals 1 to 64: bit n-1 for signal n, as in
+// the kernel's sigset_t.
+type SignalSet uint64
+
+// Has says whether sig is in the set.
+func (s SignalSet) Has(sig int) bool { return sig >= 1 && sig <= 64 && s&(1<<(sig-1)) != 0 }
+
+// With is the set with sig added.
+func (s SignalSet) With(sig int) SignalSet {
+	if sig < 1 || sig > 64 {
+		return s
+	}
+	return s | 1<<(sig-1)
 }
 
 // Plan is everything a launch does, computed before any of it is done: the
@@ -158,6 +237,13 @@ func (p *Plan) String() string {
 				fmt.Fprintf(&b, "symlink   %s -> %s  (%s)\n", m.Target, m.Source, m.Why)
 			case OpMkdir:
 				fmt.Fprintf(&b, "mkdir     %s  (%s)\n", m.Target, m.Why)
+			case OpFile:
+				fmt.Fprintf(&b, "file      %s  %d bytes  (%s)\n", m.Target, len(m.Source), m.Why)
+			case OpOverlay:
+				fmt.Fprintf(&b, "overlay   %s + %s -> %s  [%s]  (%s)\n", m.Added, m.Source, m.Target, m.flags(), m.Why)
+				for _, pr := range m.Provide {
+					fmt.Fprintf(&b, "            mount point %s if the tree lacks it and %s exists\n", pr.Path, pr.Source)
+				}
 			}
 		}
 		if p.RootSource == "" {
@@ -178,7 +264,20 @@ func (p *Plan) String() string {
 	}
 	fmt.Fprintf(&b, "identity  uid=%d gid=%d groups=%s capabilities=%s no_new_privs=%t\n",
 		p.Creds.UID, p.Creds.GID, strings.Join(groups, ","), caps, p.Creds.NoNewPrivs)
+	if id := p.Identity; id != nil {
+		fmt.Fprintf(&b, "names     a layer of your own on the view (%s): /etc/passwd + %d line(s), /etc/group + %d line(s)\n",
+			id.Key, len(id.Passwd), len(id.Group))
+		for _, l := range id.Passwd {
+			fmt.Fprintf(&b, "            passwd  %s\n", l)
+		}
+		for _, l := range id.Group {
+			fmt.Fprintf(&b, "            group   %s\n", l)
+		}
+	}
 	fmt.Fprintf(&b, "cwd       %s", p.Dir)
+	if p.DirID != nil {
+		fmt.Fprintf(&b, " (yours: device %d inode %d)", p.DirID.Dev, p.DirID.Ino)
+	}
 	for _, d := range p.DirFallback {
 		fmt.Fprintf(&b, " | %s", d)
 	}

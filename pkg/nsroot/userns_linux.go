@@ -1,14 +1,19 @@
 package nsroot
 
 import (
-	"encoding/json"
+	"bytes"
+	"encoding/gob"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,80 +23,156 @@ import (
 // namespace gives, which any user can make for themselves.
 const childArg = "__chos_userns_child"
 
-// IsUserNSChild says whether this process was started by RunInUserNS.
-func IsUserNSChild(args []string) bool { return len(args) == 2 && args[1] == childArg }
-
-// planFD is where the child reads its plan.
-const planFD = 3
+// IsUserNSChild says whether this process was started as RunInUserNS
+// starts its child (argv: chos, childArg, the plan's descriptor).
+func IsUserNSChild(args []string) bool { return len(args) >= 2 && args[1] == childArg }
 
 // RunInUserNS carries out p without privilege: a child in a new user and
 // mount namespace (which a multithreaded Go process cannot enter in place)
 // builds the view and execs the command, while this process stays in
-// between: it forwards signals, follows the child's job-control stops, dies
-// with it (the child is killed if this process dies) and returns its status.
+// between. The child gets every descriptor this process inherited, at the
+// same numbers, and its plan (gob: bytes, not text) on a pipe above them,
+// which it closes before the exec. This process forwards signals, stops
+// when the command stops and continues it when continued, dies with it
+// (the child is killed if this process dies), and ends as it ends: with
+// its exit status, or killed by the same signal.
 func RunInUserNS(p *Plan) (int, error) {
-	data, err := json.Marshal(p)
-	if err != nil {
+	if !p.Inherit.Recorded {
+		p.Inherit = start
+	}
+	var plan bytes.Buffer
+	if err := gob.NewEncoder(&plan).Encode(p); err != nil {
 		return StatusFailed, fmt.Errorf("encoding the plan: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return StatusFailed, fmt.Errorf("making a pipe for the plan: %w", err)
 	}
-	cmd := &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{"chos", childArg},
-		Env:         []string{},
-		Stdin:       os.Stdin,
-		Stdout:      os.Stdout,
-		Stderr:      os.Stderr,
-		ExtraFiles:  []*os.File{r},
-		SysProcAttr: ownNamespaces(),
-	}
-	// Catch before starting, so that nothing is lost in between.
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	files, planFD, err := childFiles(int(r.Fd()))
+	if err != nil {
 		r.Close()
+		w.Close()
+		return StatusFailed, err
+	}
+	// What the caller ignored, this process ignores too, as the command
+	// will (a Go program dies by a SIGTERM it was started ignoring). The
+	// rest it catches before starting, so that nothing is lost in between.
+	p.Inherit.ignoreAsCaller()
+	var watched []os.Signal
+	for _, s := range forwarded {
+		if !p.Inherit.Ignored.Has(int(s.(syscall.Signal))) {
+			watched = append(watched, s)
+		}
+	}
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, watched...)
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"chos", childArg, strconv.Itoa(planFD)},
+		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: ownNamespaces()})
+	r.Close()
+	if err != nil {
 		w.Close()
 		return StatusFailed, fmt.Errorf("starting a user namespace (see `chos check`): %w", err)
 	}
-	r.Close()
-	_, werr := w.Write(data)
-	w.Close()
-	if werr != nil {
-		cmd.Process.Kill()
+	c := &child{pid: pid}
+	go func() {
+		// The child reads it all before doing anything; if it is gone,
+		// its status says why.
+		w.Write(plan.Bytes())
+		w.Close()
+	}()
+	go c.forward(sigs)
+	ws, err := c.wait()
+	if err != nil {
+		return StatusFailed, err
 	}
-	pid := cmd.Process.Pid
-	go forward(sigs, pid)
-	return wait(pid)
+	if ws.Signaled() {
+		dieBy(ws.Signal())
+	}
+	return ws.ExitStatus(), nil
+}
+
+// childFiles maps the child's descriptors: each one this process inherited
+// (open and not close-on-exec: chos opens all of its own close-on-exec) at
+// its own number, the others closed, and extra right above the highest.
+func childFiles(extra int) (files []uintptr, extraFD int, err error) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing your descriptors: %w", err)
+	}
+	var inherited []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			inherited = append(inherited, fd)
+		}
+	}
+	sort.Ints(inherited)
+	top := 2
+	if n := len(inherited); n > 0 && inherited[n-1] > top {
+		top = inherited[n-1]
+	}
+	files = make([]uintptr, top+2)
+	for i := range files {
+		files[i] = ^uintptr(0) // closed in the child
+	}
+	for _, fd := range inherited {
+		files[fd] = uintptr(fd)
+	}
+	files[top+1] = uintptr(extra)
+	return files, top + 1, nil
 }
 
 // forwarded are the signals the helper passes on: every standard catchable
 // one but the synchronous faults (SEGV, BUS, FPE, ILL, TRAP, which concern
-// the helper itself) and those the Go runtime uses (CHLD, URG, PROF,
-// VTALRM). Asking Go for all signals instead costs milliseconds a launch.
+// the helper itself), SIGCONT (the helper continues the command itself
+// when it is continued: see suspend) and those the Go runtime uses (CHLD,
+// URG, PROF, VTALRM). Asking Go for all signals instead costs milliseconds
+// a launch.
 var forwarded = []os.Signal{
 	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGUSR1, unix.SIGUSR2,
-	unix.SIGPIPE, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGCONT, unix.SIGTSTP,
+	unix.SIGPIPE, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGTSTP,
 	unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGWINCH, unix.SIGIO,
 	unix.SIGPWR, unix.SIGSYS,
 }
 
+// child is the command, as the helper waits for it and signals it.
+type child struct {
+	pid  int
+	mu   sync.Mutex
+	gone bool // reaped: its pid may be another process's now
+}
+
+func (c *child) signal(sig syscall.Signal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.gone {
+		unix.Kill(c.pid, sig)
+	}
+}
+
 // forward passes signals to the child. Those a terminal sends to its whole
-// foreground process group reach the child already; they are forwarded only
-// when this process is not in the foreground of a terminal (a batch job, a
-// `kill` from elsewhere), so that none arrives twice.
-func forward(sigs <-chan os.Signal, pid int) {
+// foreground process group, or a shell to a job's, reach the child
+// already (it shares the helper's process group). So interrupt, quit and
+// resize are forwarded only when the helper is not in the foreground of a
+// terminal, and the job control stops only when it has no terminal at all
+// (a batch job, where they come from kill(2)): forwarded late, after the
+// shell's `bg`, they would stop the command again.
+func (c *child) forward(sigs <-chan os.Signal) {
 	for s := range sigs {
 		switch s {
-		case unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGWINCH:
+		case unix.SIGINT, unix.SIGQUIT, unix.SIGWINCH:
 			if inForeground() {
 				continue
 			}
+		case unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+			if hasTerminal() {
+				continue
+			}
 		}
-		unix.Kill(pid, s.(syscall.Signal))
+		c.signal(s.(syscall.Signal))
 	}
 }
 
@@ -106,33 +187,128 @@ func inForeground() bool {
 	return err == nil && fg == unix.Getpgrp()
 }
 
-// wait returns the child's exit status; a child that stops stops this
-// process too, so that the shell's job control sees the job stop, and both
-// go on when the shell continues the process group.
-func wait(pid int) (int, error) {
+// hasTerminal says whether this process has a controlling terminal.
+func hasTerminal() bool {
+	fd, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// Codes of a child's state change (si_code of SIGCHLD).
+const (
+	cldExited  = 1
+	cldKilled  = 2
+	cldDumped  = 3
+	cldStopped = 5
+)
+
+// childState is what waitid says of a child.
+type childState struct{ code, pid, status int32 }
+
+func waitChild(pid, options int) (childState, error) {
+	var si unix.Siginfo
 	for {
-		var ws unix.WaitStatus
-		_, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil)
-		if err == unix.EINTR {
-			continue
+		err := unix.Waitid(unix.P_PID, pid, &si, options, nil)
+		if err != unix.EINTR {
+			if err != nil {
+				return childState{}, err
+			}
+			break
 		}
+	}
+	// The SIGCHLD fields follow si_signo, si_errno and si_code, aligned
+	// as a pointer: si_pid, si_uid, si_status.
+	raw := unsafe.Pointer(&si)
+	off := (3*4 + unsafe.Sizeof(uintptr(0)) - 1) &^ (unsafe.Sizeof(uintptr(0)) - 1)
+	return childState{
+		code:   si.Code,
+		pid:    *(*int32)(unsafe.Add(raw, off)),
+		status: *(*int32)(unsafe.Add(raw, off+8)),
+	}, nil
+}
+
+// wait follows the child until it ends and returns how. A child that stops
+// stops this process too (see suspend). Its state is looked at without
+// being collected (WNOWAIT): a stop no longer reported is over, and the
+// pid stays the child's until it is reaped here, after which nothing is
+// forwarded.
+func (c *child) wait() (unix.WaitStatus, error) {
+	for {
+		st, err := waitChild(c.pid, unix.WEXITED|unix.WSTOPPED|unix.WNOWAIT)
 		if err != nil {
-			return StatusFailed, fmt.Errorf("waiting for the command: %w", err)
+			return 0, fmt.Errorf("waiting for the command: %w", err)
 		}
-		switch {
-		case ws.Stopped():
-			unix.Kill(os.Getpid(), unix.SIGSTOP)
-		case ws.Exited():
-			return ws.ExitStatus(), nil
-		case ws.Signaled():
-			return 128 + int(ws.Signal()), nil
+		switch st.code {
+		case cldStopped:
+			c.suspend(syscall.Signal(st.status))
+		case cldExited, cldKilled, cldDumped:
+			return c.reap()
 		}
 	}
 }
 
+// reap collects the ended child; nothing is sent to its pid after.
+func (c *child) reap() (unix.WaitStatus, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(c.pid, &ws, 0, nil); err != nil {
+		return 0, fmt.Errorf("waiting for the command: %w", err)
+	}
+	c.gone = true
+	return ws, nil
+}
+
+// suspend stops this process as the command stopped (by the same signal,
+// so that the shell reports the job as it would the command), so that the
+// shell's job control sees the job stop; when continued, it continues the
+// command. A command no longer stopped (the SIGCONT that continued this
+// process's group continued it already) is left alone.
+func (c *child) suspend(sig syscall.Signal) {
+	if st, err := waitChild(c.pid, unix.WSTOPPED|unix.WNOHANG|unix.WNOWAIT); err != nil || st.pid == 0 {
+		return
+	}
+	if !stopBy(sig) {
+		unix.Kill(os.Getpid(), unix.SIGSTOP)
+	}
+	c.signal(unix.SIGCONT)
+}
+
+// stopBy stops this process by a job control signal, which it otherwise
+// catches or ignores, and returns once it is continued; false for other
+// signals.
+func stopBy(sig syscall.Signal) bool {
+	if sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU {
+		return false
+	}
+	var old sigaction
+	if rtSigaction(int(sig), &sigaction{sigDfl}, &old) != nil {
+		return false
+	}
+	unix.Kill(os.Getpid(), sig) // this process stops before the call returns
+	rtSigaction(int(sig), &old, nil)
+	return true
+}
+
+// dieBy ends this process by sig, as the command ended: the caller's wait
+// sees death by that signal, not an exit status (without a core dump of
+// its own: a dumped core is the command's).
+func dieBy(sig syscall.Signal) {
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	setDisposition(int(sig), sigDfl)
+	setThreadMask(unix.SIG_UNBLOCK, SignalSet(0).With(int(sig)))
+	unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+	// A signal whose default is not to end the process cannot have ended
+	// the command: exit as a shell reports it.
+	os.Exit(128 + int(sig))
+}
+
 // RunUserNSChild is the child's side: it reads the plan and carries it out.
 // It returns only on failure, with the status to exit with.
-func RunUserNSChild() int {
+func RunUserNSChild(args []string) int {
 	// Anyone can run chos with this argument. Executing a plan from a pipe
 	// is only harmless where it grants nothing: in a user namespace of the
 	// caller's own, never in a process with root's rights on the host (the
@@ -141,14 +317,23 @@ func RunUserNSChild() int {
 		fmt.Fprintf(os.Stderr, "chos: refusing to act as a user-namespace child: %v\n", err)
 		return StatusFailed
 	}
-	f := os.NewFile(planFD, "plan")
+	fd := -1
+	if len(args) == 3 {
+		fd, _ = strconv.Atoi(args[2])
+	}
+	if fd < 3 {
+		fmt.Fprintf(os.Stderr, "chos: %s takes the plan's descriptor, above 2: %q\n", childArg, args[1:])
+		return StatusFailed
+	}
+	// Read whole, and closed before the exec: the number is the caller's.
+	f := os.NewFile(uintptr(fd), "plan")
 	data, err := io.ReadAll(f)
 	f.Close()
 	var p Plan
 	if err == nil {
-		err = json.Unmarshal(data, &p)
+		err = gob.NewDecoder(bytes.NewReader(data)).Decode(&p)
 	}
-	if err != nil || len(data) == 0 {
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "chos: reading the plan from the parent: %v\n", err)
 		return StatusFailed
 	}

@@ -200,21 +200,29 @@ func (c *Catalog) NameList() []string {
 	return names
 }
 
-// Allows says whether a user may use the tree; users and groups may be
-// listed by name or number (groups holds both for each of the caller's).
-// Trees without users/groups lists are open to everyone; root always may.
-func (t *Tree) Allows(uid int, user string, groups []string) bool {
+// Allows says whether a user (uid, name, and gids from the kernel) may use
+// the tree. Users and groups may be listed by name or number; gidOf names
+// a group's gid (false when no group has that name). Trees without users or
+// groups lists are open to everyone; root always may.
+func (t *Tree) Allows(uid int, user string, gids []int, gidOf func(name string) (int, bool)) bool {
 	if uid == 0 || t.Host || (len(t.Users) == 0 && len(t.Groups) == 0) {
 		return true
 	}
 	for _, u := range t.Users {
-		if u == user || u == strconv.Itoa(uid) {
+		if (u == user && user != "") || u == strconv.Itoa(uid) {
 			return true
 		}
 	}
 	for _, g := range t.Groups {
-		for _, have := range groups {
-			if g == have {
+		gid, err := strconv.Atoi(g)
+		if err != nil {
+			var ok bool
+			if gid, ok = gidOf(g); !ok {
+				continue
+			}
+		}
+		for _, have := range gids {
+			if gid == have {
 				return true
 			}
 		}

@@ -136,25 +136,31 @@ func TestSelectionRefusesUnknownNameWithValidOnes(t *testing.T) {
 }
 
 func TestTreeAllows(t *testing.T) {
-	tr := &Tree{Users: []string{"alice", "1005"}, Groups: []string{"climate"}}
+	tr := &Tree{Users: []string{"alice", "1005"}, Groups: []string{"climate", "2000"}}
+	gidOf := func(name string) (int, bool) {
+		gid, ok := map[string]int{"climate": 3000, "users": 100}[name]
+		return gid, ok
+	}
 	cases := []struct {
-		uid    int
-		user   string
-		groups []string
-		want   bool
+		uid  int
+		user string
+		gids []int
+		want bool
 	}{
 		{1000, "alice", nil, true},
 		{1005, "", nil, true},
-		{1001, "bob", []string{"100", "climate"}, true},
-		{1001, "bob", []string{"100", "users"}, false},
+		{1001, "bob", []int{100, 3000}, true},  // climate, by name
+		{1001, "bob", []int{100, 2000}, true},  // by number
+		{1001, "bob", []int{100, 3001}, false}, // control
+		{1001, "", []int{100}, false},          // no name matches no user
 		{0, "root", nil, true},
 	}
 	for _, c := range cases {
-		if got := tr.Allows(c.uid, c.user, c.groups); got != c.want {
-			t.Errorf("Allows(%d, %q, %v) = %v", c.uid, c.user, c.groups, got)
+		if got := tr.Allows(c.uid, c.user, c.gids, gidOf); got != c.want {
+			t.Errorf("Allows(%d, %q, %v) = %v", c.uid, c.user, c.gids, got)
 		}
 	}
-	if !(&Tree{}).Allows(1000, "x", nil) {
+	if !(&Tree{}).Allows(1000, "x", nil, gidOf) {
 		t.Error("a tree without lists is open to all")
 	}
 }

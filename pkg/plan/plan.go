@@ -190,8 +190,10 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 			continue
 		}
 		target := "/" + e.Name
-		switch e.Kind {
-		case ostree.Symlink:
+		switch {
+		case e.Name == "etc" && e.Kind == ostree.Dir:
+			ms = append(ms, etcOverlay(t, binds, host)...)
+		case e.Kind == ostree.Symlink:
 			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: e.Target, Target: target, Why: WhyTree})
 		default:
 			ms = append(ms, nsroot.Mount{
@@ -216,7 +218,8 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 			Optional: true, Why: WhyIdentity,
 		})
 	}
-	ms = append(ms, nsroot.Mount{Op: nsroot.OpMkdir, Target: ViewDir, Why: "for switching trees"})
+	ms = append(ms, nsroot.Mount{Op: nsroot.OpMkdir, Target: ViewDir, Why: "for switching trees"},
+		nsroot.Mount{Op: nsroot.OpMkdir, Target: nsroot.IdentityDir, Why: WhyNames})
 	if r.Self != "" {
 		ms = append(ms, nsroot.Mount{
 			Op: nsroot.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
@@ -224,6 +227,53 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 		})
 	}
 	return ms
+}
+
+// AddedDir holds, in every view, the files the view adds to the tree's
+// /etc (an overlay on top of it): the tree itself is never written.
+const AddedDir = "/.chos/etc"
+
+// WhyNames marks the directory a user's identity layer mounts on.
+const WhyNames = "for the names of directory users"
+
+// PathSnippets keep chos on PATH in login shells, whose profile (the
+// tree's /etc/profile, csh.login) resets PATH: they append SelfDir to it,
+// once. Debian's tcsh reads /etc/csh/login.d, others /etc/profile.d.
+var PathSnippets = map[string]string{
+	"profile.d/chos.sh": "# Added by chos to this tree's view: chos stays on PATH in login shells.\n" +
+		"case \":${PATH}:\" in *:" + SelfDir + ":*) ;; *) PATH=\"${PATH}:" + SelfDir + "\"; export PATH ;; esac\n",
+	"profile.d/chos.csh": "# Added by chos to this tree's view: chos stays on PATH in login shells.\n" +
+		"if ( \":${PATH}:\" !~ *:" + SelfDir + ":* ) setenv PATH \"${PATH}:" + SelfDir + "\"\n",
+	"csh/login.d/chos.csh": "# Added by chos to this tree's view: chos stays on PATH in login shells.\n" +
+		"if ( \":${PATH}:\" !~ *:" + SelfDir + ":* ) setenv PATH \"${PATH}:" + SelfDir + "\"\n",
+}
+
+// etcOverlay shows the tree's /etc with what the view adds on top: the
+// PATH snippets, and mount points for the identity files and host binds
+// below /etc that the tree lacks (a minimal Debian has no /etc/hosts).
+func etcOverlay(t *ostree.Tree, binds []config.Bind, host func(string) string) []nsroot.Mount {
+	var ms []nsroot.Mount
+	names := make([]string, 0, len(PathSnippets))
+	for n := range PathSnippets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ms = append(ms, nsroot.Mount{Op: nsroot.OpFile, Source: PathSnippets[n], Target: path.Join(AddedDir, n), Why: "chos on PATH in login shells"})
+	}
+	ov := nsroot.Mount{Op: nsroot.OpOverlay, Source: host(path.Join(t.Path, "etc")), Added: AddedDir, Target: "/etc",
+		ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true, Why: WhyTree}
+	for _, f := range t.Identity {
+		if strings.HasPrefix(f, "/etc/") {
+			ov.Provide = append(ov.Provide, nsroot.Provision{Path: f, Source: host(f)})
+		}
+	}
+	for _, b := range binds {
+		if strings.HasPrefix(b.Dest, "/etc/") {
+			ov.Provide = append(ov.Provide, nsroot.Provision{Path: b.Dest, Source: host(b.Source)})
+		}
+	}
+	return append(ms, ov)
 }
 
 // HostBinds merges the default, site and tree binds: one bind per
@@ -395,7 +445,10 @@ func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
 	// Every field of every step (written out: reflection costs a launch
 	// with many binds a quarter of a millisecond).
 	for _, m := range v.Mounts {
-		h.Write([]byte(string(m.Op) + "\x00" + m.Source + "\x00" + m.Target + "\x00" + m.SameFileAs + "\x00" + m.Why + "\x00"))
+		h.Write([]byte(string(m.Op) + "\x00" + m.Source + "\x00" + m.Target + "\x00" + m.SameFileAs + "\x00" + m.Why + "\x00" + m.Added + "\x00"))
+		for _, pr := range m.Provide {
+			h.Write([]byte(pr.Path + "\x00" + pr.Source + "\x00"))
+		}
 		flags := []bool{m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional}
 		var bits [6]byte
 		for i, f := range flags {

@@ -79,7 +79,7 @@ func TestPlanBindsTreeEntriesReadOnlyWithoutSetuid(t *testing.T) {
 	usr, _ := find(p, "/usr")
 	want := nsroot.Mount{Op: nsroot.OpBind, Source: "/os/el7/usr", Target: "/usr", Recursive: true,
 		ReadOnly: true, NoSuid: true, NoDev: true, NoFollow: true, Why: "tree"}
-	if usr != want {
+	if !reflect.DeepEqual(usr, want) {
 		t.Errorf("usr = %+v, want %+v", usr, want)
 	}
 	if f, _ := find(p, "/.autorelabel"); f.Recursive || !f.ReadOnly || f.Source != "/os/el7/.autorelabel" {
@@ -87,6 +87,43 @@ func TestPlanBindsTreeEntriesReadOnlyWithoutSetuid(t *testing.T) {
 	}
 	if l, _ := find(p, "/bin"); l.Op != nsroot.OpSymlink || l.Source != "usr/bin" {
 		t.Errorf("top-level link must stay a link inside the view: %+v", l)
+	}
+}
+
+// The tree's /etc is shown through a read-only overlay, with the files the
+// view adds on top (never written into the tree): the PATH snippets, and
+// mount points for the identity files the tree may lack.
+func TestPlanShowsTheTreesEtcWithWhatTheViewAdds(t *testing.T) {
+	p := build(t, request(t, "el7"))
+	var ov nsroot.Mount
+	at := map[string]int{}
+	for i, m := range p.Mounts {
+		at[m.Op.String()+" "+m.Target] = i
+		if m.Op == nsroot.OpOverlay {
+			ov = m
+		}
+		if m.Op == nsroot.OpBind && m.Target == "/etc" {
+			t.Errorf("the tree's /etc is bound as a whole: %+v", m)
+		}
+	}
+	if ov.Source != "/os/el7/etc" || ov.Target != "/etc" || ov.Added != AddedDir || !ov.ReadOnly || !ov.NoSuid || !ov.NoDev {
+		t.Fatalf("overlay = %+v", ov)
+	}
+	provided := map[string]string{}
+	for _, pr := range ov.Provide {
+		provided[pr.Path] = pr.Source
+	}
+	for _, f := range ostree.DefaultIdentity {
+		if provided[f] != f {
+			t.Errorf("no mount point provided for %s: %v", f, ov.Provide)
+		}
+	}
+	snippet, ok := at["file "+AddedDir+"/profile.d/chos.sh"]
+	if !ok || snippet > at["overlay /etc"] || at["overlay /etc"] > at["bind /etc/hosts"] {
+		t.Errorf("want the snippet, then the overlay, then the identity binds, in that order: %v", at)
+	}
+	if _, ok := at["mkdir "+nsroot.IdentityDir]; !ok {
+		t.Errorf("no %s for identity layers", nsroot.IdentityDir)
 	}
 }
 

@@ -169,6 +169,8 @@ func TestAuditLogsOneLinePerLaunch(t *testing.T) {
 			with(map[string]string{"tree": "two", "selected": "argument", "via": "vsys", "argv0": "true", "argc": "1"})},
 		{"login shell", call{Args: []string{h.chos, "shell", "two"}, Stdin: []byte("exit 0\n")}, nil, 0,
 			with(map[string]string{"tree": "two", "via": "shell", "argv0": "-sh", "argc": "1"})},
+		{"chos login (sshd's ForceCommand)", call{Args: []string{h.chos, "login"}, Env: []string{"SSH_ORIGINAL_COMMAND=true", "CHOS=two"}}, nil, 0,
+			with(map[string]string{"tree": "two", "selected": "env", "via": "login", "argv0": "sh", "argc": "3"})},
 		{"userns mode", call{Args: []string{h.chosUserns, "exec", "two", "true"}}, nil, 0,
 			with(map[string]string{"tree": "two", "mode": "userns", "view": "fresh"})},
 		{"odd cwd", call{Args: []string{h.chos, "exec", "two", "true"}, Dir: odd}, nil, 0,

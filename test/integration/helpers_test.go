@@ -447,14 +447,22 @@ func userDir(t testing.TB, dir string) {
 	t.Cleanup(func() { os.RemoveAll(top) })
 }
 
-// readMountinfo is the host's mount table as this process sees it.
+// readMountinfo is the host's mount table as this process sees it, without
+// the mounts of other test runs on the same machine (their own bases).
 func readMountinfo(t testing.TB) string {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(data)
+	var keep []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "/chos-itest-") && !strings.Contains(l, h.base+"/") && !strings.Contains(l, h.tmp) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
 }
 
 // lineDiff lists the (non-empty) lines only in a and only in b.
@@ -561,16 +569,17 @@ func buildEuid(t testing.TB, dir string) string {
 	return buildTestProgram(t, dir, "euid")
 }
 
-// buildTestProgram builds testdata/NAME (static) into dir and returns its
-// path.
-func buildTestProgram(t testing.TB, dir, name string) string {
+// buildTestProgram builds testdata/NAME (static, with the extra go build
+// flags) into dir and returns its path.
+func buildTestProgram(t testing.TB, dir, name string, flags ...string) string {
 	t.Helper()
 	goBin := os.Getenv("GO")
 	if goBin == "" {
 		goBin = "go"
 	}
 	out := filepath.Join(dir, name)
-	cmd := exec.CommandContext(context.Background(), goBin, "build", "-o", out, "./test/integration/testdata/"+name)
+	args := append(append([]string{"build", "-o", out}, flags...), "./test/integration/testdata/"+name)
+	cmd := exec.CommandContext(context.Background(), goBin, args...)
 	cmd.Dir = h.repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

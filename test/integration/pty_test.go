@@ -37,16 +37,7 @@ type ptySession struct {
 // test.
 func startPTY(t testing.TB, c call) *ptySession {
 	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	must(t, err)
-	fd := int(master.Fd())
-	must(t, unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0))
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	must(t, err)
-	// wide enough that no line is wrapped or redrawn by line editors
-	must(t, unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 400}))
-	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	must(t, err)
+	master, tty := newPTY(t)
 
 	argv := c.argv()
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -57,7 +48,7 @@ func startPTY(t testing.TB, c call) *ptySession {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	s := &ptySession{t: t, desc: describe(c), master: master, readDone: make(chan struct{}), done: make(chan struct{}), status: -1}
-	err = cmd.Start()
+	err := cmd.Start()
 	tty.Close()
 	if err != nil {
 		master.Close()
@@ -99,6 +90,23 @@ func startPTY(t testing.TB, c call) *ptySession {
 		}
 	})
 	return s
+}
+
+// newPTY opens a new terminal: its master side and its slave side (not
+// yet anyone's controlling terminal).
+func newPTY(t testing.TB) (master, tty *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	must(t, err)
+	fd := int(master.Fd())
+	must(t, unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0))
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	must(t, err)
+	// wide enough that no line is wrapped or redrawn by line editors
+	must(t, unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 400}))
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	must(t, err)
+	return master, tty
 }
 
 func (s *ptySession) output() string {

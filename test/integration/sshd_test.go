@@ -64,10 +64,9 @@ func (s *sshServer) logText() string {
 
 // sshFixture is shared by the package run.
 var sshFixture struct {
-	once       sync.Once
-	err        error
-	dir        string // root's, 0755, under h.base
-	madeRunDir bool   // /run/sshd was created by the fixture
+	once sync.Once
+	err  error
+	dir  string // root's, 0755, under h.base
 
 	mu      sync.Mutex
 	stopped bool // by the package cleanups: start no more
@@ -126,13 +125,6 @@ func setupSSHFixture() error {
 		}
 	}
 	sshFixture.dir = dir
-	// sshd refuses to start without its privilege separation directory.
-	if _, err := os.Stat("/run/sshd"); os.IsNotExist(err) {
-		if err := os.Mkdir("/run/sshd", 0o755); err != nil {
-			return err
-		}
-		sshFixture.madeRunDir = true
-	}
 	if out, err := runSetup(30*time.Second, dir, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "chos-itest host",
 		"-f", filepath.Join(dir, "ssh_host_ed25519_key")); err != nil {
 		return fmt.Errorf("ssh-keygen (host key): %w\n%s", err, out)
@@ -158,11 +150,6 @@ func stopSSHFixture() error {
 			case <-time.After(5 * time.Second):
 				errs = append(errs, fmt.Sprintf("sshd (pid %d) survived SIGKILL", s.cmd.Process.Pid))
 			}
-		}
-	}
-	if sshFixture.madeRunDir {
-		if err := os.Remove("/run/sshd"); err != nil {
-			errs = append(errs, err.Error())
 		}
 	}
 	if len(errs) > 0 {
@@ -198,6 +185,9 @@ func sshdConfig(opts sshdOptions) string {
 func startSSHD(opts sshdOptions) (*sshServer, error) {
 	if opts.PAMService != "" && opts.PAMService != strings.ToLower(opts.PAMService) {
 		return nil, fmt.Errorf("PAM service %q: Linux-PAM lowercases service names, use a lowercase one", opts.PAMService)
+	}
+	if err := privsepDir(); err != nil {
+		return nil, err
 	}
 	cfg := filepath.Join(sshFixture.dir, "sshd_config-"+randHex(4))
 	if err := writeRootFile(cfg, sshdConfig(opts), 0o644); err != nil {
@@ -240,6 +230,17 @@ func startSSHD(opts sshdOptions) (*sshServer, error) {
 		}
 	}
 	return nil, lastErr
+}
+
+// privsepDir makes /run/sshd, sshd's privilege separation directory,
+// which it refuses to start (or to accept a connection) without. It is
+// left in place: concurrent test runs and a real sshd share it, and it is
+// what openssh-server's own start-up makes (on /run, a tmpfs).
+func privsepDir() error {
+	if err := os.Mkdir("/run/sshd", 0o755); err != nil && !os.IsExist(err) {
+		return err
+	}
+	return nil
 }
 
 // waitReady waits until sshd says it listens and a connection succeeds.
@@ -286,19 +287,29 @@ func withBinds(binds [][2]string, argv ...string) []string {
 // keys/USER, root's, as StrictModes wants).
 func sshClientKey(t testing.TB) string {
 	t.Helper()
+	return sshClientKeyOf(t, call{}.account())
+}
+
+// sshClientKeyOf is sshClientKey for any test user.
+func sshClientKeyOf(t testing.TB, u testUser) string {
+	t.Helper()
+	sshFixture.once.Do(func() { sshFixture.err = setupSSHFixture() })
+	if sshFixture.err != nil {
+		t.Fatalf("sshd fixture: %v", sshFixture.err)
+	}
 	sshFixture.mu.Lock()
 	defer sshFixture.mu.Unlock()
-	if k := sshFixture.keys[h.user]; k != "" {
+	if k := sshFixture.keys[u.name]; k != "" {
 		return k
 	}
-	key, pub, err := newClientKey(h.user, h.uid, h.gid)
+	key, pub, err := newClientKey(u.name, u.uid, u.gid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeRootFile(filepath.Join(sshFixture.dir, "keys", h.user), pub, 0o644); err != nil {
+	if err := writeRootFile(filepath.Join(sshFixture.dir, "keys", u.name), pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sshFixture.keys[h.user] = key
+	sshFixture.keys[u.name] = key
 	return key
 }
 
@@ -326,12 +337,23 @@ func newClientKey(name string, uid, gid int) (key, pub string, err error) {
 // with key and running remote (none: a login shell); extra goes before
 // the destination (-tt, -o SendEnv=CHOS...).
 func (s *sshServer) sshArgs(key string, extra []string, remote ...string) []string {
-	argv := []string{"ssh", "-F", "/dev/null", "-i", key, "-p", strconv.Itoa(s.port),
+	return s.sshArgsAs(h.user, key, extra, remote...)
+}
+
+// sshArgsAs is sshArgs for the test user named user.
+func (s *sshServer) sshArgsAs(user, key string, extra []string, remote ...string) []string {
+	argv := append([]string{"ssh"}, s.clientOptions(key, "-p")...)
+	argv = append(argv, extra...)
+	argv = append(argv, user+"@127.0.0.1")
+	return append(argv, remote...)
+}
+
+// clientOptions are the options of ssh, scp and sftp (which take the
+// port as -P: portFlag) for logging in to s with key.
+func (s *sshServer) clientOptions(key, portFlag string) []string {
+	return []string{"-F", "/dev/null", "-i", key, portFlag, strconv.Itoa(s.port),
 		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
 		"-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"}
-	argv = append(argv, extra...)
-	argv = append(argv, h.user+"@127.0.0.1")
-	return append(argv, remote...)
 }
 
 // ssh runs remote over ssh as the test user, with stdin (nil: none).

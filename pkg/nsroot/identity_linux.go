@@ -1,0 +1,113 @@
+package nsroot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// IdentityDir is the directory of every view on which a user's identity
+// layer mounts the files it binds over /etc/passwd and /etc/group.
+const IdentityDir = "/.chos/id"
+
+// maxIdentityFile bounds what is read of a view's passwd or group file.
+const maxIdentityFile = 64 << 20
+
+// applyIdentity adds id's lines to the view's /etc/passwd and /etc/group.
+// The calling thread must be in a mount namespace of its own whose root is
+// the view (a private view, or a copy of a cached one): the files are
+// written on a small tmpfs mounted on IdentityDir and bound over the
+// view's, which stay as they are for everyone else.
+func applyIdentity(id *Identity) error {
+	if id == nil || len(id.Passwd)+len(id.Group) == 0 {
+		return nil
+	}
+	if err := unix.Mount("chos-identity", IdentityDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=64m"); err != nil {
+		return fmt.Errorf("mounting a tmpfs on %s: %w", IdentityDir, err)
+	}
+	for _, f := range []struct {
+		name  string
+		lines []string
+	}{{"passwd", id.Passwd}, {"group", id.Group}} {
+		if len(f.lines) == 0 {
+			continue
+		}
+		if err := extend("/etc/"+f.name, filepath.Join(IdentityDir, f.name), f.lines); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("", IdentityDir, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("making %s read-only: %w", IdentityDir, err)
+	}
+	return nil
+}
+
+// extend writes file's content plus lines to copy, and binds copy over file.
+func extend(file, copyPath string, lines []string) error {
+	var base []byte
+	f, err := os.Open(file)
+	switch {
+	case err == nil:
+		base, err = io.ReadAll(io.LimitReader(f, maxIdentityFile))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading the view's %s: %w", file, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("the view has no %s to add your entry to (identity = in the tree's settings?)", file)
+	default:
+		return fmt.Errorf("reading the view's %s: %w", file, err)
+	}
+	var b bytes.Buffer
+	b.Write(base)
+	if len(base) > 0 && base[len(base)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+	b.WriteString(strings.Join(lines, "\n") + "\n")
+	if err := os.WriteFile(copyPath, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", copyPath, err)
+	}
+	if err := os.Chmod(copyPath, 0o644); err != nil {
+		return err
+	}
+	if err := unix.Mount(copyPath, file, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding %s on %s: %w", copyPath, file, err)
+	}
+	if err := unix.Mount("", file, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("making %s read-only: %w", file, err)
+	}
+	return nil
+}
+
+// layerDir keeps the cached identity layers, below the cache directory.
+func (c *Cache) layerDir() string { return filepath.Join(c.Dir, "id") }
+
+// layerPrefix starts the names of every layer of this view for uid.
+func (c *Cache) layerPrefix(uid int) string {
+	return fileStem(c.Tree) + "." + c.Key + "." + strconv.Itoa(uid) + "."
+}
+
+// LayerFile is the namespace file of id's layer on this view.
+func (c *Cache) LayerFile(id *Identity) string {
+	return filepath.Join(c.layerDir(), c.layerPrefix(id.UID)+id.Key+".mnt")
+}
+
+// dropLayers unmounts and removes the layers whose names start with
+// prefix, but keep.
+func dropLayers(dir, prefix, keep string) {
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		p := filepath.Join(dir, de.Name())
+		if strings.HasPrefix(de.Name(), prefix) && strings.HasSuffix(de.Name(), ".mnt") && p != keep {
+			dropFile(p)
+		}
+	}
+}
