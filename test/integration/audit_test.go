@@ -307,7 +307,8 @@ func TestAuditRefusalOfABadConfigurationGoesToTheDefaults(t *testing.T) {
 	if got[0].priority != "authpriv.notice" || got[0].event != "refuse" {
 		t.Errorf("want an authpriv.notice refusal: %s", got[0].text)
 	}
-	wantFields(t, got[0], map[string]string{"user": h.user, "reason": "*colour*"})
+	// (refused before chos looked the user up: the uid only)
+	wantFields(t, got[0], map[string]string{"user": "-", "uid": strconv.Itoa(h.uid), "reason": "*colour*"})
 }
 
 // A socket that is missing, or full because nobody reads it, neither fails
