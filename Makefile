@@ -8,6 +8,8 @@
 #   make test-trees      as root: build (once per machine) the Debian tree the tests share
 #   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
 #   make bench           as root on Debian/Ubuntu: benchmark against bwrap & co, write docs/PERFORMANCE.md
+#   make deb             Debian packages chos, libpam-chos, slurm-chos-plugin in build/deb
+#   make rpm             RPM packages chos, chos-pam, chos-slurm (chos.spec) in build/rpm/RPMS
 #
 # The configuration directory and the view directory are compiled into the
 # binary: SYSCONFDIR (config is $(SYSCONFDIR)/chos) and CHOSROOT. The PAM
@@ -33,6 +35,12 @@ DOCDIR  = $(PREFIX)/share/doc/chos
 # The login profile hooks, for the admin to link into /etc/profile.d (sh) and
 # /etc/profile.d or /etc/csh/login.d (csh).
 HOOKDIR = $(PREFIX)/share/chos/profile.d
+# Shell completion, where each shell looks for it under PREFIX (Debian's zsh
+# reads /usr/share/zsh/vendor-completions instead of PREFIX=/usr's
+# site-functions; fish reads PREFIX=/usr/local's only through XDG_DATA_DIRS).
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
 # The modules go where the system keeps its own, so that PAM configuration
 # and plugstack.conf name them as they name any other: the directory of
@@ -60,7 +68,7 @@ BUILDPKG = github.com/chos-hpc/chos/pkg/build
 # with from the Go runtime, which the linker allows with -checklinkname=0
 # (pkg/nsroot/startsig_linkname_linux.go).
 GOTAGS   = urfave_cli_no_docs,chos_linkname
-LDFLAGS  = -s -w -checklinkname=0 \
+GO_LDFLAGS = -s -w -checklinkname=0 \
 	-X $(BUILDPKG).Version=$(VERSION) \
 	-X $(BUILDPKG).SysconfDir=$(SYSCONFDIR) \
 	-X $(BUILDPKG).ChosRoot=$(CHOSROOT) \
@@ -73,7 +81,7 @@ FUZZPKG   ?= ./pkg/config
 # output of the integration tests is also kept here
 TESTLOG   ?= test-integration.log
 
-.PHONY: all build bin/chos pam spank modules-note install uninstall test test-trees fuzz bench demo clean
+.PHONY: all build bin/chos pam spank modules-note install uninstall test test-trees fuzz bench demo clean deb rpm
 
 all: build
 
@@ -83,12 +91,14 @@ build: bin/chos $(MODULES) modules-note
 # SYSCONFDIR/CHOSROOT/VERSION always reaches the binary.
 bin/chos:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o bin/chos ./cmd/chos
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(GOTAGS) -ldflags "$(GO_LDFLAGS)" -o bin/chos ./cmd/chos
 
 # The C shims (PAM module, SPANK plugin): phony for the same reason, as
 # $(BINDIR) is compiled in. The SPANK plugin runs only with the Slurm
 # release whose headers it was built with.
-MODULE_CC = $(CC) $(CFLAGS) -shared -fPIC -Wall -Wextra -Werror -DCHOS_PATH='"$(BINDIR)/chos"'
+# (CPPFLAGS, CFLAGS and LDFLAGS from the environment: a distribution's
+# hardening flags, as dpkg-buildflags and %optflags give them)
+MODULE_CC = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -shared -fPIC -Wall -Wextra -Werror -DCHOS_PATH='"$(BINDIR)/chos"'
 
 pam:
 	@if [ ! -f $(PAM_H) ]; then echo "make pam: $(PAM_H) not found: install libpam0g-dev (Debian) or pam-devel (RHEL)" >&2; exit 1; fi
@@ -135,6 +145,10 @@ endif
 		sed 's|/usr/local/bin/chos # make install|$(BINDIR)/chos # make install|' etc/profile.d/$$f >$(DESTDIR)$(HOOKDIR)/$$f; \
 		chmod 0644 $(DESTDIR)$(HOOKDIR)/$$f; \
 	done
+	umask 022 && install -d -m 0755 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 etc/completion/chos.bash $(DESTDIR)$(BASHCOMPDIR)/chos
+	install -m 0644 etc/completion/_chos $(DESTDIR)$(ZSHCOMPDIR)/_chos
+	install -m 0644 etc/completion/chos.fish $(DESTDIR)$(FISHCOMPDIR)/chos.fish
 	umask 022 && install -d -m 0755 $(DESTDIR)$(DOCDIR)
 	install -m 0644 etc/chos.example $(DESTDIR)$(DOCDIR)/chos.example
 	umask 022 && install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/chos.d
@@ -153,6 +167,7 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_chos.8
 	rm -f $(DESTDIR)$(PAMDIR)/pam_chos.so
 	rm -f $(DESTDIR)$(HOOKDIR)/chos.sh $(DESTDIR)$(HOOKDIR)/chos.csh
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/chos $(DESTDIR)$(ZSHCOMPDIR)/_chos $(DESTDIR)$(FISHCOMPDIR)/chos.fish
 	-rmdir $(DESTDIR)$(HOOKDIR) $(DESTDIR)$(PREFIX)/share/chos 2>/dev/null
 	rm -f $(DESTDIR)$(DOCDIR)/chos.example
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
@@ -201,6 +216,33 @@ demo:
 	fi
 	GO="$(GO)" bash scripts/demo.sh
 
+# Packages are built from a copy of the working tree (what git would not
+# track left out), with the Go toolchain and caches of this make.
+PKG_VERSION := 0.1.0
+PKG_SOURCES = tar -c --exclude=./.git --exclude=./build --exclude=./bin --exclude=./$(TESTLOG) .
+GO_ENV = GO="$$(command -v $(GO))" GOCACHE="$$($(GO) env GOCACHE)" GOMODCACHE="$$($(GO) env GOMODCACHE)" GOTOOLCHAIN=local
+
+# Debian: debian/ (debhelper, dpkg-dev). -d: Go >= 1.22 comes from PATH, not
+# from a Debian package. noddebs: no -dbgsym packages.
+deb:
+	rm -rf build/deb && mkdir -p build/deb/chos-$(PKG_VERSION)
+	$(PKG_SOURCES) | tar -x -C build/deb/chos-$(PKG_VERSION)
+	cd build/deb/chos-$(PKG_VERSION) && $(GO_ENV) VERSION="$(VERSION)" DEB_BUILD_OPTIONS="noddebs $(DEB_BUILD_OPTIONS)" \
+		dpkg-buildpackage -b -us -uc -d
+	@ls -1 build/deb/*.deb
+
+# RPM: chos.spec. --nodeps: its BuildRequires name EL packages, which a
+# Debian machine's rpm database does not know.
+rpm:
+	rm -rf build/rpm && mkdir -p build/rpm/SOURCES
+	$(PKG_SOURCES) --transform 's,^\.,chos-$(PKG_VERSION),' | gzip >build/rpm/SOURCES/chos-$(PKG_VERSION).tar.gz
+	N=$$(sed -n 's/^#define SLURM_VERSION_NUMBER //p' $(dir $(SPANK_H))slurm_version.h 2>/dev/null); \
+	if [ -n "$$N" ]; then SLURM=$$((N >> 16)).$$(printf %02d $$(((N >> 8) & 255))); NEXT=$$((N >> 16)).$$(printf %02d $$((((N >> 8) & 255) + 1))); fi; \
+	$(GO_ENV) rpmbuild -bb --nodeps --define "_topdir $(CURDIR)/build/rpm" \
+		--define "chos_version $(PKG_VERSION)" --define "chos_gitversion $(VERSION)" --define "go_cmd $$(command -v $(GO))" \
+		$${SLURM:+--define "slurm_version $$SLURM" --define "slurm_next $$NEXT"} chos.spec
+	@find build/rpm/RPMS -name '*.rpm'
+
 clean:
-	rm -rf bin
+	rm -rf bin build
 	rm -f $(TESTLOG)

@@ -65,7 +65,8 @@ sed 's/^/    /' "$DEMO_DIR/etc/chos"
 
 echo "== installing chos under $DEMO_DIR/prefix"
 run "$MAKE" --no-print-directory install \
-	PREFIX="$DEMO_DIR/prefix" SYSCONFDIR="$DEMO_DIR/etc" CHOSROOT="$DEMO_DIR/root"
+	PREFIX="$DEMO_DIR/prefix" SYSCONFDIR="$DEMO_DIR/etc" CHOSROOT="$DEMO_DIR/root" \
+	PAMDIR="$DEMO_DIR/prefix/lib/security" SPANKDIR="$DEMO_DIR/prefix/lib/slurm"
 run ls -l "$chos"
 if command -v findmnt >/dev/null && findmnt -n -o OPTIONS -T "$chos" | tr , '\n' | grep -qx nosuid; then
 	echo "$prog: warning: $chos is on a nosuid file system, its setuid bit has no effect;" >&2

@@ -147,7 +147,8 @@ static void exec_chos(char *const argv[], int sock, int errw)
 	const char *why = strerrordesc_np(errno);
 	struct iovec msg[] = { { "cannot run ", 11 }, { (char *)chos_path, strlen(chos_path) }, { ": ", 2 },
 			       { (char *)why, strlen(why) }, { "\n", 1 } };
-	writev(2, msg, 5);
+	ssize_t ignored = writev(2, msg, 5); /* nothing to do if it fails: the status says it */
+	(void)ignored;
 	_exit(127);
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/chos-hpc/chos/pkg/audit"
 	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/identity"
 	"github.com/chos-hpc/chos/pkg/nsroot"
@@ -157,11 +158,15 @@ func (st *state) checkConfig(k *checker) *ostree.Catalog {
 		k.fail("configuration", "%v", err)
 		return nil
 	}
-	set, err := config.Load(paths, false)
-	if err != nil {
+	// Every error, each with its file and line: any one refuses launches.
+	set, errs := config.LoadAll(paths)
+	for _, err := range errs {
 		k.fail("configuration", "%v", err)
+	}
+	if len(errs) > 0 {
 		return nil
 	}
+	checkAudit(k, set.Audit())
 	cat, err := ostree.NewCatalog(set)
 	if err != nil {
 		k.fail("configuration", "%v", err)
@@ -339,6 +344,15 @@ func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 	if st.userns {
 		return
 	}
+	if st.uid == 0 {
+		dropped, err := st.collectStale(st.cacheDir(), cat)
+		if err != nil {
+			k.warn("cache", "collecting the namespaces of trees no longer configured: %v", err)
+		}
+		if len(dropped) > 0 {
+			k.ok("cache", "dropped %d cached namespaces of trees no longer configured: %s", len(dropped), strings.Join(dropped, ", "))
+		}
+	}
 	states, err := st.cacheStates(cat)
 	if err != nil {
 		k.warn("cache", "%v", err)
@@ -353,4 +367,23 @@ func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 		}
 	}
 	k.ok("cache", "%d valid cached namespaces in %s", valid, st.cacheDir())
+}
+
+// checkAudit says where audit lines go, and warns when they cannot.
+func checkAudit(k *checker, ac config.AuditConfig) {
+	origin := func(at config.Position) string {
+		if at.File == "" {
+			return "default"
+		}
+		return at.String()
+	}
+	if ac.Facility == audit.Off {
+		k.ok("audit", "off (%s)", origin(ac.FacilityAt))
+		return
+	}
+	if err := audit.CheckSocket(ac.Socket); err != nil {
+		k.warn("audit", "%v (%s): launches are not logged; is a syslog daemon running?", err, origin(ac.SocketAt))
+		return
+	}
+	k.ok("audit", "facility %s (%s) to %s (%s)", ac.Facility, origin(ac.FacilityAt), ac.Socket, origin(ac.SocketAt))
 }

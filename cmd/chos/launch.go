@@ -44,6 +44,7 @@ type state struct {
 	resolver *identity.Resolver
 	// nsCacheDir is this mount namespace's cache directory (see cacheDir).
 	nsCacheDir string
+	adm      adminState // what the audit line and the cache collection need
 }
 
 func newState() *state {
@@ -158,13 +159,15 @@ func (st *state) catalog() (*ostree.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.adm.cfg = set
 	if st.userns {
 		// Personal trees only ever run with the user's own rights.
 		if set.Personal, err = config.LoadPersonal(st.personalPath()); err != nil {
 			return nil, err
 		}
 	}
-	return ostree.NewCatalog(set)
+	st.adm.cat, err = ostree.NewCatalog(set)
+	return st.adm.cat, err
 }
 
 // personalPath is the caller's file of personal trees.
@@ -208,6 +211,7 @@ func (st *state) explainPersonal(err error) error {
 func (st *state) launch(name string, argv []string, login bool) int {
 	p, err := st.prepare(name, argv, login)
 	if err != nil {
+		st.auditRefusal(name, argv, login, err)
 		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
 		return statusFailed
 	}
@@ -217,6 +221,7 @@ func (st *state) launch(name string, argv []string, login bool) int {
 // launchPlan runs a plan (notes shown for login shells) and returns only
 // on failure, with the exit status to use.
 func (st *state) launchPlan(p *nsroot.Plan, login bool) int {
+	st.atLaunch(p, login)
 	if st.verbose || login {
 		for _, n := range p.Notes {
 			fmt.Fprintln(os.Stderr, "chos: warning: "+n)
@@ -311,6 +316,7 @@ func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) 
 		in.Dotfile = st.readDotfile(who.Home)
 	}
 	sel, err := cat.Select(in)
+	st.adm.selected = sel // (for the audit line, also of a refusal)
 	if err != nil {
 		return sel, st.explainPersonal(err)
 	}
@@ -320,7 +326,7 @@ func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) 
 		return sel, fmt.Errorf("checking who may use tree %s: %w", t.Name, err)
 	}
 	if !ok {
-		return sel, fmt.Errorf("you may not use tree %s (%s restricts it to users %v, groups %v)", t.Name, t.At, t.Users, t.Groups)
+		return sel, fmt.Errorf("you may not use tree %s (restricted to users %v, groups %v by %s)", t.Name, t.Users, t.Groups, positions(t.AccessRules()))
 	}
 	return sel, nil
 }

@@ -38,8 +38,10 @@ func loginCommand(st *state) *cli.Command {
 
 func (st *state) cmdLogin(c *cli.Context) error {
 	command, hasCommand := os.LookupEnv("SSH_ORIGINAL_COMMAND")
+	st.adm.via = "login"
 	p, err := st.loginPlan(command, hasCommand)
 	if err != nil {
+		st.auditRefusal("", nil, !hasCommand, err)
 		return fail(statusFailed, err)
 	}
 	return st.exitWith(st.launchPlan(p, !hasCommand))

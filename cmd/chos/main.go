@@ -55,7 +55,8 @@ func run(args []string) int {
 	// for root, honoured), never silently ignored.
 	st.configFlag = os.Getenv("CHOS_CONFIG")
 	// vsys form: invoked as a link named after a tree (rh73 -> chos).
-	if prog != "chos" {
+	if !isChosName(prog) {
+		st.adm.via = "vsys"
 		if len(args) == 1 || (len(args) == 2 && args[1] == "-sh") {
 			return st.launch(prog, nil, true)
 		}
@@ -73,9 +74,19 @@ func run(args []string) int {
 	app := st.app()
 	app.Setup() // adds the help command, which the legacy form must not take either
 	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
+		st.adm.via = "legacy"
 		return st.launch("", args[1:], false)
 	}
 	return report(app.Run(args))
+}
+
+// isChosName says whether a program name is chos's own rather than a
+// tree's (vsys form): "chos", or "chos" followed by '-', '.' or '_' and
+// anything (chos-1.2, chos.static, chos_debug). Every other name, "chosen"
+// included, is a tree name.
+func isChosName(prog string) bool {
+	rest, ok := strings.CutPrefix(prog, "chos")
+	return ok && (rest == "" || strings.ContainsRune("-._", rune(rest[0])))
 }
 
 // report prints an error as one line and returns the exit status.
@@ -217,7 +228,9 @@ func (st *state) app() *cli.App {
 				Action:    st.cmdPlan,
 			},
 			loginCommand(st),
+			configCommand(st),
 			prepareCommand(st),
+			completeCommand(st),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return fail(statusUsage, err)

@@ -78,6 +78,7 @@ func prepareCommand(st *state) *cli.Command {
 func (st *state) cmdPrepare(c *cli.Context) error {
 	r := &reply{}
 	err := st.prepareFor(c, r)
+	st.auditPrepare(c, r, err)
 	if err != nil {
 		r.lines = nil
 		r.ns = nil

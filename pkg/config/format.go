@@ -29,6 +29,15 @@ func (f *File) Format() string {
 			b.WriteString(bd.spec() + "\n")
 		}
 	}
+	if a := f.Audit; a != nil {
+		b.WriteString("%AUDIT\n")
+		if a.Facility != "" {
+			fmt.Fprintf(&b, "facility = %s\n", a.Facility)
+		}
+		if a.Socket != "" {
+			fmt.Fprintf(&b, "socket = %s\n", a.Socket)
+		}
+	}
 	for _, t := range f.Trees {
 		fmt.Fprintf(&b, "%%TREE %s\n", t.Name)
 		if t.Description != "" {

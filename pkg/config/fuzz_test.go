@@ -15,9 +15,16 @@ func sameSettings(a, b *File) bool {
 			c.Shells[i].At = Position{}
 		}
 		c.Binds = stripBinds(f.Binds)
+		c.EnvAt = nil
+		if f.Audit != nil {
+			a := *f.Audit
+			a.Lines, a.At = nil, Position{}
+			c.Audit = &a
+		}
 		c.Trees = append([]TreeSettings(nil), f.Trees...)
 		for i := range c.Trees {
 			c.Trees[i].At = Position{}
+			c.Trees[i].Lines = nil
 			c.Trees[i].Binds = stripBinds(c.Trees[i].Binds)
 			if len(c.Trees[i].Identity) == 0 {
 				c.Trees[i].Identity = nil
@@ -45,8 +52,24 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("%ENV\nCHOS\nUSER\n%BEH\nBASHLOGIN\n"))
 	f.Add([]byte("%BIND\n/global/scratch\n/project /proj ro optional\n"))
 	f.Add([]byte("%TREE el7\ndescription = x\nbind = /a /b ro\nidentity = /etc/passwd\nsetuid = allow\nusers = a\ngroups = b\n"))
+	f.Add([]byte("%AUDIT\nfacility = local3\nsocket = /run/log\n%FOO\nx\n%TREE a\ncolour = red\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parsed, err := Parse("fuzz", data)
+		// ParseAll stops at nothing, but agrees with Parse.
+		all, errs := ParseAll("fuzz", data)
+		for _, e := range errs {
+			if e.At.File != "fuzz" || e.At.Line < 1 {
+				t.Fatalf("ParseAll: error without file and line: %v", e)
+			}
+		}
+		switch {
+		case (err == nil) != (len(errs) == 0):
+			t.Fatalf("Parse: %v; ParseAll: %v", err, errs)
+		case err != nil && err.Error() != errs[0].Error():
+			t.Fatalf("Parse: %v; ParseAll's first: %v", err, errs[0])
+		case err == nil && !reflect.DeepEqual(parsed, all):
+			t.Fatalf("Parse and ParseAll differ:\n%#v\n%#v", parsed, all)
+		}
 		if err != nil {
 			ce, ok := err.(*Error)
 			if !ok || ce.At.File != "fuzz" || ce.At.Line < 1 {

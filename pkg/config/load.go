@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/chos-hpc/chos/pkg/audit"
 	"github.com/chos-hpc/chos/pkg/trust"
 )
 
@@ -48,8 +49,26 @@ type Set struct {
 // Load reads the system configuration. With requireRoot (always so when chos
 // runs setuid) every file and every directory above it must be owned by root
 // and not writable by group or others: chos acts as root on what they say.
+// It stops at the first error.
 func Load(p Paths, requireRoot bool) (*Set, error) {
+	set, errs := load(p, requireRoot, false)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return set, nil
+}
+
+// LoadAll reads the system configuration as far as it can and returns
+// every error: a file that cannot be read is skipped, and each file's
+// errors are all reported (ParseAll). Ownership is not checked (`chos
+// check` does that itself). For `chos check` and `chos config`.
+func LoadAll(p Paths) (*Set, []error) {
+	return load(p, false, true)
+}
+
+func load(p Paths, requireRoot, all bool) (*Set, []error) {
 	set := &Set{}
+	var errs []error
 	digest := sha256.New()
 	read := func(path string) ([]byte, error) {
 		if requireRoot {
@@ -65,31 +84,46 @@ func Load(p Paths, requireRoot bool) (*Set, error) {
 		digest.Write(data)
 		return data, nil
 	}
+	// parse reads one file of chos syntax into the set; it says whether
+	// loading goes on.
+	parse := func(path string, data []byte) bool {
+		f, ferrs := parse(path, data, all)
+		for _, e := range ferrs {
+			errs = append(errs, e)
+		}
+		if f != nil {
+			set.Files = append(set.Files, f)
+		}
+		return all || len(ferrs) == 0
+	}
 
 	if data, err := read(p.Sysconfig); err == nil {
 		if set.Sysconfig, err = ParseSysconfig(p.Sysconfig, data); err != nil {
-			return nil, err
-		}
-		if set.Sysconfig.ConfigPath != "" && !p.Explicit {
+			if errs = append(errs, err); !all {
+				return nil, errs
+			}
+		} else if set.Sysconfig.ConfigPath != "" && !p.Explicit {
 			p.Main = set.Sysconfig.ConfigPath
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		if errs = append(errs, err); !all {
+			return nil, errs
+		}
 	}
 
-	data, err := read(p.Main)
-	if err != nil {
-		return nil, err
+	if data, err := read(p.Main); err != nil {
+		if errs = append(errs, err); !all {
+			return nil, errs
+		}
+	} else if !parse(p.Main, data) {
+		return nil, errs
 	}
-	main, err := Parse(p.Main, data)
-	if err != nil {
-		return nil, err
-	}
-	set.Files = append(set.Files, main)
 
 	entries, err := os.ReadDir(p.DropIns)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("reading configuration directory: %w", err)
+		if errs = append(errs, fmt.Errorf("reading configuration directory: %w", err)); !all {
+			return nil, errs
+		}
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
@@ -102,16 +136,49 @@ func Load(p Paths, requireRoot bool) (*Set, error) {
 		path := filepath.Join(p.DropIns, n)
 		data, err := read(path)
 		if err != nil {
-			return nil, err
+			if errs = append(errs, err); !all {
+				return nil, errs
+			}
+			continue
 		}
-		f, err := Parse(path, data)
-		if err != nil {
-			return nil, err
+		if !parse(path, data) {
+			return nil, errs
 		}
-		set.Files = append(set.Files, f)
 	}
 	set.Digest = hex.EncodeToString(digest.Sum(nil))
-	return set, nil
+	return set, errs
+}
+
+// AuditConfig is the effective %AUDIT configuration: each key as the last
+// file read set it, else its default (At is then the zero Position).
+type AuditConfig struct {
+	Facility   string
+	FacilityAt Position
+	Socket     string
+	SocketAt   Position
+}
+
+// Audit merges the %AUDIT sections of the system files.
+func (s *Set) Audit() AuditConfig {
+	c := AuditConfig{Facility: audit.DefaultFacility, Socket: audit.DefaultSocket}
+	if s == nil {
+		return c
+	}
+	for _, f := range s.Files {
+		a := f.Audit
+		if a == nil {
+			continue
+		}
+		if a.Facility != "" {
+			at := a.Lines["facility"]
+			c.Facility, c.FacilityAt = a.Facility, at[len(at)-1]
+		}
+		if a.Socket != "" {
+			at := a.Lines["socket"]
+			c.Socket, c.SocketAt = a.Socket, at[len(at)-1]
+		}
+	}
+	return c
 }
 
 // CheckRootOwned refuses a configuration file unless it, every directory
@@ -142,5 +209,9 @@ func LoadPersonal(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading personal trees: %w", err)
 	}
-	return Parse(path, data)
+	f, err := Parse(path, data)
+	if err == nil && f.Audit != nil {
+		return nil, &Error{f.Audit.At, "%AUDIT is for the system configuration: a user's own file cannot change where chos logs"}
+	}
+	return f, err
 }

@@ -11,6 +11,8 @@ import (
 	"path"
 	"strings"
 	"unicode"
+
+	"github.com/chos-hpc/chos/pkg/audit"
 )
 
 // Position names a line of a configuration file, for error messages.
@@ -69,6 +71,18 @@ type TreeSettings struct {
 	// NoCache launches this tree in a private namespace every time.
 	NoCache bool
 	At      Position
+	// Lines are the lines that set each key in this section, in order
+	// (`chos config` shows them; a refusal names the users/groups lines).
+	Lines map[string][]Position
+}
+
+// Audit is an %AUDIT section: where chos writes its audit lines (package
+// audit). Empty values are not set in this file.
+type Audit struct {
+	Facility string   // a syslog facility name, or "off"
+	Socket   string   // the syslog daemon's datagram socket
+	At       Position // the file's first %AUDIT line
+	Lines    map[string][]Position
 }
 
 // File is the parsed content of one configuration file.
@@ -76,9 +90,11 @@ type File struct {
 	Name   string
 	Shells []Alias
 	Env    []string
+	EnvAt  []Position // the line of each Env entry
 	Beh    []string
 	Binds  []Bind
 	Trees  []TreeSettings
+	Audit  *Audit // nil without an %AUDIT section
 }
 
 // Section names. The first three are the original CHOS ones.
@@ -89,82 +105,130 @@ const (
 	sectionBeh    = "BEH"
 	sectionBind   = "BIND"
 	sectionTree   = "TREE"
+	sectionAudit  = "AUDIT"
+	// sectionSkip follows a section line in error: its lines are not
+	// reported again (ParseAll).
+	sectionSkip = "%skip"
 )
 
-// Parse reads one configuration file. name is used in error messages only.
+const knownSections = "%SHELLS, %ENV, %BEH, %BIND, %TREE, %AUDIT"
+
+// Parse reads one configuration file, and stops at the first error. name
+// is used in error messages only.
 func Parse(name string, data []byte) (*File, error) {
+	f, errs := parse(name, data, false)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return f, nil
+}
+
+// ParseAll reads a whole configuration file and returns every error in it
+// (each naming its line) with what did parse: for `chos check` and `chos
+// config`, which report all problems at once. Launches use Parse: any error
+// refuses them.
+func ParseAll(name string, data []byte) (*File, []*Error) {
+	return parse(name, data, true)
+}
+
+func parse(name string, data []byte, all bool) (*File, []*Error) {
 	f := &File{Name: name}
 	section := sectionNone
 	var tree *TreeSettings
+	var errs []*Error
 	for i, raw := range bytes.Split(data, []byte("\n")) {
 		at := Position{File: name, Line: i + 1}
 		line := strings.TrimSpace(string(raw))
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if strings.ContainsRune(line, 0) {
-			return nil, &Error{at, "NUL byte in line"}
-		}
-		if strings.HasPrefix(line, "%") {
-			fields := strings.Fields(line[1:])
-			if len(fields) == 0 {
-				return nil, &Error{at, "empty section name after %"}
-			}
-			section = fields[0]
-			switch section {
-			case sectionShells, sectionEnv, sectionBeh, sectionBind:
-				if len(fields) != 1 {
-					return nil, &Error{at, fmt.Sprintf("%%%s takes no argument", section)}
-				}
-			case sectionTree:
-				if len(fields) != 2 {
-					return nil, &Error{at, "%TREE needs exactly one tree name, as in `%TREE el7`"}
-				}
-				f.Trees = append(f.Trees, TreeSettings{Name: fields[1], At: at})
-				tree = &f.Trees[len(f.Trees)-1]
-			default:
-				return nil, &Error{at, fmt.Sprintf("unknown section %%%s (known: %%SHELLS, %%ENV, %%BEH, %%BIND, %%TREE)", section)}
-			}
-			continue
-		}
 		var err error
-		switch section {
-		case sectionNone:
-			err = fmt.Errorf("line outside any section (start one with %%SHELLS, %%ENV, %%BIND or %%TREE NAME)")
-		case sectionShells:
-			var a Alias
-			a, err = parseAlias(line)
-			a.At = at
-			f.Shells = append(f.Shells, a)
-		case sectionEnv:
-			for _, v := range strings.Fields(line) {
-				if !validEnvName(v) {
-					err = fmt.Errorf("%q is not a valid environment variable name", v)
-					break
-				}
-				f.Env = append(f.Env, v)
-			}
-		case sectionBeh:
-			for _, w := range strings.Fields(stripComment(line)) {
-				if !validEnvName(w) {
-					err = fmt.Errorf("%q is not a valid %%BEH switch (letters, digits and _)", w)
-					break
-				}
-				f.Beh = append(f.Beh, w)
-			}
-		case sectionBind:
-			var b Bind
-			b, err = parseBind(stripComment(line))
-			b.At = at
-			f.Binds = append(f.Binds, b)
-		case sectionTree:
-			err = parseTreeKey(tree, line, at)
+		if strings.ContainsRune(line, 0) {
+			err = fmt.Errorf("NUL byte in line")
+		} else if strings.HasPrefix(line, "%") {
+			section, tree, err = f.startSection(line, at)
+		} else {
+			err = f.parseLine(section, tree, line, at)
 		}
 		if err != nil {
-			return nil, &Error{at, err.Error()}
+			errs = append(errs, &Error{at, err.Error()})
+			if !all {
+				return nil, errs
+			}
 		}
 	}
-	return f, nil
+	return f, errs
+}
+
+// startSection reads a % line. A section line in error skips its section.
+func (f *File) startSection(line string, at Position) (string, *TreeSettings, error) {
+	fields := strings.Fields(line[1:])
+	if len(fields) == 0 {
+		return sectionSkip, nil, fmt.Errorf("empty section name after %%")
+	}
+	section := fields[0]
+	switch section {
+	case sectionShells, sectionEnv, sectionBeh, sectionBind, sectionAudit:
+		if len(fields) != 1 {
+			return sectionSkip, nil, fmt.Errorf("%%%s takes no argument", section)
+		}
+		if section == sectionAudit && f.Audit == nil {
+			f.Audit = &Audit{At: at}
+		}
+	case sectionTree:
+		if len(fields) != 2 {
+			return sectionSkip, nil, fmt.Errorf("%%TREE needs exactly one tree name, as in `%%TREE el7`")
+		}
+		f.Trees = append(f.Trees, TreeSettings{Name: fields[1], At: at})
+		return section, &f.Trees[len(f.Trees)-1], nil
+	default:
+		return sectionSkip, nil, fmt.Errorf("unknown section %%%s (known: %s)", section, knownSections)
+	}
+	return section, nil, nil
+}
+
+// parseLine reads a line inside a section.
+func (f *File) parseLine(section string, tree *TreeSettings, line string, at Position) error {
+	switch section {
+	case sectionNone:
+		return fmt.Errorf("line outside any section (start one with %%SHELLS, %%ENV, %%BIND or %%TREE NAME)")
+	case sectionSkip:
+		return nil
+	case sectionShells:
+		a, err := parseAlias(line)
+		if err != nil {
+			return err
+		}
+		a.At = at
+		f.Shells = append(f.Shells, a)
+	case sectionEnv:
+		for _, v := range strings.Fields(line) {
+			if !validEnvName(v) {
+				return fmt.Errorf("%q is not a valid environment variable name", v)
+			}
+			f.Env = append(f.Env, v)
+			f.EnvAt = append(f.EnvAt, at)
+		}
+	case sectionBeh:
+		for _, w := range strings.Fields(stripComment(line)) {
+			if !validEnvName(w) {
+				return fmt.Errorf("%q is not a valid %%BEH switch (letters, digits and _)", w)
+			}
+			f.Beh = append(f.Beh, w)
+		}
+	case sectionBind:
+		b, err := parseBind(stripComment(line))
+		if err != nil {
+			return err
+		}
+		b.At = at
+		f.Binds = append(f.Binds, b)
+	case sectionTree:
+		return parseTreeKey(tree, line, at)
+	case sectionAudit:
+		return parseAuditKey(f.Audit, line, at)
+	}
+	return nil
 }
 
 func parseAlias(line string) (Alias, error) {
@@ -272,7 +336,41 @@ func parseTreeKey(t *TreeSettings, line string, at Position) error {
 	default:
 		return fmt.Errorf("unknown key %q in %%TREE %s (known: description, bind, identity, setuid, cache, users, groups)", key, t.Name)
 	}
+	addLine(&t.Lines, key, at)
 	return nil
+}
+
+// parseAuditKey reads a key of %AUDIT.
+func parseAuditKey(a *Audit, line string, at Position) error {
+	key, value, ok := strings.Cut(line, "=")
+	if !ok {
+		return fmt.Errorf("expected key = value, got %q", line)
+	}
+	key, value = strings.TrimSpace(key), stripComment(value)
+	switch key {
+	case "facility":
+		if !audit.ValidFacility(value) {
+			return fmt.Errorf("facility must be %s, got %q", audit.FacilityNames, value)
+		}
+		a.Facility = value
+	case "socket":
+		p, err := absPath(value)
+		if err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		a.Socket = p
+	default:
+		return fmt.Errorf("unknown key %q in %%AUDIT (known: facility, socket)", key)
+	}
+	addLine(&a.Lines, key, at)
+	return nil
+}
+
+func addLine(m *map[string][]Position, key string, at Position) {
+	if *m == nil {
+		*m = map[string][]Position{}
+	}
+	(*m)[key] = append((*m)[key], at)
 }
 
 // stripComment removes a trailing comment (a # at the start of a word) from

@@ -166,3 +166,92 @@ func TestFormatRoundTrips(t *testing.T) {
 		t.Errorf("round trip changed settings:\n%+v\n%+v", f1, f2)
 	}
 }
+
+func TestParseAuditSection(t *testing.T) {
+	f, err := Parse("a", []byte("%AUDIT\nfacility = local3   # the site's audit log\nsocket = /run/log.sock\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Audit{Facility: "local3", Socket: "/run/log.sock", At: Position{"a", 1},
+		Lines: map[string][]Position{"facility": {{"a", 2}}, "socket": {{"a", 3}}}}
+	if !reflect.DeepEqual(f.Audit, want) {
+		t.Errorf("audit = %+v, want %+v", f.Audit, want)
+	}
+	for src, msg := range map[string]string{
+		"%AUDIT\nfacility = mail\n":        `a:2: facility must be authpriv`,
+		"%AUDIT\nsocket = dev/log\n":       `a:2: socket: path "dev/log" is not absolute`,
+		"%AUDIT\nlevel = debug\n":          `a:2: unknown key "level" in %AUDIT`,
+		"%AUDIT off\n":                     `a:1: %AUDIT takes no argument`,
+		"%SHELLS\nx:/\n%AUDIT\nfacility\n": `a:4: expected key = value`,
+	} {
+		if _, err := Parse("a", []byte(src)); err == nil || !strings.HasPrefix(err.Error(), msg) {
+			t.Errorf("%q: error %v, want %q", src, err, msg)
+		}
+	}
+}
+
+func TestSetAuditTakesEachKeyFromTheLastFileThatSetsIt(t *testing.T) {
+	parse := func(name, src string) *File {
+		f, err := Parse(name, []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	set := &Set{Files: []*File{
+		parse("/etc/chos", "%AUDIT\nfacility = local1\nsocket = /a\n"),
+		parse("/etc/chos.d/b.conf", "%AUDIT\nfacility = off\n"),
+	}}
+	got := set.Audit()
+	want := AuditConfig{Facility: "off", FacilityAt: Position{"/etc/chos.d/b.conf", 2}, Socket: "/a", SocketAt: Position{"/etc/chos", 3}}
+	if got != want {
+		t.Errorf("audit = %+v, want %+v", got, want)
+	}
+	if got := (&Set{}).Audit(); got.Facility != "authpriv" || got.Socket != "/dev/log" || got.FacilityAt.File != "" {
+		t.Errorf("defaults = %+v", got)
+	}
+}
+
+func TestParseAllReportsEveryErrorAndKeepsTheRest(t *testing.T) {
+	src := `%SHELLS
+el7:/os/el7
+%TREE el7
+user = alice
+description = kept
+%COLOURS
+red
+%ENV
+A
+B-C
+`
+	f, errs := ParseAll("d.conf", []byte(src))
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`d.conf:4: unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups)`,
+		`d.conf:6: unknown section %COLOURS (known: %SHELLS, %ENV, %BEH, %BIND, %TREE, %AUDIT)`,
+		`d.conf:10: "B-C" is not a valid environment variable name`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if f == nil || f.Trees[0].Description != "kept" || !reflect.DeepEqual(f.Env, []string{"A"}) || !reflect.DeepEqual(f.EnvAt, []Position{{"d.conf", 9}}) {
+		t.Errorf("what parsed was not kept: %+v", f)
+	}
+	if _, err := Parse("d.conf", []byte(src)); err == nil || err.Error() != want[0] {
+		t.Errorf("Parse stops at %v, want the first error", err)
+	}
+}
+
+func TestTreeSettingsRecordTheLinesOfEachKey(t *testing.T) {
+	f, err := Parse("c", []byte("%TREE a\nusers = alice\ngroups = g\nusers = bob\ncache = no\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]Position{"users": {{"c", 2}, {"c", 4}}, "groups": {{"c", 3}}, "cache": {{"c", 5}}}
+	if !reflect.DeepEqual(f.Trees[0].Lines, want) {
+		t.Errorf("lines = %v, want %v", f.Trees[0].Lines, want)
+	}
+}

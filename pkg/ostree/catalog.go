@@ -38,6 +38,9 @@ type Tree struct {
 	Groups      []string
 	NoCache     bool
 	At          config.Position
+	// Sections are the %TREE sections applied, in reading order: where
+	// each setting came from (origin.go).
+	Sections []config.TreeSettings
 }
 
 // DefaultIdentity are the host files bound over the tree's own copies so that
@@ -127,6 +130,7 @@ func applySettings(t *Tree, ts config.TreeSettings) {
 	t.NoCache = t.NoCache || ts.NoCache
 	t.Users = append(t.Users, ts.Users...)
 	t.Groups = append(t.Groups, ts.Groups...)
+	t.Sections = append(t.Sections, ts)
 }
 
 // addPersonal adds a user's own trees. They may not take a system tree's

@@ -1,0 +1,72 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The cached namespaces of a tree that has left the configuration are
+// collected by the next launch that builds a view, and by `chos check` as
+// root (README: "Namespace cache").
+func TestStaleNamespacesOfRemovedTreesAreCollected(t *testing.T) {
+	emptyCache(t)
+	t.Cleanup(func() { emptyCache(t) })
+	// a tree of its own path (a link to tree three), to be removed
+	link := filepath.Join(h.base, unique(t))
+	must(t, os.Symlink(h.trees["three"], link))
+	t.Cleanup(func() { os.Remove(link) })
+	withExtra := h.configText + "leaving:" + link + "\n"
+
+	stale := func(t *testing.T) string {
+		t.Helper()
+		r := chos(t, "cache", "list")
+		wantStatus(t, r, 0)
+		return grepLines(r.stdout, "no such tree any more")
+	}
+	leave := func(t *testing.T) {
+		t.Helper()
+		setConfig(t, withExtra)
+		wantOSID(t, chos(t, "exec", "leaving", "cat", "/etc/os-release"), "chosthree")
+		setConfig(t, h.configText)
+		// the control: listed as stale, and still mounted
+		if s := stale(t); !strings.Contains(s, "leaving") || !strings.Contains(readMountinfo(t), filepath.Join(h.cacheDir, "ns", "leaving.")) {
+			t.Fatalf("the removed tree's namespace is not there to collect: %q", s)
+		}
+	}
+	gone := func(t *testing.T, after string) {
+		t.Helper()
+		if s := stale(t); s != "" {
+			t.Errorf("after %s, still listed: %s", after, s)
+		}
+		if m := grepLines(readMountinfo(t), filepath.Join(h.cacheDir, "ns", "leaving.")); m != "" {
+			t.Errorf("after %s, still mounted: %s", after, m)
+		}
+	}
+
+	t.Run("launch that builds a view", func(t *testing.T) {
+		leave(t)
+		// the configuration changed: this launch builds tree two's view
+		wantOSID(t, chos(t, "exec", "two", "cat", "/etc/os-release"), "chostwo")
+		gone(t, "a launch")
+	})
+	t.Run("chos check as root", func(t *testing.T) {
+		leave(t)
+		// as a user, check reports it only (the control)
+		r := chos(t, "check")
+		if !strings.Contains(r.stdout, "stale") || stale(t) == "" {
+			t.Errorf("chos check as a user did not report, or collected, the stale namespace:\n%s", r)
+		}
+		r = run(t, call{Root: true, Args: []string{h.chos, "check"}})
+		if !strings.Contains(r.stdout, "dropped 1 cached namespaces of trees no longer configured") {
+			t.Errorf("chos check as root did not say it collected:\n%s", r)
+		}
+		gone(t, "chos check as root")
+		if lock := filepath.Join(h.cacheDir, "ns", "leaving.lock"); fileExists(lock) {
+			t.Errorf("chos check as root left %s", lock)
+		}
+	})
+}
+
+func fileExists(p string) bool { _, err := os.Lstat(p); return err == nil }
