@@ -44,7 +44,7 @@ type state struct {
 	resolver *identity.Resolver
 	// nsCacheDir is this mount namespace's cache directory (see cacheDir).
 	nsCacheDir string
-	adm      adminState // what the audit line and the cache collection need
+	adm        adminState // what the audit line and the cache collection need
 }
 
 func newState() *state {

@@ -446,4 +446,3 @@ func dropFile(file string) error {
 	}
 	return nil
 }
-
