@@ -61,6 +61,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 		}
 		st.checkCache(k, cat)
 	}
+	st.checkSlurm(k, cat)
 	if k.failed {
 		return &exitError{status: statusCheckFailed}
 	}
