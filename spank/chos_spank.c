@@ -490,6 +490,11 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		return 0;
 	if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || step == SLURM_EXTERN_CONT)
 		return 0; /* the extern step runs no user task */
+	/* sbatch --export=NONE sends the option only in Slurm's copy of it
+	 * for the job's environment, which the batch step does not parse. */
+	if (!opt_tree && job_env(sp, "SLURM_SPANK__SLURM_SPANK_OPTION_chos_chos", env_chos, sizeof env_chos) > 0 &&
+	    env_chos[0] && !(opt_tree = strdup(env_chos)))
+		return fail("out of memory"), 0;
 	have_env = job_env(sp, "CHOS", env_chos, sizeof env_chos);
 	have_cwd = job_env(sp, "PWD", cwd, sizeof cwd);
 	have_path = job_env(sp, "PATH", env_path, sizeof env_path);

@@ -56,6 +56,9 @@ func TestSlurmBatchScriptRunsInTheTree(t *testing.T) {
 		{"sbatch --chos=two --wrap", []string{"--chos=two", "--wrap", "cat /etc/os-release; pwd; echo \"$0\""}, h.osIDs["two"]},
 		{"#SBATCH --chos=two in the script", []string{script}, h.osIDs["two"]},
 		{"--chos=one wins over #SBATCH", []string{"--chos=one", script}, h.osIDs["one"]},
+		// (the option then reaches the batch step only through Slurm's
+		// copy of it in the job's environment)
+		{"sbatch --export=NONE --chos=two", []string{"--export=NONE", "--chos=two", "--wrap", "cat /etc/os-release; pwd; echo \"$0\""}, h.osIDs["two"]},
 		// control: the same job without chos runs on the host
 		{"no tree", []string{"--wrap", "cat /etc/os-release; pwd; echo \"$0\""}, h.hostOSRelease["ID"]},
 	} {
