@@ -247,7 +247,7 @@ func (c *slurmCluster) startDaemon(name, log string, argv ...string) error {
 	// Pdeathsig: a test binary killed outright (go test -timeout) still
 	// stops its daemons.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	if err := startOnDaemonThread(cmd); err != nil {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	d := &slurmDaemon{name: name, log: log, cmd: cmd, done: make(chan struct{})}
@@ -255,6 +255,26 @@ func (c *slurmCluster) startDaemon(name, log string, argv ...string) error {
 	c.daemons = append(c.daemons, d)
 	return nil
 }
+
+// startOnDaemonThread starts cmd from one OS thread that lives as long
+// as the test binary. The kernel sends Pdeathsig when the thread that
+// forked a process exits, not the process, and Go ends a thread that a
+// goroutine locked and left locked (tests that unshare do): a daemon forked
+// from such a thread would be stopped in the middle of the run.
+var startOnDaemonThread = func() func(*exec.Cmd) error {
+	starts := make(chan func())
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread stays until the binary exits
+		for start := range starts {
+			start()
+		}
+	}()
+	return func(cmd *exec.Cmd) error {
+		done := make(chan error)
+		starts <- func() { done <- cmd.Start() }
+		return <-done
+	}
+}()
 
 // waitIdle waits until the node is idle; on failure the error carries
 // every daemon's log.
