@@ -446,6 +446,8 @@ static int submit_check(void)
 		env_chos = NULL;
 	if (!opt_tree && !env_chos && !default_tree)
 		return 0; /* the host, as without chos */
+	if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID"))
+		return 0; /* srun in an allocation: the step starts at once and asks chos itself */
 	in_tree_fallback = 1;
 	if (!chos_to_run()) {
 		/* A submit host without chos (login nodes may lack it): the

@@ -254,6 +254,9 @@ func TestSlurmUnknownOrForbiddenTreeIsRefusedAtSubmit(t *testing.T) {
 					t.Errorf("the job was accepted:\n%s", r)
 				}
 				wantOneChosLine(t, r.stderr, tc.want)
+				if !strings.Contains(r.stderr, cmd[0]+": error: chos: ") {
+					t.Errorf("%s itself did not refuse the job:\n%s", cmd[0], r)
+				}
 				if q := c.queued(t); q != "" {
 					t.Errorf("jobs queued after a refusal: %s", q)
 				}
@@ -304,6 +307,15 @@ func TestSlurmUnknownOrForbiddenTreeFailsTheJobNotTheNode(t *testing.T) {
 			c.wantNodeIdle(t)
 		})
 	}
+	// srun in an allocation is not checked at submit: its step fails.
+	t.Run("srun in an allocation", func(t *testing.T) {
+		r := run(t, c.user("salloc", "--chos=one", "srun", "--chos=chos-itest-nosuchtree", "echo", "ran"))
+		if r.status == 0 || strings.Contains(r.stdout, "ran") || !strings.Contains(r.stderr, "slurmstepd") {
+			t.Errorf("want the step, not srun, to refuse the tree:\n%s", r)
+		}
+		wantOneChosLine(t, r.stderr, `unknown OS tree "chos-itest-nosuchtree"`)
+		c.wantNodeIdle(t)
+	})
 	// Control: the same job, with the configuration unchanged, runs.
 	dir := filepath.Join(h.home, unique(t))
 	userDir(t, dir)
