@@ -109,7 +109,7 @@ chos_cache_drop() {
 	local chos=$1 err
 	[[ ${HAVE_CACHE_DROP:-no} == yes ]] || return 0
 	if ! err=$(as_root "$chos" cache drop 2>&1); then
-		if as_root "$chos" cache list 2>/dev/null | grep -q '\.mnt'; then
+		if as_root "$chos" cache list 2>/dev/null | grep '\.mnt' >/dev/null; then
 			warn "chos cache drop failed: $err"
 			return 1
 		fi
