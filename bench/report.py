@@ -424,11 +424,12 @@ def slurm_section(r, alone):
         w("Not measured: %s." % md_escape(m.get("slurm_skipped", "bench/slurm did not run")))
         w("")
         return out
-    w("As the user, on a private one-node cluster (%s): a two-task job step, from" % md_escape(m.get("slurm_cluster", "?")))
-    w("`srun` to its exit, in the same tree as the tables above. The plugin asks")
-    w("chos once per step, in slurmstepd, and each task enters the cached view;")
-    w("the prefix runs the setuid chos in each task. Hyperfine as for table 1,")
-    w("the rows interleaved; in brackets the ratio to the step without the plugin.")
+    w("As the user: a two-task job step, from `srun` to its exit, in the same tree")
+    w("as the tables above, on a private cluster (%s)." % md_escape(m.get("slurm_cluster", "?")))
+    w("The plugin asks chos once per step, in slurmstepd (and srun asks it once at")
+    w("submit time), and each task enters the cached view; the prefix runs the")
+    w("setuid chos in each task. Hyperfine as for table 1, the rows interleaved;")
+    w("last column: the ratio to the step without the plugin.")
     w("")
     if alone:
         w("| | |")
