@@ -132,6 +132,7 @@ install: build
 	install -m 0644 docs/chos.1 $(DESTDIR)$(MANDIR)/man1/chos.1
 	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 docs/pam_chos.8 $(DESTDIR)$(MANDIR)/man8/pam_chos.8
+	install -m 0644 docs/chos_spank.8 $(DESTDIR)$(MANDIR)/man8/chos_spank.8
 ifneq ($(HAVE_PAM_H),)
 	umask 022 && install -d -m 0755 $(DESTDIR)$(PAMDIR)
 	install -m 0644 bin/pam_chos.so $(DESTDIR)$(PAMDIR)/pam_chos.so
@@ -165,6 +166,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SPANKDIR)/chos_spank.so
 	rm -f $(DESTDIR)$(MANDIR)/man1/chos.1
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_chos.8
+	rm -f $(DESTDIR)$(MANDIR)/man8/chos_spank.8
 	rm -f $(DESTDIR)$(PAMDIR)/pam_chos.so
 	rm -f $(DESTDIR)$(HOOKDIR)/chos.sh $(DESTDIR)$(HOOKDIR)/chos.csh
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/chos $(DESTDIR)$(ZSHCOMPDIR)/_chos $(DESTDIR)$(FISHCOMPDIR)/chos.fish

@@ -23,16 +23,17 @@ run() {
 
 # as_root CMD... / as_user CMD...: run CMD from / with a small, clean
 # environment, as root or as the benchmark user (real and effective ids, its
-# own groups).
+# own groups). BENCH_ENV, if set, is one more KEY=VALUE for it (bench/slurm:
+# SLURM_CONF).
 ROOT_ENV=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	HOME=/root USER=root LOGNAME=root LANG=C.UTF-8)
 as_root() {
-	(cd / && exec env -i "${ROOT_ENV[@]}" "$@")
+	(cd / && exec env -i "${ROOT_ENV[@]}" ${BENCH_ENV:+"$BENCH_ENV"} "$@")
 }
 as_user() {
 	(cd / && exec setpriv --reuid="$BENCH_USER" --regid="$BENCH_GROUP" --init-groups \
 		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$BENCH_HOME" USER="$BENCH_USER" \
-		LOGNAME="$BENCH_USER" LANG=C.UTF-8 "$@")
+		LOGNAME="$BENCH_USER" LANG=C.UTF-8 ${BENCH_ENV:+"$BENCH_ENV"} "$@")
 }
 # as IDENT CMD...: IDENT is root or user
 as() {
@@ -109,7 +110,7 @@ chos_cache_drop() {
 	local chos=$1 err
 	[[ ${HAVE_CACHE_DROP:-no} == yes ]] || return 0
 	if ! err=$(as_root "$chos" cache drop 2>&1); then
-		if as_root "$chos" cache list 2>/dev/null | grep -q '\.mnt'; then
+		if as_root "$chos" cache list 2>/dev/null | grep '\.mnt' >/dev/null; then
 			warn "chos cache drop failed: $err"
 			return 1
 		fi

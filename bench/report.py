@@ -47,13 +47,18 @@ Then: launch time with 0 to 5,000 extra host mounts (tmpfs mounts made in a
 private mount namespace created for the measurement, never on the host's own
 table); 200 launches 16 at a time (wall time, launches per second); and chos's
 launch time against the number of `%BIND` entries and of trees in its
-configuration.
+configuration. Last, Slurm job steps (`srun -n2 true`) on a private one-node
+cluster, without chos, through the SPANK plugin and with the `chos exec`
+prefix.
 
 **Reproduce:** as root on Debian 12 (or Ubuntu), `make bench`. It installs
 what it needs from Debian's packages (bubblewrap, charliecloud-runtime,
-schroot, hyperfine, time, debootstrap), creates the user `chosbench` if
+schroot, hyperfine, time, debootstrap; slurmctld, slurmd, slurm-client, munge
+and libslurm-dev for the Slurm table), creates the user `chosbench` if
 missing, and takes a few minutes plus about one for the first debootstrap.
 Nothing it mounts outlives it and the schroot entry it adds is removed.
+`BENCH_ONLY=slurm make bench` measures the Slurm table alone and replaces only
+that section.
 """
 
 ANALYSIS = """\
@@ -422,6 +427,7 @@ def generate(r):
             w(c)
         w("```")
         w("")
+    out.extend(slurm_section(r, alone=False))
 
     # ---- go
     w("### Go micro-benchmarks")
@@ -438,13 +444,106 @@ def generate(r):
     return "\n".join(out)
 
 
+SLURM_ROWS = (
+    ("srun", "srun -n2 true, no plugin"),
+    ("srunplugin", "srun -n2 true, plugin loaded, no tree"),
+    ("sruntree", "srun -n2 --chos=bench true (the plugin)"),
+    ("srunprefix", "srun -n2 chos exec bench /bin/true (the prefix)"),
+)
+SLURM_HEAD = "### 6. Slurm job steps"
+
+
+def slurm_section(r, alone):
+    """table 6 (bench/slurm); alone: measured by BENCH_ONLY=slurm, apart from
+    the tables above, so it says when and with what"""
+    m = r.meta
+    out = []
+    w = out.append
+    w(SLURM_HEAD)
+    w("")
+    if m.get("slurm_skipped") or not any(k[0] == "slurm" for k in r.rows):
+        w("Not measured: %s." % md_escape(m.get("slurm_skipped", "bench/slurm did not run")))
+        w("")
+        return out
+    w("As the user: a two-task job step, from `srun` to its exit, in the same tree")
+    w("as the tables above, on a private cluster (%s)." % md_escape(m.get("slurm_cluster", "?")))
+    w("The plugin asks chos once per step, in slurmstepd (and srun asks it once at")
+    w("submit time), and each task enters the cached view; the prefix runs the")
+    w("setuid chos in each task. Hyperfine as for table 1, the rows interleaved;")
+    w("last column: the ratio to the step without the plugin.")
+    w("")
+    if alone:
+        w("| | |")
+        w("|---|---|")
+        w("| measured | %s, alone (`BENCH_ONLY=slurm make bench`) |" % m.get("date", "?"))
+        w("| machine | %s, %s cores; kernel %s |" % (m.get("cpu", "?"), m.get("cores", "?"), m.get("kernel", "?")))
+        w("| chos | %s |" % m.get("chos_version", "?"))
+        w("| tree | %s |" % m.get("tree", "?"))
+        w("| method | %s; %s |" % (m.get("v_hyperfine", "?"), m.get("settings", "?")))
+        w("| CPU | before the run: %s |" % m.get("cpu_before", "?"))
+        w("| load average (1, 5, 15 min) | at start %s |" % m.get("loadavg_start", "?"))
+        w("")
+        for x in r.warnings:
+            w("- %s" % md_escape(x))
+        if r.warnings:
+            w("")
+    w("| %s | median | mean ± σ | runs | × no plugin |" % md_escape(m.get("slurm_version", "slurm")))
+    w("|---|--:|--:|--:|--:|")
+    base = r.median("slurm", "-", "srun", "user")
+    for lid, label in SLURM_ROWS:
+        row = r.rows.get(("slurm", "-", lid, "user"))
+        if row is None:
+            continue
+        if row["status"] != "ok":
+            w("| %s | %s | | | |" % (label, row["status"] + (": " + md_escape(row["note"]) if row["note"] else "")))
+            continue
+        h = row["hf"]
+        w("| %s | %s | %.2f ± %.2f ms | %d | %s |" % (label, ms(h["median"]), h["mean"] * 1000, h["stddev"] * 1000,
+                                                   h["runs"], ratio(h["median"], base)))
+    w("")
+    w("Commands (SLURM_CONF set; the plugin `required` in plugstack.conf where it is loaded):")
+    w("")
+    w("```")
+    for lid, _ in SLURM_ROWS:
+        if m.get("slurm_cmd_" + lid):
+            w(m["slurm_cmd_" + lid])
+    w("```")
+    w("")
+    return out
+
+
+def replace_slurm_section(old, section):
+    """old's generated part with table 6 replaced (or added before the Go
+    micro-benchmarks, or at the end of the generated part)"""
+    lines = old.split("\n")
+    end = lines.index(END)
+    if SLURM_HEAD in lines[:end]:
+        start = lines.index(SLURM_HEAD)
+        stop = next((i for i in range(start + 1, end) if lines[i].startswith("### ")), end)
+    else:
+        start = next((i for i in range(end) if lines[i].startswith("### Go micro-benchmarks")), end)
+        stop = start
+    return "\n".join(lines[:start] + section + lines[stop:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True, help="bench/run's results (e.g. /var/lib/chos-bench/last-run)")
     ap.add_argument("--output", required=True)
+    ap.add_argument("--only", choices=["slurm"], help="replace only this table in --output")
     args = ap.parse_args()
 
     r = Results(args)
+    if args.only:
+        old = open(args.output).read()
+        if BEGIN not in old or END not in old:
+            sys.exit("%s has no generated part to update: run the whole benchmark" % args.output)
+        doc = replace_slurm_section(old, slurm_section(r, alone=True))
+        with open(args.output + ".tmp", "w") as f:
+            f.write(doc)
+        os.replace(args.output + ".tmp", args.output)
+        print("wrote table 6 into %s" % args.output)
+        return
     body = generate(r)
 
     # head and tail are kept verbatim, so that a rerun changes nothing else

@@ -7,10 +7,12 @@
  * It holds no policy. Once per job step, in slurmstepd (root), it runs
  * `chos prepare --service slurm` as a root helper and keeps its reply; in
  * each task, before Slurm drops privileges, it enters the mount namespace
- * chos sent and applies the rest of the reply. Which tree, who may use it,
- * the cwd and the setuid rule are chos's decisions. The protocol is
- * chos's root-helper protocol (docs: PREPARE-PROTOCOL.md); the callbacks
- * and their contexts are spank(8)'s.
+ * chos sent and applies the rest of the reply. At submit time (srun,
+ * sbatch, salloc, as the user) it runs `chos prepare --check` to refuse an
+ * unknown or forbidden tree before the job queues. Which tree, who may use
+ * it, the cwd, PATH and the setuid rule are chos's decisions. The protocol
+ * is chos's root-helper protocol (docs: PREPARE-PROTOCOL.md); the callbacks
+ * and their contexts are spank(8)'s. See chos_spank(8).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,6 +46,16 @@
 
 SPANK_PLUGIN(chos, 1);
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434 /* the same on every architecture (Linux 5.3) */
+#endif
+
+/* The chos run without chos=, as what(1) finds it: `chos check` reads it. */
+static const char what[] __attribute__((used)) = "@(#)chos_spank chos=" CHOS_PATH;
+
+/* chos as every tree shows it, for a submit-time check from inside a tree. */
+#define CHOS_IN_TREE "/.chos/bin/chos"
+
 #define REPLY_MAX (64 * 1024) /* the protocol's limit */
 #define DIAG_MAX 4096         /* stderr of chos kept for messages */
 #define MAX_SETENV 64
@@ -53,6 +65,8 @@ static const char *chos_path = CHOS_PATH;
 static const char *default_tree;
 static int timeout_s = 60;
 static char *opt_tree;
+static int in_tree_fallback;  /* submit-time check: CHOS_IN_TREE when chos_path is missing */
+static const char *chos_run;  /* the chos executed: chos_path, or CHOS_IN_TREE */
 
 static int active;            /* chos was asked: tasks act on the reply */
 static char failure[1024];    /* non-empty: every task fails with it */
@@ -121,12 +135,18 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	}
 }
 
-/* The child: the protocol's descriptors, an empty environment, default signals. */
+/*
+ * The child: the protocol's descriptors, an empty environment, default
+ * signals. Async-signal-safe calls only: slurmstepd and srun have threads.
+ * (No libc call newer than glibc 2.17 anywhere in the plugin: srun loads it
+ * inside trees too, with the tree's own libc.)
+ */
 static void exec_chos(char *const argv[], int sock, int errw)
 {
 	static char *const envp[] = { NULL };
+	char digits[12], *d = digits + sizeof digits;
 	sigset_t none;
-	int null = open("/dev/null", O_RDWR);
+	int null = open("/dev/null", O_RDWR), err;
 
 	setsid(); /* its own process group: a timeout kills all of it */
 	sigemptyset(&none);
@@ -139,17 +159,41 @@ static void exec_chos(char *const argv[], int sock, int errw)
 	if (null < 0 || sock < 0 || errw < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
 	    dup2(errw, 2) < 0 || dup2(sock, 3) < 0)
 		_exit(126);
-	if (close_range(4, ~0U, 0) < 0)
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 4, ~0U, 0) < 0)
+#endif
 		for (long fd = 4, max = sysconf(_SC_OPEN_MAX); fd < max; fd++)
 			close((int)fd);
-	execve(chos_path, argv, envp);
-	/* async-signal-safe only: slurmstepd has threads */
-	const char *why = strerrordesc_np(errno);
-	struct iovec msg[] = { { "cannot run ", 11 }, { (char *)chos_path, strlen(chos_path) }, { ": ", 2 },
-			       { (char *)why, strlen(why) }, { "\n", 1 } };
-	ssize_t ignored = writev(2, msg, 5); /* nothing to do if it fails: the status says it */
+	execve(chos_run, argv, envp);
+	/* The parent checked that it can run: this is rare. */
+	err = errno;
+	*--d = '\n';
+	do
+		*--d = (char)('0' + err % 10);
+	while ((err /= 10) > 0);
+	struct iovec msg[] = { { "cannot run ", 11 }, { (char *)chos_run, strlen(chos_run) },
+			       { ": execve failed with errno ", 27 }, { d, (size_t)(digits + sizeof digits - d) } };
+	ssize_t ignored = writev(2, msg, 4); /* nothing to do if it fails: the status says it */
 	(void)ignored;
 	_exit(127);
+}
+
+/*
+ * chos_to_run is the chos to execute: chos_path, or for a submit-time
+ * check inside a tree (where the installed path is usually missing) chos
+ * as every tree shows it. NULL, with errno set, when neither can run.
+ */
+static const char *chos_to_run(void)
+{
+	int err;
+
+	if (access(chos_path, X_OK) == 0)
+		return chos_path;
+	err = errno;
+	if (err == ENOENT && in_tree_fallback && access(CHOS_IN_TREE, X_OK) == 0)
+		return CHOS_IN_TREE;
+	errno = err;
+	return NULL;
 }
 
 /* recv_some appends what chos sent to reply[*len], keeping at most one descriptor. */
@@ -271,16 +315,20 @@ static void prepare(char *const argv[])
 	const char *bad, *refusal = NULL;
 	pid_t pid;
 
+	if (!(chos_run = chos_to_run())) {
+		fail("cannot run %s: %s", chos_path, strerror(errno));
+		goto out;
+	}
 	if (!(reply = calloc(1, REPLY_MAX + 1)) || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(ep, O_CLOEXEC) < 0) {
-		fail("cannot start %s: %s", chos_path, strerror(errno));
+		fail("cannot start %s: %s", chos_run, strerror(errno));
 		goto out;
 	}
 	/* waitpid needs SIGCHLD not ignored (as pam_namespace does it). */
 	sigemptyset(&dfl.sa_mask);
 	sigaction(SIGCHLD, &dfl, &old);
 	if ((pid = fork()) < 0) {
-		fail("cannot fork for %s: %s", chos_path, strerror(errno));
+		fail("cannot fork for %s: %s", chos_run, strerror(errno));
 		sigaction(SIGCHLD, &old, NULL);
 		goto out;
 	}
@@ -292,14 +340,14 @@ static void prepare(char *const argv[])
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += timeout_s;
 	/* Until the reply socket and stderr are closed and the child has exited. */
-	struct pollfd p[3] = { { sv[0], POLLIN, 0 }, { ep[0], POLLIN, 0 }, { pidfd_open(pid, 0), POLLIN, 0 } };
+	struct pollfd p[3] = { { sv[0], POLLIN, 0 }, { ep[0], POLLIN, 0 }, { (int)syscall(SYS_pidfd_open, pid, 0), POLLIN, 0 } };
 	while (p[0].fd >= 0 || p[1].fd >= 0 || p[2].fd >= 0) {
 		int left = ms_left(&deadline);
 		if (left == 0) {
 			timed_out = 1;
 			break;
 		}
-			if (poll(p, 3, left) < 0) {
+		if (poll(p, 3, left) < 0) {
 			if (errno == EINTR)
 				continue;
 			timed_out = 1; /* cannot wait any more: stop it as if it had timed out */
@@ -328,21 +376,21 @@ static void prepare(char *const argv[])
 
 	bad = parse_reply(len, fd >= 0, &refusal);
 	if (timed_out)
-		fail("%s prepare: no answer within %d s (timeout=)", chos_path, timeout_s);
+		fail("%s prepare: no answer within %d s (timeout=)", chos_run, timeout_s);
 	else if (WIFSIGNALED(status))
-		fail("%s prepare: killed by signal %d: %s", chos_path, WTERMSIG(status), last_line(diag));
+		fail("%s prepare: killed by signal %d: %s", chos_run, WTERMSIG(status), last_line(diag));
 	else if (refusal)
 		fail("%s", refusal);
 	else if (WEXITSTATUS(status) != 0)
-		fail("%s prepare: exit status %d: %s", chos_path, WEXITSTATUS(status), last_line(diag));
+		fail("%s prepare: exit status %d: %s", chos_run, WEXITSTATUS(status), last_line(diag));
 	else if (bad)
-		fail("%s prepare: %s", chos_path, bad);
+		fail("%s prepare: %s", chos_run, bad);
 	else if (extra_fds)
-		fail("%s prepare: sent more than one descriptor", chos_path);
+		fail("%s prepare: sent more than one descriptor", chos_run);
 	else if (fd >= 0) {
 		struct statfs sf;
 		if (fstatfs(fd, &sf) < 0 || sf.f_type != NSFS_MAGIC || ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNS)
-			fail("%s prepare: the descriptor sent is not a mount namespace", chos_path);
+			fail("%s prepare: the descriptor sent is not a mount namespace", chos_run);
 	}
 	if (failure[0] && fd >= 0)
 		close(fd), fd = -1;
@@ -364,7 +412,8 @@ static int job_env(spank_t sp, const char *name, char *buf, int size)
 }
 
 /* chos's arguments, "--key=value" each: a value starting with '-' is never an option. */
-static char *args[16] = { "chos", "prepare", "--service=slurm" };
+#define MAX_ARGS 24
+static char *args[MAX_ARGS] = { "chos", "prepare", "--service=slurm" };
 static int n_args = 3;
 
 static void arg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -372,18 +421,64 @@ static void arg(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	if (n_args < 15 && vasprintf(&args[n_args], fmt, ap) >= 0)
+	if (n_args < MAX_ARGS - 1 && vasprintf(&args[n_args], fmt, ap) >= 0)
 		n_args++;
 	else
 		fail("out of memory");
 	va_end(ap);
 }
 
+static void free_args(void)
+{
+	while (n_args > 3)
+		free(args[--n_args]);
+}
+
+/*
+ * Submit time (srun, sbatch, salloc), as the user: ask chos whether the
+ * tree the job selects exists and may be used, so that a mistake is
+ * refused before the job queues. A preview only: every step asks again.
+ */
+static int submit_check(void)
+{
+	const char *env_chos = getenv("CHOS");
+
+	if (env_chos && !*env_chos)
+		env_chos = NULL;
+	if (!opt_tree && !env_chos && !default_tree)
+		return 0; /* the host, as without chos */
+	if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID"))
+		return 0; /* srun in an allocation: the step starts at once and asks chos itself */
+	in_tree_fallback = 1;
+	if (!chos_to_run()) {
+		/* A submit host without chos (login nodes may lack it): the
+		 * job's steps still ask chos on their nodes, and fail there. */
+		slurm_verbose("chos: %s: %s: the tree is checked when the job starts", chos_path, strerror(errno));
+		return 0;
+	}
+	arg("--check");
+	if (opt_tree)
+		arg("--tree=%s", opt_tree);
+	if (env_chos)
+		arg("--env-chos=%s", env_chos);
+	if (default_tree)
+		arg("--default=%s", default_tree);
+	if (!failure[0])
+		prepare(args);
+	free_args();
+	if (failure[0]) {
+		slurm_error("chos: %s", failure);
+		return -1; /* srun, sbatch and salloc stop here: nothing is queued */
+	}
+	return 0;
+}
+
 /* Remote: once per step, in slurmstepd as root, before any task exists. */
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
+	static char env_path[32768];
 	char env_chos[1024], cwd[4096], pwbuf[16384], *groups;
-	int ngids = 0, argc_job = 0, have_env, have_cwd;
+	int ngids = 0, argc_job = 0, have_env, have_cwd, have_path;
 	uid_t uid;
 	gid_t gid, *gids = NULL;
 	uint32_t job, step;
@@ -392,24 +487,25 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 
 	(void)ac;
 	(void)av;
-	if (spank_context() != S_CTX_REMOTE) {
-		/*
-		 * SUBMIT-TIME CHECK (srun, sbatch, salloc) -- reserved.
-		 * A later version may ask chos here whether the tree exists and
-		 * may be used, to report a mistake before the job queues. chos
-		 * offers no such check yet, and the plugin decides nothing.
-		 */
+	if (spank_context() == S_CTX_LOCAL || spank_context() == S_CTX_ALLOCATOR)
+		return submit_check();
+	if (spank_context() != S_CTX_REMOTE)
 		return 0;
-	}
 	if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || step == SLURM_EXTERN_CONT)
 		return 0; /* the extern step runs no user task */
+	/* sbatch --export=NONE sends the option only in Slurm's copy of it
+	 * for the job's environment, which the batch step does not parse. */
+	if (!opt_tree && job_env(sp, "SLURM_SPANK__SLURM_SPANK_OPTION_chos_chos", env_chos, sizeof env_chos) > 0 &&
+	    env_chos[0] && !(opt_tree = strdup(env_chos)))
+		return fail("out of memory"), 0;
 	have_env = job_env(sp, "CHOS", env_chos, sizeof env_chos);
 	have_cwd = job_env(sp, "PWD", cwd, sizeof cwd);
+	have_path = job_env(sp, "PATH", env_path, sizeof env_path);
 	if (!opt_tree && !have_env && !default_tree)
 		return 0; /* nothing selected: the host, as without chos */
 	active = 1;
-	if (have_env < 0 || have_cwd < 0)
-		return fail("$CHOS or $PWD of the job is too long"), 0;
+	if (have_env < 0 || have_cwd < 0 || have_path < 0)
+		return fail("$CHOS, $PWD or $PATH of the job is too long"), 0;
 	if (spank_get_item(sp, S_JOB_UID, &uid) || spank_get_item(sp, S_JOB_GID, &gid) ||
 	    spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids, &ngids) || spank_get_item(sp, S_JOB_ID, &job) ||
 	    (step == SLURM_BATCH_SCRIPT && (spank_get_item(sp, S_JOB_ARGV, &argc_job, &argv_job) || argc_job < 1)))
@@ -434,6 +530,8 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		arg("--default=%s", default_tree);
 	if (have_cwd)
 		arg("--cwd=%s", cwd);
+	if (have_path)
+		arg("--env-path=%s", env_path);
 	if (step == SLURM_BATCH_SCRIPT)
 		arg("--batch-script=%s", argv_job[0]);
 	arg("--job=%u", job);
@@ -444,8 +542,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	if (!failure[0])
 		prepare(args);
 	free(groups);
-	while (n_args > 3)
-		free(args[--n_args]);
+	free_args();
 	return 0;
 }
 

@@ -69,6 +69,7 @@ func (st *state) cmdCheck(c *cli.Context) error {
 		st.checkCache(k, cat)
 	}
 	st.checkLogins(k)
+	st.checkSlurm(k, cat)
 	if k.failed {
 		return &exitError{status: statusCheckFailed}
 	}

@@ -70,6 +70,8 @@ func prepareCommand(st *state) *cli.Command {
 			str("pam-service", "pam: the PAM service"), str("tree", "slurm: the --chos option"),
 			str("default", "slurm: the plugin's default tree"), str("cwd", "slurm: the job's working directory"),
 			str("batch-script", "slurm: the batch step's script"), str("job", "slurm: job id"), str("step", "slurm: step id"),
+			str("env-path", "slurm: the job's $PATH"),
+			&cli.BoolFlag{Name: "check", Usage: "slurm, as the user: only check the selection (submit time)"},
 		},
 		Action: st.cmdPrepare,
 	}
@@ -77,7 +79,11 @@ func prepareCommand(st *state) *cli.Command {
 
 func (st *state) cmdPrepare(c *cli.Context) error {
 	r := &reply{}
-	err := st.prepareFor(c, r)
+	prepare := st.prepareFor
+	if c.Bool("check") {
+		prepare = st.prepareCheck
+	}
+	err := prepare(c, r)
 	st.auditPrepare(c, r, err)
 	if err != nil {
 		r.lines = nil
@@ -165,6 +171,9 @@ func (st *state) prepareFor(c *cli.Context, r *reply) error {
 	t := sel.Tree
 	r.set("tree", t.Name)
 	r.set("setenv", "CHOS="+t.Name)
+	if service == "slurm" && c.IsSet("env-path") {
+		r.set("setenv", "PATH="+plan.JobPath(c.String("env-path"), t))
+	}
 	if t.Host {
 		r.set("enter", "0")
 		return nil

@@ -29,6 +29,12 @@ type slurmCluster struct {
 	node        string // NodeName: `hostname -s`
 	mungeSocket string
 
+	// extra is added to slurm.conf, and files are written next to it
+	// (name -> content), for a variant of the cluster.
+	extra string
+	files map[string]string
+	up    bool // it became idle: stop cancels its jobs
+
 	daemons []*slurmDaemon // in start order
 	before  map[string]map[string]fileState
 }
@@ -41,10 +47,16 @@ type slurmDaemon struct {
 	done chan struct{} // closed when the reaper has exited
 }
 
+// lazyCluster is a cluster started once, by the first test that asks.
+type lazyCluster struct {
+	once sync.Once
+	c    *slurmCluster
+	err  error
+}
+
 var (
-	slurmOnce    sync.Once
-	slurmShared  *slurmCluster
-	slurmStartup error
+	slurmMain      lazyCluster
+	slurmContained lazyCluster
 )
 
 // slurm returns the package's Slurm cluster, started by the first test
@@ -52,20 +64,36 @@ var (
 // cannot start fails every test that asks for it.
 func slurm(t testing.TB) *slurmCluster {
 	t.Helper()
-	slurmOnce.Do(func() {
-		c := &slurmCluster{}
+	return slurmMain.get(t, "", nil)
+}
+
+// slurmWithContainer is a second cluster, beside the first: with
+// PrologFlags=Contain, which gives every job an extern step, and Slurm's
+// job_container/tmpfs, which gives every job a private /tmp.
+func slurmWithContainer(t testing.TB) *slurmCluster {
+	t.Helper()
+	return slurmContained.get(t, "PrologFlags=Contain\nJobContainerType=job_container/tmpfs\n",
+		map[string]string{"job_container.conf": "AutoBasePath=true\nBasePath=%DIR%/job_container\n"})
+}
+
+func (l *lazyCluster) get(t testing.TB, extra string, files map[string]string) *slurmCluster {
+	t.Helper()
+	l.once.Do(func() {
+		c := &slurmCluster{extra: extra, files: files}
 		// Registered first, so that a failed or interrupted start is undone too.
-		atExit(c.stop)
+		if l.err = atExit(c.stop); l.err != nil {
+			return
+		}
 		start := time.Now()
-		if slurmStartup = c.start(); slurmStartup == nil {
-			slurmShared = c
+		if l.err = c.start(); l.err == nil {
+			l.c = c
 			fmt.Fprintf(os.Stderr, "integration: Slurm cluster in %s idle after %v\n", c.dir, time.Since(start).Round(time.Millisecond))
 		}
 	})
-	if slurmStartup != nil {
-		t.Fatalf("the test Slurm cluster did not start: %v", slurmStartup)
+	if l.err != nil {
+		t.Fatalf("the test Slurm cluster did not start: %v", l.err)
 	}
-	return slurmShared
+	return l.c
 }
 
 // slurmDefaultPaths are where Debian's Slurm and munge keep files by
@@ -127,8 +155,13 @@ func (c *slurmCluster) start() error {
 	if err := writeRootFile(c.plugstack, "", 0o644); err != nil {
 		return err
 	}
-	if err := writeRootFile(c.conf, c.slurmConf(ctldPort, slurmdPort), 0o644); err != nil {
+	if err := writeRootFile(c.conf, c.slurmConf(ctldPort, slurmdPort)+c.extra, 0o644); err != nil {
 		return err
+	}
+	for name, content := range c.files {
+		if err := writeRootFile(filepath.Join(c.dir, name), strings.ReplaceAll(content, "%DIR%", c.dir), 0o644); err != nil {
+			return err
+		}
 	}
 	if err := c.startDaemon("slurmctld", filepath.Join(c.dir, "slurmctld.log"), "slurmctld", "-D"); err != nil {
 		return err
@@ -136,7 +169,11 @@ func (c *slurmCluster) start() error {
 	if err := c.startDaemon("slurmd", filepath.Join(c.dir, "slurmd.log"), "slurmd", "-D"); err != nil {
 		return err
 	}
-	return c.waitIdle(30 * time.Second)
+	if err := c.waitIdle(30 * time.Second); err != nil {
+		return err
+	}
+	c.up = true
+	return nil
 }
 
 // slurmConf is a minimal configuration: no cgroups, no accounting, the
@@ -210,7 +247,7 @@ func (c *slurmCluster) startDaemon(name, log string, argv ...string) error {
 	// Pdeathsig: a test binary killed outright (go test -timeout) still
 	// stops its daemons.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	if err := startOnDaemonThread(cmd); err != nil {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	d := &slurmDaemon{name: name, log: log, cmd: cmd, done: make(chan struct{})}
@@ -218,6 +255,26 @@ func (c *slurmCluster) startDaemon(name, log string, argv ...string) error {
 	c.daemons = append(c.daemons, d)
 	return nil
 }
+
+// startOnDaemonThread starts cmd from one OS thread that lives as long
+// as the test binary. The kernel sends Pdeathsig when the thread that
+// forked a process exits, not the process, and Go ends a thread that a
+// goroutine locked and left locked (tests that unshare do): a daemon forked
+// from such a thread would be stopped in the middle of the run.
+var startOnDaemonThread = func() func(*exec.Cmd) error {
+	starts := make(chan func())
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread stays until the binary exits
+		for start := range starts {
+			start()
+		}
+	}()
+	return func(cmd *exec.Cmd) error {
+		done := make(chan error)
+		starts <- func() { done <- cmd.Start() }
+		return <-done
+	}
+}()
 
 // waitIdle waits until the node is idle; on failure the error carries
 // every daemon's log.
@@ -261,7 +318,7 @@ func (c *slurmCluster) logs() string {
 // file changed where Slurm and munge keep theirs by default.
 func (c *slurmCluster) stop() error {
 	var errs []error
-	if slurmShared == c {
+	if c.up {
 		r, err := runSetupEnv(30*time.Second, []string{"SLURM_CONF=" + c.conf}, "scancel", "--partition=debug")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("scancel: %w\n%s", err, r))

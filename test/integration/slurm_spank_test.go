@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,7 +105,7 @@ func TestSlurmPluginFailsTheJobNotTheNodeWhenChosCannotRun(t *testing.T) {
 	if r.status == 0 || strings.Contains(r.stdout, "ran") {
 		t.Errorf("the job ran although chos could not:\n%s", r)
 	}
-	if !strings.Contains(r.stderr, "chos: "+missing+" prepare: exit status 127: cannot run "+missing) {
+	if !strings.Contains(r.stderr, "chos: cannot run "+missing+": No such file or directory") {
 		t.Errorf("no message naming %s on stderr:\n%s", missing, r)
 	}
 	c.wantNodeIdle(t)
@@ -126,32 +127,55 @@ func TestSlurmPluginFailsTheJobNotTheNodeWhenChosCannotRun(t *testing.T) {
 // fakeChos is a root-owned script standing in for `chos prepare` (which
 // it is not: it decides nothing), to pin down the plugin's half of the
 // protocol. It records how it was started in dir (args, env, fds, uid),
-// then runs body, which answers on fd 3.
+// then runs body, which answers on fd 3. Called for the submit-time check
+// (--check, as the user, in srun, sbatch or salloc) it records in
+// dir/check instead and runs checkBody, by default a plain yes.
 type fakeChos struct {
 	script, dir string
 }
 
+const fakeCheckYes = `printf 'tree=local\nenter=0\nend\n' >&3`
+
 func (c *slurmCluster) fakeChos(t testing.TB, body string) fakeChos {
+	t.Helper()
+	return c.fakeChosChecking(t, body, fakeCheckYes)
+}
+
+func (c *slurmCluster) fakeChosChecking(t testing.TB, body, checkBody string) fakeChos {
 	t.Helper()
 	dir, err := os.MkdirTemp(c.dir, "fakechos-")
 	must(t, err)
 	must(t, os.Chmod(dir, 0o755))
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	// the check runs as the user, who records there
+	must(t, os.Mkdir(filepath.Join(dir, "check"), 0o755))
+	must(t, os.Chown(filepath.Join(dir, "check"), h.uid, h.gid))
 	f := fakeChos{script: filepath.Join(dir, "chos"), dir: dir}
 	must(t, writeRootFile(f.script, fmt.Sprintf(`#!/bin/sh
-d=%s
+d=%[1]s
+case " $* " in *" --check "*) d=%[1]s/check ;; esac
 printf '%%s\n' "$@" > $d/args
 /bin/cat /proc/$$/environ > $d/env
 cd $d && /usr/bin/find /proc/self/fd/ -mindepth 1 -fprintf $d/fds '%%f %%l\n'
 /usr/bin/id -u > $d/uid
-%s
-`, dir, body), 0o755))
+if [ $d = %[1]s ]; then
+%[2]s
+else
+%[3]s
+fi
+`, dir, body, checkBody), 0o755))
 	return f
 }
 
-// args is what the fake chos was called with, nil if it was not called.
-func (f fakeChos) args() []string {
-	data, err := os.ReadFile(filepath.Join(f.dir, "args"))
+// args is what the fake chos was called with in slurmstepd, nil if it
+// was not called there.
+func (f fakeChos) args() []string { return f.argsIn(f.dir) }
+
+// checkArgs is what it was called with for the submit-time check.
+func (f fakeChos) checkArgs() []string { return f.argsIn(filepath.Join(f.dir, "check")) }
+
+func (f fakeChos) argsIn(dir string) []string {
+	data, err := os.ReadFile(filepath.Join(dir, "args"))
 	if err != nil {
 		return nil
 	}
@@ -212,7 +236,7 @@ func TestSlurmPluginStartsChosPrepareAsTheProtocolSays(t *testing.T) {
 	}
 	want := []string{"prepare", "--service=slurm", "--user=" + h.user, "--uid=" + strconv.Itoa(h.uid), "--gid=" + strconv.Itoa(h.gid),
 		"--groups=" + strings.Join(groups, ","), "--tree=-one", "--env-chos=three", "--default=two", "--cwd=" + dir,
-		"--job=" + job, "--step=" + step}
+		"--env-path=/usr/local/bin:/usr/bin:/bin", "--job=" + job, "--step=" + step}
 	if got := f.args(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("chos was called with\n  %q\nwant\n  %q", got, want)
 	}
@@ -444,5 +468,87 @@ func TestSlurmPluginEntersTheMountNamespaceSent(t *testing.T) {
 				t.Errorf("want %q:\n%s", want, r)
 			}
 		})
+	}
+}
+
+// At submit, srun, sbatch and salloc run `chos prepare --check` as the
+// user, with the selection only (no identity: chos takes the caller's), an
+// empty environment and the protocol's descriptors; a refusal stops the
+// submission with chos's line, before any job exists.
+func TestSlurmPluginChecksTheTreeAtSubmitAsTheUser(t *testing.T) {
+	c := slurm(t)
+	yes := c.fakeChos(t, `printf 'tree=local\nenter=0\nend\n' >&3`)
+	c.setPlugstack(t, yes.plugstack(t, "default=two"))
+
+	// The selection, as the job makes it, and nothing else.
+	r := run(t, call{Args: []string{"srun", "--chos=-one", "true"}, Env: append(c.user().Env, "CHOS=three")})
+	wantStatus(t, r, 0)
+	if got, want := yes.checkArgs(), []string{"prepare", "--service=slurm", "--check", "--tree=-one", "--env-chos=three", "--default=two"}; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the check was called with\n  %q\nwant\n  %q", got, want)
+	}
+	rec := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(yes.dir, "check", name))
+		must(t, err)
+		return string(data)
+	}
+	if uid := rec("uid"); uid != strconv.Itoa(h.uid)+"\n" {
+		t.Errorf("the check ran as uid %q, want the user's %d", uid, h.uid)
+	}
+	if env := rec("env"); env != "" {
+		t.Errorf("the check got environment %q, want none", env)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(rec("fds")), "\n") {
+		fd, target, _ := strings.Cut(line, " ")
+		if (fd == "3" && !strings.HasPrefix(target, "socket:")) || (fd == "2" && !strings.HasPrefix(target, "pipe:")) ||
+			((fd == "0" || fd == "1") && target != "/dev/null") {
+			t.Errorf("the check got fd %s -> %s", fd, target)
+		}
+	}
+
+	no := c.fakeChosChecking(t, `printf 'tree=local\nenter=0\nend\n' >&3`,
+		`printf 'error=you may not use tree x\nend\n' >&3; exit 125`)
+	c.setPlugstack(t, no.plugstack(t, ""))
+	for _, cmd := range [][]string{{"srun", "--chos=x", "echo", "ran"}, {"sbatch", "--chos=x", "--wrap", "echo ran"}, {"salloc", "--chos=x", "echo", "ran"}} {
+		r := run(t, c.user(cmd...))
+		if r.status == 0 || strings.Contains(r.stdout+r.stderr, "ran") || !strings.Contains(r.stderr, cmd[0]+": error: chos: you may not use tree x\n") {
+			t.Errorf("want %s refused with chos's line:\n%s", cmd[0], r)
+		}
+	}
+	if no.args() != nil {
+		t.Errorf("slurmstepd asked chos although the check refused: %q", no.args())
+	}
+	if q := run(t, c.root("squeue", "-h")); q.stdout != "" {
+		t.Errorf("jobs queued: %s", q.stdout)
+	}
+	// Control: with no tree selected, not even the refusing check is asked.
+	os.Remove(filepath.Join(no.dir, "check", "args"))
+	wantStatus(t, run(t, c.user("srun", "true")), 0)
+	if no.checkArgs() != nil {
+		t.Errorf("the check ran for a job that selects no tree: %q", no.checkArgs())
+	}
+}
+
+// srun loads plugstack.conf's plugins inside trees too, with the tree's
+// own libc: the plugin uses nothing newer than glibc 2.17 (RHEL 7).
+func TestSlurmPluginNeedsNoGlibcNewerThan2_17(t *testing.T) {
+	f, err := elf.Open(spankPlugin(t))
+	must(t, err)
+	defer f.Close()
+	syms, err := f.ImportedSymbols()
+	must(t, err)
+	var glibc int
+	for _, s := range syms {
+		if v, ok := strings.CutPrefix(s.Version, "GLIBC_2."); ok {
+			minor, _, _ := strings.Cut(v, ".")
+			n, err := strconv.Atoi(minor)
+			must(t, err)
+			glibc++
+			if n > 17 {
+				t.Errorf("%s needs %s (glibc %s)", s.Name, s.Version, strings.TrimPrefix(s.Version, "GLIBC_"))
+			}
+		}
+	}
+	if glibc == 0 { // control: the versions are read at all
+		t.Errorf("no GLIBC_ versioned symbols found in %s: %v", spankPlugin(t), syms)
 	}
 }

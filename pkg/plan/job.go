@@ -1,0 +1,15 @@
+package plan
+
+import "github.com/chos-hpc/chos/pkg/ostree"
+
+// JobPath is the PATH a batch job's tasks get in tree t, given the job's
+// own: as `chos exec` sets it, with SelfDir appended in a tree (so that
+// chos is reachable from inside the job) and removed on the host. An
+// empty PATH gets SelfDir alone: ":/.chos/bin" would put the working
+// directory on it.
+func JobPath(jobPath string, t *ostree.Tree) string {
+	if jobPath == "" && !t.Host {
+		return SelfDir
+	}
+	return pathWithSelf(jobPath, t)
+}
