@@ -36,8 +36,11 @@ func (st *state) prepareCheck(c *cli.Context, r *reply) error {
 	if err != nil {
 		return err
 	}
-	pw := st.account()
-	who := plan.Caller{UID: st.uid, GID: st.gid, Groups: groups, Name: pw.name, Home: pw.home, Shell: pw.shell, Cwd: "/"}
+	u, err := st.account()
+	if err != nil {
+		return err
+	}
+	who := plan.Caller{UID: st.uid, GID: st.gid, Groups: groups, Name: u.Name, Home: u.Home, Shell: u.Shell, Cwd: "/"}
 	sel, err := st.choose(cat, ostree.Inputs{Argument: c.String("tree"), Env: c.String("env-chos"),
 		Plugin: c.String("default"), Batch: true}, who)
 	if err != nil {
