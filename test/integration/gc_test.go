@@ -31,7 +31,7 @@ func TestStaleNamespacesOfRemovedTreesAreCollected(t *testing.T) {
 		wantOSID(t, chos(t, "exec", "leaving", "cat", "/etc/os-release"), "chosthree")
 		setConfig(t, h.configText)
 		// the control: listed as stale, and still mounted
-		if s := stale(t); !strings.Contains(s, "leaving") || !strings.Contains(readMountinfo(t), filepath.Join(h.cacheDir, "ns", "leaving.")) {
+		if s := stale(t); !strings.Contains(s, "leaving") || !strings.Contains(readMountinfo(t), filepath.Join(hostCacheDir(t), "leaving.")) {
 			t.Fatalf("the removed tree's namespace is not there to collect: %q", s)
 		}
 	}
@@ -40,7 +40,7 @@ func TestStaleNamespacesOfRemovedTreesAreCollected(t *testing.T) {
 		if s := stale(t); s != "" {
 			t.Errorf("after %s, still listed: %s", after, s)
 		}
-		if m := grepLines(readMountinfo(t), filepath.Join(h.cacheDir, "ns", "leaving.")); m != "" {
+		if m := grepLines(readMountinfo(t), filepath.Join(hostCacheDir(t), "leaving.")); m != "" {
 			t.Errorf("after %s, still mounted: %s", after, m)
 		}
 	}
@@ -63,7 +63,7 @@ func TestStaleNamespacesOfRemovedTreesAreCollected(t *testing.T) {
 			t.Errorf("chos check as root did not say it collected:\n%s", r)
 		}
 		gone(t, "chos check as root")
-		if lock := filepath.Join(h.cacheDir, "ns", "leaving.lock"); fileExists(lock) {
+		if lock := filepath.Join(hostCacheDir(t), "leaving.lock"); fileExists(lock) {
 			t.Errorf("chos check as root left %s", lock)
 		}
 	})
