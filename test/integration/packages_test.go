@@ -45,6 +45,7 @@ func TestMakeInstallStagesAsAPackagerWould(t *testing.T) {
 		"/usr/bin/chos":                                  "-rwsr-xr-x",
 		"/usr/share/man/man1/chos.1":                     "-rw-r--r--",
 		"/usr/share/man/man8/pam_chos.8":                 "-rw-r--r--",
+		"/usr/share/man/man8/chos_spank.8":               "-rw-r--r--",
 		"/usr/lib64/security/pam_chos.so":                "-rw-r--r--",
 		"/usr/lib64/slurm/chos_spank.so":                 "-rw-r--r--",
 		"/usr/share/chos/profile.d/chos.sh":              "-rw-r--r--",
@@ -365,7 +366,7 @@ func TestRPMPackagesListTheirFilesWithTheirModes(t *testing.T) {
 		}, nil},
 		{"chos-pam", []string{"-rw-r--r-- /usr/lib64/security/pam_chos.so", "-rw-r--r-- /usr/share/man/man8/pam_chos.8"},
 			[]string{"chos(x86-64) = 0.1.0-1", "libpam.so.0()(64bit)"}},
-		{"chos-slurm", []string{"-rw-r--r-- /usr/lib64/slurm/chos_spank.so"},
+		{"chos-slurm", []string{"-rw-r--r-- /usr/lib64/slurm/chos_spank.so", "-rw-r--r-- /usr/share/man/man8/chos_spank.8"},
 			[]string{"chos(x86-64) = 0.1.0-1", "slurm(x86-64) >= ", "slurm(x86-64) < "}},
 	} {
 		t.Run(c.pkg, func(t *testing.T) {
