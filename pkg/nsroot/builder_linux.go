@@ -1,8 +1,8 @@
 package nsroot
 
 import (
-	"encoding/gob"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -88,13 +88,17 @@ func runBuilder(v *View, id *Identity) (builderResult, error) {
 		return res, fmt.Errorf("starting the view builder: %w", err)
 	}
 	go func() {
-		gob.NewEncoder(inW).Encode(builderRequest{View: *v, Identity: id})
+		req := builderRequest{View: *v, Identity: id}
+		inW.Write(req.encode())
 		inW.Close()
 	}()
 	done := make(chan error, 1)
 	go func() {
-		err := gob.NewDecoder(outR).Decode(&res)
+		data, err := io.ReadAll(outR)
 		outR.Close()
+		if err == nil {
+			err = res.decode(data)
+		}
 		done <- err
 	}()
 	select {
@@ -125,9 +129,12 @@ func RunViewBuilder() int {
 	unix.Umask(0o022)
 	var req builderRequest
 	in := os.NewFile(builderInFD, "view")
-	err := gob.NewDecoder(in).Decode(&req)
-	v := req.View
+	data, err := io.ReadAll(in)
 	in.Close()
+	if err == nil {
+		err = req.decode(data)
+	}
+	v := req.View
 	out := os.NewFile(builderOutFD, "result")
 	var res builderResult
 	switch {
@@ -142,7 +149,7 @@ func RunViewBuilder() int {
 	}
 	// Written after the lock is released: a launcher that does not read
 	// blocks only this process, which holds nothing any more.
-	gob.NewEncoder(out).Encode(&res)
+	out.Write(res.encode())
 	out.Close()
 	if res.Err != "" {
 		return StatusFailed

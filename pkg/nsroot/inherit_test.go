@@ -1,8 +1,6 @@
 package nsroot
 
 import (
-	"bytes"
-	"encoding/gob"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -74,16 +72,12 @@ func TestPlanCrossesToTheChildByteForByte(t *testing.T) {
 		Process: Process{Dir: "/home/a/\xff\x01dir", DirID: &FileID{Dev: 1, Ino: 2},
 			Path: "printf", Argv: []string{"printf", "%s", "\xff", ""}, Env: []string{"A=\xff\xfe", "", "NOEQUALS", "A=2"},
 			Inherit: Inherited{Recorded: true, Ignored: SignalSet(0).With(13), Blocked: SignalSet(0).With(10), StackLimit: unix.RLIM_INFINITY}}}
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(&p); err != nil {
+	got, err := decodePlan(encodePlan(&p))
+	if err != nil {
 		t.Fatal(err)
 	}
-	var got Plan
-	if err := gob.NewDecoder(&b).Decode(&got); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, p) {
-		t.Errorf("gob changed the plan:\n got %+v\nwant %+v", got, p)
+	if !reflect.DeepEqual(*got, p) {
+		t.Errorf("the encoding changed the plan:\n got %+v\nwant %+v", got, p)
 	}
 	// control: the comparison sees what JSON does to it
 	data, _ := json.Marshal(&p)

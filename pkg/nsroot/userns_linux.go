@@ -1,8 +1,6 @@
 package nsroot
 
 import (
-	"bytes"
-	"encoding/gob"
 	"fmt"
 	"io"
 	"os"
@@ -48,10 +46,7 @@ func RunInUserNS(p *Plan) (int, error) {
 	if !p.Inherit.Recorded {
 		p.Inherit = start
 	}
-	var plan bytes.Buffer
-	if err := gob.NewEncoder(&plan).Encode(p); err != nil {
-		return StatusFailed, fmt.Errorf("encoding the plan: %w", err)
-	}
+	plan := encodePlan(p)
 	r, w, err := os.Pipe()
 	if err != nil {
 		return StatusFailed, fmt.Errorf("making a pipe for the plan: %w", err)
@@ -92,7 +87,7 @@ func RunInUserNS(p *Plan) (int, error) {
 	go func() {
 		// The child reads it all before doing anything; if it is gone,
 		// its status says why.
-		w.Write(plan.Bytes())
+		w.Write(plan)
 		w.Close()
 	}()
 	go c.forward(sigs)
@@ -349,15 +344,15 @@ func RunUserNSChild(args []string) int {
 	f := os.NewFile(uintptr(fd), "plan")
 	data, err := io.ReadAll(f)
 	f.Close()
-	var p Plan
+	var p *Plan
 	if err == nil {
-		err = gob.NewDecoder(bytes.NewReader(data)).Decode(&p)
+		p, err = decodePlan(data)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "chos: reading the plan from the parent: %v\n", err)
 		return StatusFailed
 	}
-	lerr := Launch(&p, UserNamespace)
+	lerr := Launch(p, UserNamespace)
 	fmt.Fprintln(os.Stderr, "chos: "+lerr.Error())
 	return lerr.Status
 }

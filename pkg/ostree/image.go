@@ -1,17 +1,17 @@
 package ostree
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
+	"sort"
 	"strings"
 	"syscall"
-
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/squashfs"
+	"time"
 
 	"github.com/chos-hpc/chos/pkg/loopdev"
 )
@@ -19,8 +19,8 @@ import (
 // An image tree is a tree whose path names a squashfs image file rather
 // than a directory (Shifter, enroot, Charliecloud and Apptainer ship OS
 // trees so: one file on a parallel file system instead of millions). Its
-// files are read here without mounting it, through go-diskfs's squashfs
-// reader; a launch mounts it (package nsroot).
+// files are read here without mounting it; a launch mounts it (package
+// nsroot).
 
 // IsImage says whether a tree's path (as this process reaches it) names an
 // image file: anything but a directory that exists is taken for one, so
@@ -60,22 +60,31 @@ func (id ImageID) Stamp() string {
 	return fmt.Sprintf("image %s %d:%d size %d mtime %d ctime %d", id.Path, id.Dev, id.Ino, id.Size, id.Mtime, id.Ctime)
 }
 
-// Image is an image tree opened for reading without mounting.
+// Image is an image tree opened for reading without mounting, through
+// unsquashfs(1) of squashfs-tools (listing with -lln, reading with -cat),
+// run with the caller's real ids and an empty environment: a small program
+// run for the few commands that read an image (list, check, login shells,
+// the first launch), instead of a squashfs reader linked into chos, whose
+// decompressors every launch would initialise.
 type Image struct {
-	f  *os.File
-	fs *squashfs.FileSystem
+	path string
 }
+
+// Unsquashfs is the program images are read with.
+var Unsquashfs = "/usr/bin/unsquashfs"
 
 // maxImageLinks bounds the symbolic links followed in one lookup (ELOOP).
 const maxImageLinks = 40
 
-// OpenImage opens the squashfs image p. Errors wrap loopdev.ErrNotSquashfs
-// for a file that is not one, or say what could not be read.
+// OpenImage checks that p is a squashfs image and returns it for reading.
+// Errors wrap loopdev.ErrNotSquashfs for a file that is not one, or say
+// what could not be read.
 func OpenImage(p string) (*Image, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("opening image: %w", err)
 	}
+	defer f.Close()
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("image %s is not a regular file", p)
@@ -84,173 +93,260 @@ func OpenImage(p string) (*Image, error) {
 		err = loopdev.CheckSquashfs(f)
 	}
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	var sq *squashfs.FileSystem
-	err = safely(p, func() (err error) {
-		sq, err = squashfs.Read(file.New(f, true), fi.Size(), 0, 0)
-		return err
-	})
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s cannot be read: %v", loopdev.ErrNotSquashfs, p, err)
+	im := &Image{path: p}
+	if _, err := im.list("/", 1); err != nil {
+		return nil, err
 	}
-	return &Image{f: f, fs: sq}, nil
+	return im, nil
 }
 
-// Close releases the image file.
-func (im *Image) Close() error { return im.f.Close() }
+// Close is there for symmetry: nothing stays open.
+func (im *Image) Close() error { return nil }
 
-// safely runs fn, turning a panic of the reader on a damaged image into
-// an error naming the image.
-func safely(image string, fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %s cannot be read: %v", loopdev.ErrNotSquashfs, image, r)
+// node is one line of `unsquashfs -lln`.
+type node struct {
+	mode   fs.FileMode
+	target string // of a link
+}
+
+// run runs unsquashfs with args and returns its standard output.
+func (im *Image) run(args ...string) ([]byte, error) {
+	cmd := exec.Command(Unsquashfs, args...)
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// With the caller's own ids, never a setuid chos's root: an image is
+	// read only where its user could read it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+		Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), NoSetGroups: true}}
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(errOut.String())
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
 		}
-	}()
-	return fn()
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("reading image %s needs %s (squashfs-tools): %w", im.path, Unsquashfs, err)
+		}
+		return nil, fmt.Errorf("%w: %s cannot be read: %s", loopdev.ErrNotSquashfs, im.path, msg)
+	}
+	return out.Bytes(), nil
+}
+
+// list returns the nodes on the way to p (absolute, without links), down
+// to depth components, keyed by their absolute path ("/" for the root).
+func (im *Image) list(p string, depth int) (map[string]node, error) {
+	args := []string{"-lln", "-max-depth", fmt.Sprint(depth), "-d", "", im.path}
+	if rel := strings.TrimPrefix(p, "/"); rel != "" {
+		args = append(args, rel)
+	}
+	out, err := im.run(args...)
+	if err != nil {
+		return nil, err
+	}
+	nodes := map[string]node{}
+	for _, line := range strings.Split(string(out), "\n") {
+		// drwxr-xr-x 0/0 257 2026-11-29 23:18 /etc
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mode, ok := parseMode(f[0])
+		if !ok {
+			continue
+		}
+		rest := line
+		for i := 0; i < 5; i++ { // skip mode, ids, size, date, time
+			rest = strings.TrimLeft(rest, " ")
+			if j := strings.IndexByte(rest, ' '); j >= 0 {
+				rest = rest[j:]
+			} else {
+				rest = ""
+			}
+		}
+		name := strings.TrimPrefix(rest, " ")
+		n := node{mode: mode}
+		if mode&fs.ModeSymlink != 0 {
+			name, n.target, _ = strings.Cut(name, " -> ")
+		}
+		if name == "" {
+			name = "/"
+		}
+		nodes[name] = n
+	}
+	return nodes, nil
+}
+
+// parseMode reads the type of ls's mode column (drwxr-xr-x).
+func parseMode(s string) (fs.FileMode, bool) {
+	if len(s) != 10 {
+		return 0, false
+	}
+	var m fs.FileMode
+	switch s[0] {
+	case 'd':
+		m = fs.ModeDir
+	case 'l':
+		m = fs.ModeSymlink
+	case '-':
+	case 'c', 'b', 'p', 's':
+		m = fs.ModeIrregular
+	default:
+		return 0, false
+	}
+	for i, c := range s[1:] {
+		if c != '-' {
+			m |= 1 << (8 - i)
+		}
+	}
+	return m, true
 }
 
 // Entries lists the top level of the image, as Entries lists a directory.
-func (im *Image) Entries() (entries []Entry, err error) {
-	err = safely(im.f.Name(), func() (err error) { entries, err = im.entries(); return err })
-	return entries, err
-}
-
-func (im *Image) entries() ([]Entry, error) {
-	des, err := im.fs.ReadDir(".")
+func (im *Image) Entries() ([]Entry, error) {
+	nodes, err := im.list("/", 1)
 	if err != nil {
-		return nil, fmt.Errorf("%w: listing %s: %v", loopdev.ErrNotSquashfs, im.f.Name(), err)
+		return nil, err
 	}
-	out := make([]Entry, 0, len(des))
-	for _, de := range des {
-		info, err := de.Info()
-		if err != nil {
-			return nil, fmt.Errorf("listing image %s: %v", im.f.Name(), err)
+	var out []Entry
+	for name, n := range nodes {
+		if name == "/" {
+			continue
 		}
-		e := Entry{Name: de.Name()}
+		e := Entry{Name: strings.TrimPrefix(name, "/")}
 		switch {
-		case info.Mode().IsDir():
+		case n.mode.IsDir():
 			e.Kind = Dir
-		case info.Mode().IsRegular():
+		case n.mode.IsRegular():
 			e.Kind = File
-		case info.Mode()&fs.ModeSymlink != 0:
-			e.Kind = Symlink
-			if e.Target = linkTarget(info); e.Target == "" {
-				return nil, fmt.Errorf("reading link %s in image %s: empty target", de.Name(), im.f.Name())
-			}
+		case n.mode&fs.ModeSymlink != 0:
+			e.Kind, e.Target = Symlink, n.target
 		default:
 			continue
 		}
 		out = append(out, e)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
 // ReadFile reads a small file inside the image (at most 1 MiB), links
 // resolved within the image as a process inside it would see them.
-func (im *Image) ReadFile(p string) (data []byte, err error) {
-	err = safely(im.f.Name(), func() (err error) { data, err = im.readFile(p); return err })
-	return data, err
-}
-
-func (im *Image) readFile(p string) ([]byte, error) {
-	rel, info, err := im.resolve(p)
+func (im *Image) ReadFile(p string) ([]byte, error) {
+	final, info, err := im.resolve(p)
 	if err != nil {
 		return nil, err
 	}
 	if !info.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "read", Path: p, Err: errors.New("not a regular file")}
 	}
-	f, err := im.fs.Open(rel)
+	data, err := im.run("-cat", im.path, strings.TrimPrefix(final, "/"))
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+		return nil, &fs.PathError{Op: "read", Path: p, Err: err}
 	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 1<<20))
+	if len(data) > 1<<20 {
+		data = data[:1<<20]
+	}
+	return data, nil
 }
 
 // Stat describes a path inside the image, links followed within it.
-func (im *Image) Stat(p string) (info fs.FileInfo, err error) {
-	err = safely(im.f.Name(), func() (err error) { _, info, err = im.resolve(p); return err })
+func (im *Image) Stat(p string) (fs.FileInfo, error) {
+	_, info, err := im.resolve(p)
 	return info, err
 }
 
 // resolve follows p inside the image: absolute links restart at the
-// image's root, ".." never leaves it. It returns the resolved path (in
-// go-diskfs's form: relative, "." for the root) and what it names. A
-// missing component is fs.ErrNotExist.
+// image's root, ".." never leaves it. It returns the resolved absolute
+// path and what it names. A missing component is fs.ErrNotExist.
 func (im *Image) resolve(p string) (string, fs.FileInfo, error) {
+	cur := "/"
 	pending := strings.Split(p, "/")
-	cur := "." // resolved so far: no links left in it
-	var info fs.FileInfo
-	links := 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			info = nil
-			continue
+	for links := 0; ; links++ {
+		if links > maxImageLinks {
+			return "", nil, &fs.PathError{Op: "stat", Path: p, Err: syscall.ELOOP}
 		}
-		next, err := im.child(cur, c)
-		if err != nil {
-			return "", nil, &fs.PathError{Op: "stat", Path: p, Err: err}
-		}
-		if next.Mode()&fs.ModeSymlink != 0 {
-			if links++; links > maxImageLinks {
-				return "", nil, &fs.PathError{Op: "stat", Path: p, Err: syscall.ELOOP}
+		// Everything left, listed at once: one run per link followed.
+		var comps []string
+		for _, c := range pending {
+			switch c {
+			case "", ".":
+			case "..":
+				if len(comps) > 0 {
+					comps = comps[:len(comps)-1]
+				} else {
+					cur = path.Dir(cur)
+				}
+			default:
+				comps = append(comps, c)
 			}
-			target := linkTarget(next)
-			if strings.HasPrefix(target, "/") {
-				cur = "."
-			}
-			pending = append(strings.Split(target, "/"), pending...)
-			info = nil
-			continue
 		}
-		cur = path.Join(cur, c)
-		info = next
-	}
-	if info == nil {
-		st, err := im.fs.Stat(cur)
+		want := path.Join(append([]string{cur}, comps...)...)
+		nodes, err := im.list(want, depth(want))
 		if err != nil {
-			return "", nil, &fs.PathError{Op: "stat", Path: p, Err: err}
+			return "", nil, err
 		}
-		info = st
+		at := cur
+		pending = nil
+		for i, c := range comps {
+			next := path.Join(at, c)
+			n, ok := nodes[next]
+			if !ok {
+				// A listing does not go through links: the entry may be
+				// one, which only its directory's listing shows.
+				if parent, ok := nodes[at]; ok && !parent.mode.IsDir() {
+					return "", nil, &fs.PathError{Op: "stat", Path: p, Err: syscall.ENOTDIR}
+				}
+				kids, err := im.list(at, depth(at)+1)
+				if err != nil {
+					return "", nil, err
+				}
+				if n, ok = kids[next]; !ok {
+					return "", nil, &fs.PathError{Op: "stat", Path: p, Err: fs.ErrNotExist}
+				}
+				if n.mode&fs.ModeSymlink == 0 {
+					return "", nil, &fs.PathError{Op: "stat", Path: p, Err: fmt.Errorf("listing %s: inconsistent", next)}
+				}
+			}
+			if n.mode&fs.ModeSymlink != 0 {
+				base := at
+				if strings.HasPrefix(n.target, "/") {
+					base = "/"
+				}
+				cur, pending = base, append(strings.Split(n.target, "/"), comps[i+1:]...)
+				break
+			}
+			at = next
+		}
+		if pending == nil {
+			n := nodes[at]
+			return at, imageInfo{name: path.Base(at), mode: n.mode}, nil
+		}
 	}
-	return cur, info, nil
 }
 
-// child finds the entry name in the image's directory dir.
-func (im *Image) child(dir, name string) (fs.FileInfo, error) {
-	des, err := im.fs.ReadDir(dir)
-	if err != nil {
-		// go-diskfs says "not a directory" and "not found" in words only.
-		if st, serr := im.fs.Stat(dir); serr == nil && !st.IsDir() {
-			return nil, syscall.ENOTDIR
-		}
-		return nil, err
+// depth is the number of components of an absolute path ("/" has none).
+func depth(p string) int {
+	if p == "/" {
+		return 0
 	}
-	for _, de := range des {
-		if de.Name() == name {
-			return de.Info()
-		}
-	}
-	return nil, fs.ErrNotExist
+	return strings.Count(p, "/")
 }
 
-func linkTarget(info fs.FileInfo) string {
-	if st, ok := info.Sys().(*squashfs.StatT); ok {
-		return st.LinkTarget
-	}
-	return ""
+// imageInfo is what a listing says of a file.
+type imageInfo struct {
+	name string
+	mode fs.FileMode
 }
+
+func (i imageInfo) Name() string       { return i.name }
+func (i imageInfo) Size() int64        { return 0 }
+func (i imageInfo) Mode() fs.FileMode  { return i.mode }
+func (i imageInfo) ModTime() time.Time { return time.Time{} }
+func (i imageInfo) IsDir() bool        { return i.mode.IsDir() }
+func (i imageInfo) Sys() any           { return nil }
 
 // withImage runs fn on the image p, opened for the length of the call.
 func withImage(p string, fn func(*Image) error) error {
