@@ -267,6 +267,17 @@ func ownCacheDir(dir string) error {
 	if _, isMount, err := mountID(dir); err != nil || isMount {
 		return err
 	}
+	// chos before 0.2 made the parent itself an unbindable mount, in which
+	// nothing can be bound: its views are dropped (running processes keep
+	// theirs) and the directory is a plain one again.
+	if _, isMount, err := mountID(filepath.Dir(dir)); err == nil && isMount {
+		if entries, err := ListCache(filepath.Dir(dir)); err == nil {
+			for _, e := range entries {
+				dropFile(e.File)
+			}
+		}
+		unix.Unmount(filepath.Dir(dir), unix.MNT_DETACH)
+	}
 	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("binding cache directory %s on itself: %w", dir, err)
 	}
