@@ -7,8 +7,8 @@
  * It holds no policy. Once per job step, in slurmstepd (root), it runs
  * `chos prepare --service slurm` as a root helper and keeps its reply; in
  * each task, before Slurm drops privileges, it enters the mount namespace
- * chos sent and applies the rest of the reply. At submit time (srun,
- * sbatch, salloc, as the user) it runs `chos prepare --check` to refuse an
+ * chos sent and applies the rest of the reply. At submit time (sbatch,
+ * salloc, as the user) it runs `chos prepare --check` to refuse an
  * unknown or forbidden tree before the job queues. Which tree, who may use
  * it, the cwd, PATH and the setuid rule are chos's decisions. The protocol
  * is chos's root-helper protocol (docs: PREPARE-PROTOCOL.md); the callbacks
@@ -435,7 +435,7 @@ static void free_args(void)
 }
 
 /*
- * Submit time (srun, sbatch, salloc), as the user: ask chos whether the
+ * Submit time (sbatch, salloc), as the user: ask chos whether the
  * tree the job selects exists and may be used, so that a mistake is
  * refused before the job queues. A preview only: every step asks again.
  */
@@ -447,8 +447,8 @@ static int submit_check(void)
 		env_chos = NULL;
 	if (!opt_tree && !env_chos && !default_tree)
 		return 0; /* the host, as without chos */
-	if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID"))
-		return 0; /* srun in an allocation: the step starts at once and asks chos itself */
+	if (spank_context() == S_CTX_LOCAL)
+		return 0; /* srun: its step starts at once and asks chos itself (one chos run less per srun) */
 	in_tree_fallback = 1;
 	if (!chos_to_run()) {
 		/* A submit host without chos (login nodes may lack it): the

@@ -227,8 +227,9 @@ func restrictedConfig() string {
 }
 
 // An unknown or forbidden tree is refused when the job is submitted, with
-// chos's one-line message, by srun, sbatch and salloc: nothing is queued
-// and the node stays idle.
+// chos's one-line message, by sbatch and salloc: nothing is queued and the
+// node stays idle. srun's step starts at once and refuses it itself (one
+// chos run less for every srun): the same one line, and the node idle.
 func TestSlurmUnknownOrForbiddenTreeIsRefusedAtSubmit(t *testing.T) {
 	c := chosJobs(t)
 	setConfig(t, restrictedConfig())
@@ -254,8 +255,12 @@ func TestSlurmUnknownOrForbiddenTreeIsRefusedAtSubmit(t *testing.T) {
 					t.Errorf("the job was accepted:\n%s", r)
 				}
 				wantOneChosLine(t, r.stderr, tc.want)
-				if !strings.Contains(r.stderr, cmd[0]+": error: chos: ") {
-					t.Errorf("%s itself did not refuse the job:\n%s", cmd[0], r)
+				refuser := cmd[0] + ": error: chos: "
+				if cmd[0] == "srun" {
+					refuser = "slurmstepd"
+				}
+				if !strings.Contains(r.stderr, refuser) {
+					t.Errorf("want %q to refuse the job:\n%s", refuser, r)
 				}
 				if q := c.queued(t); q != "" {
 					t.Errorf("jobs queued after a refusal: %s", q)
@@ -307,7 +312,7 @@ func TestSlurmUnknownOrForbiddenTreeFailsTheJobNotTheNode(t *testing.T) {
 			c.wantNodeIdle(t)
 		})
 	}
-	// srun in an allocation is not checked at submit: its step fails.
+	// srun is not checked at submit: its step fails.
 	t.Run("srun in an allocation", func(t *testing.T) {
 		r := run(t, c.user("salloc", "--chos=one", "srun", "--chos=chos-itest-nosuchtree", "echo", "ran"))
 		if r.status == 0 || strings.Contains(r.stdout, "ran") || !strings.Contains(r.stderr, "slurmstepd") {
