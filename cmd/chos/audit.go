@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/audit"
@@ -133,7 +133,7 @@ func (st *state) auditRefusal(name string, argv []string, login bool, err error)
 
 // auditPrepare logs what `chos prepare` did for the PAM module or the
 // SPANK plugin: a session or job step moved into a tree, or refused.
-func (st *state) auditPrepare(c *cli.Context, r *reply, err error) {
+func (st *state) auditPrepare(c *cli.Command, r *reply, err error) {
 	if err == nil && !r.has("enter=1") {
 		return // stays on the host
 	}

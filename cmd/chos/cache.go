@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/nsroot"
@@ -76,7 +77,7 @@ func (st *state) currentKey(cat *ostree.Catalog, t *ostree.Tree) string {
 	return ""
 }
 
-func (st *state) cmdCacheList(c *cli.Context) error {
+func (st *state) cmdCacheList(_ context.Context, c *cli.Command) error {
 	userns := st.userns
 	if err := st.dropPrivilege(); err != nil {
 		return err
@@ -112,7 +113,7 @@ func (st *state) cmdCacheList(c *cli.Context) error {
 	return w.Flush()
 }
 
-func (st *state) cmdCacheDrop(c *cli.Context) error {
+func (st *state) cmdCacheDrop(_ context.Context, c *cli.Command) error {
 	if st.uid != 0 {
 		return fail(statusFailed, fmt.Errorf("only root may drop cached namespaces"))
 	}

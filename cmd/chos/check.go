@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +12,7 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/audit"
@@ -40,7 +41,7 @@ func (k *checker) warn(what, detail string, args ...any) {
 	fmt.Printf("warn %s: %s\n", what, fmt.Sprintf(detail, args...))
 }
 
-func (st *state) cmdCheck(c *cli.Context) error {
+func (st *state) cmdCheck(_ context.Context, c *cli.Command) error {
 	if err := st.dropPrivilege(); err != nil {
 		return err
 	}

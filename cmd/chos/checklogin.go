@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chos-hpc/chos/pkg/hostexec"
@@ -430,7 +431,11 @@ func afterSystemd(before []pamLine) string {
 
 // profileHookBin finds the chos a profile hook runs (the line make
 // install writes: `_chos_bin=PATH` in sh, `set _chos_bin = PATH` in csh).
-var profileHookBin = regexp.MustCompile(`(?m)^\s*(?:set\s+)?_chos_bin\s*=\s*(\S+)`)
+// profileHookBin finds the chos a profile hook runs. Compiled on first use:
+// a package-level regexp would be compiled by every launch.
+var profileHookBin = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^\s*(?:set\s+)?_chos_bin\s*=\s*(\S+)`)
+})
 
 // checkProfileHooks checks the profile hooks installed in the host's
 // profile directories; false if there is none.
@@ -440,7 +445,7 @@ func (st *state) checkProfileHooks(k *checker) bool {
 		files, _ := filepath.Glob(st.hostPath(pattern))
 		for _, f := range files {
 			data, err := os.ReadFile(f)
-			m := profileHookBin.FindSubmatch(data)
+			m := profileHookBin().FindSubmatch(data)
 			if err != nil || m == nil {
 				continue
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
@@ -30,7 +31,7 @@ func (st *state) dotfile() (string, error) {
 	return filepath.Join(home, ".chos"), nil
 }
 
-func (st *state) cmdSelect(c *cli.Context) error {
+func (st *state) cmdSelect(_ context.Context, c *cli.Command) error {
 	if err := st.dropPrivilege(); err != nil {
 		return err
 	}
@@ -130,7 +131,7 @@ type treeInfo struct {
 	Personal    bool     `json:"personal"`
 }
 
-func (st *state) cmdList(c *cli.Context) error {
+func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 	if err := st.dropPrivilege(); err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func currentTree() (string, error) {
 	return name, nil
 }
 
-func (st *state) cmdCurrent(c *cli.Context) error {
+func (st *state) cmdCurrent(_ context.Context, c *cli.Command) error {
 	if err := st.dropPrivilege(); err != nil {
 		return err
 	}
@@ -222,7 +223,7 @@ func (st *state) cmdCurrent(c *cli.Context) error {
 	return nil
 }
 
-func (st *state) cmdPlan(c *cli.Context) error {
+func (st *state) cmdPlan(_ context.Context, c *cli.Command) error {
 	if err := st.dropPrivilege(); err != nil {
 		return err
 	}

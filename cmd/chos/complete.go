@@ -1,10 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/chos-hpc/chos/pkg/ostree"
 )
@@ -32,7 +33,7 @@ func completeCommand(st *state) *cli.Command {
 	}
 }
 
-func (st *state) cmdComplete(c *cli.Context) error {
+func (st *state) cmdComplete(_ context.Context, c *cli.Command) error {
 	if err := st.dropPrivilege(); err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func (st *state) usableNames() []string {
 var treeOperand = map[string]bool{"shell": true, "select": true, "check": true, "config": true, "drop": true}
 
 // complete computes the candidates for cur after words (see above).
-func complete(app *cli.App, words []string, cur string, trees func() []string) []string {
+func complete(app *cli.Command, words []string, cur string, trees func() []string) []string {
 	commandLine := func(n int) []string { return []string{fmt.Sprintf("@command %d", n)} }
 	// global options, and their values
 	i := 0
@@ -99,11 +100,11 @@ func complete(app *cli.App, words []string, cur string, trees func() []string) [
 		return commandLine(i + 1)
 	}
 	// a command's subcommands (cache list|drop)
-	for len(cmd.Subcommands) > 0 {
+	for len(cmd.Commands) > 0 {
 		if i+1 == len(words) {
-			return commandNames(cmd.Subcommands)
+			return commandNames(cmd.Commands)
 		}
-		sub := commandNamed(cmd.Subcommands, words[i+1])
+		sub := commandNamed(cmd.Commands, words[i+1])
 		if sub == nil {
 			return nil
 		}

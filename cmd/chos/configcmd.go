@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/ostree"
@@ -66,7 +67,7 @@ func configCommand(st *state) *cli.Command {
 	}
 }
 
-func (st *state) cmdConfig(c *cli.Context) error {
+func (st *state) cmdConfig(_ context.Context, c *cli.Command) error {
 	if err := st.dropPrivilege(); err != nil {
 		return err
 	}

@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path"
 	"sort"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/chos-hpc/chos/pkg/hostexec"
 	"github.com/chos-hpc/chos/pkg/nsroot"
@@ -36,7 +37,7 @@ func loginCommand(st *state) *cli.Command {
 	}
 }
 
-func (st *state) cmdLogin(c *cli.Context) error {
+func (st *state) cmdLogin(_ context.Context, c *cli.Command) error {
 	command, hasCommand := os.LookupEnv("SSH_ORIGINAL_COMMAND")
 	st.adm.via = "login"
 	p, err := st.loginPlan(command, hasCommand)

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +11,7 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/nsroot"
@@ -72,12 +73,13 @@ func run(args []string) int {
 		}
 	}
 	app := st.app()
-	app.Setup() // adds the help command, which the legacy form must not take either
-	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
+	// (Run adds the help command, which the legacy form must not take
+	// either)
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && args[1] != "help" && args[1] != "h" && app.Command(args[1]) == nil {
 		st.adm.via = "legacy"
 		return st.launch("", args[1:], false)
 	}
-	return report(app.Run(args))
+	return report(app.Run(context.Background(), args))
 }
 
 // isChosName says whether a program name is chos's own rather than a
@@ -122,10 +124,10 @@ func (e *exitError) Error() string {
 
 func fail(status int, err error) error { return &exitError{status, err} }
 
-func (st *state) app() *cli.App {
+func (st *state) app() *cli.Command {
 	// -v is --verbose; the version is --version only.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
-	return &cli.App{
+	return &cli.Command{
 		Name:    "chos",
 		Usage:   "run commands and login shells in another OS tree",
 		Version: build.Version,
@@ -135,16 +137,16 @@ func (st *state) app() *cli.App {
 			"`chos CMD ARGS` (CMD not a chos command) is `chos exec -- CMD ARGS`.",
 		HideHelpCommand: false,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "read this configuration file instead of " + filepath.Join(build.SysconfDir, "chos") + " (root only)", EnvVars: []string{"CHOS_CONFIG"}},
+			&cli.StringFlag{Name: "config", Usage: "read this configuration file instead of " + filepath.Join(build.SysconfDir, "chos") + " (root only)", Sources: cli.EnvVars("CHOS_CONFIG")},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print notes on what is skipped"},
-			&cli.StringFlag{Name: "mode", Usage: "how to enter trees: auto (setuid when the binary is setuid root, else user namespaces), setuid, userns", EnvVars: []string{"CHOS_MODE"}, Value: "auto"},
+			&cli.StringFlag{Name: "mode", Usage: "how to enter trees: auto (setuid when the binary is setuid root, else user namespaces), setuid, userns", Sources: cli.EnvVars("CHOS_MODE"), Value: "auto"},
 		},
-		Before: func(c *cli.Context) error {
+		Before: func(ctx context.Context, c *cli.Command) (context.Context, error) {
 			st.configFlag = c.String("config")
 			st.verbose = c.Bool("verbose")
-			return st.setMode(c.String("mode"))
+			return ctx, st.setMode(c.String("mode"))
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(_ context.Context, c *cli.Command) error {
 			if c.NArg() > 0 {
 				return fail(statusUsage, fmt.Errorf("unknown command %q (see `chos help`)", c.Args().First()))
 			}
@@ -157,10 +159,10 @@ func (st *state) app() *cli.App {
 				ArgsUsage:       "[--fresh] NAME [--] CMD [ARGS...] | [--fresh] -- CMD [ARGS...]",
 				Description:     "Runs CMD, looked up on PATH inside the tree, with the environment kept as it is plus CHOS=NAME.\nWithout NAME (`chos exec -- CMD`) the tree comes from $CHOS, ~/.chos, the default tree, or the host.\nNothing after NAME is taken as an option of chos.\n--fresh builds the tree's view in a private namespace instead of entering the cached one.",
 				SkipFlagParsing: true,
-				Action: func(c *cli.Context) error {
+				Action: func(ctx context.Context, c *cli.Command) error {
 					name, argv, fresh, err := parseExecArgs(c.Args().Slice())
 					if errors.Is(err, errHelp) {
-						return cli.ShowCommandHelp(c.Lineage()[1], "exec")
+						return cli.ShowCommandHelp(ctx, c.Root(), "exec")
 					}
 					if err != nil {
 						return fail(statusUsage, err)
@@ -176,7 +178,7 @@ func (st *state) app() *cli.App {
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "fresh", Usage: "build the view in a private namespace instead of entering the cached one"}},
 				Description: "Starts your login shell (from passwd; /bin/sh if the tree lacks it) with the environment cleaned\n" +
 					"to the variables the tree's /etc/chos.conf %ENV lists, PATH reset and CHOS set.",
-				Action: func(c *cli.Context) error {
+				Action: func(_ context.Context, c *cli.Command) error {
 					if c.NArg() > 1 {
 						return fail(statusUsage, fmt.Errorf("shell takes at most one tree name"))
 					}
@@ -213,9 +215,9 @@ func (st *state) app() *cli.App {
 			{
 				Name:  "cache",
 				Usage: "list or drop the cached namespaces of trees",
-				Description: "The setuid chos keeps each tree's view as a mount namespace in " + build.CacheDir + "/ns\n" +
+				Description: "The setuid chos keeps each tree's view as a mount namespace in " + build.CacheDir + "/ns/INODE\n" +
 					"and enters it on later launches; a changed configuration or tree makes the next launch build a new one.",
-				Subcommands: []*cli.Command{
+				Commands: []*cli.Command{
 					{Name: "list", Usage: "list the cached namespaces, their tree, age and validity", Before: noArgs, Action: st.cmdCacheList},
 					{Name: "drop", Usage: "drop the cached namespaces of a tree, or all (root only)", ArgsUsage: "[NAME]", Action: st.cmdCacheDrop},
 				},
@@ -232,20 +234,20 @@ func (st *state) app() *cli.App {
 			prepareCommand(st),
 			completeCommand(st),
 		},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+		OnUsageError: func(_ context.Context, _ *cli.Command, err error, _ bool) error {
 			return fail(statusUsage, err)
 		},
-		ExitErrHandler: func(*cli.Context, error) {}, // run() reports errors itself
+		ExitErrHandler: func(context.Context, *cli.Command, error) {}, // run() reports errors itself
 	}
 }
 
 var errHelp = errors.New("help requested")
 
-func noArgs(c *cli.Context) error {
+func noArgs(ctx context.Context, c *cli.Command) (context.Context, error) {
 	if c.NArg() > 0 {
-		return fail(statusUsage, fmt.Errorf("%s takes no arguments", c.Command.Name))
+		return ctx, fail(statusUsage, fmt.Errorf("%s takes no arguments", c.Name))
 	}
-	return nil
+	return ctx, nil
 }
 
 // parseExecArgs splits `[--] NAME [--] CMD ARGS` and `-- CMD ARGS`.

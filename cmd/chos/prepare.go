@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path"
 	"strconv"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/nsroot"
@@ -77,7 +78,7 @@ func prepareCommand(st *state) *cli.Command {
 	}
 }
 
-func (st *state) cmdPrepare(c *cli.Context) error {
+func (st *state) cmdPrepare(_ context.Context, c *cli.Command) error {
 	r := &reply{}
 	prepare := st.prepareFor
 	if c.Bool("check") {
@@ -101,7 +102,7 @@ func (st *state) cmdPrepare(c *cli.Context) error {
 
 // prepareFor decides, for the user named by the flags, which tree the
 // session or job runs in and enters its view.
-func (st *state) prepareFor(c *cli.Context, r *reply) error {
+func (st *state) prepareFor(c *cli.Command, r *reply) error {
 	if st.uid != 0 || st.mode != nsroot.Privileged {
 		return fmt.Errorf("chos prepare is run as root by pam_chos and chos_spank, not by users")
 	}
@@ -240,7 +241,7 @@ func (st *state) prepareFor(c *cli.Context, r *reply) error {
 	return nil
 }
 
-func idFlag(c *cli.Context, name string) (int, error) {
+func idFlag(c *cli.Command, name string) (int, error) {
 	v := c.String(name)
 	id, err := strconv.Atoi(v)
 	if err != nil || id < 0 {

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -14,7 +14,7 @@ import (
 // submitting user. It applies a job's selection and access rules to the
 // caller's own identity, prepares nothing and replies tree= and enter=0,
 // or error=. It only previews what every job step decides again.
-func (st *state) prepareCheck(c *cli.Context, r *reply) error {
+func (st *state) prepareCheck(c *cli.Command, r *reply) error {
 	if c.String("service") != "slurm" {
 		return fmt.Errorf("prepare: --check is for --service=slurm")
 	}

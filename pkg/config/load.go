@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/chos-hpc/chos/pkg/audit"
@@ -66,6 +67,14 @@ func LoadAll(p Paths) (*Set, []error) {
 	return load(p, false, true)
 }
 
+// readError is a configuration file that could not be read: a type, not
+// fmt.Errorf, as the optional sysconfig file is missing on most hosts and
+// fmt's first use would cost every launch dearly.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return "reading configuration: " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
 func load(p Paths, requireRoot, all bool) (*Set, []error) {
 	set := &Set{}
 	var errs []error
@@ -78,9 +87,10 @@ func load(p Paths, requireRoot, all bool) (*Set, []error) {
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("reading configuration: %w", err)
+			return nil, &readError{err}
 		}
-		fmt.Fprintf(digest, "%s\x00%d\x00", path, len(data))
+		// (no fmt on the launch path: its first use costs a launch dearly)
+		digest.Write([]byte(path + "\x00" + strconv.Itoa(len(data)) + "\x00"))
 		digest.Write(data)
 		return data, nil
 	}

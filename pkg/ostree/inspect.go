@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -189,5 +190,5 @@ func Stamp(p string) string {
 	if err := syscall.Stat(p, &st); err != nil {
 		return p + " missing"
 	}
-	return fmt.Sprintf("%s %d:%d", p, st.Dev, st.Ino)
+	return p + " " + strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
 }
