@@ -12,6 +12,7 @@ import (
 
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/hostexec"
 	"github.com/chos-hpc/chos/pkg/identity"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
@@ -58,6 +59,11 @@ func newState() *state {
 	// the host and of every view is root's and read-only to users.
 	if fi, err := os.Lstat(plan.HostDir); err == nil && fi.IsDir() {
 		st.hostPrefix = plan.HostDir
+		// Images are read with the host's squashfs-tools, which the tree
+		// may lack.
+		ostree.UnsquashfsCommand = func(args ...string) ([]string, error) {
+			return hostexec.Argv(plan.HostDir, plan.HostDir, ostree.Unsquashfs, args...)
+		}
 	}
 	return st
 }

@@ -73,6 +73,13 @@ type Image struct {
 // Unsquashfs is the program images are read with.
 var Unsquashfs = "/usr/bin/unsquashfs"
 
+// UnsquashfsCommand is the command line that runs Unsquashfs with args.
+// Inside a view, the tree may have no squashfs-tools (or other ones): the
+// caller then runs the host's through the host's own loader (hostexec).
+var UnsquashfsCommand = func(args ...string) ([]string, error) {
+	return append([]string{Unsquashfs}, args...), nil
+}
+
 // maxImageLinks bounds the symbolic links followed in one lookup (ELOOP).
 const maxImageLinks = 40
 
@@ -113,7 +120,11 @@ type node struct {
 
 // run runs unsquashfs with args and returns its standard output.
 func (im *Image) run(args ...string) ([]byte, error) {
-	cmd := exec.Command(Unsquashfs, args...)
+	argv, err := UnsquashfsCommand(args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading image %s needs %s (squashfs-tools): %w", im.path, Unsquashfs, err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = []string{}
 	cmd.Dir = "/"
 	var out, errOut bytes.Buffer

@@ -448,7 +448,7 @@ func userDir(t testing.TB, dir string) {
 }
 
 // readMountinfo is the host's mount table as this process sees it, without
-// the mounts of other test runs on the same machine (their own bases).
+// the mounts of other test runs and of `make bench` on the same machine.
 func readMountinfo(t testing.TB) string {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/mountinfo")
@@ -457,7 +457,8 @@ func readMountinfo(t testing.TB) string {
 	}
 	var keep []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "/chos-itest-") && !strings.Contains(l, h.base+"/") && !strings.Contains(l, h.tmp) {
+		other := strings.Contains(l, "/chos-itest-") || strings.Contains(l, "/chos-bench") || strings.Contains(l, "/schroot/mount/")
+		if other && !strings.Contains(l, h.base+"/") && !strings.Contains(l, h.tmp) {
 			continue
 		}
 		keep = append(keep, l)

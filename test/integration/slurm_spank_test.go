@@ -471,17 +471,18 @@ func TestSlurmPluginEntersTheMountNamespaceSent(t *testing.T) {
 	}
 }
 
-// At submit, srun, sbatch and salloc run `chos prepare --check` as the
-// user, with the selection only (no identity: chos takes the caller's), an
-// empty environment and the protocol's descriptors; a refusal stops the
-// submission with chos's line, before any job exists.
+// At submit, sbatch and salloc run `chos prepare --check` as the user, with
+// the selection only (no identity: chos takes the caller's), an empty
+// environment and the protocol's descriptors; a refusal stops the
+// submission with chos's line, before any job exists. srun does not: its
+// step starts at once and asks chos itself.
 func TestSlurmPluginChecksTheTreeAtSubmitAsTheUser(t *testing.T) {
 	c := slurm(t)
 	yes := c.fakeChos(t, `printf 'tree=local\nenter=0\nend\n' >&3`)
 	c.setPlugstack(t, yes.plugstack(t, "default=two"))
 
 	// The selection, as the job makes it, and nothing else.
-	r := run(t, call{Args: []string{"srun", "--chos=-one", "true"}, Env: append(c.user().Env, "CHOS=three")})
+	r := run(t, call{Args: []string{"salloc", "--chos=-one", "true"}, Env: append(c.user().Env, "CHOS=three")})
 	wantStatus(t, r, 0)
 	if got, want := yes.checkArgs(), []string{"prepare", "--service=slurm", "--check", "--tree=-one", "--env-chos=three", "--default=two"}; strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("the check was called with\n  %q\nwant\n  %q", got, want)
@@ -508,7 +509,7 @@ func TestSlurmPluginChecksTheTreeAtSubmitAsTheUser(t *testing.T) {
 	no := c.fakeChosChecking(t, `printf 'tree=local\nenter=0\nend\n' >&3`,
 		`printf 'error=you may not use tree x\nend\n' >&3; exit 125`)
 	c.setPlugstack(t, no.plugstack(t, ""))
-	for _, cmd := range [][]string{{"srun", "--chos=x", "echo", "ran"}, {"sbatch", "--chos=x", "--wrap", "echo ran"}, {"salloc", "--chos=x", "echo", "ran"}} {
+	for _, cmd := range [][]string{{"sbatch", "--chos=x", "--wrap", "echo ran"}, {"salloc", "--chos=x", "echo", "ran"}} {
 		r := run(t, c.user(cmd...))
 		if r.status == 0 || strings.Contains(r.stdout+r.stderr, "ran") || !strings.Contains(r.stderr, cmd[0]+": error: chos: you may not use tree x\n") {
 			t.Errorf("want %s refused with chos's line:\n%s", cmd[0], r)
@@ -519,6 +520,13 @@ func TestSlurmPluginChecksTheTreeAtSubmitAsTheUser(t *testing.T) {
 	}
 	if q := run(t, c.root("squeue", "-h")); q.stdout != "" {
 		t.Errorf("jobs queued: %s", q.stdout)
+	}
+	// srun leaves the tree to its step (which this fake chos lets run on
+	// the host): no check at submit.
+	os.Remove(filepath.Join(no.dir, "check", "args"))
+	r = run(t, c.user("srun", "--chos=x", "echo", "ran"))
+	if r.status != 0 || !strings.Contains(r.stdout, "ran") || no.checkArgs() != nil {
+		t.Errorf("srun ran the submit-time check (%q), want its step to decide:\n%s", no.checkArgs(), r)
 	}
 	// Control: with no tree selected, not even the refusing check is asked.
 	os.Remove(filepath.Join(no.dir, "check", "args"))
