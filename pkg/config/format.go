@@ -49,11 +49,11 @@ func (f *File) Format() string {
 		if t.IdentitySet {
 			fmt.Fprintf(&b, "identity = %s\n", strings.Join(t.Identity, " "))
 		}
-		if t.AllowSetuid {
-			b.WriteString("setuid = allow\n")
+		if t.SetuidSet {
+			fmt.Fprintf(&b, "setuid = %s\n", map[bool]string{true: "allow", false: "deny"}[t.AllowSetuid])
 		}
-		if t.NoCache {
-			b.WriteString("cache = no\n")
+		if t.CacheSet {
+			fmt.Fprintf(&b, "cache = %s\n", map[bool]string{true: "no", false: "yes"}[t.NoCache])
 		}
 		if len(t.Users) > 0 {
 			fmt.Fprintf(&b, "users = %s\n", strings.Join(t.Users, " "))

@@ -66,6 +66,9 @@ type TreeSettings struct {
 	// AllowSetuid opts the tree out of no_new_privs and nosuid, so that
 	// admin-approved setuid tools (sudo) inside it work.
 	AllowSetuid bool
+	// SetuidSet and CacheSet say the section sets them: a later file's
+	// `setuid = deny` or `cache = yes` then overrides an earlier one.
+	SetuidSet, CacheSet bool
 	Users       []string
 	Groups      []string
 	// NoCache launches this tree in a private namespace every time.
@@ -285,12 +288,31 @@ func parseBind(spec string) (Bind, error) {
 	return b, nil
 }
 
-func parseTreeKey(t *TreeSettings, line string, at Position) error {
+// choice reads a two-valued key: true for yes, false for no.
+func choice(key, value, yes, no string) (bool, error) {
+	switch value {
+	case yes:
+		return true, nil
+	case no:
+		return false, nil
+	}
+	return false, fmt.Errorf("%s must be %s or %s, got %q", key, yes, no, value)
+}
+
+// keyValue splits a `key = value` line of %TREE or %AUDIT.
+func keyValue(line string) (key, value string, err error) {
 	key, value, ok := strings.Cut(line, "=")
 	if !ok {
-		return fmt.Errorf("expected key = value, got %q", line)
+		return "", "", fmt.Errorf("expected key = value, got %q", line)
 	}
-	key, value = strings.TrimSpace(key), stripComment(value)
+	return strings.TrimSpace(key), stripComment(value), nil
+}
+
+func parseTreeKey(t *TreeSettings, line string, at Position) error {
+	key, value, err := keyValue(line)
+	if err != nil {
+		return err
+	}
 	switch key {
 	case "description":
 		t.Description = value
@@ -312,23 +334,16 @@ func parseTreeKey(t *TreeSettings, line string, at Position) error {
 			t.Identity = append(t.Identity, clean)
 		}
 	case "setuid":
-		switch value {
-		case "allow":
-			t.AllowSetuid = true
-		case "deny":
-			t.AllowSetuid = false
-		default:
-			return fmt.Errorf("setuid must be allow or deny, got %q", value)
+		if t.AllowSetuid, err = choice(key, value, "allow", "deny"); err != nil {
+			return err
 		}
+		t.SetuidSet = true
 	case "cache":
-		switch value {
-		case "yes":
-			t.NoCache = false
-		case "no":
-			t.NoCache = true
-		default:
-			return fmt.Errorf("cache must be yes or no, got %q", value)
+		noCache, err := choice(key, value, "no", "yes")
+		if err != nil {
+			return err
 		}
+		t.NoCache, t.CacheSet = noCache, true
 	case "users":
 		t.Users = append(t.Users, strings.Fields(value)...)
 	case "groups":
@@ -342,11 +357,10 @@ func parseTreeKey(t *TreeSettings, line string, at Position) error {
 
 // parseAuditKey reads a key of %AUDIT.
 func parseAuditKey(a *Audit, line string, at Position) error {
-	key, value, ok := strings.Cut(line, "=")
-	if !ok {
-		return fmt.Errorf("expected key = value, got %q", line)
+	key, value, err := keyValue(line)
+	if err != nil {
+		return err
 	}
-	key, value = strings.TrimSpace(key), stripComment(value)
 	switch key {
 	case "facility":
 		if !audit.ValidFacility(value) {

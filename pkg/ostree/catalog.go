@@ -126,8 +126,13 @@ func applySettings(t *Tree, ts config.TreeSettings) {
 	if ts.IdentitySet {
 		t.Identity = ts.Identity
 	}
-	t.AllowSetuid = t.AllowSetuid || ts.AllowSetuid
-	t.NoCache = t.NoCache || ts.NoCache
+	// The last file that says wins (a drop-in over /etc/chos).
+	if ts.SetuidSet {
+		t.AllowSetuid = ts.AllowSetuid
+	}
+	if ts.CacheSet {
+		t.NoCache = ts.NoCache
+	}
 	t.Users = append(t.Users, ts.Users...)
 	t.Groups = append(t.Groups, ts.Groups...)
 	t.Sections = append(t.Sections, ts)

@@ -82,6 +82,35 @@ func TestCatalogAppliesTreeSettingsByAlias(t *testing.T) {
 	}
 }
 
+// A drop-in read later overrides a switch the main file set, either way.
+func TestLaterSettingsOverrideEarlierOnes(t *testing.T) {
+	main, err := config.Parse("/etc/chos", []byte("%SHELLS\nel7:/os/el7\nel8:/os/el8\n%TREE el7\nsetuid = allow\ncache = no\n%TREE el8\nsetuid = allow\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop, err := config.Parse("/etc/chos.d/50.conf", []byte("%TREE el7\nsetuid = deny\ncache = yes\n%TREE el8\ndescription = x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCatalog(&config.Set{Files: []*config.File{main, drop}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	el7, _ := c.Lookup("el7")
+	el8, _ := c.Lookup("el8")
+	if el7.AllowSetuid || el7.NoCache {
+		t.Errorf("el7: the drop-in's setuid = deny and cache = yes did not win: %+v", el7)
+	}
+	if !el8.AllowSetuid {
+		t.Error("control: el8's setuid = allow was undone by a section that does not set it")
+	}
+	for _, s := range el7.Settings() {
+		if s.Key == "setuid" && (s.Value != "deny" || len(s.At) != 1 || s.At[0].File != "/etc/chos.d/50.conf") {
+			t.Errorf("setuid of el7 shown as %+v", s)
+		}
+	}
+}
+
 func TestCatalogRefusesSettingsForUnknownTreeOrHost(t *testing.T) {
 	for _, src := range []string{"%TREE nosuch\ndescription = x\n", "%TREE local\ndescription = x\n"} {
 		f0, _ := config.Parse("a", []byte(site))

@@ -27,8 +27,8 @@ type Setting struct {
 
 // Settings are the tree's effective %TREE settings (binds aside) and where
 // each comes from, by the rules applySettings merges sections with: the
-// last description and identity win; setuid = allow and cache = no in any
-// section win; users and groups add up.
+// the last description, identity, setuid and cache win; users and groups
+// add up.
 func (t *Tree) Settings() []Setting {
 	last := func(key string, set func(config.TreeSettings) bool) []config.Position {
 		var at []config.Position
@@ -38,26 +38,6 @@ func (t *Tree) Settings() []Setting {
 			}
 		}
 		return at
-	}
-	// switched: the sections where a switch is on; else every line that set
-	// it off explicitly.
-	switched := func(key string, on func(config.TreeSettings) bool) []config.Position {
-		var yes, no []config.Position
-		for _, s := range t.Sections {
-			l := s.Lines[key]
-			if len(l) == 0 {
-				continue
-			}
-			if on(s) {
-				yes = append(yes, l[len(l)-1])
-			} else {
-				no = append(no, l...)
-			}
-		}
-		if len(yes) > 0 {
-			return yes
-		}
-		return no
 	}
 	every := func(key string) []config.Position {
 		var at []config.Position
@@ -76,8 +56,8 @@ func (t *Tree) Settings() []Setting {
 	return []Setting{
 		{"description", t.Description, last("description", func(s config.TreeSettings) bool { return s.Description != "" })},
 		{"identity", strings.Join(t.Identity, " "), last("identity", func(s config.TreeSettings) bool { return s.IdentitySet })},
-		{"setuid", setuid, switched("setuid", func(s config.TreeSettings) bool { return s.AllowSetuid })},
-		{"cache", cache, switched("cache", func(s config.TreeSettings) bool { return s.NoCache })},
+		{"setuid", setuid, last("setuid", func(s config.TreeSettings) bool { return s.SetuidSet })},
+		{"cache", cache, last("cache", func(s config.TreeSettings) bool { return s.CacheSet })},
 		{"users", strings.Join(t.Users, " "), every("users")},
 		{"groups", strings.Join(t.Groups, " "), every("groups")},
 	}

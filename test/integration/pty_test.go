@@ -127,6 +127,16 @@ func (s *ptySession) send(line string) {
 // the timeout passed first (the test then failed).
 func (s *ptySession) expect(re *regexp.Regexp, from int, timeout time.Duration) ([]string, int, bool) {
 	s.t.Helper()
+	m, next, err := s.find(re, from, timeout)
+	if err != nil {
+		s.t.Errorf("%s %v", s.desc, err)
+		return nil, from, false
+	}
+	return m, next, true
+}
+
+// find is expect without failing the test.
+func (s *ptySession) find(re *regexp.Regexp, from int, timeout time.Duration) ([]string, int, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		out := s.output()
@@ -137,17 +147,15 @@ func (s *ptySession) expect(re *regexp.Regexp, from int, timeout time.Duration) 
 					m[i] = out[from+loc[2*i] : from+loc[2*i+1]]
 				}
 			}
-			return m, from + loc[1], true
+			return m, from + loc[1], nil
 		}
 		select {
 		case <-s.readDone:
-			s.t.Errorf("%s ended without printing %v", s.desc, re)
-			return nil, from, false
+			return nil, from, fmt.Errorf("ended without printing %v", re)
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Errorf("%s printed no %v within %v", s.desc, re, timeout)
-			return nil, from, false
+			return nil, from, fmt.Errorf("printed no %v within %v", re, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -633,27 +633,6 @@ func jobRound(s *ptySession, from int, cmdline string, proc ...string) (int, err
 	return next, nil
 }
 
-// find is expect without failing the test.
-func (s *ptySession) find(re *regexp.Regexp, from int, timeout time.Duration) ([]string, int, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		out := s.output()
-		if loc := re.FindStringSubmatchIndex(out[from:]); loc != nil {
-			m := make([]string, len(loc)/2)
-			for i := range m {
-				if loc[2*i] >= 0 {
-					m[i] = out[from+loc[2*i] : from+loc[2*i+1]]
-				}
-			}
-			return m, from + loc[1], nil
-		}
-		if time.Now().After(deadline) {
-			return nil, from, fmt.Errorf("no %v within %v", re, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // The command runs in the caller's very directory (same device and inode),
 // or chos fails: never in another directory of the same name.
 //   - A file system mounted on the host after the tree's view was cached,
