@@ -69,8 +69,8 @@ type TreeSettings struct {
 	// SetuidSet and CacheSet say the section sets them: a later file's
 	// `setuid = deny` or `cache = yes` then overrides an earlier one.
 	SetuidSet, CacheSet bool
-	Users       []string
-	Groups      []string
+	Users               []string
+	Groups              []string
 	// NoCache launches this tree in a private namespace every time.
 	NoCache bool
 	At      Position
