@@ -66,6 +66,7 @@ sed 's/^/    /' "$DEMO_DIR/etc/chos"
 echo "== installing chos under $DEMO_DIR/prefix"
 run "$MAKE" --no-print-directory install \
 	PREFIX="$DEMO_DIR/prefix" SYSCONFDIR="$DEMO_DIR/etc" CHOSROOT="$DEMO_DIR/root" \
+	CACHEDIR="$DEMO_DIR/cache" \
 	PAMDIR="$DEMO_DIR/prefix/lib/security" SPANKDIR="$DEMO_DIR/prefix/lib/slurm"
 run ls -l "$chos"
 if command -v findmnt >/dev/null && findmnt -n -o OPTIONS -T "$chos" | tr , '\n' | grep -qx nosuid; then
@@ -99,5 +100,6 @@ Try it yourself (as any user):
     $chos shell demo       # a login shell in the demo tree
     $chos list             # the trees this chos knows
     $chos exec demo ls /   # one command in the tree
-The configuration is $DEMO_DIR/etc/chos; remove everything with: rm -rf $DEMO_DIR
+The configuration is $DEMO_DIR/etc/chos; the tree's view is cached in $DEMO_DIR/cache.
+Remove everything with: $chos cache drop && rm -rf $DEMO_DIR
 EOF

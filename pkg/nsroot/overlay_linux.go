@@ -96,7 +96,8 @@ func provide(root, src *os.File, m Mount, pr Provision) error {
 	if rel == "" || rel == pr.Path {
 		return fmt.Errorf("%s is not below %s", pr.Path, m.Target)
 	}
-	if _, err := os.Stat(pr.Source); err != nil {
+	fi, err := os.Stat(pr.Source)
+	if err != nil {
 		return nil // nothing to bind: the tree's own (or none) shows
 	}
 	// A link of the tree's (localtime into zoneinfo, resolv.conf into a
@@ -110,6 +111,13 @@ func provide(root, src *os.File, m Mount, pr Provision) error {
 	if h, err := inroot.Open(root, path.Join(m.Added, rel), unix.O_PATH); err == nil {
 		h.Close()
 		return nil
+	}
+	if fi.IsDir() { // (a host directory bound below /etc: /etc/slurm)
+		h, err := inroot.MkdirAll(root, path.Join(m.Added, rel), 0o755)
+		if err == nil {
+			h.Close()
+		}
+		return err
 	}
 	return addFile(root, Mount{Target: path.Join(m.Added, rel)})
 }
