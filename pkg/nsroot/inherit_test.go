@@ -96,7 +96,7 @@ func TestChildFilesKeepsInheritedDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	const kept, closed = 77, 78
+	const closed, kept = 77, 78 // closed below kept: the plan goes just above the highest inherited one
 	if err := unix.Dup3(int(f.Fd()), kept, 0); err != nil { // not close-on-exec: inherited
 		t.Fatal(err)
 	}
