@@ -194,8 +194,9 @@ fuzz:
 
 # As root on Debian/Ubuntu: installs the peers (bubblewrap, ch-run, schroot,
 # hyperfine...), builds a Debian 11 tree once under /var/lib/chos-bench,
-# measures chos against them and writes docs/PERFORMANCE.md. The Go
-# micro-benchmarks (go test -bench ./pkg/...) run as its last step.
+# measures chos against them and writes docs/PERFORMANCE.md and its plots
+# (docs/perf-*.png). The Go micro-benchmarks (go test -bench ./pkg/...) run
+# as its last step. BENCH_QUICK=1: a quicker smoke test.
 # (bench/run runs `make install`; $(MAKE) is deliberately not named here, as
 # for demo)
 bench:

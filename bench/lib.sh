@@ -48,10 +48,13 @@ as() {
 
 # record FIELDS...: one line of results.tsv (tab-separated):
 #   section  param  launcher  ident  status  value  rss_kib  note
-# section: t1 (launch), t2 (host mounts), t3 (parallel), binds, trees,
+# section: t1 (launch), t2 (host mounts), t3 (PAR_N launches PAR_P at a
+#          time), t3s (SCALE_N launches SCALE_P at a time; param: the extra
+#          host mounts), binds, trees, slurm,
 #          t5 (image trees: param is the row's label, note its command)
 # status:  ok, n/a or failed; value: hyperfine JSON files (in $OUT, one per
-#          round, comma-separated), or comma-separated wall seconds (t3)
+#          round, comma-separated), or for t3 and t3s comma-separated
+#          wall:user:system seconds of each batch
 record() {
 	local IFS=$'\t'
 	local line="$*"
@@ -131,4 +134,34 @@ bench_mounts() {
 		under(mp, d "/cache") || under(mp, d "/mnt") || under(mp, d "/root") || under(mp, d "/squashfuse-mnt") ||
 			(index(mp, "/schroot/") && index(mp, s)) { print length(mp) "\t" mp }
 	' "$1" | sort -rn | cut -f2-
+}
+
+# par_batches SECTION PARAM LID N P CMDSTRING: N launches of CMDSTRING (split
+# on blanks), P at a time, as the user (bench/par.py: xargs -P, wall time and
+# the CPU time of the whole batch). A warm-up batch of P launches first (it
+# also builds chos's cached view), then PAR_REPS batches, fewer once
+# PAR_BUDGET seconds have gone (at least one). Records the batches as
+# comma-separated wall:user:system seconds.
+par_batches() {
+	local sec=$1 param=$2 lid=$3 n=$4 p=$5 cmd=$6 t0 got r
+	local err=$OUT/par-$sec-$param-$lid.err
+	local -a argv vals=()
+	read -r -a argv <<<"$cmd"
+	printf '  [user] %d launches, %d at a time: %s\n' "$n" "$p" "$cmd"
+	t0=$SECONDS
+	if as_user python3 "$here/par.py" "$p" "$p" "${argv[@]}" >/dev/null 2>"$err"; then
+		for ((r = 0; r < PAR_REPS; r++)); do
+			if ((r > 0 && SECONDS - t0 > PAR_BUDGET)); then break; fi
+			got=$(as_user python3 "$here/par.py" "$n" "$p" "${argv[@]}" 2>"$err") || { vals=(); break; }
+			read -r w u s <<<"$got"
+			vals+=("$w:$u:$s")
+		done
+	fi
+	if ((${#vals[@]})); then
+		note "    wall:user:system ${vals[*]} s"
+		record "$sec" "$param" "$lid" user ok "$(IFS=,; echo "${vals[*]}")" - ""
+	else
+		record "$sec" "$param" "$lid" user failed - - "a launch failed: $(tail -n 1 "$err")"
+		sed 's/^/      | /' "$err" | tail -n 5 >&2
+	fi
 }

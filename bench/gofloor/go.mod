@@ -1,0 +1,3 @@
+module chos-bench/gofloor
+
+go 1.26
