@@ -243,7 +243,7 @@ func (st *state) checkIdentity(k *checker) []int {
 		k.fail("identity", "%v", err)
 		return nil
 	}
-	gids := append([]int{st.gid}, groups...)
+	gids := gidList(st.gid, groups)
 	desc, err := st.describeIdentity(gids)
 	if err != nil {
 		k.fail("identity", "%v", err)

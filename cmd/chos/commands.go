@@ -57,8 +57,14 @@ func (st *state) cmdSelect(_ context.Context, c *cli.Command) error {
 		return fail(statusFailed, err)
 	}
 	name := c.Args().First()
-	if _, ok := cat.Lookup(name); !ok {
+	t, ok := cat.Lookup(name)
+	if !ok {
 		return fail(statusFailed, &ostree.UnknownTreeError{Name: name, From: "argument", Valid: cat.NameList()})
+	}
+	// Selecting a tree one may not use would only move the refusal to
+	// the next login.
+	if err := st.mayUse(t); err != nil {
+		return fail(statusFailed, err)
 	}
 	if err := writeDotfile(path, name); err != nil {
 		return fail(statusFailed, err)
@@ -129,6 +135,10 @@ type treeInfo struct {
 	Current     bool     `json:"current"`
 	Description string   `json:"description,omitempty"`
 	Personal    bool     `json:"personal"`
+	// Allowed: the tree's users = and groups = admit the caller;
+	// Restriction says otherwise whom it is for and where.
+	Allowed     bool   `json:"allowed"`
+	Restriction string `json:"restriction,omitempty"`
 }
 
 func (st *state) cmdList(_ context.Context, c *cli.Command) error {
@@ -160,6 +170,13 @@ func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 		if err := ostree.Problem(t, st.hostPrefix); err != nil {
 			info.Usable, info.Problem = false, err.Error()
 		}
+		info.Allowed = true
+		if err := st.mayUse(t); err != nil {
+			info.Allowed, info.Restriction = false, restriction(t)
+			if fe := (*forbiddenError)(nil); !errors.As(err, &fe) {
+				info.Restriction = "cannot tell: " + err.Error()
+			}
+		}
 		infos = append(infos, info)
 	}
 	if c.Bool("json") {
@@ -175,8 +192,11 @@ func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 			mark = ">"
 		}
 		status := "ok"
-		if !i.Usable {
+		switch {
+		case !i.Usable:
 			status = "unusable: " + i.Problem
+		case !i.Allowed:
+			status = "not for you (" + i.Restriction + ")"
 		}
 		if i.Default {
 			status += " (your default)"
@@ -188,7 +208,7 @@ func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 	}
 	fmt.Fprintln(w, "(> marks the tree this shell runs in)")
 	if groups, err := st.userGroups(); err == nil {
-		if desc, err := st.describeIdentity(append([]int{st.gid}, groups...)); err == nil {
+		if desc, err := st.describeIdentity(gidList(st.gid, groups)); err == nil {
 			fmt.Fprintln(w, "("+desc+")")
 		}
 	}

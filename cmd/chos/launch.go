@@ -26,7 +26,9 @@ type state struct {
 	// userns: trees are entered through user namespaces (no setuid root,
 	// or forced); personal trees are then available. Unlike mode, dropping
 	// root for a command that needs none does not change it.
-	userns   bool
+	userns bool
+	// dropped: chos ran setuid root and gave root up (dropPrivilege).
+	dropped  bool
 	uid, gid int // the caller's real ids (or, for `chos prepare`, the user's)
 	// groups are the caller's supplementary groups, from the kernel (or,
 	// for `chos prepare`, as root passed them); read by userGroups.
@@ -93,7 +95,7 @@ func (st *state) dropPrivilege() error {
 	if err := nsroot.DropPrivilege(st.uid); err != nil {
 		return fail(statusFailed, err)
 	}
-	st.mode = nsroot.Unprivileged
+	st.mode, st.dropped = nsroot.Unprivileged, true
 	return nil
 }
 
@@ -161,7 +163,10 @@ func (st *state) catalog() (*ostree.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, err := config.Load(paths, st.setuid())
+	// Installed setuid, the configuration is root's to vouch for even in a
+	// command that has given root up: `chos list` must not show what
+	// `chos exec` would refuse.
+	set, err := config.Load(paths, st.setuid() || st.dropped)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +337,7 @@ func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) 
 		return sel, fmt.Errorf("checking who may use tree %s: %w", t.Name, err)
 	}
 	if !ok {
-		return sel, fmt.Errorf("you may not use tree %s (restricted to users %v, groups %v by %s)", t.Name, t.Users, t.Groups, positions(t.AccessRules()))
+		return sel, &forbiddenError{t}
 	}
 	return sel, nil
 }
@@ -351,7 +356,7 @@ func (st *state) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequ
 		req.Entries, err = ostree.Entries(root)
 	}
 	if err != nil {
-		return req, err
+		return req, fmt.Errorf("tree %s (%s): %w", t.Name, t.At, err)
 	}
 	// Bound by path (the executable's own mount is the host namespace's);
 	// the executor checks it is still this binary.
@@ -436,4 +441,23 @@ func callerEnv() []string {
 	}
 	// Every entry, empty ones too: a NUL ends each.
 	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+}
+
+// forbiddenError is a tree's users = and groups = refusing the caller.
+type forbiddenError struct{ t *ostree.Tree }
+
+func (e *forbiddenError) Error() string {
+	return "you may not use tree " + e.t.Name + " (" + restriction(e.t) + ")"
+}
+
+// restriction says whom a tree is for and where the configuration says so.
+func restriction(t *ostree.Tree) string {
+	var who []string
+	if len(t.Users) > 0 {
+		who = append(who, "users "+strings.Join(t.Users, ", "))
+	}
+	if len(t.Groups) > 0 {
+		who = append(who, "groups "+strings.Join(t.Groups, ", "))
+	}
+	return "restricted to " + strings.Join(who, " and ") + " by " + positions(t.AccessRules())
 }

@@ -194,3 +194,39 @@ func (st *state) describeIdentity(gids []int) (string, error) {
 	return fmt.Sprintf("uid %d is %s (from %s), home %s, shell %s; groups: %s",
 		u.UID, u.Name, src, u.Home, u.Shell, strings.Join(gs, ", ")), nil
 }
+
+// gidList is the primary group followed by the supplementary ones, each
+// once: the kernel's list usually holds the primary group too.
+func gidList(primary int, groups []int) []int {
+	gids := []int{primary}
+	for _, g := range groups {
+		if !slices.Contains(gids, g) {
+			gids = append(gids, g)
+		}
+	}
+	return gids
+}
+
+// mayUse says whether the caller may use tree t: nil, a *forbiddenError,
+// or the error of a lookup that could not decide.
+func (st *state) mayUse(t *ostree.Tree) error {
+	if len(t.Users) == 0 && len(t.Groups) == 0 {
+		return nil
+	}
+	u, err := st.account()
+	if err != nil {
+		return err
+	}
+	groups, err := st.userGroups()
+	if err != nil {
+		return err
+	}
+	ok, err := st.allows(t, u.Name, gidList(st.gid, groups))
+	if err != nil {
+		return fmt.Errorf("checking who may use tree %s: %w", t.Name, err)
+	}
+	if !ok {
+		return &forbiddenError{t}
+	}
+	return nil
+}

@@ -96,7 +96,8 @@ func TestChildFilesKeepsInheritedDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	const closed, kept = 77, 78 // closed below kept: the plan goes just above the highest inherited one
+	// closed below kept: the plan goes just above the highest inherited one
+	const closed, kept = 77, 78
 	if err := unix.Dup3(int(f.Fd()), kept, 0); err != nil { // not close-on-exec: inherited
 		t.Fatal(err)
 	}

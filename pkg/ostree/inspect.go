@@ -160,7 +160,7 @@ func Entries(root string) ([]Entry, error) {
 	}
 	des, err := os.ReadDir(root)
 	if err != nil {
-		return nil, fmt.Errorf("listing tree %s: %w", root, err)
+		return nil, fmt.Errorf("listing the tree: %w", err) // (err names root)
 	}
 	out := make([]Entry, 0, len(des))
 	for _, de := range des {

@@ -62,6 +62,7 @@ func TestUnsafeConfigurationIsRefused(t *testing.T) {
 		},
 	}
 	marker := filepath.Join(h.tmp, unique(t))
+	clearDotfile(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Cleanup(c.undo)
@@ -70,6 +71,9 @@ func TestUnsafeConfigurationIsRefused(t *testing.T) {
 				chosCall("exec", "one", "touch", marker),
 				chosCall("touch", marker),
 				chosCall("shell", "one"),
+				// commands that give root up still read only what root vouches for
+				chosCall("list"),
+				chosCall("select", "two"),
 			} {
 				r := run(t, form)
 				wantStatus(t, r, 125)
@@ -81,11 +85,16 @@ func TestUnsafeConfigurationIsRefused(t *testing.T) {
 					os.Remove(marker)
 					t.Errorf("the command ran anyway:\n%s", r)
 				}
+				if _, err := os.Lstat(dotfilePath()); err == nil {
+					clearDotfile(t)
+					t.Errorf("~/.chos was written:\n%s", r)
+				}
 			}
 		})
 	}
 	// restored: it works again (so the refusals were the changes' doing)
 	wantOSID(t, chos(t, "exec", "one", "cat", "/etc/os-release"), "chosone")
+	wantStatus(t, chos(t, "list"), 0)
 }
 
 func must(t testing.TB, err error) {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +69,22 @@ func TestExecKeepsEnvironment(t *testing.T) {
 				t.Errorf("environment changed on the way in:\nmissing or changed: %q\nadded or changed:   %q\n%s", missing, added, r)
 			}
 		})
+	}
+}
+
+// A tree whose directory is gone is named, with the line that defines it,
+// in both modes; the control is a tree that is there.
+func TestMissingTreeIsNamedWithItsLine(t *testing.T) {
+	clearDotfile(t)
+	gone, path := addGoneTree(t)
+	line := len(strings.Split(strings.TrimRight(h.configText, "\n"), "\n")) + 1
+	for _, m := range modes() {
+		wantStatus(t, m.chos(t, "exec", "one", "true"), 0)
+		r := m.chos(t, "exec", gone, "true")
+		wantStatus(t, r, 125)
+		want := fmt.Sprintf("tree %s (%s:%d): ", gone, h.config, line)
+		if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, path) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%s: want one line with %q and %s:\n%s", m.name, want, path, r)
+		}
 	}
 }
