@@ -526,7 +526,7 @@ def targets(r):
     base = r.median("slurm", "-", "srun")
     for lid, name, why in (
             ("sruntree", "`--chos` (the SPANK plugin)",
-             "two chos runs on the step's path: srun's submit-time check and `chos prepare` in slurmstepd"),
+             "one chos run on the step's path: `chos prepare` in slurmstepd (srun makes no submit-time check; sbatch and salloc do)"),
             ("srunprefix", "the `chos exec` prefix", "one chos exec per task (the tasks in parallel)")):
         v = r.median("slurm", "-", lid)
         if base and v:
@@ -1035,8 +1035,8 @@ def slurm_section(r, alone):
         return out
     w("As the user: a two-task job step, from `srun` to its exit, in the same tree")
     w("as the tables above, on a private cluster (%s)." % md_escape(m.get("slurm_cluster", "?")))
-    w("The plugin asks chos once per step, in slurmstepd (and srun asks it once at")
-    w("submit time), and each task enters the cached view; the prefix runs the")
+    w("The plugin asks chos once per step, in slurmstepd (srun makes no submit-time")
+    w("check), and each task enters the cached view; the prefix runs the")
     w("setuid chos in each task. Hyperfine as for table 1, the rows interleaved;")
     w("last column: the ratio to the step without the plugin.")
     w("")
