@@ -67,7 +67,7 @@ BUILDPKG = github.com/chos-hpc/chos/pkg/build
 # chos_linkname: chos reads the signal dispositions and mask it was started
 # with from the Go runtime, which the linker allows with -checklinkname=0
 # (pkg/nsroot/startsig_linkname_linux.go).
-GOTAGS   = urfave_cli_no_docs,chos_linkname
+GOTAGS   = urfave_cli_no_docs,urfave_cli_no_template,chos_linkname
 GO_LDFLAGS = -s -w -checklinkname=0 \
 	-X $(BUILDPKG).Version=$(VERSION) \
 	-X $(BUILDPKG).SysconfDir=$(SYSCONFDIR) \

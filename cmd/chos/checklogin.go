@@ -10,9 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/chos-hpc/chos/pkg/hostexec"
@@ -429,13 +427,26 @@ func afterSystemd(before []pamLine) string {
 	return ""
 }
 
-// profileHookBin finds the chos a profile hook runs (the line make
-// install writes: `_chos_bin=PATH` in sh, `set _chos_bin = PATH` in csh).
-// profileHookBin finds the chos a profile hook runs. Compiled on first use:
-// a package-level regexp would be compiled by every launch.
-var profileHookBin = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`(?m)^\s*(?:set\s+)?_chos_bin\s*=\s*(\S+)`)
-})
+// profileHookBin finds the chos a profile hook runs: the line make install
+// writes, `_chos_bin=PATH` in sh, `set _chos_bin = PATH` in csh ("" if none).
+// (Plain string work: package regexp would be initialised by every launch.)
+func profileHookBin(data []byte) string {
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "set"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+			line = strings.TrimSpace(rest)
+		}
+		rest, ok := strings.CutPrefix(line, "_chos_bin")
+		if !ok {
+			continue
+		}
+		rest, ok = strings.CutPrefix(strings.TrimSpace(rest), "=")
+		if f := strings.Fields(rest); ok && len(f) > 0 {
+			return f[0]
+		}
+	}
+	return ""
+}
 
 // checkProfileHooks checks the profile hooks installed in the host's
 // profile directories; false if there is none.
@@ -445,12 +456,11 @@ func (st *state) checkProfileHooks(k *checker) bool {
 		files, _ := filepath.Glob(st.hostPath(pattern))
 		for _, f := range files {
 			data, err := os.ReadFile(f)
-			m := profileHookBin().FindSubmatch(data)
-			if err != nil || m == nil {
+			bin := profileHookBin(data)
+			if err != nil || bin == "" {
 				continue
 			}
 			found = true
-			bin := string(m[1])
 			if !path.IsAbs(bin) || !hostexec.IsExecutable(st.hostPath("/"), bin) {
 				k.fail("profile hook", "%s runs %s, which is not an executable file: install the hook from PREFIX/share/chos/profile.d again (make install writes its chos into it)", f, bin)
 				continue

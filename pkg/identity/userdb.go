@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"io"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // systemd's user database speaks varlink: JSON objects ended by a NUL byte
@@ -24,31 +27,71 @@ type varlinkReply struct {
 	Error string `json:"error"`
 }
 
+// varlinkCall makes one call on the socket, bounded by ctx's deadline. It
+// uses the socket system calls directly: package net's initialisation
+// would cost every launch, and a lookup through userdb is rare.
 func varlinkCall(ctx context.Context, socket, method string, params map[string]any) (json.RawMessage, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		return nil, fmt.Errorf("%w: %v", errUnavailable, err)
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+	defer unix.Close(fd)
+	// Each blocking call waits at most what is left of the deadline
+	// (SO_SNDTIMEO also bounds connect on a full backlog: unix(7)).
+	bound := func() error {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return nil
+		}
+		left := time.Until(dl)
+		if left <= 0 {
+			return context.DeadlineExceeded
+		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+			return err
+		}
+		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	}
+	if err := bound(); err != nil {
+		return nil, err
+	}
+	if err := retryEINTR(func() error { return unix.Connect(fd, &unix.SockaddrUnix{Name: socket}) }); err != nil {
+		if timedOut(err) {
+			return nil, context.DeadlineExceeded
+		}
+		return nil, fmt.Errorf("%w: connecting to %s: %v", errUnavailable, socket, err)
 	}
 	p := map[string]any{"service": "io.systemd.Multiplexer"}
 	for k, v := range params {
 		p[k] = v
 	}
 	req, _ := json.Marshal(map[string]any{"method": method, "parameters": p})
-	if _, err := conn.Write(append(req, 0)); err != nil {
-		return nil, timeoutOr(ctx, err)
+	for req = append(req, 0); len(req) > 0; {
+		if err := bound(); err != nil {
+			return nil, err
+		}
+		var n int
+		err := retryEINTR(func() (err error) { n, err = unix.Write(fd, req); return err })
+		if err != nil {
+			return nil, timeoutOr(err)
+		}
+		req = req[n:]
 	}
 	var buf bytes.Buffer
 	chunk := make([]byte, 4096)
 	for {
-		n, err := conn.Read(chunk)
+		if err := bound(); err != nil {
+			return nil, err
+		}
+		var n int
+		err := retryEINTR(func() (err error) { n, err = unix.Read(fd, chunk); return err })
+		if err != nil {
+			return nil, timeoutOr(err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("userdb reply: %w", io.ErrUnexpectedEOF)
+		}
 		buf.Write(chunk[:n])
 		if i := bytes.IndexByte(buf.Bytes(), 0); i >= 0 {
 			var rep varlinkReply
@@ -64,18 +107,29 @@ func varlinkCall(ctx context.Context, socket, method string, params map[string]a
 				return nil, fmt.Errorf("%w: %s", errUnavailable, rep.Error)
 			}
 		}
-		if err != nil {
-			return nil, timeoutOr(ctx, err)
-		}
 		if buf.Len() > 1<<20 {
 			return nil, fmt.Errorf("userdb reply larger than 1 MiB")
 		}
 	}
 }
 
-func timeoutOr(ctx context.Context, err error) error {
-	var ne net.Error
-	if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+// retryEINTR repeats a socket call a signal interrupted: with a timeout
+// set, the kernel does not restart it (signal(7)).
+func retryEINTR(call func() error) error {
+	for {
+		if err := call(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// timedOut: a socket call that ran into SO_SNDTIMEO or SO_RCVTIMEO.
+func timedOut(err error) bool {
+	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINPROGRESS)
+}
+
+func timeoutOr(err error) error {
+	if timedOut(err) {
 		return context.DeadlineExceeded
 	}
 	return err
