@@ -77,6 +77,9 @@ func NewCatalog(set *config.Set) (*Catalog, error) {
 				if prev.Path != a.Path {
 					return nil, &config.Error{At: a.At, Msg: fmt.Sprintf("name %q is given to %s here but to %s at %s", a.Name, a.Path, prev.Path, prev.At)}
 				}
+				if prev.Host && prev.At.File == "built-in" {
+					prev.At = a.At // the site's own local:/ line
+				}
 				continue
 			}
 			t, ok := byPath[a.Path]

@@ -300,3 +300,14 @@ func TestPersonalTreesCannotChangeTheSystem(t *testing.T) {
 		}
 	}
 }
+
+// The host comes from the site's local:/ line where there is one, and is
+// built in otherwise (the control).
+func TestHostIsDefinedByTheSitesLocalLine(t *testing.T) {
+	if at := catalog(t, site).byName[Local].At.String(); at != "/etc/chos.d/a:6" {
+		t.Errorf("the host is defined at %q, want the local:/ line /etc/chos.d/a:6", at)
+	}
+	if at := catalog(t, "%SHELLS\nel7:/os/el7\n").byName[Local].At.String(); at != "built-in" {
+		t.Errorf("without a local:/ line the host is defined at %q, want built-in", at)
+	}
+}
