@@ -207,6 +207,14 @@ func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 		return
 	}
 	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(st.hostPath(t.Path))))
+	if err := st.mayUse(t); err != nil {
+		var fe *forbiddenError
+		if errors.As(err, &fe) {
+			k.warn(what+" access", "not for you (%s)", restriction(t))
+		} else {
+			k.warn(what+" access", "%v", err)
+		}
+	}
 	// The setuid chos binds only what only root can redirect.
 	untrusted := k.fail
 	if st.userns {

@@ -47,6 +47,9 @@ func TestRestrictedTreeIsRefusedListedAndNotSelectable(t *testing.T) {
 	if line, info := listed(); strings.Contains(line, "not for you") || info["allowed"] != true {
 		t.Errorf("chos list refuses an admitted user:\n%s\n%v", line, info)
 	}
+	if r := chos(t, "check"); strings.Contains(r.stdout, "tree two access") {
+		t.Errorf("chos check refuses an admitted user:\n%s", r)
+	}
 	wantStatus(t, chos(t, "select", "two"), 0)
 	clearDotfile(t)
 
@@ -68,6 +71,10 @@ func TestRestrictedTreeIsRefusedListedAndNotSelectable(t *testing.T) {
 	}
 	if info["allowed"] != false || !strings.Contains(info["restriction"].(string), dropIn+":4") {
 		t.Errorf("chos list --json: %v", info)
+	}
+
+	if r := chos(t, "check"); !strings.Contains(r.stdout, "warn tree two access: not for you (restricted to users root and groups nosuchgroup, 4242 by "+dropIn+":3") {
+		t.Errorf("chos check does not say tree two is not for the user:\n%s", r)
 	}
 
 	r = chos(t, "select", "two")
