@@ -206,6 +206,17 @@ func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 		k.fail(what, "%v", err)
 		return
 	}
+	// The setuid chos binds only what only root can redirect.
+	untrusted := k.fail
+	if st.userns {
+		untrusted = k.warn
+	}
+	if err := trust.CheckPath(st.hostPath(t.Path)); trust.IsUntrusted(err) {
+		untrusted(what, "%v: the setuid chos refuses it; make it and the directories above it root's and not writable by group or others", err)
+		if !st.userns {
+			return // (no "ok" line for a tree every launch refuses)
+		}
+	}
 	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(st.hostPath(t.Path))))
 	if err := st.mayUse(t); err != nil {
 		var fe *forbiddenError
@@ -214,14 +225,6 @@ func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 		} else {
 			k.warn(what+" access", "%v", err)
 		}
-	}
-	// The setuid chos binds only what only root can redirect.
-	untrusted := k.fail
-	if st.userns {
-		untrusted = k.warn
-	}
-	if err := trust.CheckPath(st.hostPath(t.Path)); trust.IsUntrusted(err) {
-		untrusted(what, "%v: the setuid chos refuses it; make it and the directories above it root's and not writable by group or others", err)
 	}
 	for _, b := range plan.HostBinds(cat, t) {
 		_, err := os.Stat(st.hostPath(b.Source))

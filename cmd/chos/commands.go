@@ -74,8 +74,17 @@ func (st *state) cmdSelect(_ context.Context, c *cli.Command) error {
 
 func (st *state) printSelection(path string) error {
 	data, err := os.ReadFile(path)
-	if err == nil && ostree.FirstLine(string(data)) != "" {
-		fmt.Println(ostree.FirstLine(string(data)))
+	if name := ostree.FirstLine(string(data)); err == nil && name != "" {
+		fmt.Println(name)
+		// Every plain `chos` would refuse a selection the user may not
+		// (or no longer) use: say so here too.
+		if cat, err := st.catalog(); err == nil {
+			if t, ok := cat.Lookup(name); !ok {
+				fmt.Fprintln(os.Stderr, "chos: note: "+(&ostree.UnknownTreeError{Name: name, From: path, Valid: cat.NameList()}).Error())
+			} else if err := st.mayUse(t); err != nil {
+				fmt.Fprintln(os.Stderr, "chos: note: "+err.Error())
+			}
+		}
 		return nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -167,7 +176,7 @@ func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 		if info.Aliases == nil {
 			info.Aliases = []string{}
 		}
-		if err := ostree.Problem(t, st.hostPrefix); err != nil {
+		if err := st.treeProblem(t); err != nil {
 			info.Usable, info.Problem = false, err.Error()
 		}
 		info.Allowed = true

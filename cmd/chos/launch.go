@@ -17,6 +17,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
+	"github.com/chos-hpc/chos/pkg/trust"
 )
 
 // state is what chos knows of its own invocation. mode is decided once, from
@@ -460,4 +461,17 @@ func restriction(t *ostree.Tree) string {
 		who = append(who, "groups "+strings.Join(t.Groups, ", "))
 	}
 	return "restricted to " + strings.Join(who, " and ") + " by " + positions(t.AccessRules())
+}
+
+// treeProblem says why tree t cannot be used here, or nil: ostree.Problem,
+// and for the setuid chos a path someone other than root could redirect,
+// which every launch would refuse.
+func (st *state) treeProblem(t *ostree.Tree) error {
+	if err := ostree.Problem(t, st.hostPrefix); err != nil || t.Host || st.userns {
+		return err
+	}
+	if err := trust.CheckPath(st.hostPath(t.Path)); trust.IsUntrusted(err) {
+		return fmt.Errorf("%w: the setuid chos refuses it", err)
+	}
+	return nil
 }

@@ -127,6 +127,26 @@ func fail(status int, err error) error { return &exitError{status, err} }
 func (st *state) app() *cli.Command {
 	// -v is --verbose; the version is --version only.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+	app := st.commands()
+	usageErrorsAreOneLine(app)
+	return app
+}
+
+// usageErrorsAreOneLine makes every command report a usage error as one
+// line naming the command, where urfave/cli would print its help too.
+func usageErrorsAreOneLine(c *cli.Command) {
+	c.OnUsageError = func(_ context.Context, c *cli.Command, err error, _ bool) error {
+		if c.Root() == c {
+			return fail(statusUsage, fmt.Errorf("%w (see `chos --help`)", err))
+		}
+		return fail(statusUsage, fmt.Errorf("%s: %w (see `%s --help`)", strings.TrimPrefix(c.FullName(), "chos "), err, c.FullName()))
+	}
+	for _, sub := range c.Commands {
+		usageErrorsAreOneLine(sub)
+	}
+}
+
+func (st *state) commands() *cli.Command {
 	return &cli.Command{
 		Name:    "chos",
 		Usage:   "run commands and login shells in another OS tree",
@@ -233,9 +253,6 @@ func (st *state) app() *cli.Command {
 			configCommand(st),
 			prepareCommand(st),
 			completeCommand(st),
-		},
-		OnUsageError: func(_ context.Context, _ *cli.Command, err error, _ bool) error {
-			return fail(statusUsage, err)
 		},
 		ExitErrHandler: func(context.Context, *cli.Command, error) {}, // run() reports errors itself
 	}

@@ -94,6 +94,10 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 	}
 	prog, lerr := lookPath(p.Path, envValue(p.Env, "PATH"))
 	if lerr != nil {
+		if lerr.Status == StatusNotFound && !p.Host && !strings.Contains(p.Path, "/") {
+			// (the PATH searched is the tree's, not the host's)
+			lerr.Err = fmt.Errorf("%w in tree %s", lerr.Err, p.Tree)
+		}
 		return lerr
 	}
 	if err := p.Inherit.apply(); err != nil {

@@ -102,7 +102,8 @@ func osReleaseName(content string) string {
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
-// Problem returns why a tree cannot be used, or nil: its path must be a
+// Problem returns why a tree cannot be used, or nil (the error does not
+// name the tree: callers do): its path must be a
 // directory, or a squashfs image, with a /bin/sh (the least a login shell
 // or `sh -c` job needs). hostPrefix is where the host's root is seen from
 // here ("" on the host).
@@ -113,7 +114,7 @@ func Problem(t *Tree, hostPrefix string) error {
 	root := filepath.Join("/", hostPrefix, t.Path)
 	fi, err := os.Stat(root)
 	if err != nil {
-		return fmt.Errorf("tree %s: %w", t.Name, err)
+		return err
 	}
 	if !fi.IsDir() {
 		err := withImage(root, func(im *Image) error {
@@ -122,14 +123,14 @@ func Problem(t *Tree, hostPrefix string) error {
 		})
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("tree %s: no /bin/sh in image %s", t.Name, t.Path)
+			return fmt.Errorf("no /bin/sh in image %s", t.Path)
 		case err != nil:
-			return fmt.Errorf("tree %s: %w", t.Name, err)
+			return err
 		}
 		return nil
 	}
 	if _, err := StatInTree(root, "/bin/sh"); err != nil {
-		return fmt.Errorf("tree %s: no /bin/sh in %s: %w", t.Name, t.Path, errors.Unwrap(err))
+		return fmt.Errorf("no /bin/sh in %s: %w", t.Path, errors.Unwrap(err))
 	}
 	return nil
 }

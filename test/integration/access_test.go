@@ -51,6 +51,9 @@ func TestRestrictedTreeIsRefusedListedAndNotSelectable(t *testing.T) {
 		t.Errorf("chos check refuses an admitted user:\n%s", r)
 	}
 	wantStatus(t, chos(t, "select", "two"), 0)
+	if r := chos(t, "select"); r.stdout != "two\n" || r.stderr != "" {
+		t.Errorf("chos select shows an admitted selection as:\n%s", r)
+	}
 	clearDotfile(t)
 
 	write("# access\n%TREE two\nusers = root\ngroups = nosuchgroup 4242\n")
@@ -84,5 +87,13 @@ func TestRestrictedTreeIsRefusedListedAndNotSelectable(t *testing.T) {
 	}
 	if _, err := os.Lstat(dotfilePath()); err == nil {
 		t.Errorf("~/.chos was written for a forbidden tree")
+	}
+
+	// a selection made before the restriction: shown, with a note
+	setDotfile(t, "two\n")
+	r = chos(t, "select")
+	wantStatus(t, r, 0)
+	if r.stdout != "two\n" || !strings.Contains(r.stderr, "chos: note: you may not use tree two (restricted to") {
+		t.Errorf("chos select shows a forbidden selection as:\n%s", r)
 	}
 }

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -222,4 +224,29 @@ func TestHelpAndUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A tree the setuid chos would refuse (a directory above it writable by
+// group) is listed as unusable and fails chos check, naming the directory;
+// the control is the same tree with that directory restored.
+func TestTreeUnderAWritableDirectoryIsListedUnusable(t *testing.T) {
+	clearDotfile(t)
+	dir := filepath.Join(h.base, "trees")
+	if e := listJSON(t, chosCall("list", "--json"))["one"]; !e.Usable {
+		t.Fatalf("control: tree one is unusable before the change: %+v", e)
+	}
+	must(t, os.Chmod(dir, 0o775))
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+
+	e := listJSON(t, chosCall("list", "--json"))["one"]
+	if e.Usable || !strings.Contains(e.Problem, dir+" is writable by group or others") {
+		t.Errorf("tree one under a group-writable %s is listed as %+v", dir, e)
+	}
+	r := chos(t, "check")
+	wantStatus(t, r, 1)
+	if !strings.Contains(r.stdout, "FAIL tree one: ") || strings.Contains(r.stdout, "ok   tree one:") {
+		t.Errorf("chos check on tree one under a group-writable %s:\n%s", dir, r)
+	}
+	// what list and check foretell: a launch that builds the view refuses it
+	wantStatus(t, chos(t, "exec", "--fresh", "one", "true"), 125)
 }

@@ -39,6 +39,10 @@ func TestExecReportsMissingAndNonExecutableCommands(t *testing.T) {
 				if !strings.Contains(r.stderr, filepath.Base(c.cmd)) {
 					t.Errorf("the error does not name the command:\n%s", r)
 				}
+				// a PATH lookup says whose PATH it searched
+				if inTree := strings.Contains(r.stderr, "command not found in tree one"); c.name == "not on PATH" && inTree != (tree == "one") {
+					t.Errorf("the error does not say where the lookup was (or says it on the host):\n%s", r)
+				}
 			})
 		}
 	}
