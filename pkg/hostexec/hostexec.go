@@ -13,8 +13,6 @@ package hostexec
 
 import (
 	"bufio"
-	"bytes"
-	"debug/elf"
 	"fmt"
 	"io/fs"
 	"os"
@@ -42,15 +40,11 @@ func Argv(root, viewHost, bin string, args ...string) ([]string, error) {
 	if err := executable(root, bin); err != nil {
 		return nil, err
 	}
-	f, err := elf.Open(join(root, bin))
+	info, err := readELF(join(root, bin))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", bin, err)
 	}
-	defer f.Close()
-	interp, err := interpreter(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", bin, err)
-	}
+	interp := info.interp
 	if interp == "" {
 		return append([]string{join(viewHost, bin)}, args...), nil
 	}
@@ -58,7 +52,7 @@ func Argv(root, viewHost, bin string, args ...string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the dynamic loader of %s: %w", bin, err)
 	}
-	dirs := LibraryDirs(root, loader, runPaths(f, path.Dir(bin)))
+	dirs := LibraryDirs(root, loader, runPaths(info.runPaths, path.Dir(bin)))
 	for i, d := range dirs {
 		dirs[i] = join(viewHost, d)
 	}
@@ -134,32 +128,9 @@ func executable(root, p string) error {
 	return nil
 }
 
-// interpreter is the program's PT_INTERP, "" for a static program.
-func interpreter(f *elf.File) (string, error) {
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_INTERP {
-			continue
-		}
-		data := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(data, 0); err != nil {
-			return "", fmt.Errorf("PT_INTERP: %w", err)
-		}
-		interp := string(bytes.TrimRight(data, "\x00"))
-		if !path.IsAbs(interp) {
-			return "", fmt.Errorf("PT_INTERP %q is not an absolute path", interp)
-		}
-		return interp, nil
-	}
-	return "", nil
-}
-
-// runPaths are the program's own DT_RUNPATH (else DT_RPATH) directories,
+// runPaths are the program's own DT_RUNPATH (else DT_RPATH) directories (list),
 // $ORIGIN replaced by origin, its directory. Relative ones are dropped.
-func runPaths(f *elf.File, origin string) []string {
-	list, _ := f.DynString(elf.DT_RUNPATH)
-	if len(list) == 0 {
-		list, _ = f.DynString(elf.DT_RPATH)
-	}
+func runPaths(list []string, origin string) []string {
 	var dirs []string
 	for _, l := range list {
 		for _, d := range strings.Split(l, ":") {

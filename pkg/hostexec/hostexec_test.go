@@ -1,7 +1,6 @@
 package hostexec
 
 import (
-	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,13 +116,12 @@ func TestArgvStartsHostProgramsThroughTheHostLoader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := elf.Open(real)
+	info, err := readELF(real)
 	if err != nil {
 		t.Fatal(err)
 	}
-	interp, err := interpreter(f)
-	f.Close()
-	if err != nil || interp == "" {
+	interp := info.interp
+	if interp == "" {
 		t.Skipf("%s is not dynamically linked (%v)", real, err)
 	}
 	loader, err := filepath.EvalSymlinks(interp)
