@@ -28,6 +28,7 @@ func (st *state) imageView(req *plan.ViewRequest, root string) error {
 			if err := nsroot.CheckImageTrust(root); err != nil {
 				return nil, err
 			}
+			return ostree.ImageEntriesAsRoot(root)
 		}
 		return ostree.ImageEntries(root)
 	}

@@ -340,7 +340,35 @@ func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) 
 	if !ok {
 		return sel, &forbiddenError{t}
 	}
-	return sel, nil
+	return sel, st.mayRead(t, who)
+}
+
+// mayRead says whether the caller may read tree t's root (a directory, or
+// an image file) with their own ids. chos lists and binds it as root, so
+// without this a tree only some users can read would be open to every user
+// of chos; CHOS reached trees through the caller's own path lookups.
+func (st *state) mayRead(t *ostree.Tree, who plan.Caller) error {
+	if t.Host || who.UID == 0 {
+		return nil
+	}
+	p := st.hostPath(t.Path)
+	mode := uint32(unix.R_OK | unix.X_OK)
+	if ostree.IsImage(p) {
+		mode = unix.R_OK
+	}
+	var err error
+	if os.Getuid() == who.UID {
+		// access(2) checks with the real ids: the caller's, groups included.
+		err = unix.Faccessat(unix.AT_FDCWD, p, mode, 0)
+	} else {
+		// root acting for the user (chos prepare): the permission bits
+		// on the way, for the user's ids.
+		err = trust.Permits(p, mode, who.UID, append([]int{who.GID}, who.Groups...))
+	}
+	if err != nil {
+		return fmt.Errorf("you may not read tree %s (%s: %w)", t.Name, t.Path, err)
+	}
+	return nil
 }
 
 // viewRequest is what a plan needs to know of a tree's view: the same for

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -155,7 +156,13 @@ func userdbUser(ctx context.Context, socket string, query map[string]any) (User,
 	if rec.GID != nil {
 		gid = *rec.GID
 	}
-	return User{Name: rec.UserName, UID: *rec.UID, GID: gid, Gecos: rec.RealName, Home: rec.HomeDirectory, Shell: rec.Shell}, nil
+	u := User{Name: rec.UserName, UID: *rec.UID, GID: gid, Gecos: rec.RealName, Home: rec.HomeDirectory, Shell: rec.Shell}
+	for _, f := range []string{u.Name, u.Gecos, u.Home, u.Shell} {
+		if strings.ContainsAny(f, ":\n\x00") {
+			return User{}, fmt.Errorf("userdb user record of uid %d: %q would not fit a passwd line", u.UID, f)
+		}
+	}
+	return u, nil
 }
 
 func userdbGroup(ctx context.Context, socket string, query map[string]any) (Group, error) {
@@ -171,5 +178,11 @@ func userdbGroup(ctx context.Context, socket string, query map[string]any) (Grou
 	if err := json.Unmarshal(raw, &rec); err != nil || rec.GID == nil || rec.GroupName == "" {
 		return Group{}, fmt.Errorf("userdb group record: %v", err)
 	}
-	return Group{Name: rec.GroupName, GID: *rec.GID, Members: rec.Members}, nil
+	g := Group{Name: rec.GroupName, GID: *rec.GID, Members: rec.Members}
+	for _, f := range append([]string{g.Name}, g.Members...) {
+		if strings.ContainsAny(f, ":,\n\x00") {
+			return Group{}, fmt.Errorf("userdb group record of gid %d: %q would not fit a group line", g.GID, f)
+		}
+	}
+	return g, nil
 }

@@ -86,3 +86,28 @@ func TestVarlinkCallAnswersRefusesAndTimesOut(t *testing.T) {
 		})
 	}
 }
+
+// A userdb record whose fields would add lines or fields to the passwd or
+// group file chos writes is refused; the control is the same record clean.
+func TestUserdbRecordsThatWouldNotFitAreRefused(t *testing.T) {
+	ctx := context.Background()
+	clean := varlinkServer(t, `{"parameters":{"record":{"userName":"ldapuser","uid":5001,"realName":"L. User","homeDirectory":"/home/ldapuser","shell":"/bin/bash"}}}`)
+	if u, err := userdbUser(ctx, clean, map[string]any{"uid": 5001}); err != nil || u.Line() != "ldapuser:x:5001:5001:L. User:/home/ldapuser:/bin/bash" {
+		t.Fatalf("control: %+v, %v", u, err)
+	}
+	for _, rec := range []string{
+		`{"parameters":{"record":{"userName":"ldapuser","uid":5001,"realName":"x\nroot2::0:0::/root:/bin/sh"}}}`,
+		`{"parameters":{"record":{"userName":"ldapuser","uid":5001,"shell":"/bin/sh:extra"}}}`,
+		`{"parameters":{"record":{"userName":"ldap:user","uid":5001}}}`,
+	} {
+		if u, err := userdbUser(ctx, varlinkServer(t, rec), map[string]any{"uid": 5001}); err == nil {
+			t.Errorf("%s: accepted as %q", rec, u.Line())
+		}
+	}
+	if _, err := userdbGroup(ctx, varlinkServer(t, `{"parameters":{"record":{"groupName":"g","gid":7,"members":["a","b\nroot"]}}}`), map[string]any{"gid": 7}); err == nil {
+		t.Error("a group member with a newline is accepted")
+	}
+	if g, err := userdbGroup(ctx, varlinkServer(t, `{"parameters":{"record":{"groupName":"g","gid":7,"members":["a","b"]}}}`), map[string]any{"gid": 7}); err != nil || g.Line() != "g:x:7:a,b" {
+		t.Errorf("control: %+v, %v", g, err)
+	}
+}

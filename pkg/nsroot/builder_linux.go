@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -127,6 +128,7 @@ func RunViewBuilder() int {
 	// What is created in the cache has the modes chos chose, whatever
 	// umask the launching user had.
 	unix.Umask(0o022)
+	detachFromCaller()
 	var req builderRequest
 	in := os.NewFile(builderInFD, "view")
 	data, err := io.ReadAll(in)
@@ -155,4 +157,32 @@ func RunViewBuilder() int {
 		return StatusFailed
 	}
 	return 0
+}
+
+// detachFromCaller gives up what the builder inherited from the user who
+// started it and that could slow or stall a view every user waits for:
+// descriptors the caller left open across exec (Go's exec keeps those
+// without close-on-exec), a nice value, an idle or batch scheduling class
+// and a CPU affinity. (Its cgroup and resource limits stay the caller's.)
+func detachFromCaller() {
+	if err := unix.CloseRange(builderOutFD+1, ^uint(0), 0); err != nil {
+		for fd := builderOutFD + 1; fd < 1024; fd++ { // (before Linux 5.9)
+			unix.Close(fd)
+		}
+	}
+	// Each is a thread's own: applied to every thread the runtime has.
+	var all unix.CPUSet
+	for i := 0; i < len(all)*64; i++ {
+		all.Set(i) // (the kernel keeps the CPUs the cpuset allows)
+	}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		unix.Setpriority(unix.PRIO_PROCESS, tid, 0)
+		unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: 0 /* SCHED_OTHER */}, 0)
+		unix.SchedSetaffinity(tid, &all)
+	}
 }

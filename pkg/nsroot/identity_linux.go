@@ -51,18 +51,26 @@ func applyIdentity(id *Identity) error {
 }
 
 // extend writes file's content plus lines to copy, and binds copy over file.
+// Root does this inside the view: file is reached without following any
+// symbolic link (a link could lead root's read and bind to a file of the
+// caller's choosing), and the bind goes on the very file read.
 func extend(file, copyPath string, lines []string) error {
 	var base []byte
-	f, err := os.Open(file)
+	var target string
+	fd, err := unix.Openat2(unix.AT_FDCWD, file, &unix.OpenHow{
+		Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
 	switch {
 	case err == nil:
-		base, err = io.ReadAll(io.LimitReader(f, maxIdentityFile))
-		f.Close()
-		if err != nil {
+		f := os.NewFile(uintptr(fd), file)
+		defer f.Close()
+		if base, err = io.ReadAll(io.LimitReader(f, maxIdentityFile)); err != nil {
 			return fmt.Errorf("reading the view's %s: %w", file, err)
 		}
+		target = "/proc/self/fd/" + strconv.Itoa(fd) // the bind below: on this very file
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("the view has no %s to add your entry to (identity = in the tree's settings?)", file)
+	case errors.Is(err, unix.ELOOP):
+		return fmt.Errorf("the view's %s is reached through a symbolic link: chos adds your entry to a plain file only", file)
 	default:
 		return fmt.Errorf("reading the view's %s: %w", file, err)
 	}
@@ -78,7 +86,7 @@ func extend(file, copyPath string, lines []string) error {
 	if err := os.Chmod(copyPath, 0o644); err != nil {
 		return err
 	}
-	if err := unix.Mount(copyPath, file, "", unix.MS_BIND, ""); err != nil {
+	if err := unix.Mount(copyPath, target, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("binding %s on %s: %w", copyPath, file, err)
 	}
 	if err := unix.Mount("", file, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {

@@ -68,6 +68,8 @@ func (id ImageID) Stamp() string {
 // decompressors every launch would initialise.
 type Image struct {
 	path string
+	// asRoot: unsquashfs runs with root's ids (ImageEntriesAsRoot).
+	asRoot bool
 }
 
 // Unsquashfs is the program images are read with.
@@ -87,9 +89,21 @@ const maxImageLinks = 40
 // Errors wrap loopdev.ErrNotSquashfs for a file that is not one, or say
 // what could not be read.
 func OpenImage(p string) (*Image, error) {
+	if err := checkImageFile(p); err != nil {
+		return nil, err
+	}
+	im := &Image{path: p}
+	if _, err := im.list("/", 1); err != nil {
+		return nil, err
+	}
+	return im, nil
+}
+
+// checkImageFile says why p is not a squashfs image file, or nil.
+func checkImageFile(p string) error {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("opening image: %w", err)
+		return fmt.Errorf("opening image: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -99,14 +113,7 @@ func OpenImage(p string) (*Image, error) {
 	if err == nil {
 		err = loopdev.CheckSquashfs(f)
 	}
-	if err != nil {
-		return nil, err
-	}
-	im := &Image{path: p}
-	if _, err := im.list("/", 1); err != nil {
-		return nil, err
-	}
-	return im, nil
+	return err
 }
 
 // Close is there for symmetry: nothing stays open.
@@ -124,15 +131,9 @@ func (im *Image) run(args ...string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s needs %s (squashfs-tools): %w", im.path, Unsquashfs, err)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = []string{}
-	cmd.Dir = "/"
+	cmd := im.command(argv)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	// With the caller's own ids, never a setuid chos's root: an image is
-	// read only where its user could read it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
-		Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), NoSetGroups: true}}
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(errOut.String())
 		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
@@ -144,6 +145,22 @@ func (im *Image) run(args ...string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s cannot be read: %s", loopdev.ErrNotSquashfs, im.path, msg)
 	}
 	return out.Bytes(), nil
+}
+
+// command is the unsquashfs process: with the caller's own ids (never a
+// setuid chos's root), so that an image is read only where its user could
+// read it; or, for a view root builds for everyone, with root's ids only,
+// so that no user can stop it and forge what it prints.
+func (im *Image) command(argv []string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), NoSetGroups: true}
+	if im.asRoot {
+		cred = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	return cmd
 }
 
 // list returns the nodes on the way to p (absolute, without links), down
@@ -369,11 +386,25 @@ func withImage(p string, fn func(*Image) error) error {
 	return fn(im)
 }
 
-// ImageEntries lists the top level of the image p.
+// ImageEntries lists the top level of the image p, read with the caller's
+// ids.
 func ImageEntries(p string) (entries []Entry, err error) {
 	err = withImage(p, func(im *Image) error {
 		entries, err = im.Entries()
 		return err
 	})
 	return entries, err
+}
+
+// ImageEntriesAsRoot lists the top level of the image p for a view that
+// root builds and other users enter: unsquashfs runs with root's ids only
+// (the process must hold root). Its output becomes mount steps, so a
+// process of the caller's, which the caller could stop and whose output it
+// could take over (pidfd_getfd), must never produce it.
+func ImageEntriesAsRoot(p string) ([]Entry, error) {
+	if err := checkImageFile(p); err != nil {
+		return nil, err
+	}
+	im := &Image{path: p, asRoot: true}
+	return im.Entries()
 }

@@ -202,3 +202,25 @@ func TestDamagedImageIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// unsquashfs reads an image with the caller's ids, except for a view root
+// builds for everyone: then with root's only, so that no user can stop it
+// and forge its output (the red team did, through pidfd_getfd).
+func TestImageListingRunsAsTheCallerOrAsRootOnly(t *testing.T) {
+	for _, c := range []struct {
+		asRoot   bool
+		uid, gid uint32
+	}{
+		{false, uint32(os.Getuid()), uint32(os.Getgid())},
+		{true, 0, 0},
+	} {
+		cmd := (&Image{path: "/x.sqsh", asRoot: c.asRoot}).command([]string{Unsquashfs, "-lln", "/x.sqsh"})
+		cred := cmd.SysProcAttr.Credential
+		if cred == nil || cred.Uid != c.uid || cred.Gid != c.gid || len(cmd.Env) != 0 {
+			t.Errorf("asRoot %v: credential %+v, env %q; want uid %d gid %d and no environment", c.asRoot, cred, cmd.Env, c.uid, c.gid)
+		}
+		if c.asRoot && (cred.NoSetGroups || cred.Groups == nil || len(cred.Groups) != 0) {
+			t.Errorf("as root, the caller's supplementary groups are kept: %+v", cred)
+		}
+	}
+}

@@ -97,3 +97,26 @@ func TestRestrictedTreeIsRefusedListedAndNotSelectable(t *testing.T) {
 		t.Errorf("chos select shows a forbidden selection as:\n%s", r)
 	}
 }
+
+// A tree the user cannot read (here, only root can) is refused to them, as
+// their own path lookups would refuse it, in both modes and cached or not;
+// the control is the same tree readable, and root.
+func TestTreeTheUserCannotReadIsRefused(t *testing.T) {
+	clearDotfile(t)
+	tree := h.trees["three"]
+	for _, m := range modes() {
+		wantOSID(t, m.chos(t, "exec", "three", "cat", "/etc/os-release"), h.osIDs["three"])
+	}
+	must(t, os.Chmod(tree, 0o700))
+	t.Cleanup(func() { os.Chmod(tree, 0o755) })
+	for _, m := range modes() {
+		for _, args := range [][]string{{"exec", "three", "true"}, {"exec", "--fresh", "three", "true"}} {
+			r := m.chos(t, args...)
+			wantStatus(t, r, 125)
+			if !strings.Contains(r.stderr, "you may not read tree three ("+tree+": permission denied)") {
+				t.Errorf("%s %q:\n%s", m.name, args, r)
+			}
+		}
+	}
+	wantOSID(t, run(t, call{Root: true, Args: []string{h.chos, "exec", "three", "cat", "/etc/os-release"}}), h.osIDs["three"])
+}

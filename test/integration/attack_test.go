@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -342,5 +343,54 @@ func TestSetuidAllowTreeGivesItsSetuidProgramsRoot(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "65534") {
 		t.Errorf("switching from a setuid = allow tree went through a user namespace (overflow group shown):\n%s", r)
+	}
+}
+
+// The root builder of a shared view does not keep what its launcher's
+// user gave it to slow it or to reach it: an idle scheduling class, a nice
+// value, a narrow CPU affinity, descriptors left open across exec. The
+// control is the user's own chos, which keeps them all.
+func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
+	emptyCache(t)
+	must(t, os.MkdirAll(hostCacheDir(t), 0o755))
+	lock, err := os.OpenFile(filepath.Join(hostCacheDir(t), "one.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	must(t, err)
+	defer lock.Close()
+	must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX)) // the builder waits here, for us to look at it
+	att := start(t, call{Args: []string{"bash", "-c", "exec 77</dev/null; exec taskset -c 0 chrt -i 0 nice -n 19 " + h.chos + " exec one true"}})
+	defer func() { lock.Close(); att.wait(promptly) }()
+
+	var builder int
+	deadline := time.Now().Add(promptly)
+	for builder == 0 && time.Now().Before(deadline) {
+		if pids := pidsRunning("chos", "__chos_build_view"); len(pids) > 0 {
+			builder = pids[0]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if builder == 0 {
+		t.Fatal("no view builder started")
+	}
+	launcher := 0
+	for _, pid := range pidsRunning(h.chos, "exec", "one", "true") {
+		launcher = pid
+	}
+	look := func(pid int) (nice, policy string, fd77 bool, cpus string) {
+		f := strings.Fields(readFile(t, "/proc/"+strconv.Itoa(pid)+"/stat")[strings.LastIndexByte(readFile(t, "/proc/"+strconv.Itoa(pid)+"/stat"), ')')+2:])
+		_, err := os.Lstat("/proc/" + strconv.Itoa(pid) + "/fd/77")
+		for _, l := range strings.Split(readFile(t, "/proc/"+strconv.Itoa(pid)+"/status"), "\n") {
+			if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+				cpus = strings.TrimSpace(v)
+			}
+		}
+		// fields after the command: state is f[0]; nice is field 19, policy 41
+		return f[16], f[38], err == nil, cpus
+	}
+	if nice, policy, fd77, cpus := look(launcher); launcher == 0 || nice != "19" || policy != "5" || !fd77 || cpus != "0" {
+		t.Fatalf("control: the user's chos (pid %d) has nice %s, policy %s, fd 77 %v, CPUs %s; the test cannot fail", launcher, nice, policy, fd77, cpus)
+	}
+	nice, policy, fd77, cpus := look(builder)
+	if nice != "0" || policy != "0" || fd77 || (cpus == "0" && runtime.NumCPU() > 1) {
+		t.Errorf("the builder has nice %s, policy %s, fd 77 %v, CPUs %s; want 0, 0 (SCHED_OTHER), no fd 77, every CPU", nice, policy, fd77, cpus)
 	}
 }
