@@ -365,10 +365,10 @@ func (st *state) mayRead(t *ostree.Tree, who plan.Caller) error {
 		// on the way, for the user's ids.
 		err = trust.Permits(p, mode, who.UID, append([]int{who.GID}, who.Groups...))
 	}
-	if err != nil {
+	if errors.Is(err, unix.EACCES) {
 		return fmt.Errorf("you may not read tree %s (%s: %w)", t.Name, t.Path, err)
 	}
-	return nil
+	return nil // (a missing tree is reported where the view is made, with its line)
 }
 
 // viewRequest is what a plan needs to know of a tree's view: the same for

@@ -182,7 +182,7 @@ func TestImageTreeIsListedAndCheckedWithTheOSInsideIt(t *testing.T) {
 	}
 	r = chos(t, "check", "plain")
 	wantStatus(t, r, 1)
-	wantLinesStarting(t, r, "FAIL tree plain: tree plain: not a squashfs image: "+plain)
+	wantLinesStarting(t, r, "FAIL tree plain: not a squashfs image: "+plain)
 	// Inside the image tree, chos knows where it is.
 	r = chos(t, "exec", "img", "chos", "current")
 	if wantStatus(t, r, 0) && strings.TrimSpace(r.stdout) != "img" {
