@@ -5,10 +5,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -162,9 +164,20 @@ func RunViewBuilder() int {
 // detachFromCaller gives up what the builder inherited from the user who
 // started it and that could slow or stall a view every user waits for:
 // descriptors the caller left open across exec (Go's exec keeps those
-// without close-on-exec), a nice value, an idle or batch scheduling class
-// and a CPU affinity. (Its cgroup and resource limits stay the caller's.)
+// without close-on-exec), a nice value, an idle or batch scheduling class,
+// a CPU affinity, and cgroups, which a user may have been delegated and
+// could freeze (systemd's Delegate=, cgroup.freeze or the v1 freezer).
+// (Its resource limits stay the caller's.)
 func detachFromCaller() {
+	// The root cgroup of every hierarchy: only root may move there.
+	if mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2")); err == nil {
+		pid := []byte(strconv.Itoa(os.Getpid()))
+		for _, m := range mounts {
+			if m.Root == "/" {
+				os.WriteFile(filepath.Join(m.Mountpoint, "cgroup.procs"), pid, 0)
+			}
+		}
+	}
 	if err := unix.CloseRange(builderOutFD+1, ^uint(0), 0); err != nil {
 		for fd := builderOutFD + 1; fd < 1024; fd++ { // (before Linux 5.9)
 			unix.Close(fd)

@@ -357,7 +357,11 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	must(t, err)
 	defer lock.Close()
 	must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX)) // the builder waits here, for us to look at it
-	att := start(t, call{Args: []string{"bash", "-c", "exec 77</dev/null; exec taskset -c 0 chrt -i 0 nice -n 19 " + h.chos + " exec one true"}})
+	// The user's launch runs in a cgroup of its own (as a delegated one
+	// would be), which the builder must leave.
+	cg, line := launchCgroup(t)
+	att := start(t, call{Root: true, Args: []string{"bash", "-c", "echo $$ > " + cg + "/cgroup.procs && exec 77</dev/null && " +
+		"exec setpriv --reuid=" + strconv.Itoa(h.uid) + " --regid=" + strconv.Itoa(h.gid) + " --init-groups taskset -c 0 chrt -i 0 nice -n 19 " + h.chos + " exec one true"}})
 	defer func() { lock.Close(); att.wait(promptly) }()
 
 	var builder int
@@ -374,6 +378,21 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	launcher := 0
 	for _, pid := range pidsRunning(h.chos, "exec", "one", "true") {
 		launcher = pid
+	}
+	cgroupOf := func(pid int) string {
+		for _, l := range strings.Split(readFile(t, "/proc/"+strconv.Itoa(pid)+"/cgroup"), "\n") {
+			if i := strings.Index(l, line); i >= 0 && (line != "0::" || i == 0) {
+				return l[i+len(line):]
+			}
+		}
+		return "?"
+	}
+	want := "/" + filepath.Base(cg)
+	if got := cgroupOf(launcher); got != want {
+		t.Errorf("control: the user's chos is in cgroup %q, want %q", got, want)
+	}
+	if got := cgroupOf(builder); got != "/" {
+		t.Errorf("the builder stayed in cgroup %q (want the root cgroup)", got)
 	}
 	look := func(pid int) (nice, policy string, fd77 bool, cpus string) {
 		f := strings.Fields(readFile(t, "/proc/"+strconv.Itoa(pid)+"/stat")[strings.LastIndexByte(readFile(t, "/proc/"+strconv.Itoa(pid)+"/stat"), ')')+2:])
@@ -393,4 +412,35 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	if nice != "0" || policy != "0" || fd77 || (cpus == "0" && runtime.NumCPU() > 1) {
 		t.Errorf("the builder has nice %s, policy %s, fd 77 %v, CPUs %s; want 0, 0 (SCHED_OTHER), no fd 77, every CPU", nice, policy, fd77, cpus)
 	}
+}
+
+// launchCgroup makes a cgroup for a test's launch, in the freezer hierarchy
+// (cgroup v1) or the unified one, and removes it after the test. It returns
+// its directory and the prefix of its line in /proc/PID/cgroup.
+func launchCgroup(t *testing.T) (dir, line string) {
+	t.Helper()
+	for _, c := range []struct{ base, line string }{
+		{"/sys/fs/cgroup/freezer", ":freezer:"},
+		{"/sys/fs/cgroup/unified", "0::"},
+		{"/sys/fs/cgroup", "0::"},
+	} {
+		if _, err := os.Stat(filepath.Join(c.base, "cgroup.procs")); err != nil {
+			continue
+		}
+		if c.line == "0::" {
+			if _, err := os.Stat(filepath.Join(c.base, "cgroup.controllers")); err != nil {
+				continue // a v1 hierarchy's directory, not the unified one
+			}
+		}
+		dir = filepath.Join(c.base, "chos-itest-"+strconv.Itoa(os.Getpid()))
+		must(t, os.Mkdir(dir, 0o755))
+		t.Cleanup(func() {
+			for i := 0; i < 100 && os.Remove(dir) != nil; i++ {
+				time.Sleep(20 * time.Millisecond) // until its processes are gone
+			}
+		})
+		return dir, c.line // ("N:freezer:/path" in v1, "0::/path" in v2)
+	}
+	t.Fatal("no cgroup hierarchy to put a launch in (/sys/fs/cgroup)")
+	return "", ""
 }
