@@ -178,9 +178,18 @@ func detachFromCaller() {
 			}
 		}
 	}
-	if err := unix.CloseRange(builderOutFD+1, ^uint(0), 0); err != nil {
-		for fd := builderOutFD + 1; fd < 1024; fd++ { // (before Linux 5.9)
-			unix.Close(fd)
+	// The caller's descriptors are those that survived exec: without
+	// close-on-exec. (The Go runtime's own, such as the cgroup files it
+	// rereads for GOMAXPROCS, have it and must stay.)
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range fds {
+			fd, err := strconv.Atoi(e.Name())
+			if err != nil || fd <= builderOutFD {
+				continue
+			}
+			if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+				unix.Close(fd)
+			}
 		}
 	}
 	// Each is a thread's own: applied to every thread the runtime has.
