@@ -362,7 +362,13 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	cg, line := launchCgroup(t)
 	att := start(t, call{Root: true, Args: []string{"bash", "-c", "echo $$ > " + cg + "/cgroup.procs && exec 77</dev/null && " +
 		"exec setpriv --reuid=" + strconv.Itoa(h.uid) + " --regid=" + strconv.Itoa(h.gid) + " --init-groups taskset -c 0 chrt -i 0 nice -n 19 " + h.chos + " exec one true"}})
-	defer func() { lock.Close(); att.wait(promptly) }()
+	waited := false
+	defer func() {
+		if !waited {
+			lock.Close()
+			att.wait(promptly)
+		}
+	}()
 
 	var builder int
 	deadline := time.Now().Add(promptly)
@@ -412,6 +418,10 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	if nice != "0" || policy != "0" || fd77 || (cpus == "0" && runtime.NumCPU() > 1) {
 		t.Errorf("the builder has nice %s, policy %s, fd 77 %v, CPUs %s; want 0, 0 (SCHED_OTHER), no fd 77, every CPU", nice, policy, fd77, cpus)
 	}
+	// and, the lock free, it builds the view: the launch completes
+	lock.Close()
+	waited = true
+	wantStatus(t, att.wait(promptly), 0)
 }
 
 // launchCgroup makes a cgroup for a test's launch, in the freezer hierarchy
