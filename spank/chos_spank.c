@@ -65,7 +65,6 @@ static const char *chos_path = CHOS_PATH;
 static const char *default_tree;
 static int timeout_s = 60;
 static char *opt_tree;
-static int in_tree_fallback;  /* submit-time check: CHOS_IN_TREE when chos_path is missing */
 static const char *chos_run;  /* the chos executed: chos_path, or CHOS_IN_TREE */
 
 static int active;            /* chos was asked: tasks act on the reply */
@@ -179,18 +178,19 @@ static void exec_chos(char *const argv[], int sock, int errw)
 }
 
 /*
- * chos_to_run is the chos to execute: chos_path, or for a submit-time
- * check inside a tree (where the installed path is usually missing) chos
- * as every tree shows it. NULL, with errno set, when neither can run.
+ * chos_to_run is the chos to execute: chos_path, or with in_tree (a
+ * submit-time check, which may run inside a tree, where the installed path
+ * is usually missing) chos as every tree shows it. NULL, with errno set,
+ * when neither can run.
  */
-static const char *chos_to_run(void)
+static const char *chos_to_run(int in_tree)
 {
 	int err;
 
 	if (access(chos_path, X_OK) == 0)
 		return chos_path;
 	err = errno;
-	if (err == ENOENT && in_tree_fallback && access(CHOS_IN_TREE, X_OK) == 0)
+	if (err == ENOENT && in_tree && access(CHOS_IN_TREE, X_OK) == 0)
 		return CHOS_IN_TREE;
 	errno = err;
 	return NULL;
@@ -304,8 +304,8 @@ static int ms_left(const struct timespec *deadline)
 	return ms > 0 ? (int)ms : 0;
 }
 
-/* prepare runs chos with argv and keeps its reply, or fails. */
-static void prepare(char *const argv[])
+/* prepare runs chos (see chos_to_run) with argv and keeps its reply, or fails. */
+static void prepare(char *const argv[], int in_tree)
 {
 	int sv[2] = { -1, -1 }, ep[2] = { -1, -1 }, fd = -1, extra_fds = 0, status = 0, timed_out = 0;
 	char diag[DIAG_MAX + 1] = "";
@@ -315,7 +315,7 @@ static void prepare(char *const argv[])
 	const char *bad, *refusal = NULL;
 	pid_t pid;
 
-	if (!(chos_run = chos_to_run())) {
+	if (!(chos_run = chos_to_run(in_tree))) {
 		fail("cannot run %s: %s", chos_path, strerror(errno));
 		goto out;
 	}
@@ -447,10 +447,7 @@ static int submit_check(void)
 		env_chos = NULL;
 	if (!opt_tree && !env_chos && !default_tree)
 		return 0; /* the host, as without chos */
-	if (spank_context() == S_CTX_LOCAL)
-		return 0; /* srun: its step starts at once and asks chos itself (one chos run less per srun) */
-	in_tree_fallback = 1;
-	if (!chos_to_run()) {
+	if (!chos_to_run(1)) {
 		/* A submit host without chos (login nodes may lack it): the
 		 * job's steps still ask chos on their nodes, and fail there. */
 		slurm_verbose("chos: %s: %s: the tree is checked when the job starts", chos_path, strerror(errno));
@@ -464,7 +461,7 @@ static int submit_check(void)
 	if (default_tree)
 		arg("--default=%s", default_tree);
 	if (!failure[0])
-		prepare(args);
+		prepare(args, 1);
 	free_args();
 	if (failure[0]) {
 		slurm_error("chos: %s", failure);
@@ -487,7 +484,9 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 
 	(void)ac;
 	(void)av;
-	if (spank_context() == S_CTX_LOCAL || spank_context() == S_CTX_ALLOCATOR)
+	/* sbatch and salloc check at submit time; srun (local) does not: its
+	 * step starts at once and asks chos itself (one chos run less per srun). */
+	if (spank_context() == S_CTX_ALLOCATOR)
 		return submit_check();
 	if (spank_context() != S_CTX_REMOTE)
 		return 0;
@@ -540,7 +539,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	else
 		arg("--step=%u", step);
 	if (!failure[0])
-		prepare(args);
+		prepare(args, 0);
 	free(groups);
 	free_args();
 	return 0;

@@ -138,6 +138,19 @@ func (st *state) auditPrepare(c *cli.Command, r *reply, err error) {
 		return // stays on the host
 	}
 	e := st.event(false)
+	if !st.rootHelper {
+		// A user's own run (the submit-time --check, or anyone trying):
+		// what the flags claim is not theirs to put in root's log.
+		e.Via = "prepare"
+		if c.Bool("check") {
+			e.Via = "prepare --check"
+		}
+		if err != nil {
+			e.Refused = err.Error()
+		}
+		st.logger(false).Log(e)
+		return
+	}
 	e.Via, e.User, e.Mode = c.String("service"), c.String("user"), "setuid"
 	e.Service = c.String("pam-service")
 	if job := c.String("job"); job != "" {

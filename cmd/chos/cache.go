@@ -17,16 +17,18 @@ import (
 )
 
 // cacheDir is where launches from this mount namespace keep their views
-// (CACHEDIR/ns/INODE: every mount namespace has a cache of its own).
-func (st *state) cacheDir() string {
+// (CACHEDIR/ns/INODE: every mount namespace has a cache of its own). When
+// the namespace cannot be told, there is none: a directory shared by such
+// namespaces would undo the separation.
+func (st *state) cacheDir() (string, error) {
 	if st.nsCacheDir == "" {
 		dir, err := nsroot.NamespaceCacheDir(filepath.Join(build.CacheDir, "ns"))
 		if err != nil {
-			dir = filepath.Join(build.CacheDir, "ns", "unknown")
+			return "", fmt.Errorf("finding this mount namespace's cache: %w", err)
 		}
 		st.nsCacheDir = dir
 	}
-	return st.nsCacheDir
+	return st.nsCacheDir, nil
 }
 
 // cachedState is a cached namespace as `chos cache` and `chos check` see it.
@@ -39,7 +41,11 @@ type cachedState struct {
 // cacheStates lists the cached namespaces and says which ones a launch
 // would enter now: those whose key is the tree's current one.
 func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
-	entries, err := nsroot.ListCache(st.cacheDir())
+	dir, err := st.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := nsroot.ListCache(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +138,11 @@ func (st *state) cmdCacheDrop(_ context.Context, c *cli.Command) error {
 		}
 		tree = t.Name
 	}
-	if err := nsroot.DropCache(st.cacheDir(), tree); err != nil {
+	dir, err := st.cacheDir()
+	if err == nil {
+		err = nsroot.DropCache(dir, tree)
+	}
+	if err != nil {
 		return fail(statusFailed, err)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -219,8 +218,7 @@ func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 	}
 	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(st.hostPath(t.Path))))
 	if err := st.mayUse(t); err != nil {
-		var fe *forbiddenError
-		if errors.As(err, &fe) {
+		if fe := (*forbiddenError)(nil); errors.As(err, &fe) {
 			k.warn(what+" access", "not for you (%s)", restriction(t))
 		} else {
 			k.warn(what+" access", "%v", err)
@@ -272,14 +270,7 @@ func (st *state) checkNames(k *checker, t *ostree.Tree, gids []int) {
 		return
 	}
 	what := "tree " + t.Name + " names"
-	var conf []byte
-	st.asCaller(func() error {
-		conf, _ = ostree.ReadInTree(st.hostPath(t.Path), "/etc/nsswitch.conf")
-		return nil
-	})
-	if slices.Contains(t.Identity, "/etc/nsswitch.conf") {
-		conf, _ = readSmall(st.hostPath("/etc/nsswitch.conf"))
-	}
+	conf, _ := st.viewFile(t, "/etc/nsswitch.conf")
 	for _, db := range []string{"passwd", "group"} {
 		if !identity.ListsFiles(conf, db) {
 			k.warn(what, "the tree's nsswitch.conf does not read the files for %s: users and groups the view adds are not found there; list `files` first in its %s line, or bind the host's with `identity = ... /etc/nsswitch.conf`", db, db)
@@ -357,8 +348,13 @@ func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 	if st.userns {
 		return
 	}
+	dir, err := st.cacheDir()
+	if err != nil {
+		k.warn("cache", "%v: launches build private views", err)
+		return
+	}
 	if st.uid == 0 {
-		dropped, err := st.collectStale(st.cacheDir(), cat)
+		dropped, err := st.collectStale(dir, cat)
 		if err != nil {
 			k.warn("cache", "collecting the namespaces of trees no longer configured: %v", err)
 		}
@@ -379,7 +375,7 @@ func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 			k.warn("cache", "%s is stale (built %s ago); `chos cache drop` as root removes it", s.File, time.Since(s.Built).Round(time.Second))
 		}
 	}
-	k.ok("cache", "%d valid cached namespaces in %s", valid, st.cacheDir())
+	k.ok("cache", "%d valid cached namespaces in %s", valid, dir)
 }
 
 // checkAudit says where audit lines go, and warns when they cannot.

@@ -182,7 +182,12 @@ func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 		info.Allowed = true
 		if err := st.mayUse(t); err != nil {
 			info.Allowed, info.Restriction = false, restriction(t)
-			if fe := (*forbiddenError)(nil); !errors.As(err, &fe) {
+			var fe *forbiddenError
+			var ue *unreadableError
+			switch {
+			case errors.As(err, &ue):
+				info.Restriction = "you cannot read " + t.Path
+			case !errors.As(err, &fe):
 				info.Restriction = "cannot tell: " + err.Error()
 			}
 		}

@@ -29,8 +29,11 @@ type state struct {
 	// root for a command that needs none does not change it.
 	userns bool
 	// dropped: chos ran setuid root and gave root up (dropPrivilege).
-	dropped  bool
-	uid, gid int // the caller's real ids (or, for `chos prepare`, the user's)
+	dropped bool
+	// rootHelper: `chos prepare` run by root for pam_chos or chos_spank,
+	// whose flags (user, job, service) may then be believed.
+	rootHelper bool
+	uid, gid   int // the caller's real ids (or, for `chos prepare`, the user's)
 	// groups are the caller's supplementary groups, from the kernel (or,
 	// for `chos prepare`, as root passed them); read by userGroups.
 	groups     []int
@@ -340,15 +343,17 @@ func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) 
 	if !ok {
 		return sel, &forbiddenError{t}
 	}
-	return sel, st.mayRead(t, who)
+	return sel, st.mayRead(t)
 }
 
 // mayRead says whether the caller may read tree t's root (a directory, or
-// an image file) with their own ids. chos lists and binds it as root, so
-// without this a tree only some users can read would be open to every user
-// of chos; CHOS reached trees through the caller's own path lookups.
-func (st *state) mayRead(t *ostree.Tree, who plan.Caller) error {
-	if t.Host || who.UID == 0 {
+// an image file) with their own ids: access(2) with the effective ids,
+// switched to the caller's (ACLs and every directory on the way count).
+// chos lists and binds it as root, so without this a tree only some users
+// can read would be open to every user of chos; CHOS reached trees
+// through the caller's own path lookups.
+func (st *state) mayRead(t *ostree.Tree) error {
+	if t.Host || st.uid == 0 {
 		return nil
 	}
 	p := st.hostPath(t.Path)
@@ -356,17 +361,9 @@ func (st *state) mayRead(t *ostree.Tree, who plan.Caller) error {
 	if ostree.IsImage(p) {
 		mode = unix.R_OK
 	}
-	var err error
-	if os.Getuid() == who.UID {
-		// access(2) checks with the real ids: the caller's, groups included.
-		err = unix.Faccessat(unix.AT_FDCWD, p, mode, 0)
-	} else {
-		// root acting for the user (chos prepare): the permission bits
-		// on the way, for the user's ids.
-		err = trust.Permits(p, mode, who.UID, append([]int{who.GID}, who.Groups...))
-	}
+	err := st.asCaller(func() error { return unix.Faccessat(unix.AT_FDCWD, p, mode, unix.AT_EACCESS) })
 	if errors.Is(err, unix.EACCES) {
-		return fmt.Errorf("you may not read tree %s (%s: %w)", t.Name, t.Path, err)
+		return &unreadableError{t, err}
 	}
 	return nil // (a missing tree is reported where the view is made, with its line)
 }
@@ -411,7 +408,11 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 			stamps = append(stamps, ostree.Stamp(m.Source))
 		}
 	}
-	return &nsroot.Cache{Dir: st.cacheDir(), Tree: t.Name,
+	dir, err := st.cacheDir()
+	if err != nil {
+		return nil
+	}
+	return &nsroot.Cache{Dir: dir, Tree: t.Name,
 		Key: plan.CacheKey(cat.Digest, v, stamps)}
 }
 
@@ -470,6 +471,16 @@ func callerEnv() []string {
 	}
 	// Every entry, empty ones too: a NUL ends each.
 	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+}
+
+// unreadableError is a tree the caller cannot read with their own ids.
+type unreadableError struct {
+	t   *ostree.Tree
+	err error
+}
+
+func (e *unreadableError) Error() string {
+	return "you may not read tree " + e.t.Name + " (" + e.t.Path + ": " + e.err.Error() + ")"
 }
 
 // forbiddenError is a tree's users = and groups = refusing the caller.

@@ -207,11 +207,12 @@ func gidList(primary int, groups []int) []int {
 	return gids
 }
 
-// mayUse says whether the caller may use tree t: nil, a *forbiddenError,
-// or the error of a lookup that could not decide.
+// mayUse says whether the caller may use tree t, as a launch decides it:
+// nil, a *forbiddenError, the refusal of mayRead, or the error of a lookup
+// that could not decide.
 func (st *state) mayUse(t *ostree.Tree) error {
 	if len(t.Users) == 0 && len(t.Groups) == 0 {
-		return nil
+		return st.mayRead(t)
 	}
 	u, err := st.account()
 	if err != nil {
@@ -228,5 +229,5 @@ func (st *state) mayUse(t *ostree.Tree) error {
 	if !ok {
 		return &forbiddenError{t}
 	}
-	return nil
+	return st.mayRead(t)
 }

@@ -106,6 +106,7 @@ func (st *state) prepareFor(c *cli.Command, r *reply) error {
 	if st.uid != 0 || st.mode != nsroot.Privileged {
 		return fmt.Errorf("chos prepare is run as root by pam_chos and chos_spank, not by users")
 	}
+	st.rootHelper = true
 	service := c.String("service")
 	if service != "pam" && service != "slurm" {
 		return fmt.Errorf("prepare: --service must be pam or slurm, not %q", service)

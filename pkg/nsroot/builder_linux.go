@@ -181,13 +181,9 @@ func detachFromCaller() {
 	// The caller's descriptors are those that survived exec: without
 	// close-on-exec. (The Go runtime's own, such as the cgroup files it
 	// rereads for GOMAXPROCS, have it and must stay.)
-	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
-		for _, e := range fds {
-			fd, err := strconv.Atoi(e.Name())
-			if err != nil || fd <= builderOutFD {
-				continue
-			}
-			if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+	if fds, err := inheritedFDs(); err == nil {
+		for _, fd := range fds {
+			if fd > builderOutFD {
 				unix.Close(fd)
 			}
 		}

@@ -161,19 +161,34 @@ func lockTree(c *Cache) (*os.File, error) {
 	if err := mkdirMode(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache directory: %w", err)
 	}
-	lock, err := os.OpenFile(c.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening cache lock: %w", err)
-	}
-	if err := lock.Chmod(0o600); err != nil {
+	return lockFile(c.lockFile())
+}
+
+// lockFile opens (creating it, mode 0600) and exclusively locks the lock
+// file at path. Lock files are removed while others may wait on them
+// (cache drop, collection): a lock won on a file no longer at path locks
+// nothing, so it is taken again on the file that is there now.
+func lockFile(path string) (*os.File, error) {
+	for {
+		lock, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("opening cache lock: %w", err)
+		}
+		if err := lock.Chmod(0o600); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("opening cache lock: %w", err)
+		}
+		if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(int(lock.Fd()), &held) == nil && unix.Lstat(path, &now) == nil &&
+			held.Dev == now.Dev && held.Ino == now.Ino {
+			return lock, nil
+		}
 		lock.Close()
-		return nil, fmt.Errorf("opening cache lock: %w", err)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	return lock, nil
 }
 
 // mkdirMode creates dir and its missing parents with exactly mode.
@@ -253,14 +268,11 @@ func ownCacheDir(dir string) error {
 		return fmt.Errorf("creating cache directory: %w", err)
 	}
 	// Builders of two trees may come here together: one binds.
-	claim, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	claim, err := lockFile(dir + ".lock")
 	if err != nil {
-		return fmt.Errorf("opening cache lock: %w", err)
+		return err
 	}
 	defer claim.Close()
-	if err := unix.Flock(int(claim.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("locking %s: %w", claim.Name(), err)
-	}
 	if err := mkdirMode(dir, 0o755); err != nil {
 		return fmt.Errorf("creating cache directory: %w", err)
 	}

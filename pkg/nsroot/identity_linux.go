@@ -66,7 +66,7 @@ func extend(file, copyPath string, lines []string) error {
 		if base, err = io.ReadAll(io.LimitReader(f, maxIdentityFile)); err != nil {
 			return fmt.Errorf("reading the view's %s: %w", file, err)
 		}
-		target = "/proc/self/fd/" + strconv.Itoa(fd) // the bind below: on this very file
+		target = fdPath(f) // the bind below: on this very file
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("the view has no %s to add your entry to (identity = in the tree's settings?)", file)
 	case errors.Is(err, unix.ELOOP):

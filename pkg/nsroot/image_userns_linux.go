@@ -75,15 +75,6 @@ func newImageServer(v *View) (*imageServer, error) {
 		child: os.NewFile(uintptr(fds[1]), "image client")}, nil
 }
 
-// childFiles are the child's ExtraFiles after the plan's: its end of the
-// socket lands on imageServerFD.
-func (s *imageServer) childFiles() []*os.File {
-	if s == nil {
-		return nil
-	}
-	return []*os.File{s.child}
-}
-
 // serve answers the child's requests until it closes its end; call it once
 // the child has started.
 func (s *imageServer) serve() {

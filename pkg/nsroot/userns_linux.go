@@ -106,21 +106,10 @@ func RunInUserNS(p *Plan) (int, error) {
 // (open and not close-on-exec: chos opens all of its own close-on-exec) at
 // its own number, the others closed, and extra right above the highest.
 func childFiles(extra int) (files []uintptr, extraFD int, err error) {
-	ents, err := os.ReadDir("/proc/self/fd")
+	inherited, err := inheritedFDs()
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing your descriptors: %w", err)
 	}
-	var inherited []int
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
-			inherited = append(inherited, fd)
-		}
-	}
-	sort.Ints(inherited)
 	top := 2
 	if n := len(inherited); n > 0 && inherited[n-1] > top {
 		top = inherited[n-1]
@@ -134,6 +123,27 @@ func childFiles(extra int) (files []uintptr, extraFD int, err error) {
 	}
 	files[top+1] = uintptr(extra)
 	return files, top + 1, nil
+}
+
+// inheritedFDs are this process's descriptors an exec keeps (those
+// without close-on-exec), in order.
+func inheritedFDs() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, err
+	}
+	var fds []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			fds = append(fds, fd)
+		}
+	}
+	sort.Ints(fds)
+	return fds, nil
 }
 
 // forwarded are the signals the helper passes on: every standard catchable

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chos-hpc/chos/pkg/loopdev"
+	"github.com/chos-hpc/chos/pkg/trust"
 )
 
 // An image tree is a tree whose path names a squashfs image file rather
@@ -130,6 +131,15 @@ func (im *Image) run(args ...string) ([]byte, error) {
 	argv, err := UnsquashfsCommand(args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s needs %s (squashfs-tools): %w", im.path, Unsquashfs, err)
+	}
+	// Root parses an image for someone else only if the kernel may mount
+	// it, so only root can have written it: views root builds list it as
+	// root, and a root helper reading as a user (chos prepare, with the
+	// user's effective ids) starts unsquashfs with its real ids, root's.
+	if im.asRoot || (os.Getuid() == 0 && os.Geteuid() != 0) {
+		if err := trust.CheckPath(im.path); trust.IsUntrusted(err) {
+			return nil, fmt.Errorf("refusing to read image %s as root: %w", im.path, err)
+		}
 	}
 	cmd := im.command(argv)
 	var out, errOut bytes.Buffer

@@ -445,8 +445,13 @@ func launchCgroup(t *testing.T) (dir, line string) {
 		dir = filepath.Join(c.base, "chos-itest-"+strconv.Itoa(os.Getpid()))
 		must(t, os.Mkdir(dir, 0o755))
 		t.Cleanup(func() {
-			for i := 0; i < 100 && os.Remove(dir) != nil; i++ {
+			err := os.Remove(dir)
+			for i := 0; i < 100 && err != nil; i++ {
 				time.Sleep(20 * time.Millisecond) // until its processes are gone
+				err = os.Remove(dir)
+			}
+			if err != nil {
+				t.Errorf("removing the test's cgroup: %v", err)
 			}
 		})
 		return dir, c.line // ("N:freezer:/path" in v1, "0::/path" in v2)

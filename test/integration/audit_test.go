@@ -267,6 +267,23 @@ func TestAuditLogsPreparedSessionsAndJobs(t *testing.T) {
 	} else {
 		wantFields(t, got[0], map[string]string{"user": h.user, "tree": "three", "selected": "argument", "via": "slurm", "job": "4242.0", "cwd": h.tmp})
 	}
+	seen = len(d.lines(t))
+
+	// A user's own chos prepare (the submit-time --check, here of a tree
+	// that does not exist) is logged, but what its flags claim (a job, a
+	// directory, a batch script) stays out of the line; the lines above,
+	// from root, are the control.
+	wantStatus(t, chos(t, "prepare", "--check", "--service=slurm", "--tree=chos-itest-nosuchtree", "--job=999", "--step=0", "--cwd=/forged", "--batch-script=/forged/job.sh"), 125)
+	if got := d.lines(t)[seen:]; len(got) != 1 {
+		t.Errorf("a user's chos prepare: %d lines, want 1: %v", len(got), got)
+	} else {
+		wantFields(t, got[0], map[string]string{"uid": strconv.Itoa(h.uid), "via": "prepare --check"})
+		for _, claimed := range []string{"job=", "/forged", "via=slurm"} {
+			if strings.Contains(got[0].text, claimed) {
+				t.Errorf("the line of a user's chos prepare carries %q: %s", claimed, got[0].text)
+			}
+		}
+	}
 }
 
 func TestAuditOffWritesNothing(t *testing.T) {

@@ -848,3 +848,19 @@ func procStatusOf(t testing.TB, pid int) map[string]string {
 	}
 	return procStatus(string(data))
 }
+
+// builtOnce is a fixture the first test that asks for it builds, once per
+// run of the package: every test that asks gets it, or fails with the
+// build's error.
+type builtOnce[T any] func() (T, error)
+
+func buildOnce[T any](build func() (T, error)) builtOnce[T] { return sync.OnceValues(build) }
+
+func (b builtOnce[T]) get(t testing.TB) T {
+	t.Helper()
+	v, err := b()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

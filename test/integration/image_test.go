@@ -303,7 +303,7 @@ func TestReplacedImageIsSeenByTheNextLaunchWhileRunningOnesKeepTheOld(t *testing
 	afterImages(t, img)
 	emptyCache(t)
 	before := readMountinfo(t)
-	beforeLoops := losetupLists(t, imagesDir.path)
+	beforeLoops := losetupLists(t, imagesDir.get(t))
 
 	fifo := filepath.Join(h.tmp, unique(t))
 	must(t, unix.Mkfifo(fifo, 0o666))
@@ -337,7 +337,7 @@ func TestReplacedImageIsSeenByTheNextLaunchWhileRunningOnesKeepTheOld(t *testing
 	}
 	emptyCache(t)
 	wantNoLoopDevices(t, img)
-	if got := losetupLists(t, imagesDir.path); !sameSet(got, beforeLoops) {
+	if got := losetupLists(t, imagesDir.get(t)); !sameSet(got, beforeLoops) {
 		t.Errorf("losetup -a: before %v, after %v", beforeLoops, got)
 	}
 	if after := readMountinfo(t); after != before {

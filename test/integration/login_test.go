@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -431,33 +430,24 @@ func TestSSHLoginForwardsX11AndAgent(t *testing.T) {
 	}
 }
 
-var bashUserState struct {
-	once sync.Once
-	u    *testUser
-	err  error
-}
-
 // bashUser is a test user whose login shell is /bin/bash (which busybox
 // trees lack), in the test user's group so that the fixture's sshd lets
 // it in and its Match applies.
 func bashUser(t testing.TB) *testUser {
 	t.Helper()
-	bashUserState.once.Do(func() {
-		u, err := makeUser("chosb" + randHex(3))
-		if err == nil {
-			var out string
-			out, err = runSetup(30*time.Second, "/", "usermod", "-s", "/bin/bash", "-a", "-G", h.group, u.name)
-			if err != nil {
-				err = fmt.Errorf("usermod %s: %w\n%s", u.name, err, out)
-			}
-		}
-		bashUserState.u, bashUserState.err = u, err
-	})
-	if bashUserState.err != nil {
-		t.Fatal(bashUserState.err)
-	}
-	return bashUserState.u
+	return bashUserBuild.get(t)
 }
+
+var bashUserBuild = buildOnce(func() (*testUser, error) {
+	u, err := makeUser("chosb" + randHex(3))
+	if err != nil {
+		return nil, err
+	}
+	if out, err := runSetup(30*time.Second, "/", "usermod", "-s", "/bin/bash", "-a", "-G", h.group, u.name); err != nil {
+		return nil, fmt.Errorf("usermod %s: %w\n%s", u.name, err, out)
+	}
+	return u, nil
+})
 
 // A user whose shell the tree lacks gets /bin/sh there, with one warning
 // line; where the tree has it, the user's own shell.

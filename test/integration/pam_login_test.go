@@ -5,9 +5,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pam_chos.so end to end with the real `chos prepare`: pamtester through
@@ -22,26 +23,17 @@ func pamChos(t testing.TB, opts ...string) string {
 	return strings.TrimSpace("session required " + pamModule(t) + " " + strings.Join(opts, " "))
 }
 
-var whereScript struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // where is a program that prints "osid:ID" of the os-release it sees and
 // "tree:$CHOS": in the shared /tmp, so that it runs inside trees too.
 func where(t testing.TB) string {
 	t.Helper()
-	whereScript.once.Do(func() {
-		whereScript.path = filepath.Join(h.tmp, "where")
-		whereScript.err = writeRootFile(whereScript.path,
-			"#!/bin/sh\nsed -n 's/^ID=/osid:/p' /etc/os-release\necho \"tree:$CHOS\"\n", 0o755)
-	})
-	if whereScript.err != nil {
-		t.Fatal(whereScript.err)
-	}
-	return whereScript.path
+	return whereScript.get(t)
 }
+
+var whereScript = buildOnce(func() (string, error) {
+	path := filepath.Join(h.tmp, "where")
+	return path, writeRootFile(path, "#!/bin/sh\nsed -n 's/^ID=/osid:/p' /etc/os-release\necho \"tree:$CHOS\"\n", 0o755)
+})
 
 // whereShown parses what where printed: the os-release ID and $CHOS.
 func whereShown(out string) (id, tree string) {
@@ -286,6 +278,7 @@ func TestPamSessionsLeaveHostMountTableAlone(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mount: %v\n%s", err, out)
 	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) }) // (if the test stops before its umount)
 	_, added = lineDiff(before, readMountinfo(t))
 	if _, err := runSetup(10*time.Second, "/", "umount", dir); err != nil {
 		t.Errorf("umount %s: %v", dir, err)

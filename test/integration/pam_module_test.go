@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,34 +26,29 @@ func pamModule(t testing.TB) string {
 	return so
 }
 
-var peerBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
+// peerBinary is testdata/prepare-peer, built once.
+var peerBinary = buildOnce(func() (string, error) {
+	path := filepath.Join(h.base, "prepare-peer")
+	cmd := exec.Command("go", "build", "-o", path, "./test/integration/testdata/prepare-peer")
+	cmd.Dir, cmd.Env = h.repo, append(os.Environ(), "CGO_ENABLED=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if r, err := runWithTimeout(cmd, 2*time.Minute, nil); err != nil || r.status != 0 {
+		return "", fmt.Errorf("building testdata/prepare-peer: %v\n%s", err, r)
+	}
+	return path, nil
+})
 
 // newPeer is a root-owned directory with the peer installed as DIR/chos,
 // following scenario, and DIR/show, which prints $CHOS and DIR/mnt/hello.
 func newPeer(t testing.TB, scenario string) string {
 	t.Helper()
-	peerBuild.once.Do(func() {
-		peerBuild.path = filepath.Join(h.base, "prepare-peer")
-		cmd := exec.Command("go", "build", "-o", peerBuild.path, "./test/integration/testdata/prepare-peer")
-		cmd.Dir, cmd.Env = h.repo, append(os.Environ(), "CGO_ENABLED=0")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if r, err := runWithTimeout(cmd, 2*time.Minute, nil); err != nil || r.status != 0 {
-			peerBuild.err = fmt.Errorf("building testdata/prepare-peer: %v\n%s", err, r)
-		}
-	})
-	if peerBuild.err != nil {
-		t.Fatal(peerBuild.err)
-	}
+	peer := peerBinary.get(t)
 	dir, err := os.MkdirTemp(h.base, "peer-")
 	must(t, err)
 	t.Cleanup(func() { removeUnmounted(dir) })
 	must(t, os.Chmod(dir, 0o755))
 	must(t, os.Mkdir(filepath.Join(dir, "mnt"), 0o755))
-	must(t, os.Link(peerBuild.path, filepath.Join(dir, "chos")))
+	must(t, os.Link(peer, filepath.Join(dir, "chos")))
 	must(t, writeRootFile(filepath.Join(dir, "scenario"), scenario, 0o644))
 	must(t, writeRootFile(filepath.Join(dir, "show"),
 		"#!/bin/sh\nprintf 'CHOS=%s\\n' \"$CHOS\"\ncat "+filepath.Join(dir, "mnt", "hello")+" 2>&1\n", 0o755))

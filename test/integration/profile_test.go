@@ -220,49 +220,39 @@ func TestProfileHookKeepsBadSelectionOnTheHost(t *testing.T) {
 	}
 }
 
-var loginTreeBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // A tree whose own /etc/profile sources the hook (as a tree with chos
 // installed would), where the hook finds chos at its installed path: a
 // link to the chos every view has at /.chos/bin/chos.
 func loginTree(t testing.TB) string {
 	t.Helper()
-	loginTreeBuild.once.Do(func() {
-		// a copy of tree one (mkbusyboxtree takes seconds) with its own ID
-		dir := filepath.Join(h.base, "trees", "login")
-		if out, err := runSetup(time.Minute, "/", "cp", "-a", h.trees["one"], dir); err != nil {
-			loginTreeBuild.err = fmt.Errorf("copying tree one: %v\n%s", err, out)
-			return
-		}
-		hook, err := os.ReadFile(filepath.Join(h.prefix, "share", "chos", "profile.d", "chos.sh"))
-		if err != nil {
-			loginTreeBuild.err = err
-			return
-		}
-		bin := filepath.Join(dir, h.chos)
-		files := map[string]string{
-			"etc/os-release":        "ID=choslogin\n",
-			"etc/profile.d/chos.sh": string(hook),
-			"etc/profile": "echo chos-itest-tree-profile-start\n" +
-				"for f in /etc/profile.d/*.sh; do . \"$f\"; done\n" +
-				"echo \"chos-itest-tree-profile-end $(" + h.chos + " current)\"\n",
-		}
-		err = errors.Join(os.MkdirAll(filepath.Join(dir, "etc", "profile.d"), 0o755),
-			os.MkdirAll(filepath.Dir(bin), 0o755), os.Symlink("/.chos/bin/chos", bin))
-		for name, content := range files {
-			err = errors.Join(err, writeRootFile(filepath.Join(dir, name), content, 0o644))
-		}
-		loginTreeBuild.path, loginTreeBuild.err = dir, err
-	})
-	if loginTreeBuild.err != nil {
-		t.Fatal(loginTreeBuild.err)
-	}
-	return loginTreeBuild.path
+	return loginTreeBuild.get(t)
 }
+
+var loginTreeBuild = buildOnce(func() (string, error) {
+	// a copy of tree one (mkbusyboxtree takes seconds) with its own ID
+	dir := filepath.Join(h.base, "trees", "login")
+	if out, err := runSetup(time.Minute, "/", "cp", "-a", h.trees["one"], dir); err != nil {
+		return "", fmt.Errorf("copying tree one: %v\n%s", err, out)
+	}
+	hook, err := os.ReadFile(filepath.Join(h.prefix, "share", "chos", "profile.d", "chos.sh"))
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, h.chos)
+	files := map[string]string{
+		"etc/os-release":        "ID=choslogin\n",
+		"etc/profile.d/chos.sh": string(hook),
+		"etc/profile": "echo chos-itest-tree-profile-start\n" +
+			"for f in /etc/profile.d/*.sh; do . \"$f\"; done\n" +
+			"echo \"chos-itest-tree-profile-end $(" + h.chos + " current)\"\n",
+	}
+	err = errors.Join(os.MkdirAll(filepath.Join(dir, "etc", "profile.d"), 0o755),
+		os.MkdirAll(filepath.Dir(bin), 0o755), os.Symlink("/.chos/bin/chos", bin))
+	for name, content := range files {
+		err = errors.Join(err, writeRootFile(filepath.Join(dir, name), content, 0o644))
+	}
+	return dir, err
+})
 
 func TestProfileHookDoesNotLoopInTreeProfile(t *testing.T) {
 	setConfig(t, h.configText+"login:"+loginTree(t)+"\n")

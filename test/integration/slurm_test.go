@@ -458,6 +458,7 @@ func TestSlurmJobsLeaveHostMountTable(t *testing.T) {
 	must(t, os.Mkdir(mp, 0o755))
 	t.Cleanup(func() { os.Remove(mp) })
 	must(t, syscall.Mount("chos-itest", mp, "tmpfs", 0, ""))
+	t.Cleanup(func() { syscall.Unmount(mp, syscall.MNT_DETACH) }) // (if the test stops before its unmount)
 	after := readMountinfo(t)
 	must(t, syscall.Unmount(mp, 0))
 	if _, onlyAfter := hostMountChanges(before, after); len(onlyAfter) != 1 || !strings.Contains(onlyAfter[0], mp) {

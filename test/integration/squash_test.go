@@ -1,11 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,27 +20,24 @@ import (
 // 2 s, 87 MB) on 2 cores. Debian 12's kernel reads it (CONFIG_SQUASHFS_ZSTD).
 var squashCompression = []string{"-comp", "zstd", "-Xcompression-level", "1"}
 
-var imagesDir struct {
-	once sync.Once
-	path string
-	err  error
-}
+var imagesDir = buildOnce(func() (string, error) {
+	dir := filepath.Join(h.base, "images")
+	err := os.Mkdir(dir, 0o755)
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		return "", fmt.Errorf("making %s: %w", dir, err)
+	}
+	return dir, nil
+})
 
 // squashImage builds a squashfs image of srcDir with mksquashfs (ownership
 // and modes as in srcDir) and returns its path: a file of root's, 0644, in
 // a root-owned 0755 directory under h.base, removed after the test.
 func squashImage(t testing.TB, srcDir string) string {
 	t.Helper()
-	imagesDir.once.Do(func() {
-		imagesDir.path = filepath.Join(h.base, "images")
-		if imagesDir.err = os.Mkdir(imagesDir.path, 0o755); imagesDir.err == nil {
-			imagesDir.err = os.Chmod(imagesDir.path, 0o755)
-		}
-	})
-	if imagesDir.err != nil {
-		t.Fatalf("making %s: %v", imagesDir.path, imagesDir.err)
-	}
-	img := filepath.Join(imagesDir.path, unique(t)+".sqsh")
+	img := filepath.Join(imagesDir.get(t), unique(t)+".sqsh")
 	args := append([]string{srcDir, img, "-noappend", "-no-progress", "-quiet"}, squashCompression...)
 	cmd := exec.Command("mksquashfs", args...)
 	cmd.Dir, cmd.Env = "/", rootEnv()

@@ -214,9 +214,11 @@ func startSSHD(opts sshdOptions) (*sshServer, error) {
 		s.cmd = exec.Command(argv[0], argv[1:]...)
 		s.cmd.Dir, s.cmd.Env = "/", rootEnv()
 		s.cmd.Stdout, s.cmd.Stderr = s, s
-		s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// Pdeathsig, as for the Slurm daemons: a test binary killed outright
+		// (go test -timeout, a panic) leaves no sshd behind.
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 		s.cmd.WaitDelay = 2 * time.Second // sessions may hold sshd's stderr
-		if err := s.cmd.Start(); err != nil {
+		if err := startOnDaemonThread(s.cmd); err != nil {
 			return nil, err
 		}
 		go func() { s.cmd.Wait(); close(s.done) }()
