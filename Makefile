@@ -5,6 +5,7 @@
 #   make spank           build bin/chos_spank.so (needs libslurm-dev / slurm-devel)
 #   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
 #   make test            vet, unit tests, fuzz smoke run, integration tests (root)
+#   make test-integration  the integration tests alone (RUN=regexp: only those)
 #   make test-trees      as root: build (once per machine) the Debian tree the tests share
 #   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
 #   make bench           as root on Debian/Ubuntu: benchmark against bwrap & co, write docs/PERFORMANCE.md
@@ -87,7 +88,7 @@ FUZZSMOKE ?= 300000x
 # output of the integration tests is also kept here
 TESTLOG   ?= test-integration.log
 
-.PHONY: all build bin/chos pam spank modules-note install uninstall test test-trees fuzz bench demo clean deb rpm
+.PHONY: all build bin/chos pam spank modules-note install uninstall test test-integration test-trees fuzz bench demo clean deb rpm
 
 all: build
 
@@ -192,6 +193,12 @@ test:
 	$(GO) test -count=1 -tags $(GOTAGS) -ldflags=-checklinkname=0 ./pkg/nsroot
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZSMOKE) ./pkg/config
 	$(GO) test -count=1 -p 1 -timeout 30m -v ./test/integration/... 2>&1 | tee $(TESTLOG)
+
+# The integration tests alone, or those RUN matches (go test -run).
+RUN ?= .
+test-integration:
+	$(DEPS) test
+	$(GO) test -count=1 -p 1 -timeout 30m -v -run '$(RUN)' ./test/integration/... 2>&1 | tee $(TESTLOG)
 
 # The debootstrapped Debian 11 tree that integration tests share, built once
 # per machine under /var/cache/chos-test (scripts/mkdebiantree; the tests
