@@ -149,7 +149,7 @@ func TestConfigListsEveryErrorOfTheDropIns(t *testing.T) {
 	typo := filepath.Join(p.DropIns, "20-typo.conf")
 	want := []problem{
 		{typo + ":2", `unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups)`},
-		{typo + ":3", "unknown section %FOO (known: %SHELLS, %ENV, %BEH, %BIND, %TREE, %AUDIT)"},
+		{typo + ":3", "unknown section %FOO (known: %SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT)"},
 	}
 	if !reflect.DeepEqual(ec.Problems, want) {
 		t.Errorf("problems:\n%+v\nwant\n%+v", ec.Problems, want)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/nsroot"
+	"github.com/chos-hpc/chos/pkg/ostree"
 )
 
 // Exit statuses of chos itself; a launched command's own status passes
@@ -55,8 +56,14 @@ func run(args []string) int {
 	// alternative configuration in the environment is still refused (or,
 	// for root, honoured), never silently ignored.
 	st.configFlag = os.Getenv("CHOS_CONFIG")
-	// vsys form: invoked as a link named after a tree (rh73 -> chos).
-	if !isChosName(prog) {
+	if !ostree.IsChosName(prog) {
+		// Inside a view, a host command's link (/.chos/bin/srun -> chos).
+		if st.hostPrefix != "" {
+			if status, ok := st.hostCommand(prog, args); ok {
+				return status
+			}
+		}
+		// vsys form: invoked as a link named after a tree (rh73 -> chos).
 		st.adm.via = "vsys"
 		if len(args) == 1 || (len(args) == 2 && args[1] == "-sh") {
 			return st.launch(prog, nil, true)
@@ -80,15 +87,6 @@ func run(args []string) int {
 		return st.launch("", args[1:], false)
 	}
 	return report(app.Run(context.Background(), args))
-}
-
-// isChosName says whether a program name is chos's own rather than a
-// tree's (vsys form): "chos", or "chos" followed by '-', '.' or '_' and
-// anything (chos-1.2, chos.static, chos_debug). Every other name, "chosen"
-// included, is a tree name.
-func isChosName(prog string) bool {
-	rest, ok := strings.CutPrefix(prog, "chos")
-	return ok && (rest == "" || strings.ContainsRune("-._", rune(rest[0])))
 }
 
 // report prints an error as one line and returns the exit status.

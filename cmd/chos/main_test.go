@@ -33,14 +33,3 @@ func TestParseExecArgsNeverTakesCommandOptions(t *testing.T) {
 		}
 	}
 }
-
-func TestProgramNamesOfChosAndOfTrees(t *testing.T) {
-	for prog, want := range map[string]bool{
-		"chos": true, "chos-1.2": true, "chos.static": true, "chos_debug": true, "chos-": true,
-		"rh73": false, "chosen": false, "choss": false, "el7": false, "Chos": false, "-chos": false, "": false,
-	} {
-		if got := isChosName(prog); got != want {
-			t.Errorf("isChosName(%q) = %v, want %v", prog, got, want)
-		}
-	}
-}

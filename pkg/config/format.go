@@ -29,6 +29,12 @@ func (f *File) Format() string {
 			b.WriteString(bd.spec() + "\n")
 		}
 	}
+	if len(f.HostCommands) > 0 {
+		b.WriteString("%HOSTCMD\n")
+		for _, hc := range f.HostCommands {
+			b.WriteString(hc.Path + "\n")
+		}
+	}
 	if a := f.Audit; a != nil {
 		b.WriteString("%AUDIT\n")
 		if a.Facility != "" {

@@ -15,6 +15,10 @@ func sameSettings(a, b *File) bool {
 			c.Shells[i].At = Position{}
 		}
 		c.Binds = stripBinds(f.Binds)
+		c.HostCommands = append([]HostCommand(nil), f.HostCommands...)
+		for i := range c.HostCommands {
+			c.HostCommands[i].At = Position{}
+		}
 		c.EnvAt = nil
 		if f.Audit != nil {
 			a := *f.Audit
@@ -48,6 +52,7 @@ func stripBinds(bs []Bind) []Bind {
 // settings.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("%SHELLS\nlocal:/\n\n%ENV\n"))
+	f.Add([]byte("%HOSTCMD\n/usr/bin/srun /usr/bin/sbatch # Slurm\n"))
 	f.Add([]byte("%SHELLS\nrh73:/auto/redhat73\n/auto/redhat73:/auto/redhat73\n"))
 	f.Add([]byte("%ENV\nCHOS\nUSER\n%BEH\nBASHLOGIN\n"))
 	f.Add([]byte("%BIND\n/global/scratch\n/project /proj ro optional\n"))

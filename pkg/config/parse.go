@@ -1,6 +1,6 @@
 // Package config parses the CHOS configuration files: the system file
-// /etc/chos (legacy %SHELLS and %ENV, plus chos's own %BIND and %TREE
-// sections), drop-ins in /etc/chos.d, a tree's own /etc/chos.conf (%ENV,
+// /etc/chos (legacy %SHELLS and %ENV, plus chos's own %BIND, %HOSTCMD, %TREE
+// and %AUDIT sections), drop-ins in /etc/chos.d, a tree's own /etc/chos.conf (%ENV,
 // %BEH) and the legacy /etc/sysconfig/chos. Parsing is pure; Load adds the
 // file reading and the ownership rules a setuid program needs.
 package config
@@ -54,6 +54,13 @@ type Bind struct {
 	At       Position
 }
 
+// HostCommand is a host program that every tree runs on the host, from
+// inside the tree by its base name (a %HOSTCMD line).
+type HostCommand struct {
+	Path string
+	At   Position
+}
+
 // TreeSettings is one %TREE section: chos's per-tree additions.
 type TreeSettings struct {
 	Name        string // any alias of the tree
@@ -96,8 +103,10 @@ type File struct {
 	EnvAt  []Position // the line of each Env entry
 	Beh    []string
 	Binds  []Bind
-	Trees  []TreeSettings
-	Audit  *Audit // nil without an %AUDIT section
+	// HostCommands are the %HOSTCMD lines, in file order.
+	HostCommands []HostCommand
+	Trees        []TreeSettings
+	Audit        *Audit // nil without an %AUDIT section
 }
 
 // Section names. The first three are the original CHOS ones.
@@ -107,6 +116,7 @@ const (
 	sectionEnv    = "ENV"
 	sectionBeh    = "BEH"
 	sectionBind   = "BIND"
+	sectionHost   = "HOSTCMD"
 	sectionTree   = "TREE"
 	sectionAudit  = "AUDIT"
 	// sectionSkip follows a section line in error: its lines are not
@@ -114,7 +124,7 @@ const (
 	sectionSkip = "%skip"
 )
 
-const knownSections = "%SHELLS, %ENV, %BEH, %BIND, %TREE, %AUDIT"
+const knownSections = "%SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT"
 
 // Parse reads one configuration file, and stops at the first error. name
 // is used in error messages only.
@@ -171,7 +181,7 @@ func (f *File) startSection(line string, at Position) (string, *TreeSettings, er
 	}
 	section := fields[0]
 	switch section {
-	case sectionShells, sectionEnv, sectionBeh, sectionBind, sectionAudit:
+	case sectionShells, sectionEnv, sectionBeh, sectionBind, sectionHost, sectionAudit:
 		if len(fields) != 1 {
 			return sectionSkip, nil, fmt.Errorf("%%%s takes no argument", section)
 		}
@@ -226,6 +236,14 @@ func (f *File) parseLine(section string, tree *TreeSettings, line string, at Pos
 		}
 		b.At = at
 		f.Binds = append(f.Binds, b)
+	case sectionHost:
+		for _, p := range strings.Fields(stripComment(line)) {
+			clean, err := absPath(p)
+			if err != nil {
+				return fmt.Errorf("host command: %w", err)
+			}
+			f.HostCommands = append(f.HostCommands, HostCommand{Path: clean, At: at})
+		}
 	case sectionTree:
 		return parseTreeKey(tree, line, at)
 	case sectionAudit:

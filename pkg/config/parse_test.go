@@ -79,6 +79,8 @@ SLURM_JOB_ID OMP_NUM_THREADS
 %BIND
 /global/scratch
 /project /proj ro optional   # comment
+%HOSTCMD
+/usr/bin/srun /usr/bin//sbatch   # Slurm's client
 %TREE el7
 description = CentOS 7 for the climate codes
 bind = /opt/el7 /opt/modules ro
@@ -107,6 +109,10 @@ groups = climate
 	if !reflect.DeepEqual(f.Binds, wantBinds) {
 		t.Errorf("binds = %+v", f.Binds)
 	}
+	wantHost := []HostCommand{{Path: "/usr/bin/srun", At: Position{"chos", 12}}, {Path: "/usr/bin/sbatch", At: Position{"chos", 12}}}
+	if !reflect.DeepEqual(f.HostCommands, wantHost) {
+		t.Errorf("host commands = %+v, want %+v", f.HostCommands, wantHost)
+	}
 	tr := f.Trees[0]
 	if tr.Name != "el7" || tr.Description != "CentOS 7 for the climate codes" || !tr.AllowSetuid ||
 		!tr.IdentitySet || len(tr.Identity) != 2 || !reflect.DeepEqual(tr.Users, []string{"alice", "bob"}) ||
@@ -127,6 +133,8 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"bad env name", "%ENV\nFOO-BAR\n", `f:2: "FOO-BAR" is not a valid`},
 		{"bad bind option", "%BIND\n/x rx\n", `f:2: unknown bind option "rx"`},
 		{"bind over root", "%BIND\n/x /\n", "f:2: bind destination cannot be /"},
+		{"relative host command", "%HOSTCMD\nsrun\n", `f:2: host command: path "srun" is not absolute`},
+		{"host command with an argument", "%HOSTCMD /usr/bin/srun\n", "f:1: %HOSTCMD takes no argument"},
 		{"tree without name", "%TREE\n", "f:1: %TREE needs exactly one tree name"},
 		{"unknown tree key", "%TREE a\ncolour = blue\n", `f:2: unknown key "colour"`},
 		{"bad setuid", "%TREE a\nsetuid = yes\n", "f:2: setuid must be allow or deny"},
@@ -231,7 +239,7 @@ B-C
 	}
 	want := []string{
 		`d.conf:4: unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups)`,
-		`d.conf:6: unknown section %COLOURS (known: %SHELLS, %ENV, %BEH, %BIND, %TREE, %AUDIT)`,
+		`d.conf:6: unknown section %COLOURS (known: %SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT)`,
 		`d.conf:10: "B-C" is not a valid environment variable name`,
 	}
 	if !reflect.DeepEqual(got, want) {

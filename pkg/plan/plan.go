@@ -87,6 +87,8 @@ const (
 	WhyTree     = "tree"
 	WhyIdentity = "identity"
 	WhySelf     = "chos itself"
+	// WhyHostCommand starts the why of a host command's link (%HOSTCMD).
+	WhyHostCommand = "host command"
 )
 
 // DefaultBinds are the host paths every tree gets, in mount order.
@@ -260,6 +262,12 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 			Op: nsroot.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
 			SameFileAs: "/proc/self/exe", Why: WhySelf,
 		})
+		// chos, called by a host command's name from inside the view,
+		// runs that command on the host.
+		for _, hc := range r.Catalog.HostCommands {
+			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: "chos", Target: path.Join(SelfDir, path.Base(hc.Path)),
+				Why: WhyHostCommand + " " + hc.Path + " (" + hc.At.String() + ")"})
+		}
 	}
 	return ms
 }
