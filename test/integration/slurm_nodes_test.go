@@ -1,0 +1,361 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A cluster of three nodes on this machine (scripts/cluster): one slurmd per
+// node, each in network, UTS and mount namespaces of its own (hostname n1,
+// n2, n3, an address on links between them, a /run, /tmp and /dev/shm of
+// its own, and its own chos cache: h.cacheDir is a tmpfs of the node's),
+// slurmctld in a fourth ("head"). The trees, /home and /etc are shared, as
+// a cluster shares them over NFS. Slurm's commands run here, as on a login
+// node.
+
+var slurmNodes lazyCluster
+
+// slurmMultiNode is the package's cluster of three nodes, started by the
+// first test that asks and stopped by the package cleanups.
+func slurmMultiNode(t testing.TB) *slurmCluster {
+	t.Helper()
+	return slurmNodes.get(t, slurmCluster{nodes: []string{"n1", "n2", "n3"}})
+}
+
+// chosNodes is the cluster of three nodes with the plugin loaded, as a
+// site loads it.
+func chosNodes(t testing.TB) *slurmCluster {
+	t.Helper()
+	c := slurmMultiNode(t)
+	c.setPlugstack(t, "required "+spankPlugin(t)+"\n")
+	return c
+}
+
+// startNodes runs scripts/cluster under the reaper, in c.dir (empty), and
+// waits until every node is idle.
+func (c *slurmCluster) startNodes() error {
+	c.node = ""
+	c.conf = filepath.Join(c.dir, "slurm.conf")
+	c.plugstack = filepath.Join(c.dir, "plugstack.conf")
+	c.mungeSocket = filepath.Join(c.dir, "munge", "munge.socket")
+	// (a directory the nodes each cover with a tmpfs of their own)
+	if err := os.MkdirAll(h.cacheDir, 0o755); err != nil {
+		return err
+	}
+	args := []string{"bash", filepath.Join(h.repo, "scripts", "cluster"), "run", "--dir", c.dir,
+		"--nodes", strconv.Itoa(len(c.nodes)), "--private", h.cacheDir}
+	for _, l := range strings.Split(c.extra, "\n") {
+		if l != "" {
+			args = append(args, "--conf", l)
+		}
+	}
+	if err := c.startDaemon("scripts/cluster", c.dir+".log", args...); err != nil {
+		return err
+	}
+	d := c.daemons[0]
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(c.dir, "run", "ready")); err == nil {
+			break
+		}
+		select {
+		case <-d.done:
+			return fmt.Errorf("scripts/cluster exited (%v) while the cluster started%s", d.cmd.ProcessState, c.logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster is not ready after 90 s%s", c.logs())
+		}
+	}
+	link, err := os.ReadFile(filepath.Join(c.dir, "run", "hostlink"))
+	if err != nil {
+		return err
+	}
+	c.hostLink = strings.TrimSpace(string(link))
+	c.up = true
+	return nil
+}
+
+// nodePID is a process holding node's namespaces.
+func (c *slurmCluster) nodePID(t testing.TB, node string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.dir, "run", node+".ns"))
+	if err != nil {
+		t.Fatalf("no node %s: %v", node, err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// onNode is cl run on node: in its network, UTS and mount namespaces, as
+// cl's user (or root), in cl's directory.
+func (c *slurmCluster) onNode(t testing.TB, node string, cl call) call {
+	t.Helper()
+	env, dir := cl.account().env(), cl.account().home
+	if cl.Root {
+		env, dir = rootEnv(), "/"
+	}
+	if cl.Dir != "" {
+		dir = cl.Dir
+	}
+	return call{Args: append([]string{"nsenter", "-t", c.nodePID(t, node), "-n", "-u", "-m", "--wd=" + dir, "--"}, cl.argv()...),
+		Root: true, Env: mergeEnv(env, cl.Env), Stdin: cl.Stdin, Timeout: cl.Timeout}
+}
+
+// taskLine is what a probe task of the tests prints, as key=value words.
+type taskLine map[string]string
+
+// taskLines parses one line per task of key=value words.
+func taskLines(out string) []taskLine {
+	var lines []taskLine
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		tl := taskLine{}
+		for _, w := range strings.Fields(l) {
+			k, v, _ := strings.Cut(w, "=")
+			tl[k] = v
+		}
+		lines = append(lines, tl)
+	}
+	return lines
+}
+
+// probe prints, for one task: its node, rank, OS, mount and network
+// namespaces, ids, groups, working directory and $MARK.
+const probe = `. /etc/os-release; echo node=$(hostname) rank=$SLURM_PROCID os=$ID mnt=$(readlink /proc/self/ns/mnt) ` +
+	`net=$(readlink /proc/self/ns/net) uid=$(id -u) groups=$(id -G | tr ' ' ,) cwd=$(pwd) mark=$MARK`
+
+// The cluster is three machines: every node its own hostname, network,
+// /run, /tmp and chos cache, and none of them the host's.
+func TestSlurmNodesAreSeparateMachines(t *testing.T) {
+	c := slurmMultiNode(t)
+	r := run(t, c.user("srun", "-N3", "-n3", "sh", "-c",
+		`echo node=$(hostname) net=$(readlink /proc/self/ns/net) run=$(stat -c %d:%i /run) tmp=$(stat -c %d:%i /tmp) cache=$(stat -c %d:%i `+h.cacheDir+`)`))
+	if !wantStatus(t, r, 0) {
+		return
+	}
+	host := map[string]string{"node": "", "net": "", "run": "", "tmp": "", "cache": ""}
+	host["node"], _ = os.Hostname()
+	hr := run(t, call{Root: true, Args: []string{"sh", "-c", `echo net=$(readlink /proc/self/ns/net) run=$(stat -c %d:%i /run) tmp=$(stat -c %d:%i /tmp) cache=$(stat -c %d:%i ` + h.cacheDir + `)`}})
+	for k, v := range taskLines(hr.stdout)[0] {
+		host[k] = v
+	}
+	lines := taskLines(r.stdout)
+	seen := map[string]map[string]bool{}
+	for _, l := range lines {
+		for k, v := range l {
+			if seen[k] == nil {
+				seen[k] = map[string]bool{}
+			}
+			seen[k][v] = true
+			if v == host[k] {
+				t.Errorf("a node has the host's %s %s:\n%s", k, v, r)
+			}
+		}
+	}
+	for _, k := range []string{"node", "net", "run", "tmp", "cache"} {
+		if len(seen[k]) != 3 {
+			t.Errorf("want 3 different %s, one per node: %v\n%s", k, seen[k], r)
+		}
+	}
+	if !seen["node"]["n1"] || !seen["node"]["n2"] || !seen["node"]["n3"] {
+		t.Errorf("want nodes n1, n2, n3:\n%s", r)
+	}
+	c.wantNodeIdle(t)
+}
+
+func TestSlurmStepAcrossNodesRunsInTheTree(t *testing.T) {
+	c := chosNodes(t)
+	dir := filepath.Join(h.home, unique(t))
+	userDir(t, dir)
+	env := append(c.user().Env, "PWD="+dir, "MARK=m"+randHex(3))
+	step := func(opts ...string) result {
+		args := append(append([]string{"srun", "-N3", "-n6"}, opts...), "sh", "-c", probe)
+		return run(t, call{Args: args, Dir: dir, Env: env})
+	}
+	want := map[string]string{"uid": strconv.Itoa(h.uid), "cwd": dir, "mark": env[len(env)-1][len("MARK="):]}
+	groups := []string{strconv.Itoa(h.gid)}
+	for _, g := range h.extraGIDs {
+		groups = append(groups, strconv.Itoa(g))
+	}
+	for _, tc := range []struct {
+		name string
+		opts []string
+		os   string
+	}{
+		{"no tree (control)", nil, h.hostOSRelease["ID"]},
+		{"--chos=one", []string{"--chos=one"}, h.osIDs["one"]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := step(tc.opts...)
+			if !wantStatus(t, r, 0) {
+				return
+			}
+			wantTasksOnEveryNode(t, r, 6, tc.os, want, groups, tc.opts != nil)
+		})
+	}
+	c.wantNodeIdle(t)
+}
+
+// wantTasksOnEveryNode checks the probe's lines of n tasks spread over
+// n1..n3: each in OS os, with want's values and the groups; inTree, those
+// on one node in one mount namespace and each node's its own.
+func wantTasksOnEveryNode(t testing.TB, r result, n int, os string, want map[string]string, groups []string, inTree bool) {
+	t.Helper()
+	lines := taskLines(r.stdout)
+	if len(lines) != n {
+		t.Fatalf("want %d tasks:\n%s", n, r)
+	}
+	nodeNS := map[string]string{}
+	nsNode := map[string]string{}
+	for _, l := range lines {
+		if l["os"] != os {
+			t.Errorf("task %s on %s ran in %q, want %q:\n%s", l["rank"], l["node"], l["os"], os, r)
+		}
+		for k, v := range want {
+			if l[k] != v {
+				t.Errorf("task %s on %s: %s=%q, want %q:\n%s", l["rank"], l["node"], k, l[k], v, r)
+			}
+		}
+		if !sameSet(strings.Split(l["groups"], ","), groups) {
+			t.Errorf("task %s on %s: groups %s, want %v", l["rank"], l["node"], l["groups"], groups)
+		}
+		if prev, ok := nodeNS[l["node"]]; ok && prev != l["mnt"] {
+			t.Errorf("tasks on %s in mount namespaces %s and %s, want one", l["node"], prev, l["mnt"])
+		}
+		nodeNS[l["node"]] = l["mnt"]
+		if other, ok := nsNode[l["mnt"]]; inTree && ok && other != l["node"] {
+			t.Errorf("nodes %s and %s share the mount namespace %s", other, l["node"], l["mnt"])
+		}
+		nsNode[l["mnt"]] = l["node"]
+	}
+	if len(nodeNS) != 3 {
+		t.Errorf("want tasks on 3 nodes, got %v:\n%s", nodeNS, r)
+	}
+}
+
+// jobUser is who submits a job in a test that runs for both kinds of user.
+type jobUser struct {
+	name   string
+	user   *testUser // nil: the test user
+	groups []string  // gid, then the supplementary gids, as id -G prints them
+}
+
+// jobUsers are the test user and a directory user (libnss-extrausers, as
+// LDAP or sssd users are on clusters).
+func jobUsers(t *testing.T) []jobUser {
+	t.Helper()
+	local := jobUser{name: "local user", groups: []string{strconv.Itoa(h.gid)}}
+	for _, g := range h.extraGIDs {
+		local.groups = append(local.groups, strconv.Itoa(g))
+	}
+	a := directoryUser(t)
+	dir := jobUser{name: "directory user", user: &a.testUser, groups: []string{strconv.Itoa(a.gid)}}
+	for _, g := range a.groups {
+		dir.groups = append(dir.groups, strconv.Itoa(g.gid))
+	}
+	return []jobUser{local, dir}
+}
+
+// home is a new directory of u's for one test, below their home.
+func (u jobUser) workDir(t testing.TB) string {
+	t.Helper()
+	if u.user == nil {
+		dir := filepath.Join(h.home, unique(t))
+		userDir(t, dir)
+		return dir
+	}
+	dir := filepath.Join(u.user.home, unique(t))
+	must(t, os.Mkdir(dir, 0o755))
+	must(t, os.Chown(dir, u.user.uid, u.user.gid))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func (u jobUser) uid() int {
+	if u.user == nil {
+		return h.uid
+	}
+	return u.user.uid
+}
+
+// slurmCommandsConfig is the test configuration with Slurm's client as
+// host commands: srun, sbatch and squeue from inside any tree run the
+// host's (README: Slurm's commands inside trees).
+func slurmCommandsConfig() string {
+	return h.configText + "%HOSTCMD\n/usr/bin/srun /usr/bin/sbatch /usr/bin/squeue\n"
+}
+
+// A batch job across three nodes: its script runs in the tree on the first
+// node, and the srun in it (the host's, through chos) runs every task in
+// the tree on its node, with the job's ids, groups, directory and
+// environment. For a local and a directory user.
+func TestSlurmBatchJobAcrossNodesRunsInTheTree(t *testing.T) {
+	c := chosNodes(t)
+	setConfig(t, slurmCommandsConfig())
+	for _, u := range jobUsers(t) {
+		t.Run(u.name, func(t *testing.T) {
+			dir := u.workDir(t)
+			mark := "m" + randHex(3)
+			script := filepath.Join(dir, "job.sh")
+			must(t, writeRootFile(filepath.Join(dir, "probe.sh"), probe+"\n", 0o644))
+			must(t, writeRootFile(script, "#!/bin/sh\necho \"step=batch $(sh ./probe.sh)\"\nsrun -N3 -n6 sh ./probe.sh\n", 0o755))
+			for _, tc := range []struct {
+				name string
+				opts []string
+				os   string
+			}{
+				{"no tree (control)", nil, h.hostOSRelease["ID"]},
+				{"--chos=one", []string{"--chos=one"}, h.osIDs["one"]},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					out := filepath.Join(dir, unique(t)+".out")
+					cl := call{Args: append(append([]string{"sbatch", "--parsable", "-N3", "--output=" + out}, tc.opts...), script),
+						Dir: dir, Env: append(c.user().Env, "PWD="+dir, "MARK="+mark), User: u.user}
+					r := run(t, cl)
+					if !wantStatus(t, r, 0) {
+						return
+					}
+					job := strings.TrimSpace(r.stdout)
+					state := c.waitJobEnd(t, job)
+					data, _ := os.ReadFile(out)
+					res := result{cmd: "job " + job + " (" + state + ")", stdout: string(data)}
+					var batch []taskLine
+					var tasks []string
+					for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+						if strings.HasPrefix(l, "step=batch ") {
+							batch = append(batch, taskLines(l)...)
+						} else {
+							tasks = append(tasks, l)
+						}
+					}
+					if state != "COMPLETED" || len(batch) != 1 {
+						t.Fatalf("want the job COMPLETED and one batch line:\n%s", res)
+					}
+					if b := batch[0]; b["node"] != "n1" || b["os"] != tc.os || b["uid"] != strconv.Itoa(u.uid()) || b["cwd"] != dir || b["mark"] != mark {
+						t.Errorf("the batch script: want node n1, os %s, uid %d, cwd %s, mark %s:\n%s", tc.os, u.uid(), dir, mark, res)
+					}
+					res.stdout = strings.Join(tasks, "\n")
+					want := map[string]string{"uid": strconv.Itoa(u.uid()), "cwd": dir, "mark": mark}
+					wantTasksOnEveryNode(t, res, 6, tc.os, want, u.groups, tc.opts != nil)
+				})
+			}
+		})
+	}
+	// Control: without the host commands, the tree has no srun.
+	t.Run("no host commands", func(t *testing.T) {
+		setConfig(t, h.configText)
+		dir := jobUsers(t)[0].workDir(t)
+		_, state, r := c.batch(t, dir, nil, "-N3", "--chos=one", "--output=out", "--wrap", "srun -N3 true; echo status=$?")
+		out, _ := os.ReadFile(filepath.Join(dir, "out"))
+		if state != "COMPLETED" || !strings.Contains(string(out), "srun: not found") || !strings.Contains(string(out), "status=127") {
+			t.Errorf("want srun not found in the tree (%s):\n%s\n%s", state, out, r)
+		}
+	})
+	c.wantNodeIdle(t)
+}
