@@ -22,6 +22,8 @@ type adminState struct {
 	cat      *ostree.Catalog // the catalog made of it
 	selected ostree.Selection
 	via      string // how chos was started, when not exec or shell
+	// view is how `chos prepare` entered the view (cached, built, fresh).
+	view nsroot.ViewUse
 }
 
 // sources are the selection sources as the audit line names them.
@@ -70,16 +72,21 @@ func (st *state) event(login bool) audit.Event {
 	return e
 }
 
-// atLaunch is what a launch does for the admins before it enters the
-// tree: the audit line, and, on a cache miss, the collection of stale
-// cached namespaces (a build is about to happen, which costs far more).
+// atLaunch is what a launch does for the admins: the audit line, and, on
+// a cache miss, the collection of stale cached namespaces (a build is
+// about to happen, which costs far more). A launch into a cached view is
+// logged once it has entered it, when it knows whether it built it.
 func (st *state) atLaunch(p *nsroot.Plan, login bool) {
 	miss := false
 	if p.Cache != nil {
 		_, err := os.Lstat(p.Cache.File())
 		miss = err != nil
 	}
-	st.auditLaunch(p, login, miss)
+	if p.Cache != nil && st.mode == nsroot.Privileged {
+		p.Entered = func(use nsroot.ViewUse) { st.auditLaunch(p, login, use) }
+	} else {
+		st.auditLaunch(p, login, "")
+	}
 	if miss {
 		st.collectStale(p.Cache.Dir, st.adm.cat)
 	}
@@ -87,7 +94,8 @@ func (st *state) atLaunch(p *nsroot.Plan, login bool) {
 
 // auditLaunch logs a launch that changes tree: one into a tree, or back to
 // the host from inside one. Runs that stay on the host are not logged.
-func (st *state) auditLaunch(p *nsroot.Plan, login, miss bool) {
+// use is how the launch entered its view, once it has ("" before).
+func (st *state) auditLaunch(p *nsroot.Plan, login bool, use nsroot.ViewUse) {
 	if p.Host && st.hostPrefix == "" {
 		return
 	}
@@ -97,16 +105,14 @@ func (st *state) auditLaunch(p *nsroot.Plan, login, miss bool) {
 		e.Argv0 = p.Argv[0]
 	}
 	switch {
-	case p.Host:
+	case p.Host || p.RootSource != "": // (back to the host from inside a view)
 		e.View = "host"
-	case p.Cache != nil && miss:
-		e.View = "built"
-	case p.Cache != nil:
-		e.View = "cached"
+	case use != "":
+		e.View = string(use)
 	default:
-		e.View = "fresh"
+		e.View = string(nsroot.UsedFresh)
 	}
-	st.logger(false).Log(e)
+	st.logger(use != "").Log(e)
 }
 
 // auditRefusal logs a launch refused before anything was done.
@@ -162,11 +168,8 @@ func (st *state) auditPrepare(c *cli.Command, r *reply, err error) {
 	}
 	if err != nil {
 		e.Refused = err.Error()
-	} else if t := st.adm.selected.Tree; t != nil {
-		e.View = "fresh"
-		if st.cacheFor(st.adm.cat, t, &nsroot.View{}) != nil {
-			e.View = "cached"
-		}
+	} else {
+		e.View = string(st.adm.view)
 	}
 	st.logger(r.ns != nil).Log(e)
 }

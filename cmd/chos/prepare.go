@@ -222,7 +222,7 @@ func (st *state) prepareFor(c *cli.Command, r *reply) error {
 	if err != nil {
 		return fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
 	}
-	if _, err := nsroot.EnterView(&v, id, nsroot.Privileged); err != nil {
+	if st.adm.view, _, err = nsroot.EnterView(&v, id, nsroot.Privileged); err != nil {
 		return fmt.Errorf("setting up tree %s: %w", t.Name, err)
 	}
 	if cwd := c.String("cwd"); service == "slurm" && cwd != "" {

@@ -52,7 +52,10 @@ type builderResult struct {
 	// Private: the cache cannot be used (another namespace owns it, or
 	// publishing failed): the launch builds a view of its own.
 	Private bool
-	Err     string
+	// Built: this builder built and published the view (not a
+	// concurrent one, nor only the identity layer).
+	Built bool
+	Err   string
 }
 
 // runBuilder starts a builder for v (and id) and waits for its result.

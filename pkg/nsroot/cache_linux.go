@@ -48,13 +48,14 @@ func fileStem(tree string) string {
 // The launching process itself never holds the cache's locks: its caller
 // can stop it (SIGSTOP) or block it on a full stderr, and must not be able
 // to stall other users' launches so (see builder_linux.go).
-func enterCachedView(v *View, id *Identity) (notes []string, err error) {
+func enterCachedView(v *View, id *Identity) (use ViewUse, notes []string, err error) {
 	// setns(CLONE_NEWNS) refuses a thread that shares its root and cwd with
 	// the other threads of the process.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return nil, fmt.Errorf("unsharing file system attributes: %w", err)
+		return "", nil, fmt.Errorf("unsharing file system attributes: %w", err)
 	}
 	c := v.Cache
+	use = UsedCached
 	// A view replaced between the build and the entry (the configuration
 	// changed meanwhile) is built again, a bounded number of times.
 	for attempt := 0; attempt < 3; attempt++ {
@@ -63,12 +64,15 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 			file = c.LayerFile(id)
 		}
 		if entered, err := enterCached(file); entered || err != nil {
-			return notes, err
+			return use, notes, err
 		}
 		res, err := runBuilder(v, id)
 		notes = append(notes, res.Notes...)
 		if err != nil {
-			return notes, err
+			return "", notes, err
+		}
+		if res.Built {
+			use = UsedBuilt
 		}
 		if res.Warning != "" {
 			fmt.Fprintln(os.Stderr, "chos: warning: "+res.Warning)
@@ -82,7 +86,7 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 	if err == nil {
 		err = applyIdentity(id)
 	}
-	return append(notes, more...), err
+	return UsedFresh, append(notes, more...), err
 }
 
 // buildAndPublish is the builder's side: under the tree's lock, it builds
@@ -124,6 +128,7 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 			res.Private = true
 			return res, nil
 		}
+		res.Built = true
 	} else if id != nil {
 		if _, err := enterCached(c.File()); err != nil {
 			return res, err

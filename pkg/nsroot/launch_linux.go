@@ -66,12 +66,15 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 		}
 	}
 	if !p.Host {
-		notes, err := enterViewShowingDir(p, mode)
+		use, notes, err := enterViewShowingDir(p, mode)
 		if p.Verbose {
 			printNotes(notes)
 		}
 		if err != nil {
 			return failed("setting up tree %s: %w", p.Tree, err)
+		}
+		if p.Entered != nil {
+			p.Entered(use)
 		}
 	}
 	switch mode {
@@ -129,13 +132,23 @@ func holdPrivilege() error {
 	return nil
 }
 
+// ViewUse says how a launch came into its view (the audit line's view=).
+type ViewUse string
+
+const (
+	UsedCached ViewUse = "cached" // entered the cached view, built before
+	UsedBuilt  ViewUse = "built"  // built the cached view (its builder did), and entered it
+	UsedFresh  ViewUse = "fresh"  // built a private view of its own
+)
+
 // EnterView puts the calling thread (locked) in the mount namespace of v,
 // with id's identity layer on top (nil for none): the cached one where v
 // has a cache and chos is privileged, else a private one built for this
-// process. It returns the optional steps that were skipped, for --verbose.
-func EnterView(v *View, id *Identity, mode Mode) (notes []string, err error) {
+// process. It returns how (use), and the optional steps that were skipped,
+// for --verbose.
+func EnterView(v *View, id *Identity, mode Mode) (use ViewUse, notes []string, err error) {
 	if mode == Unprivileged {
-		return nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
+		return "", nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
 	}
 	if id != nil && len(id.Passwd)+len(id.Group) == 0 {
 		id = nil
@@ -144,9 +157,9 @@ func EnterView(v *View, id *Identity, mode Mode) (notes []string, err error) {
 		return enterCachedView(v, id)
 	}
 	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
-		return notes, err
+		return UsedFresh, notes, err
 	}
-	return notes, applyIdentity(id)
+	return UsedFresh, notes, applyIdentity(id)
 }
 
 func printNotes(notes []string) {

@@ -206,6 +206,10 @@ type Plan struct {
 	Notes []string
 	// Verbose prints the optional steps skipped while assembling.
 	Verbose bool
+	// Entered, when set, is told by Launch how the view was entered,
+	// before the command starts (for the audit line). Never sent to a
+	// child.
+	Entered func(ViewUse) `json:"-"`
 }
 
 // MountSource is the tmpfs source name of a view's root. `chos current`

@@ -315,6 +315,7 @@ func (res *builderResult) encode() []byte {
 	w.strs(res.Notes)
 	w.str(res.Warning)
 	w.bool(res.Private)
+	w.bool(res.Built)
 	w.str(res.Err)
 	return w.b
 }
@@ -324,6 +325,7 @@ func (res *builderResult) decode(b []byte) error {
 	res.Notes = r.strs()
 	res.Warning = r.str()
 	res.Private = r.bool()
+	res.Built = r.bool()
 	res.Err = r.str()
 	return r.done("the builder's result")
 }
