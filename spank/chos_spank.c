@@ -555,11 +555,15 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!active)
 		return 0;
+	/* Said by the node's first task only: the failure is the step's on this node. */
+	if (spank_get_item(sp, S_TASK_ID, &task) != ESPANK_SUCCESS)
+		task = 0;
 	if (failure[0]) {
-		slurm_error("chos: %s", failure); /* fails the job, never drains the node */
+		if (task == 0)
+			slurm_error("chos: %s", failure); /* fails the job, never drains the node */
 		return -1;
 	}
-	if (warning && spank_get_item(sp, S_TASK_ID, &task) == ESPANK_SUCCESS && task == 0)
+	if (warning && task == 0)
 		slurm_spank_log("chos: warning: %s", warning);
 	if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNS) < 0) {
 		slurm_error("chos: entering the tree's mount namespace: %s", strerror(errno));
