@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -284,11 +285,12 @@ func (u jobUser) uid() int {
 	return u.user.uid
 }
 
-// slurmCommandsConfig is the test configuration with Slurm's client as
-// host commands: srun, sbatch and squeue from inside any tree run the
-// host's (README: Slurm's commands inside trees).
-func slurmCommandsConfig() string {
-	return h.configText + "%HOSTCMD\n/usr/bin/srun /usr/bin/sbatch /usr/bin/squeue\n"
+// slurmCommandsConfig is the test configuration, with more %SHELLS lines
+// (name:path), and Slurm's client as host commands: srun, sbatch and
+// squeue from inside any tree run the host's (README: Slurm's commands
+// inside trees).
+func slurmCommandsConfig(trees ...string) string {
+	return h.configText + strings.Join(append(trees, ""), "\n") + "%HOSTCMD\n/usr/bin/srun /usr/bin/sbatch /usr/bin/squeue\n"
 }
 
 // A batch job across three nodes: its script runs in the tree on the first
@@ -358,4 +360,210 @@ func TestSlurmBatchJobAcrossNodesRunsInTheTree(t *testing.T) {
 		}
 	})
 	c.wantNodeIdle(t)
+}
+
+// nodeAudit starts an rsyslogd on each node, on a socket in the node's own
+// /run, and points chos's audit lines there: each node's lines apart.
+func (c *slurmCluster) nodeAudit(t *testing.T) map[string]*syslogDaemon {
+	t.Helper()
+	const sock = "/run/chos-itest-audit.sock"
+	ds := map[string]*syslogDaemon{}
+	for _, n := range c.nodes {
+		ds[n] = startRsyslogAt(t, sock, func(cl call) call { return c.onNode(t, n, cl) }, "/proc/"+c.nodePID(t, n)+"/root"+sock)
+	}
+	auditConfig(t, "%AUDIT\nfacility = local5\nsocket = "+sock+"\n")
+	return ds
+}
+
+// Each node builds the job's view once, whatever the number of tasks on
+// it, and every launch's audit line, on its node, says whether it built
+// the view: one line per node and step through the plugin, one per task
+// with chos exec.
+func TestSlurmNodesBuildTheViewOncePerJob(t *testing.T) {
+	c := chosNodes(t)
+	audit := c.nodeAudit(t)
+	seen := map[string]int{}
+	for n, d := range audit {
+		seen[n] = len(d.lines(t))
+	}
+	// A configuration never seen: every node builds its views again (kept
+	// for the next subtests: restored when the whole test ends).
+	cold := func() { setConfig(t, slurmCommandsConfig()+"# "+randHex(6)+"\n") }
+	for _, tc := range []struct {
+		name   string
+		cold   bool
+		job    []string
+		n1, n2 []string // the new lines' via:view, sorted (n3 as n2)
+	}{
+		{"srun --chos, cold", true, []string{"srun", "-N3", "-n12", "--chos=one", "true"},
+			[]string{"slurm:built"}, []string{"slurm:built"}},
+		{"srun --chos, warm", false, []string{"srun", "-N3", "-n12", "--chos=one", "true"},
+			[]string{"slurm:cached"}, []string{"slurm:cached"}},
+		{"chos exec in every task, cold", true, []string{"srun", "-N3", "-n12", h.chos, "exec", "one", "true"},
+			[]string{"exec:built", "exec:cached", "exec:cached", "exec:cached"}, []string{"exec:built", "exec:cached", "exec:cached", "exec:cached"}},
+		{"chos exec in every task, warm", false, []string{"srun", "-N3", "-n12", h.chos, "exec", "one", "true"},
+			[]string{"exec:cached", "exec:cached", "exec:cached", "exec:cached"}, []string{"exec:cached", "exec:cached", "exec:cached", "exec:cached"}},
+		// the batch step builds n1's view, the step in it enters it; the
+		// script's srun is the host's (a host command)
+		{"batch job, cold", true, []string{"sbatch", "--wait", "-N3", "--chos=one", "--output=/dev/null", "--wrap", "srun -N3 -n12 true"},
+			[]string{"hostcmd:host", "slurm:built", "slurm:cached"}, []string{"slurm:built"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.cold {
+				cold()
+			}
+			wantStatus(t, run(t, c.user(tc.job...)), 0)
+			for n, d := range audit {
+				lines := d.lines(t)
+				var got []string
+				for _, l := range lines[seen[n]:] {
+					got = append(got, l.fields["via"]+":"+l.fields["view"])
+				}
+				seen[n] = len(lines)
+				sort.Strings(got)
+				want := tc.n2
+				if n == "n1" {
+					want = tc.n1
+				}
+				if strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("%s logged %v, want %v", n, got, want)
+				}
+			}
+		})
+	}
+	c.wantNodeIdle(t)
+}
+
+// dropNodeCaches drops every node's cached views (`chos cache drop` as
+// root on each node).
+func (c *slurmCluster) dropNodeCaches(t testing.TB) {
+	t.Helper()
+	for _, n := range c.nodes {
+		wantStatus(t, run(t, c.onNode(t, n, call{Root: true, Args: []string{h.chos, "cache", "drop"}})), 0)
+	}
+}
+
+// hideOnNode mounts an empty tmpfs over dir on node only, for the rest of
+// the test: what is below dir is missing there, as a file system that a
+// node failed to mount.
+func (c *slurmCluster) hideOnNode(t testing.TB, node, dir string) {
+	t.Helper()
+	wantStatus(t, run(t, c.onNode(t, node, call{Root: true, Args: []string{"mount", "-t", "tmpfs", "chos-itest-hidden", dir}})), 0)
+	t.Cleanup(func() { run(t, c.onNode(t, node, call{Root: true, Args: []string{"umount", dir}})) })
+}
+
+// An image tree across the nodes: each node mounts the image once, in the
+// one view all its tasks share; a node where the image cannot be mounted
+// (here a damaged copy on n2) fails the step with one line naming the
+// node, and no node is drained.
+func TestSlurmNodesMountAnImageOncePerNode(t *testing.T) {
+	needLoopSquashfs(t)
+	c := chosNodes(t)
+	img, id := imageTree(t)
+	withImageTrees(t, "img", img)
+	t.Cleanup(func() {
+		c.dropNodeCaches(t)
+		wantNoLoopDevices(t, img)
+	})
+	step := `echo node=$(hostname) os=$(. /etc/os-release; echo $ID) mnt=$(readlink /proc/self/ns/mnt) images=$(grep -c ' /.chos/image .* squashfs ' /proc/self/mountinfo)`
+	views := map[string]string{}
+	for round := 0; round < 2; round++ {
+		r := run(t, c.user("srun", "-N3", "-n6", "--chos=img", "sh", "-c", step))
+		if !wantStatus(t, r, 0) {
+			return
+		}
+		lines := taskLines(r.stdout)
+		if len(lines) != 6 {
+			t.Fatalf("want 6 tasks:\n%s", r)
+		}
+		for _, l := range lines {
+			if l["os"] != id || l["images"] != "1" {
+				t.Errorf("a task on %s in %q with %s images mounted, want %s with 1:\n%s", l["node"], l["os"], l["images"], id, r)
+			}
+			// the same view for every task of a node, in both steps
+			if v, ok := views[l["node"]]; ok && v != l["mnt"] {
+				t.Errorf("%s: tasks in views %s and %s, want one (round %d):\n%s", l["node"], v, l["mnt"], round, r)
+			}
+			views[l["node"]] = l["mnt"]
+		}
+	}
+	if len(views) != 3 {
+		t.Errorf("want views on 3 nodes: %v", views)
+	}
+
+	t.Run("damaged on one node", func(t *testing.T) {
+		// n2's copy: the image's first 64 KiB, over the image's path there
+		data, err := os.ReadFile(img)
+		must(t, err)
+		bad := filepath.Join(h.base, unique(t)+".sqfs")
+		must(t, writeRootFile(bad, string(data[:min(len(data), 64<<10)]), 0o644))
+		t.Cleanup(func() { os.Remove(bad) })
+		wantStatus(t, run(t, c.onNode(t, "n2", call{Root: true, Args: []string{"mount", "--bind", bad, img}})), 0)
+		t.Cleanup(func() {
+			run(t, c.onNode(t, "n2", call{Root: true, Args: []string{"umount", img}}))
+			wantNoLoopDevices(t, bad)
+		})
+		r := run(t, c.user("srun", "-N3", "-n6", "--chos=img", "sh", "-c", step))
+		if r.status == 0 || strings.Contains(r.stdout, "node=n2") {
+			t.Errorf("the step ran on n2:\n%s", r)
+		}
+		wantOneChosLine(t, r.stderr, "img")
+		if !strings.Contains(r.stderr, "slurmstepd-n2: error: chos: ") {
+			t.Errorf("the chos line does not name n2:\n%s", r)
+		}
+		c.wantNodeIdle(t)
+	})
+}
+
+// A tree missing on one node only (its file system not mounted there)
+// fails the job with one line naming that node, and nothing runs on that
+// node's host instead.
+func TestSlurmTreeMissingOnOneNodeFailsTheJob(t *testing.T) {
+	c := chosNodes(t)
+	parent := filepath.Join(h.base, "trees", unique(t))
+	tree := filepath.Join(parent, "tree")
+	must(t, os.MkdirAll(parent, 0o755))
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if out, err := runSetup(2*time.Minute, h.repo, "scripts/mkbusyboxtree", tree, "chospart", "Chos Test Partly"); err != nil {
+		t.Fatalf("mkbusyboxtree: %v\n%s", err, out)
+	}
+	setConfig(t, slurmCommandsConfig("part:"+tree))
+	probe := `echo node=$(hostname) os=$(. /etc/os-release; echo $ID)`
+
+	// Control: on every node before it is hidden on n2.
+	r := run(t, c.user("srun", "-N3", "-n3", "--chos=part", "sh", "-c", probe))
+	if wantStatus(t, r, 0) && strings.Count(r.stdout, "os=chospart") != 3 {
+		t.Errorf("control: want the tree on 3 nodes:\n%s", r)
+	}
+	c.hideOnNode(t, "n2", parent)
+	for _, tc := range []struct {
+		name string
+		run  func() (stdout, stderr string, failed bool)
+	}{
+		{"srun", func() (string, string, bool) {
+			r := run(t, c.user("srun", "-N3", "-n6", "--chos=part", "sh", "-c", probe))
+			return r.stdout, r.stderr, r.status != 0
+		}},
+		{"sbatch", func() (string, string, bool) {
+			dir := jobUsers(t)[0].workDir(t)
+			_, state, r := c.batch(t, dir, nil, "-N3", "--chos=part", "--output=out", "--wrap", "srun -N3 -n6 sh -c '"+probe+"'")
+			out, _ := os.ReadFile(filepath.Join(dir, "out"))
+			if state == "" {
+				return "", r.String(), false
+			}
+			return string(out), string(out), state == "FAILED"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, failed := tc.run()
+			if !failed || strings.Contains(stdout, "node=n2") || strings.Contains(stdout, "os="+h.hostOSRelease["ID"]) {
+				t.Errorf("want the job failed, nothing on n2 nor on a host:\n%s", stdout)
+			}
+			wantOneChosLine(t, stderr, tree)
+			if !strings.Contains(stderr, "slurmstepd-n2: error: chos: ") {
+				t.Errorf("the chos line does not name n2:\n%s", stderr)
+			}
+			c.wantNodeIdle(t)
+		})
+	}
 }
