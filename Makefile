@@ -6,7 +6,7 @@
 #   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
 #   make test            vet, unit tests, fuzz smoke run, integration tests (root)
 #   make test-integration  the integration tests alone (RUN=regexp: only those)
-#   make test-trees      as root: build (once per machine) the Debian tree the tests share
+#   make test-trees      as root: build (once per machine) the Debian trees the tests share
 #   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
 #   make bench           as root on Debian/Ubuntu: benchmark against bwrap & co, write docs/PERFORMANCE.md
 #   make deb             Debian packages chos, libpam-chos, slurm-chos-plugin in build/deb
@@ -200,12 +200,14 @@ test-integration:
 	$(DEPS) test
 	$(GO) test -count=1 -p 1 -timeout 30m -v -run '$(RUN)' ./test/integration/... 2>&1 | tee $(TESTLOG)
 
-# The debootstrapped Debian 11 tree that integration tests share, built once
-# per machine under /var/cache/chos-test (scripts/mkdebiantree; the tests
-# build it themselves when it is missing or its recipe changed).
+# The debootstrapped Debian 11 trees that integration tests share, built once
+# per machine under /var/cache/chos-test (scripts/mkdebiantree, one per
+# recipe of scripts/recipes; the tests build them themselves when missing or
+# when their recipe changed).
 test-trees:
 	@if [ "$$(id -u)" != 0 ]; then echo "make test-trees: must be run as root" >&2; exit 1; fi
 	bash scripts/mkdebiantree
+	bash scripts/mkdebiantree --recipe scripts/recipes/bullseye-mpi
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^$(FUZZFUNC)$$' -fuzztime $(FUZZTIME) $(FUZZPKG)
