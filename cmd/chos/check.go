@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -190,6 +191,13 @@ func (st *state) checkConfig(k *checker) *ostree.Catalog {
 			k.fail("ownership", "%v", err)
 		} else {
 			k.ok("ownership", "%s and the directories above it are root's", f)
+		}
+	}
+	for _, hc := range cat.HostCommands {
+		if err := unix.Access(st.hostPath(hc.Path), unix.X_OK); err != nil {
+			k.warn("host command", "%s (%s): %v: in trees, %s fails", hc.Path, hc.At, err, filepath.Base(hc.Path))
+		} else {
+			k.ok("host command", "%s (%s): in every tree as %s", hc.Path, hc.At, filepath.Join(plan.SelfDir, filepath.Base(hc.Path)))
 		}
 	}
 	return cat

@@ -48,6 +48,7 @@ type effectiveConfig struct {
 	Files    []string     `json:"files"`
 	Trees    []treeConfig `json:"trees"`
 	Binds    []entry      `json:"binds,omitempty"`
+	HostCmds []entry      `json:"hostcmds,omitempty"`
 	Env      []entry      `json:"env,omitempty"`
 	Audit    []entry      `json:"audit,omitempty"`
 	Problems []problem    `json:"problems"`
@@ -143,6 +144,9 @@ func (st *state) effectiveConfig(paths config.Paths, name string) (*effectiveCon
 	}
 	for _, b := range cat.Binds {
 		ec.Binds = append(ec.Binds, bindEntry("bind", b))
+	}
+	for _, hc := range cat.HostCommands {
+		ec.HostCmds = append(ec.HostCmds, entry{Key: "hostcmd", Value: hc.Path, Origin: []string{hc.At.String()}})
 	}
 	for _, f := range append(set.Files, set.Personal) {
 		if f == nil {
@@ -267,7 +271,7 @@ func (ec *effectiveConfig) print() {
 			line(e)
 		}
 	}
-	for _, list := range [][]entry{ec.Binds, ec.Env, ec.Audit} {
+	for _, list := range [][]entry{ec.Binds, ec.HostCmds, ec.Env, ec.Audit} {
 		for _, e := range list {
 			line(e)
 		}

@@ -54,12 +54,14 @@ users = alice
 SLURM_JOB_ID
 %AUDIT
 facility = local3
+%HOSTCMD
+/usr/bin/srun
 `
 
 // find returns the entries of ec with this key.
 func find(ec *effectiveConfig, key string) []entry {
 	var out []entry
-	for _, list := range [][]entry{ec.Binds, ec.Env, ec.Audit} {
+	for _, list := range [][]entry{ec.Binds, ec.HostCmds, ec.Env, ec.Audit} {
 		for _, e := range list {
 			if e.Key == key {
 				out = append(out, e)
@@ -102,6 +104,7 @@ func TestConfigShowsOriginsOfLegacyFilesAndDropIns(t *testing.T) {
 		{"env", entry{Value: "SLURM_JOB_ID", Origin: at(site, 12)}},
 		{"audit.facility", entry{Value: "local3", Origin: at(site, 14)}},
 		{"audit.socket", entry{Value: "/dev/log", Origin: []string{}, Default: true}},
+		{"hostcmd", entry{Value: "/usr/bin/srun", Origin: at(site, 16)}},
 	} {
 		got := find(ec, c.key)
 		c.want.Key = c.key
