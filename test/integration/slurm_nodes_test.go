@@ -170,34 +170,35 @@ func TestSlurmNodesAreSeparateMachines(t *testing.T) {
 	c.wantNodeIdle(t)
 }
 
+// srun across three nodes from here (a login node), with --chos and with
+// chos exec as the prefix of every task: every task in the tree on its
+// node, with the job's ids, groups, directory and environment, for a local
+// and a directory user.
 func TestSlurmStepAcrossNodesRunsInTheTree(t *testing.T) {
 	c := chosNodes(t)
-	dir := filepath.Join(h.home, unique(t))
-	userDir(t, dir)
-	env := append(c.user().Env, "PWD="+dir, "MARK=m"+randHex(3))
-	step := func(opts ...string) result {
-		args := append(append([]string{"srun", "-N3", "-n6"}, opts...), "sh", "-c", probe)
-		return run(t, call{Args: args, Dir: dir, Env: env})
-	}
-	want := map[string]string{"uid": strconv.Itoa(h.uid), "cwd": dir, "mark": env[len(env)-1][len("MARK="):]}
-	groups := []string{strconv.Itoa(h.gid)}
-	for _, g := range h.extraGIDs {
-		groups = append(groups, strconv.Itoa(g))
-	}
-	for _, tc := range []struct {
-		name string
-		opts []string
-		os   string
-	}{
-		{"no tree (control)", nil, h.hostOSRelease["ID"]},
-		{"--chos=one", []string{"--chos=one"}, h.osIDs["one"]},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := step(tc.opts...)
-			if !wantStatus(t, r, 0) {
-				return
+	for _, u := range jobUsers(t) {
+		t.Run(u.name, func(t *testing.T) {
+			dir := u.workDir(t)
+			mark := "m" + randHex(3)
+			want := map[string]string{"uid": strconv.Itoa(u.uid()), "cwd": dir, "mark": mark}
+			for _, tc := range []struct {
+				name string
+				args []string
+				os   string
+			}{
+				{"no tree (control)", []string{"sh", "-c", probe}, h.hostOSRelease["ID"]},
+				{"--chos=one", []string{"--chos=one", "sh", "-c", probe}, h.osIDs["one"]},
+				{"chos exec one in every task", []string{h.chos, "exec", "one", "sh", "-c", probe}, h.osIDs["one"]},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					r := run(t, call{Args: append([]string{"srun", "-N3", "-n6"}, tc.args...), Dir: dir,
+						Env: append(c.user().Env, "PWD="+dir, "MARK="+mark), User: u.user})
+					if wantStatus(t, r, 0) {
+						// (chos exec in a task builds or enters the node's view too)
+						wantTasksOnEveryNode(t, r, 6, tc.os, want, u.groups, tc.os != h.hostOSRelease["ID"])
+					}
+				})
 			}
-			wantTasksOnEveryNode(t, r, 6, tc.os, want, groups, tc.opts != nil)
 		})
 	}
 	c.wantNodeIdle(t)
