@@ -13,6 +13,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // adminState is what a launch remembers for its audit line and for the
@@ -73,7 +74,7 @@ func (st *state) event(login bool) audit.Event {
 // atLaunch is what a launch does for the admins before it enters the
 // tree: the audit line, and, on a cache miss, the collection of stale
 // cached namespaces (a build is about to happen, which costs far more).
-func (st *state) atLaunch(p *nsroot.Plan, login bool) {
+func (st *state) atLaunch(p *spec.Plan, login bool) {
 	miss := false
 	if p.Cache != nil {
 		_, err := os.Lstat(p.Cache.File())
@@ -87,7 +88,7 @@ func (st *state) atLaunch(p *nsroot.Plan, login bool) {
 
 // auditLaunch logs a launch that changes tree: one into a tree, or back to
 // the host from inside one. Runs that stay on the host are not logged.
-func (st *state) auditLaunch(p *nsroot.Plan, login, miss bool) {
+func (st *state) auditLaunch(p *spec.Plan, login, miss bool) {
 	if p.Host && st.hostPrefix == "" {
 		return
 	}
@@ -164,7 +165,7 @@ func (st *state) auditPrepare(c *cli.Command, r *reply, err error) {
 		e.Refused = err.Error()
 	} else if t := st.adm.selected.Tree; t != nil {
 		e.View = "fresh"
-		if st.cacheFor(st.adm.cat, t, &nsroot.View{}) != nil {
+		if st.cacheFor(st.adm.cat, t, &spec.View{}) != nil {
 			e.View = "cached"
 		}
 	}

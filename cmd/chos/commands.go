@@ -269,13 +269,16 @@ func (st *state) cmdPlan(_ context.Context, c *cli.Command) error {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	p, err := st.prepare(name, args, len(args) == 0)
+	p, notes, err := st.prepare(name, args, len(args) == 0)
 	if err == nil {
-		err = p.Finish() // an image tree's entries, as the view would bind them
+		err = nsroot.CompleteView(&p.View) // an image tree's entries, as the view would bind them
 	}
 	if err != nil {
 		return fail(statusFailed, err)
 	}
 	fmt.Print(p.String())
+	for _, n := range notes {
+		fmt.Printf("note      %s\n", n.Text)
+	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/trust"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // state is what chos knows of its own invocation. mode is decided once, from
@@ -224,62 +225,81 @@ func (st *state) explainPersonal(err error) error {
 // launch runs argv (or the login shell) in the named or selected tree and
 // returns only on failure, with the exit status to use.
 func (st *state) launch(name string, argv []string, login bool) int {
-	p, err := st.prepare(name, argv, login)
+	p, notes, err := st.prepare(name, argv, login)
 	if err != nil {
 		st.auditRefusal(name, argv, login, err)
 		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
 		return statusFailed
 	}
-	return st.launchPlan(p, login)
+	return st.launchPlan(p, notes, login)
 }
 
 // launchPlan runs a plan (notes shown for login shells) and returns only
 // on failure, with the exit status to use.
-func (st *state) launchPlan(p *nsroot.Plan, login bool) int {
+func (st *state) launchPlan(p *spec.Plan, notes []spec.Note, login bool) int {
 	st.atLaunch(p, login)
-	if st.verbose || login {
-		for _, n := range p.Notes {
-			fmt.Fprintln(os.Stderr, "chos: warning: "+n)
-		}
-	}
+	showNotes(notes, st.verbose)
 	if st.mode == nsroot.Unprivileged && !p.Host {
 		// Without root (from inside a tree, where no_new_privs keeps the
 		// setuid bit from working): a user namespace of the caller's own.
-		status, err := nsroot.RunInUserNS(p)
+		status, notes, err := nsroot.RunInUserNS(p, st.verbose)
+		showNotes(notes, st.verbose)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "chos: "+err.Error())
 		}
 		return status
 	}
-	lerr := nsroot.Launch(p, st.mode)
+	return execute(p, st.mode, st.verbose)
+}
+
+// execute carries out p and execs its command, showing the notes of the
+// launch in between; it returns only on failure, with the exit status.
+func execute(p *spec.Plan, mode nsroot.Mode, verbose bool) int {
+	ready, notes, lerr := nsroot.Enter(p, mode)
+	showNotes(notes, verbose)
+	if lerr == nil {
+		lerr = ready.Exec()
+	}
 	fmt.Fprintln(os.Stderr, "chos: "+lerr.Error())
 	return lerr.Status
 }
 
+// showNotes prints the warnings, and with verbose the other notes.
+func showNotes(notes []spec.Note, verbose bool) {
+	for _, n := range notes {
+		switch {
+		case n.Warning:
+			fmt.Fprintln(os.Stderr, "chos: warning: "+n.Text)
+		case verbose:
+			fmt.Fprintln(os.Stderr, "chos: note: "+n.Text)
+		}
+	}
+}
+
 // prepare computes the plan of a launch: configuration, selection, access,
 // and what the plan needs to know of the tree and the caller.
-func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, error) {
+func (st *state) prepare(name string, argv []string, login bool) (*spec.Plan, []spec.Note, error) {
 	cat, err := st.catalog()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	who, err := st.caller()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sel, err := st.choose(cat, ostree.Inputs{Argument: name, Env: os.Getenv("CHOS")}, who)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return st.planFor(cat, who, sel.Tree, argv, login)
 }
 
 // planFor computes the plan of a launch of argv (or the login shell) in
 // tree t, selected for who.
-func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, argv []string, login bool) (*nsroot.Plan, error) {
+func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, argv []string, login bool) (*spec.Plan, []spec.Note, error) {
 	vr, err := st.viewRequest(cat, t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := plan.Request{ViewRequest: vr, Caller: who, Argv: argv, Login: login}
 	treeRoot := st.hostPath(t.Path)
@@ -300,27 +320,26 @@ func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, a
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	p, err := plan.Build(req)
+	p, notes, err := plan.Build(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	u, _ := st.account() // (caller() returned its error)
-	if p.Identity, err = st.identityLayer(t, u, append([]int{who.GID}, who.Groups...)); err != nil {
-		return nil, fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
+	if p.Layer, err = st.identityLayer(t, u, append([]int{who.GID}, who.Groups...)); err != nil {
+		return nil, nil, fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
 	}
-	p.Verbose = st.verbose
 	if !st.fresh {
 		p.Cache = st.cacheFor(cat, t, &p.View)
 	}
 	if plan.DirShowsHost(&p.View, st.hostPrefix, p.Dir) {
 		if p.DirID, err = nsroot.CwdID(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return p, nil
+	return p, notes, nil
 }
 
 // choose applies the selection order (reading ~/.chos, with the user's
@@ -395,7 +414,7 @@ func (st *state) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequ
 // cacheFor names the cached namespace of a view, or nil where none is
 // kept: without root, from inside a view, for the host and for trees with
 // `cache = no`. The key depends on the view only, never on the caller.
-func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *nsroot.Cache {
+func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *spec.View) *spec.Cache {
 	if st.userns || t.Host || t.NoCache || st.hostPrefix != "" {
 		return nil
 	}
@@ -404,7 +423,7 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 	stamps := append([]string{ostree.Stamp(t.Path)}, st.imageStamps(t)...)
 	for _, m := range v.Mounts {
 		// (A top-level link's text is already part of its step.)
-		if m.Op == nsroot.OpBind && !m.InView && (m.Why == plan.WhyTree || m.Why == plan.WhyIdentity || m.Why == plan.WhySelf) {
+		if plan.Stamped(m) {
 			stamps = append(stamps, ostree.Stamp(m.Source))
 		}
 	}
@@ -412,7 +431,7 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 	if err != nil {
 		return nil
 	}
-	return &nsroot.Cache{Dir: dir, Tree: t.Name,
+	return &spec.Cache{Dir: dir, Tree: t.Name,
 		Key: plan.CacheKey(cat.Digest, v, stamps)}
 }
 

@@ -11,9 +11,9 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/chos-hpc/chos/pkg/hostexec"
-	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // `chos login` is sshd's ForceCommand (sshd_config(5)): sshd runs it, as
@@ -40,54 +40,54 @@ func loginCommand(st *state) *cli.Command {
 func (st *state) cmdLogin(_ context.Context, c *cli.Command) error {
 	command, hasCommand := os.LookupEnv("SSH_ORIGINAL_COMMAND")
 	st.adm.via = "login"
-	p, err := st.loginPlan(command, hasCommand)
+	p, notes, err := st.loginPlan(command, hasCommand)
 	if err != nil {
 		st.auditRefusal("", nil, !hasCommand, err)
 		return fail(statusFailed, err)
 	}
-	return st.exitWith(st.launchPlan(p, !hasCommand))
+	return st.exitWith(st.launchPlan(p, notes, !hasCommand))
 }
 
 // loginPlan selects the tree as everywhere and plans the login shell, or
 // the client's command.
-func (st *state) loginPlan(command string, hasCommand bool) (*nsroot.Plan, error) {
+func (st *state) loginPlan(command string, hasCommand bool) (*spec.Plan, []spec.Note, error) {
 	cat, err := st.catalog()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	who, err := st.caller()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// sshd's note to the forced command: without ForceCommand the
 	// session never has it.
 	who.Env = withoutVar(who.Env, "SSH_ORIGINAL_COMMAND")
 	sel, err := st.choose(cat, ostree.Inputs{Env: os.Getenv("CHOS")}, who)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t := sel.Tree
 	if !hasCommand {
-		p, err := st.planFor(cat, who, t, nil, true)
+		p, notes, err := st.planFor(cat, who, t, nil, true)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		p.Process.Env = keepSessionEnv(p.Process.Env, who.Env)
-		return p, nil
+		return p, notes, nil
 	}
-	argv, err := st.loginArgv(t, who, command)
+	argv, notes, err := st.loginArgv(t, who, command)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p, err := st.planFor(cat, who, t, argv, false)
+	p, more, err := st.planFor(cat, who, t, argv, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(argv) == 3 && argv[1] == "-c" {
 		// sshd names the shell by its base name (session.c).
 		p.Process.Argv[0] = path.Base(argv[0])
 	}
-	return p, nil
+	return p, append(notes, more...), nil
 }
 
 // sessionVar says whether a login shell started by `chos login` keeps a
@@ -138,7 +138,7 @@ var transferTools = map[string]bool{"sftp-server": true, "scp": true, "rsync": t
 // loginArgv is what runs the client's command in tree t: the host's
 // sftp-server for internal-sftp, else the command through the user's
 // shell (sshd's own way), a missing transfer tool replaced by the host's.
-func (st *state) loginArgv(t *ostree.Tree, who plan.Caller, command string) ([]string, error) {
+func (st *state) loginArgv(t *ostree.Tree, who plan.Caller, command string) ([]string, []spec.Note, error) {
 	// Where this process sees the tree, and where the launched command
 	// will see the host's root.
 	treeRoot, viewHost := st.hostPath(t.Path), plan.HostDir
@@ -150,6 +150,7 @@ func (st *state) loginArgv(t *ostree.Tree, who plan.Caller, command string) ([]s
 	word, rest := firstWord(command)
 
 	var argv []string
+	var notes []spec.Note
 	err := st.asCaller(func() error {
 		if word == "internal-sftp" {
 			// sshd serves it in its own process, which a view cannot
@@ -170,7 +171,7 @@ func (st *state) loginArgv(t *ostree.Tree, who plan.Caller, command string) ([]s
 		shell := who.Shell
 		if shell == "" || !treeExecutable(treeRoot, shell) {
 			if shell != "" {
-				fmt.Fprintf(os.Stderr, "chos: warning: your shell %s is not in tree %s; using /bin/sh\n", shell, t.Name)
+				notes = append(notes, spec.Warning("your shell %s is not in tree %s; using /bin/sh", shell, t.Name))
 			}
 			shell = "/bin/sh"
 		}
@@ -186,7 +187,7 @@ func (st *state) loginArgv(t *ostree.Tree, who plan.Caller, command string) ([]s
 		argv = []string{shell, "-c", command}
 		return nil
 	})
-	return argv, err
+	return argv, notes, err
 }
 
 // sftpServer finds the host's sftp-server: on PATH, else in OpenSSH's

@@ -40,9 +40,19 @@ func main() {
 func run(args []string) int {
 	switch {
 	case nsroot.IsUserNSChild(args):
-		return nsroot.RunUserNSChild(args)
+		// The rest of a launch in user-namespace mode (nsroot.RunInUserNS).
+		p, verbose, err := nsroot.ReadChildPlan(args)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chos: "+err.Error())
+			return statusFailed
+		}
+		return execute(p, nsroot.UserNamespace, verbose)
 	case nsroot.IsViewBuilder(args):
-		return nsroot.RunViewBuilder()
+		if err := nsroot.RunViewBuilder(); err != nil {
+			fmt.Fprintln(os.Stderr, "chos: "+err.Error())
+			return statusFailed
+		}
+		return 0
 	}
 	st := newState()
 	prog := filepath.Base(args[0])

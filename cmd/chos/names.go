@@ -17,6 +17,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/trust"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // names is the host's name service as this process may use it: as root,
@@ -100,7 +101,7 @@ func (st *state) memberOf(g string, gids []int) (bool, error) {
 // identityLayer is what tree t's view lacks to name the caller and their
 // groups (gids): nil for every user the view's passwd and group already
 // know, which costs a read of those two files and no lookup.
-func (st *state) identityLayer(t *ostree.Tree, u identity.User, gids []int) (*nsroot.Identity, error) {
+func (st *state) identityLayer(t *ostree.Tree, u identity.User, gids []int) (*spec.Layer, error) {
 	if t.Host {
 		return nil, nil
 	}
@@ -127,7 +128,7 @@ func (st *state) identityLayer(t *ostree.Tree, u identity.User, gids []int) (*ns
 			groups = append(groups, g)
 		}
 	}
-	id := &nsroot.Identity{UID: u.UID}
+	id := &spec.Layer{UID: u.UID}
 	id.Passwd, id.Group = lack.Lines(u, groups)
 	if len(id.Passwd)+len(id.Group) == 0 {
 		return nil, nil
