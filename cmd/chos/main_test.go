@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -42,5 +43,20 @@ func TestProgramNamesOfChosAndOfTrees(t *testing.T) {
 		if got := isChosName(prog); got != want {
 			t.Errorf("isChosName(%q) = %v, want %v", prog, got, want)
 		}
+	}
+}
+
+// The legacy form runs CMD unless it is one of chos's own commands: the
+// list run() checks before building the command line is that one.
+func TestChosCommandsAreTheCommandLines(t *testing.T) {
+	want := []string{"help", "h"}
+	for _, c := range (&cmdline{}).app().Commands {
+		want = append(want, c.Name)
+		want = append(want, c.Aliases...)
+	}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(chosCommands))
+	if !slices.Equal(got, want) {
+		t.Errorf("chosCommands = %q, the command line has %q", got, want)
 	}
 }

@@ -372,9 +372,6 @@ func stemPrefix(tree string) string {
 	return spec.Stem(tree) + "."
 }
 
-// StemOf is the file name stem a tree's cached namespaces carry.
-func StemOf(tree string) string { return spec.Stem(tree) }
-
 // DropCache removes the cached namespaces of a tree (all when tree is ""),
 // and with all of them the cache directory's own mount, so that the host's
 // mount table is as it was before the first launch. Processes running in a
