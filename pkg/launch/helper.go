@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -303,9 +304,10 @@ func idArg(name, v string) (int, error) {
 // refuses. It only previews what every job step decides again.
 func (inv Invocation) checkForHelper(req HelperRequest) (Reply, *Record, error) {
 	var rep Reply
+	var set *config.Set
 	refuse := func(inv Invocation, err error) (Reply, *Record, error) {
 		rec := inv.record("prepare --check", false)
-		rec.Event.Refused = err.Error()
+		rec.Config, rec.Event.Refused = set.Audit(), err.Error()
 		return rep, &rec, err
 	}
 	if req.Service != "slurm" {
@@ -318,7 +320,7 @@ func (inv Invocation) checkForHelper(req HelperRequest) (Reply, *Record, error) 
 	}
 	// Read as a launch reads it (the setuid chos refuses a configuration
 	// root does not own), then give root up: nothing else needs it.
-	cat, _, err := inv.Catalog()
+	cat, set, err := inv.Catalog()
 	if err != nil {
 		return refuse(inv, err)
 	}
