@@ -58,7 +58,7 @@ func (inv Invocation) MayUse(t *ostree.Tree) error {
 		return err
 	}
 	who := inv.Caller
-	who.Name, who.Groups = u.Name, inv.GIDs()[1:]
+	who.Name, who.Groups = u.Name, inv.gids()[1:]
 	return inv.access(t, who)
 }
 
@@ -110,11 +110,11 @@ func Restriction(t *ostree.Tree) string {
 	if len(t.Groups) > 0 {
 		who = append(who, "groups "+strings.Join(t.Groups, ", "))
 	}
-	return "restricted to " + strings.Join(who, " and ") + " by " + Positions(t.AccessRules())
+	return "restricted to " + strings.Join(who, " and ") + " by " + positions(t.AccessRules())
 }
 
-// Positions names configuration lines: "FILE:LINE, FILE:LINE".
-func Positions(at []config.Position) string {
+// positions names configuration lines: "FILE:LINE, FILE:LINE".
+func positions(at []config.Position) string {
 	s := make([]string, len(at))
 	for i, p := range at {
 		s[i] = p.String()

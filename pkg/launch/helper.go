@@ -256,7 +256,7 @@ func (inv Invocation) planHelper(req HelperRequest) (helperPlan, *Record, error)
 	}
 	v := plan.View(vr)
 	v.Cache = user.cacheFor(cat, t, &v)
-	if hp.layer, err = user.Layer(t, u, gids); err != nil {
+	if hp.layer, err = user.layer(t, u, gids); err != nil {
 		return refuse(fmt.Errorf("naming you inside tree %s: %w", t.Name, err))
 	}
 	hp.view = &v

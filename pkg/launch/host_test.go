@@ -138,7 +138,7 @@ func (h *host) inv(uid int, p Privilege, env ...string) Invocation {
 	return Invocation{
 		Privilege: p,
 		Caller:    plan.Caller{UID: uid, GID: u.GID, Groups: groups, Env: append([]string{"PATH=/usr/bin:/bin", "HOME=" + u.Home}, env...)},
-		Root:      h.root,
+		FSRoot:    h.root,
 		Machine:   h.m,
 		Names:     h.names,
 	}

@@ -61,7 +61,7 @@ type Invocation struct {
 	Privilege Privilege
 	// Caller is who chos runs for, as the kernel says (uid, gid and
 	// supplementary groups) with the environment chos was started with;
-	// the name service adds the names (Who).
+	// the name service adds the names (who).
 	Caller plan.Caller
 	// HostPrefix is where the host's root is seen: "" on the host,
 	// plan.HostDir inside a view.
@@ -69,9 +69,9 @@ type Invocation struct {
 	// Config is an alternative configuration file (--config, for root
 	// only), "" for the system's.
 	Config string
-	// Root is the file system the host's files are read below: "/" (a
+	// FSRoot is the directory the host's files are read below: "/" (a
 	// test's directory).
-	Root string
+	FSRoot string
 	// Machine is what the policy asks of the machine, and Names the name
 	// service as this privilege may use it (Machine.Names).
 	Machine Machine
@@ -86,8 +86,8 @@ type Invocation struct {
 func New() (Invocation, error) {
 	inv := Invocation{
 		Caller:  plan.Caller{UID: os.Getuid(), GID: os.Getgid(), Env: callerEnv()},
-		Root:    "/",
-		Machine: Host{},
+		FSRoot:  "/",
+		Machine: HostMachine{},
 	}
 	groups, err := os.Getgroups()
 	if err != nil {
@@ -204,10 +204,10 @@ func (inv Invocation) HostPath(p string) string {
 func (inv Invocation) path(p string) string { return filepath.Join(inv.fsRoot(), p) }
 
 func (inv Invocation) fsRoot() string {
-	if inv.Root == "" {
+	if inv.FSRoot == "" {
 		return "/"
 	}
-	return inv.Root
+	return inv.FSRoot
 }
 
 // ViewRoot is where a view is assembled: the host's /chos, or an empty

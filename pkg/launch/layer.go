@@ -15,10 +15,10 @@ import (
 	"github.com/chos-hpc/chos/pkg/spec"
 )
 
-// Layer is what tree t's view lacks to name user u and their groups
+// layer is what tree t's view lacks to name user u and their groups
 // (gids): nil for every user the view's passwd and group already know,
 // which costs a read of those two files and no lookup.
-func (inv Invocation) Layer(t *ostree.Tree, u identity.User, gids []int) (*spec.Layer, error) {
+func (inv Invocation) layer(t *ostree.Tree, u identity.User, gids []int) (*spec.Layer, error) {
 	if t.Host {
 		return nil, nil
 	}
@@ -65,7 +65,7 @@ func (inv Invocation) CallerLayer(t *ostree.Tree) (*spec.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return inv.Layer(t, u, inv.GIDs())
+	return inv.layer(t, u, inv.gids())
 }
 
 // ViewFile is what the view of t shows at file (/etc/passwd, /etc/group,

@@ -35,7 +35,7 @@ func (inv Invocation) PrepareLogin() (*Launch, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	who, err := inv.Who()
+	who, err := inv.who()
 	if err != nil {
 		return refuse(err)
 	}

@@ -18,7 +18,7 @@ import (
 
 // Machine is what the policy asks of the machine beyond reading files
 // below the Invocation's Root: the name service, the caller's rights, the
-// kernel's view of this process. Host is the machine chos runs on; tests
+// kernel's view of this process. HostMachine is the machine chos runs on; tests
 // give one that needs no root.
 type Machine interface {
 	// Names is the host's name service below root (where the host's / is
@@ -51,10 +51,10 @@ type NameService interface {
 	GroupsByID(gids []int) (map[int]identity.Group, error)
 }
 
-// Host is the machine chos runs on.
-type Host struct{}
+// HostMachine is the machine chos runs on.
+type HostMachine struct{}
 
-func (Host) Names(root string, privileged bool) NameService {
+func (HostMachine) Names(root string, privileged bool) NameService {
 	var trusted func(string) error
 	if privileged {
 		trusted = trustedNSS
@@ -82,21 +82,21 @@ func trustedNSS(p string) error {
 	return nil
 }
 
-func (Host) LoadConfig(p config.Paths, requireRoot bool) (*config.Set, error) {
+func (HostMachine) LoadConfig(p config.Paths, requireRoot bool) (*config.Set, error) {
 	return config.Load(p, requireRoot)
 }
 
-func (Host) AsUser(uid, gid int, groups []int, fn func() error) error {
+func (HostMachine) AsUser(uid, gid int, groups []int, fn func() error) error {
 	return nsroot.AsUser(uid, gid, groups, fn)
 }
 
-func (Host) Access(path string, mode uint32) error {
+func (HostMachine) Access(path string, mode uint32) error {
 	return unix.Faccessat(unix.AT_FDCWD, path, mode, unix.AT_EACCESS)
 }
 
-func (Host) DropRoot(uid int) error { return nsroot.DropPrivilege(uid) }
+func (HostMachine) DropRoot(uid int) error { return nsroot.DropPrivilege(uid) }
 
-func (Host) Getwd() (string, error) {
+func (HostMachine) Getwd() (string, error) {
 	wd, err := unix.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("reading the working directory: %w", err)
@@ -104,9 +104,9 @@ func (Host) Getwd() (string, error) {
 	return wd, nil
 }
 
-func (Host) CwdID() (*spec.FileID, error) { return nsroot.CwdID() }
+func (HostMachine) CwdID() (*spec.FileID, error) { return nsroot.CwdID() }
 
-func (Host) Executable() (string, error) {
+func (HostMachine) Executable() (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the chos binary: %w", err)
@@ -117,7 +117,7 @@ func (Host) Executable() (string, error) {
 // CacheDir is CACHEDIR/ns/INODE: every mount namespace has a cache of its
 // own. When the namespace cannot be told, there is none: a directory
 // shared by such namespaces would undo the separation.
-func (Host) CacheDir() (string, error) {
+func (HostMachine) CacheDir() (string, error) {
 	dir, err := nsroot.NamespaceCacheDir(filepath.Join(build.CacheDir, "ns"))
 	if err != nil {
 		return "", fmt.Errorf("finding this mount namespace's cache: %w", err)

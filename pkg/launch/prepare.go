@@ -54,7 +54,7 @@ func (inv Invocation) Prepare(req Request) (*Launch, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	who, err := inv.Who()
+	who, err := inv.who()
 	if err != nil {
 		return refuse(err)
 	}
@@ -87,8 +87,8 @@ func (inv Invocation) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tr
 	if err != nil {
 		return nil, nil, err
 	}
-	u, _ := inv.account() // (Who returned its error)
-	if p.Layer, err = inv.Layer(t, u, append([]int{who.GID}, who.Groups...)); err != nil {
+	u, _ := inv.account() // (who returned its error)
+	if p.Layer, err = inv.layer(t, u, append([]int{who.GID}, who.Groups...)); err != nil {
 		return nil, nil, fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
 	}
 	if !fresh {

@@ -51,7 +51,7 @@ func (inv Invocation) Usable() []string {
 	if err != nil {
 		return nil
 	}
-	who, err := inv.Who()
+	who, err := inv.who()
 	if err != nil {
 		return nil
 	}

@@ -49,8 +49,8 @@ func (inv Invocation) View(cat *ostree.Catalog, t *ostree.Tree) (spec.View, erro
 	return v, nil
 }
 
-// Caches says whether launches of tree t enter a cached view.
-func (inv Invocation) Caches(t *ostree.Tree) bool {
+// caches says whether launches of tree t enter a cached view.
+func (inv Invocation) caches(t *ostree.Tree) bool {
 	return !inv.Privilege.UserNS && !t.Host && !t.NoCache && inv.HostPrefix == ""
 }
 
@@ -59,7 +59,7 @@ func (inv Invocation) Caches(t *ostree.Tree) bool {
 // trees with `cache = no`. The key depends on the view only, never on the
 // caller.
 func (inv Invocation) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *spec.View) *spec.Cache {
-	if !inv.Caches(t) {
+	if !inv.caches(t) {
 		return nil
 	}
 	dir, err := inv.Machine.CacheDir()

@@ -23,10 +23,10 @@ func (inv Invocation) account() (identity.User, error) {
 	return u, err
 }
 
-// Who is the caller as a launch sees them: the ids and environment of the
+// who is the caller as a launch sees them: the ids and environment of the
 // Invocation, the working directory, and the name, home and shell from the
 // host's passwd.
-func (inv Invocation) Who() (plan.Caller, error) {
+func (inv Invocation) who() (plan.Caller, error) {
 	c := inv.Caller
 	var err error
 	if c.Cwd, err = inv.Machine.Getwd(); err != nil {
@@ -53,9 +53,9 @@ func (inv Invocation) Home() (string, error) {
 	return u.Home, nil
 }
 
-// GIDs are the caller's primary group followed by the supplementary ones,
+// gids are the caller's primary group followed by the supplementary ones,
 // each once: the kernel's list usually holds the primary group too.
-func (inv Invocation) GIDs() []int {
+func (inv Invocation) gids() []int {
 	gids := []int{inv.Caller.GID}
 	for _, g := range inv.Caller.Groups {
 		if !slices.Contains(gids, g) {
@@ -84,7 +84,7 @@ func (inv Invocation) DescribeIdentity() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	gids := inv.GIDs()
+	gids := inv.gids()
 	found, err := inv.Names.GroupsByID(gids)
 	if err != nil {
 		return "", err
