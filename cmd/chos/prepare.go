@@ -19,6 +19,10 @@ import (
 // replyFD is the connected AF_UNIX socket the shim reads the reply from.
 const replyFD = 3
 
+// maxWarnings is the protocol's bound on warning= lines (the shims'
+// PREPARE_MAX_WARNINGS).
+const maxWarnings = 16
+
 // reply is what chos hands back to a shim.
 type reply struct {
 	lines []string
@@ -113,8 +117,14 @@ func (r *reply) encode(rep launch.Reply) {
 	if rep.Argv0 != "" {
 		r.set("argv0", rep.Argv0)
 	}
-	for _, w := range rep.Warnings {
+	for i, w := range rep.Warnings {
+		if i == maxWarnings-1 && len(rep.Warnings) > maxWarnings {
+			w = fmt.Sprintf("and %d more warnings", len(rep.Warnings)-i)
+		}
 		r.set("warning", w)
+		if i == maxWarnings-1 {
+			break
+		}
 	}
 	r.ns = rep.NS
 	if rep.NS != nil {

@@ -8,8 +8,8 @@
 // prints, and nothing changes once made: dropping privilege gives a new
 // Invocation, and the root helper makes one for the user it acts for.
 //
-// Every decision reads the machine through the Invocation's Machine and
-// its Root, so that tests make them without root (launch_test.go).
+// Every decision reads the machine through the Invocation's Machine, Names
+// and FSRoot, so that tests make them without root (launch_test.go).
 package launch
 
 import (

@@ -34,8 +34,8 @@ type Launch struct {
 	Plan   *spec.Plan
 	Notes  []spec.Note
 	Record Record
-	// catalog is the configuration it was planned with, whose trees' are
-	// the cached views worth keeping (Announce).
+	// catalog is the configuration it was planned with: the cached views
+	// of trees it does not have are stale (Announce).
 	catalog *ostree.Catalog
 }
 
