@@ -92,6 +92,8 @@ func (cl *cmdline) cmdPrepare(_ context.Context, c *cli.Command) error {
 	}
 	r := &reply{}
 	if err != nil {
+		// Nothing to enter, but what chos warned about on the way.
+		r.warnings(rep.Warnings)
 		r.set("error", err.Error())
 	} else {
 		r.encode(rep)
@@ -103,6 +105,19 @@ func (cl *cmdline) cmdPrepare(_ context.Context, c *cli.Command) error {
 		return fail(statusFailed, err)
 	}
 	return nil
+}
+
+// warnings are warning= lines, as many as the protocol allows.
+func (r *reply) warnings(ws []string) {
+	for i, w := range ws {
+		if i == maxWarnings-1 && len(ws) > maxWarnings {
+			w = fmt.Sprintf("and %d more warnings", len(ws)-i)
+		}
+		r.set("warning", w)
+		if i == maxWarnings-1 {
+			break
+		}
+	}
 }
 
 // encode is rep as the protocol's lines.
@@ -117,15 +132,7 @@ func (r *reply) encode(rep launch.Reply) {
 	if rep.Argv0 != "" {
 		r.set("argv0", rep.Argv0)
 	}
-	for i, w := range rep.Warnings {
-		if i == maxWarnings-1 && len(rep.Warnings) > maxWarnings {
-			w = fmt.Sprintf("and %d more warnings", len(rep.Warnings)-i)
-		}
-		r.set("warning", w)
-		if i == maxWarnings-1 {
-			break
-		}
-	}
+	r.warnings(rep.Warnings)
 	r.ns = rep.NS
 	if rep.NS != nil {
 		r.set("enter", "1")
