@@ -215,9 +215,14 @@ type machine struct {
 	asUser      []int
 	requireRoot []bool
 	dropped     []int
+	// namesAsRoot: whether each name service made was root's.
+	namesAsRoot []bool
 }
 
-func (m *machine) Names(root string, privileged bool) NameService { return m.names }
+func (m *machine) Names(root string, privileged bool) NameService {
+	m.namesAsRoot = append(m.namesAsRoot, privileged)
+	return m.names
+}
 
 func (m *machine) LoadConfig(p config.Paths, requireRoot bool) (*config.Set, error) {
 	m.requireRoot = append(m.requireRoot, requireRoot)

@@ -184,6 +184,7 @@ func (inv Invocation) WithMode(mode string) (Invocation, error) {
 			return inv, err
 		}
 		inv.Privilege.Root, inv.Privilege.UserNS = false, true
+		inv.Names = inv.Machine.Names(inv.HostPath("/"), false)
 		return inv, nil
 	case "setuid":
 		if inv.Privilege.UserNS {

@@ -601,6 +601,10 @@ func TestPrivilegeOnlyEverGoesDown(t *testing.T) {
 			if inv.Privilege.Root && inv.Privilege.Mode() != 1 || !inv.Privilege.Root && inv.Privilege.Mode() != 0 {
 				t.Errorf("mode %v for %+v", inv.Privilege.Mode(), inv.Privilege)
 			}
+			// The name service runs programs as root only while root is held.
+			if n := len(h.m.namesAsRoot); c.want != c.p && (n == 0 || h.m.namesAsRoot[n-1]) {
+				t.Errorf("the name service after giving root up is root's: %v", h.m.namesAsRoot)
+			}
 		})
 	}
 }
