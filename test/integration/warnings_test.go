@@ -15,24 +15,33 @@ import (
 
 // unpublishable puts a directory where the cached view of tree is kept, so
 // that no launch can publish it (as a namespace file that cannot be bound,
-// or a full cache, make it): every launch warns and builds a private view.
-// It returns the warning's start, as the command line shows it; the
-// directory goes with the test.
-func unpublishable(t *testing.T, tree string) string {
+// or a full cache, make it): a launch builds a private view, and warns,
+// the first time in the mount namespace (then only notes it: a job of a
+// thousand tasks says it once). It returns the warning's start, as the
+// command line shows it, and a reset: the cache of tree dropped and the
+// directory put back, for the next launch to warn again. The directory
+// goes with the test.
+func unpublishable(t *testing.T, tree string) (warning string, reset func()) {
 	t.Helper()
-	dropTree := func() { wantStatus(t, run(t, call{Root: true, Args: []string{h.chos, "cache", "drop", tree}}), 0) }
-	dropTree()
+	drop := func() { wantStatus(t, run(t, call{Root: true, Args: []string{h.chos, "cache", "drop", tree}}), 0) }
+	drop()
 	r := chos(t, "plan", tree, "--", "true")
 	m := regexp.MustCompile(`(?m)^cache +enter (\S+) if it exists`).FindStringSubmatch(r.stdout)
 	if !wantStatus(t, r, 0) || m == nil {
 		t.Fatalf("no cached view in the plan of %s:\n%s", tree, r)
 	}
-	must(t, os.MkdirAll(filepath.Join(m[1], "in-the-way"), 0o755))
+	reset = func() {
+		t.Helper()
+		os.RemoveAll(m[1])
+		drop()
+		must(t, os.MkdirAll(filepath.Join(m[1], "in-the-way"), 0o755))
+	}
 	t.Cleanup(func() {
 		os.RemoveAll(m[1])
-		dropTree()
+		drop()
 	})
-	return "chos: warning: not caching tree " + tree + ": "
+	reset()
+	return "chos: warning: not caching tree " + tree + ": ", reset
 }
 
 func TestWarningsReachTheCommandLinePAMAndSlurmUsers(t *testing.T) {
@@ -50,7 +59,7 @@ func TestWarningsReachTheCommandLinePAMAndSlurmUsers(t *testing.T) {
 		}
 	}
 
-	warning := unpublishable(t, "one")
+	warning, reset := unpublishable(t, "one")
 	r := chos(t, "exec", "one", "cat", "/etc/os-release")
 	wantOSID(t, r, h.osIDs["one"])
 	if strings.Count(r.stderr, warning) != 1 {
@@ -59,6 +68,7 @@ func TestWarningsReachTheCommandLinePAMAndSlurmUsers(t *testing.T) {
 
 	// The PAM module shows it to the user (pamtester prints what
 	// pam_info says), and the session is in the tree all the same.
+	reset()
 	r = pamtesterAs(t, pam, h.user, []string{"-ECHOS=one"}, nil)
 	if wantStatus(t, r, 0) && strings.Count(r.stdout+r.stderr, warning) != 1 {
 		t.Errorf("PAM session: want the warning %q once:\n%s", warning, r)
@@ -69,6 +79,7 @@ func TestWarningsReachTheCommandLinePAMAndSlurmUsers(t *testing.T) {
 
 	// The Slurm plugin writes it on the job's stderr, once per step.
 	c := chosJobs(t)
+	reset()
 	r = run(t, c.user("srun", "-n2", "--chos=one", "cat", "/etc/os-release"))
 	if wantStatus(t, r, 0) && strings.Count(r.stderr, warning) != 1 {
 		t.Errorf("Slurm job: want the warning %q once on its stderr:\n%s", warning, r)
