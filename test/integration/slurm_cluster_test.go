@@ -32,8 +32,9 @@ type slurmCluster struct {
 	// nodes are the node names of a cluster of several (scripts/cluster),
 	// each in namespaces of its own; hostLink is this machine's end of
 	// the link to their network.
-	nodes    []string
-	hostLink string
+	nodes        []string
+	hostLink     string
+	jobContainer bool // each job in a mount namespace of its own (job_container/tmpfs)
 
 	// extra is added to slurm.conf, and files are written next to it
 	// (name -> content), for a variant of the cluster.

@@ -19,13 +19,23 @@ import (
 // a cluster shares them over NFS. Slurm's commands run here, as on a login
 // node.
 
-var slurmNodes lazyCluster
+var slurmNodes, slurmNodesContained lazyCluster
 
 // slurmMultiNode is the package's cluster of three nodes, started by the
 // first test that asks and stopped by the package cleanups.
 func slurmMultiNode(t testing.TB) *slurmCluster {
 	t.Helper()
 	return slurmNodes.get(t, slurmCluster{nodes: []string{"n1", "n2", "n3"}})
+}
+
+// chosNodesContained is a second cluster of three nodes, each job in a
+// mount namespace of its own on every node (Slurm's job_container/tmpfs,
+// with PrologFlags=Contain), with the plugin loaded.
+func chosNodesContained(t testing.TB) *slurmCluster {
+	t.Helper()
+	c := slurmNodesContained.get(t, slurmCluster{nodes: []string{"n1", "n2", "n3"}, jobContainer: true})
+	c.setPlugstack(t, "required "+spankPlugin(t)+"\n")
+	return c
 }
 
 // chosNodes is the cluster of three nodes with the plugin loaded, as a
@@ -50,6 +60,9 @@ func (c *slurmCluster) startNodes() error {
 	}
 	args := []string{"bash", filepath.Join(h.repo, "scripts", "cluster"), "run", "--dir", c.dir,
 		"--nodes", strconv.Itoa(len(c.nodes)), "--private", h.cacheDir}
+	if c.jobContainer {
+		args = append(args, "--job-container")
+	}
 	for _, l := range strings.Split(c.extra, "\n") {
 		if l != "" {
 			args = append(args, "--conf", l)
@@ -406,14 +419,20 @@ func TestSlurmNodesBuildTheViewOncePerJob(t *testing.T) {
 			[]string{"exec:cached", "exec:cached", "exec:cached", "exec:cached"}, []string{"exec:cached", "exec:cached", "exec:cached", "exec:cached"}},
 		// the batch step builds n1's view, the step in it enters it; the
 		// script's srun is the host's (a host command)
-		{"batch job, cold", true, []string{"sbatch", "--wait", "-N3", "--chos=one", "--output=/dev/null", "--wrap", "srun -N3 -n12 true"},
+		{"batch job, cold", true, []string{"sbatch", "-N3", "--chos=one", "--output=/dev/null", "--wrap", "srun -N3 -n12 true"},
 			[]string{"hostcmd:host", "slurm:built", "slurm:cached"}, []string{"slurm:built"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.cold {
 				cold()
 			}
-			wantStatus(t, run(t, c.user(tc.job...)), 0)
+			if tc.job[0] == "sbatch" {
+				if _, state, r := c.batch(t, "", nil, tc.job[1:]...); state != "COMPLETED" {
+					t.Fatalf("the batch job ended %q:\n%s", state, r)
+				}
+			} else {
+				wantStatus(t, run(t, c.user(tc.job...)), 0)
+			}
 			for n, d := range audit {
 				lines := d.lines(t)
 				var got []string
@@ -567,4 +586,60 @@ func TestSlurmTreeMissingOnOneNodeFailsTheJob(t *testing.T) {
 			c.wantNodeIdle(t)
 		})
 	}
+}
+
+// With each job in a mount namespace of its own on every node
+// (job_container/tmpfs), each node still builds the view once: the first
+// job's first step builds it, its later steps and the next job enter it.
+// (chos prepare runs in slurmstepd, in the node's namespace, before the
+// job's is joined: the view is the node's, shared by jobs, as
+// chos_spank(8) says of the job's private /tmp.)
+func TestSlurmNodesCacheViewsForJobsInNamespacesOfTheirOwn(t *testing.T) {
+	c := chosNodesContained(t)
+	audit := c.nodeAudit(t)
+	setConfig(t, h.configText+"# "+randHex(6)+"\n") // (never seen: cold views)
+	seen := map[string]int{}
+	for n, d := range audit {
+		seen[n] = len(d.lines(t))
+	}
+	step := `srun -N3 -n6 --chos=one sh -c 'echo node=$(hostname) mnt=$(readlink /proc/self/ns/mnt) os=$(. /etc/os-release; echo $ID)'`
+	want := map[int][]string{1: {"slurm:built", "slurm:cached"}, 2: {"slurm:cached", "slurm:cached"}}
+	nodeView := map[string]string{}
+	for job := 1; job <= 2; job++ {
+		cl := c.user("salloc", "-N3", "sh", "-c", step+"; "+step)
+		cl.Timeout = 60 * time.Second
+		r := run(t, cl)
+		if !wantStatus(t, r, 0) {
+			t.Fatalf("the job failed%s", c.logs())
+		}
+		views := map[string]map[string]bool{}
+		for _, l := range taskLines(r.stdout) {
+			if l["os"] != h.osIDs["one"] {
+				t.Errorf("job %d: a task on %s in %q:\n%s", job, l["node"], l["os"], r)
+			}
+			if views[l["node"]] == nil {
+				views[l["node"]] = map[string]bool{}
+			}
+			views[l["node"]][l["mnt"]] = true
+		}
+		for n, d := range audit {
+			lines := d.lines(t)
+			var got []string
+			for _, l := range lines[seen[n]:] {
+				got = append(got, l.fields["via"]+":"+l.fields["view"])
+			}
+			seen[n] = len(lines)
+			sort.Strings(got)
+			if strings.Join(got, " ") != strings.Join(want[job], " ") {
+				t.Errorf("job %d: %s logged %v, want %v", job, n, got, want[job])
+			}
+			for v := range views[n] {
+				if prev, ok := nodeView[n]; len(views[n]) != 1 || (ok && prev != v) {
+					t.Errorf("job %d: the tasks on %s were in views %v (before: %q), want the node's one", job, n, views[n], prev)
+				}
+				nodeView[n] = v
+			}
+		}
+	}
+	c.wantNodeIdle(t)
 }
