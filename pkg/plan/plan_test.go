@@ -353,3 +353,40 @@ func TestCacheKeyChangesWithWhatTheViewIsBuiltFrom(t *testing.T) {
 		}
 	}
 }
+
+// A PATH within the kernel's limit for one variable stays within it: chos
+// leaves it unchanged (and says so under -v) rather than make the command
+// unexecutable (E2BIG).
+func TestPlanLongPathLeftUnchanged(t *testing.T) {
+	head := "PATH=/usr/bin:"
+	for _, tc := range []struct {
+		name   string
+		length int // of PATH=..., without the NUL
+		self   bool
+	}{
+		{"fits exactly", MaxArgStrlen - 1 - len(":"+SelfDir), true},
+		{"one byte too long", MaxArgStrlen - len(":"+SelfDir), false},
+		{"at the kernel's limit already", MaxArgStrlen - 1, false},
+		{"a value of 131,060 bytes", len("PATH=") + 131060, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request(t, "el7")
+			path := head + strings.Repeat("x", tc.length-len(head))
+			r.Caller.Env = []string{path, "FOO=bar"}
+			p := build(t, r)
+			want := path
+			if tc.self {
+				want = path + ":" + SelfDir
+			}
+			if p.Env[0] != want || len(p.Env[0])+1 > MaxArgStrlen {
+				t.Errorf("PATH of %d bytes became %d bytes, want %d", len(path), len(p.Env[0]), len(want))
+			}
+			if said := len(p.Notes) == 1 && strings.Contains(p.Notes[0], "PATH left unchanged"); said == tc.self {
+				t.Errorf("notes %q: a note says PATH was left unchanged: %v, want %v", p.Notes, said, !tc.self)
+			}
+			if job := JobPath(strings.TrimPrefix(path, "PATH="), r.Tree); "PATH="+job != want {
+				t.Errorf("JobPath gives %d bytes, want %d", len(job)+5, len(want))
+			}
+		})
+	}
+}
