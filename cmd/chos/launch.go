@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -328,7 +329,11 @@ func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, a
 // may use the tree selected.
 func (st *state) choose(cat *ostree.Catalog, in ostree.Inputs, who plan.Caller) (ostree.Selection, error) {
 	if in.Argument == "" && in.Env == "" && !in.Batch {
-		in.Dotfile = st.readDotfile(who.Home)
+		var err error
+		if in.Dotfile, err = st.readDotfile(who.Home); err != nil {
+			st.adm.selected = ostree.Selection{Source: ostree.FromDotfile}
+			return st.adm.selected, err
+		}
 	}
 	sel, err := cat.Select(in)
 	st.adm.selected = sel // (for the audit line, also of a refusal)
@@ -416,25 +421,43 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 		Key: plan.CacheKey(cat.Digest, v, stamps)}
 }
 
-// readDotfile reads ~/.chos with the caller's own rights; a missing or
-// unreadable file is no selection.
-func (st *state) readDotfile(home string) string {
+// readDotfile reads ~/.chos with the caller's own rights. Only a missing
+// file means no selection: one that is there but cannot be read (mode
+// 000, a directory, a link to nothing, an I/O error) is refused, since
+// chos never runs a command elsewhere than where the user chose.
+func (st *state) readDotfile(home string) (string, error) {
 	if home == "" {
-		return ""
+		return "", nil
 	}
+	path := filepath.Join(home, ".chos")
 	var content string
-	st.asCaller(func() error {
-		f, err := os.Open(filepath.Join(home, ".chos"))
+	err := st.asCaller(func() error {
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+			if _, lerr := os.Lstat(path); errors.Is(lerr, fs.ErrNotExist) || errors.Is(lerr, unix.ENOTDIR) {
+				return nil
+			}
+		}
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		buf := make([]byte, 4096) // the first line is all that counts
-		n, _ := f.Read(buf)
+		n, err := f.Read(buf)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
 		content = string(buf[:n])
 		return nil
 	})
-	return content
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", fmt.Errorf("cannot read %s, which selects your tree: %w (make it readable, or remove it to select none)", path, err)
+	}
+	return content, nil
 }
 
 // caller describes the invoking user. Names, home and shell come from the

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,4 +52,126 @@ func TestLongPathStillExecutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unreadableDotfiles are ~/.chos files that are there but that the user
+// cannot read: each names tree two, which a readable one would select.
+var unreadableDotfiles = []struct {
+	name string
+	make func(t *testing.T)
+}{
+	{"mode 000", func(t *testing.T) { setDotfile(t, "two\n"); must(t, os.Chmod(dotfilePath(), 0)) }},
+	{"a directory", func(t *testing.T) {
+		clearDotfile(t)
+		must(t, os.Mkdir(dotfilePath(), 0o755))
+		must(t, os.Chown(dotfilePath(), h.uid, h.gid))
+		t.Cleanup(func() { os.RemoveAll(dotfilePath()) })
+	}},
+}
+
+// wantDotfileRefusal checks that r is chos's one-line refusal naming
+// ~/.chos, with status 125.
+func wantDotfileRefusal(t *testing.T, r result) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if r.status != 125 || len(lines) != 1 || !strings.HasPrefix(lines[0], "chos: cannot read "+dotfilePath()) {
+		t.Errorf("want status 125 and one line chos: cannot read %s...:\n%s", dotfilePath(), r)
+	}
+}
+
+// Only a missing ~/.chos means no selection: one that is there but cannot
+// be read is refused (125, one line naming it), never taken as none, which
+// would run the command in the default tree or on the host.
+func TestUnreadableDotfileIsRefused(t *testing.T) {
+	const show = `sed -n 's/^ID=//p' /etc/os-release`
+	for _, m := range modes() {
+		t.Run(m.name+"/control: a readable ~/.chos selects, a missing one does not", func(t *testing.T) {
+			setDotfile(t, "two\n")
+			if r := m.chos(t, "exec", "--", "sh", "-c", show); !wantStatus(t, r, 0) || strings.TrimSpace(r.stdout) != h.osIDs["two"] {
+				t.Errorf("a readable ~/.chos naming two does not select it:\n%s", r)
+			}
+			clearDotfile(t)
+			if r := m.chos(t, "exec", "--", "sh", "-c", show); !wantStatus(t, r, 0) || strings.TrimSpace(r.stdout) != h.osIDs["one"] {
+				t.Errorf("without ~/.chos the command does not run in the default tree:\n%s", r)
+			}
+		})
+		for _, d := range unreadableDotfiles {
+			t.Run(m.name+"/"+d.name, func(t *testing.T) {
+				d.make(t)
+				for _, args := range [][]string{
+					{"exec", "--", "sh", "-c", show},
+					{"sh", "-c", show}, // the legacy form
+					{"shell"},
+				} {
+					r := run(t, call{Args: append([]string{m.bin}, args...), Stdin: []byte(show + "\n")})
+					wantDotfileRefusal(t, r)
+					if r.stdout != "" {
+						t.Errorf("the command ran:\n%s", r)
+					}
+				}
+			})
+		}
+	}
+}
+
+// `chos login` (sshd's ForceCommand) refuses an unreadable ~/.chos as it
+// refuses an unknown tree: one line, status 125, nothing run.
+func TestUnreadableDotfileRefusesSSHLogin(t *testing.T) {
+	s := forcedSSHD(t, "internal-sftp")
+	marker := filepath.Join(h.home, "chos-itest-ran")
+	for _, d := range append(unreadableDotfiles, struct {
+		name string
+		make func(t *testing.T)
+	}{"control: readable", func(t *testing.T) { setDotfile(t, "two\n") }}) {
+		t.Run(d.name, func(t *testing.T) {
+			d.make(t)
+			os.Remove(marker)
+			t.Cleanup(func() { os.Remove(marker) })
+			r := s.sshWith(t, nil, "touch "+marker)
+			_, err := os.Stat(marker)
+			if strings.HasPrefix(d.name, "control") {
+				if !wantStatus(t, r, 0) || err != nil {
+					t.Errorf("the login with a readable ~/.chos did not run the command (%v):\n%s", err, r)
+				}
+				return
+			}
+			wantDotfileRefusal(t, r)
+			if err == nil {
+				t.Error("the command ran")
+			}
+		})
+	}
+}
+
+// pam_chos refuses the session (onerr=fail, the default) or keeps it on
+// the host with the message (onerr=succeed), as for an unknown tree.
+func TestUnreadableDotfileRefusesPamSession(t *testing.T) {
+	show := "session optional pam_exec.so stdout " + where(t)
+	for _, d := range unreadableDotfiles {
+		for _, onerr := range []string{"", "onerr=succeed"} {
+			t.Run(d.name+" "+onerr, func(t *testing.T) {
+				d.make(t)
+				r := pamtesterAs(t, pamService(t, pamChos(t, onerr), show), h.user, nil, nil)
+				id, _ := whereShown(r.stdout)
+				msg := "chos: cannot read " + dotfilePath()
+				if onerr == "" {
+					if r.status == 0 || strings.Contains(r.stderr, "successfully opened") || !strings.Contains(r.stderr, msg) {
+						t.Errorf("want the session refused with %q:\n%s", msg, r)
+					}
+					return
+				}
+				if wantStatus(t, r, 0) && (id != h.hostOSRelease["ID"] || !strings.Contains(r.stderr, msg) ||
+					!strings.Contains(r.stderr, "; staying on the host\n")) {
+					t.Errorf("want the session on the host with the warning %q...; staying on the host:\n%s", msg, r)
+				}
+			})
+		}
+	}
+	t.Run("control: readable", func(t *testing.T) {
+		setDotfile(t, "two\n")
+		r := pamtesterAs(t, pamService(t, pamChos(t), show), h.user, nil, nil)
+		if id, _ := whereShown(r.stdout); !wantStatus(t, r, 0) || id != h.osIDs["two"] {
+			t.Errorf("the session is in ID=%s, want tree two:\n%s", id, r)
+		}
+	})
 }
