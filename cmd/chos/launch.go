@@ -137,6 +137,15 @@ func (st *state) asCaller(fn func() error) error {
 	return nsroot.AsUser(st.uid, st.gid, groups, fn)
 }
 
+// lookupCaller is who nsroot's lookups act for where root is denied
+// (nsroot.AsCallerWhereDenied): the caller, when chos holds root for them.
+func (st *state) lookupCaller(uid, gid int, groups []int) *nsroot.Credentials {
+	if !st.setuid() {
+		return nil
+	}
+	return &nsroot.Credentials{UID: uid, GID: gid, Groups: groups}
+}
+
 // userGroups are the caller's supplementary groups: the kernel's, which the
 // login gave and newgrp or sg may have changed since.
 func (st *state) userGroups() ([]int, error) {
@@ -317,7 +326,7 @@ func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, a
 		p.Cache = st.cacheFor(cat, t, &p.View)
 	}
 	if plan.DirShowsHost(&p.View, st.hostPrefix, p.Dir) {
-		if p.DirID, err = nsroot.CwdID(); err != nil {
+		if p.DirID, err = nsroot.CwdID(st.lookupCaller(p.Creds.UID, p.Creds.GID, p.Creds.Groups)); err != nil {
 			return nil, err
 		}
 	}
@@ -470,7 +479,7 @@ func (st *state) caller() (plan.Caller, error) {
 		return c, err
 	}
 	c.Groups = groups
-	if c.Cwd, err = unix.Getwd(); err != nil {
+	if c.Cwd, err = nsroot.Getwd(st.lookupCaller(c.UID, c.GID, c.Groups)); err != nil {
 		return c, fmt.Errorf("reading the working directory: %w", err)
 	}
 	u, err := st.account()
