@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Users' habits on clusters (issue 20): what a command gets without chos it
@@ -175,4 +178,96 @@ func TestUnreadableDotfileRefusesPamSession(t *testing.T) {
 			t.Errorf("the session is in ID=%s, want tree two:\n%s", id, r)
 		}
 	})
+}
+
+// cwdVariants are the launches whose working directory must be the
+// caller's very one: setuid cached and fresh, userns.
+func cwdVariants() []launchVariant {
+	return []launchVariant{
+		{name: "setuid cached", argv: []string{h.chos, "exec", "one"}, cached: true},
+		{name: "setuid fresh", argv: []string{h.chos, "exec", "--fresh", "one"}, fresh: true},
+		{name: "userns", argv: []string{h.chosUserns, "exec", "one"}, fresh: true},
+	}
+}
+
+// A working directory on a file system that denies root: the user's own
+// FUSE mount without allow_other (squashfuse here; sshfs and rclone are
+// alike), which FUSE closes to every process whose ids are not all the
+// owner's. The command runs in that very directory, as without chos.
+func TestWorkingDirectoryRootCannotEnter(t *testing.T) {
+	fuseForUsers(t)
+	src := filepath.Join(h.base, unique(t)+"-src")
+	must(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
+	t.Cleanup(func() { os.RemoveAll(src) })
+	flag := "on the user's FUSE mount " + randHex(4)
+	must(t, os.WriteFile(filepath.Join(src, "sub", "flag"), []byte(flag+"\n"), 0o644))
+	img := squashImage(t, src)
+	mnt := filepath.Join(h.home, unique(t))
+	userDir(t, mnt)
+	if r := run(t, call{Args: []string{"squashfuse", img, mnt}}); !wantStatus(t, r, 0) {
+		t.Fatal("the user cannot mount an image with squashfuse")
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	wantStatus(t, chos(t, "exec", "one", "true"), 0) // the cached view exists first
+	dir := filepath.Join(mnt, "sub")
+	script := `cat flag && stat -c %d:%i .`
+	// (the user's shell changes to it: this test's exec would as root)
+	in := func(argv ...string) []string { return append([]string{"sh", "-c", `cd "$0" && exec "$@"`, dir}, argv...) }
+	ref := run(t, call{Args: in("sh", "-c", script)})
+	t.Run("control", func(t *testing.T) {
+		if !wantStatus(t, ref, 0) || !strings.HasPrefix(ref.stdout, flag+"\n") {
+			t.Errorf("without chos, the command does not run in the FUSE mount:\n%s", ref)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(dir, &st); !errors.Is(err, unix.EACCES) {
+			t.Errorf("root may look into the user's FUSE mount (%v): the test proves nothing", err)
+		}
+	})
+	for _, v := range cwdVariants() {
+		t.Run(v.name, func(t *testing.T) {
+			r := run(t, call{Args: in(append(append([]string{}, v.argv...), "sh", "-c", script)...)})
+			if !wantStatus(t, r, 0) || r.stdout != ref.stdout {
+				t.Errorf("the command did not run in the caller's directory (want %q):\n%s", ref.stdout, r)
+			}
+		})
+	}
+}
+
+// A working directory longer than PATH_MAX (4,500 bytes) that the view
+// shows: the command runs in that very directory, as without chos.
+func TestWorkingDirectoryLongerThanPathMax(t *testing.T) {
+	top := filepath.Join(h.home, unique(t))
+	userDir(t, top)
+	name := strings.Repeat("d", 200)
+	var cds []string // relative steps, each far below PATH_MAX
+	for n := len(top); n <= 4500; n += 1 + len(name) {
+		cds = append(cds, name)
+	}
+	mk := "cd " + top + " && for d in " + strings.Join(cds, " ") + `; do mkdir "$d" && cd -P "$d" || exit 1; done`
+	if r := run(t, call{Args: []string{"sh", "-c", mk}}); !wantStatus(t, r, 0) {
+		t.Fatal("cannot make the deep directory")
+	}
+	// Each caller changes to it in steps, then executes its command there.
+	enter := "cd " + top + " && cd -P " + strings.Join(cds, " && cd -P ") + ` && exec "$@"`
+	script := `stat -c %d:%i .`
+	full := top + "/" + strings.Join(cds, "/")
+	in := func(argv ...string) []string { return append([]string{"sh", "-c", enter, "sh"}, argv...) }
+	ref := run(t, call{Args: in("sh", "-c", script)})
+	t.Run("control", func(t *testing.T) {
+		if !wantStatus(t, ref, 0) {
+			return
+		}
+		if r := run(t, call{Args: []string{"sh", "-c", `cd "$1"`, "sh", full}}); r.status == 0 {
+			t.Errorf("a plain chdir to the directory's path works: the test proves nothing:\n%s", r)
+		}
+	})
+	wantStatus(t, chos(t, "exec", "one", "true"), 0)
+	for _, v := range cwdVariants() {
+		t.Run(v.name, func(t *testing.T) {
+			r := run(t, call{Args: in(append(append([]string{}, v.argv...), "sh", "-c", script)...)})
+			if !wantStatus(t, r, 0) || r.stdout != ref.stdout {
+				t.Errorf("the command did not run in the caller's directory (want %q):\n%s", ref.stdout, r)
+			}
+		})
+	}
 }
