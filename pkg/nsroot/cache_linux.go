@@ -91,18 +91,20 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 // identity layer on a copy of it, likewise.
 func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	c := v.Cache
+	// A cache that cannot be written (read-only, full) is not the
+	// launch's failure: it builds a private view instead.
 	if err := ownCacheDir(c.Dir); err != nil {
-		return res, err
+		return uncached(v.Tree, err), nil
 	}
 	lock, err := lockTree(c)
 	if err != nil {
-		return res, err
+		return uncached(v.Tree, err), nil
 	}
 	defer lock.Close()
 	if id != nil {
 		// (in the host's namespace: the view's root is read-only)
 		if err := mkdirMode(c.layerDir(), 0o755); err != nil {
-			return res, fmt.Errorf("creating %s: %w", c.layerDir(), err)
+			return uncached(v.Tree, fmt.Errorf("creating %s: %w", c.layerDir(), err)), nil
 		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
@@ -120,8 +122,9 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 			return res, err
 		}
 		if err := publish(c, host, c.File(), func() { dropOlderViews(c) }); err != nil {
-			res.Warning = fmt.Sprintf("not caching tree %s: %v", v.Tree, err)
-			res.Private = true
+			notes := res.Notes
+			res = uncached(v.Tree, err)
+			res.Notes = notes
 			return res, nil
 		}
 	} else if id != nil {
@@ -146,6 +149,43 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 		res.Private = true
 	}
 	return res, nil
+}
+
+// uncached is the result of a build that cannot use the cache: the
+// launch builds a private view, with one warning.
+func uncached(tree string, err error) builderResult {
+	return builderResult{Warning: fmt.Sprintf("not caching tree %s: %v", tree, err), Private: true}
+}
+
+// Writable says why a view could not be published in c.Dir now, or nil:
+// its file system is read-only or has no free inode (each view is a new
+// file). A launch about to build one asks first, to build a private view
+// instead with one warning (the builder falls back too, on what this
+// cannot foresee, such as a directory without room for one more entry).
+func (c *Cache) Writable() error {
+	for dir := c.Dir; ; dir = filepath.Dir(dir) {
+		var sfs unix.Statfs_t
+		err := unix.Statfs(dir, &sfs)
+		if errors.Is(err, unix.ENOENT) && dir != "/" {
+			continue // (made when the view is built)
+		}
+		if err != nil {
+			return nil // the builder will say
+		}
+		return unwritable(dir, &sfs)
+	}
+}
+
+// unwritable says why no file can be made on the file system of dir, as
+// statfs(2) describes it, or nil.
+func unwritable(dir string, sfs *unix.Statfs_t) error {
+	switch {
+	case sfs.Flags&unix.ST_RDONLY != 0:
+		return &fs.PathError{Op: "cache directory", Path: dir, Err: unix.EROFS}
+	case sfs.Files > 0 && sfs.Ffree == 0: // (0 files: no fixed number, as btrfs)
+		return fmt.Errorf("cache directory %s: no free inode: %w", dir, unix.ENOSPC)
+	}
+	return nil
 }
 
 // isNamespace says whether file holds a namespace (a published view).

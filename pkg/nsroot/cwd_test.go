@@ -85,4 +85,3 @@ func TestLongWorkingDirectory(t *testing.T) {
 		t.Errorf("Getwd in / = %q, %v", got, err)
 	}
 }
-
