@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -73,13 +74,22 @@ func (st *state) event(login bool) audit.Event {
 // atLaunch is what a launch does for the admins before it enters the
 // tree: the audit line, and, on a cache miss, the collection of stale
 // cached namespaces (a build is about to happen, which costs far more).
+// A cache that cannot take the view to build makes the launch build a
+// private one, with one warning, which the audit line carries too.
 func (st *state) atLaunch(p *nsroot.Plan, login bool) {
-	miss := false
+	miss, warning := false, ""
 	if p.Cache != nil {
 		_, err := os.Lstat(p.Cache.File())
 		miss = err != nil
+		if miss {
+			if err := p.Cache.Writable(); err != nil {
+				warning = "not caching tree " + p.Tree + ": " + err.Error()
+				fmt.Fprintln(os.Stderr, "chos: warning: "+warning)
+				p.Cache, miss = nil, false
+			}
+		}
 	}
-	st.auditLaunch(p, login, miss)
+	st.auditLaunch(p, login, miss, warning)
 	if miss {
 		st.collectStale(p.Cache.Dir, st.adm.cat)
 	}
@@ -87,12 +97,12 @@ func (st *state) atLaunch(p *nsroot.Plan, login bool) {
 
 // auditLaunch logs a launch that changes tree: one into a tree, or back to
 // the host from inside one. Runs that stay on the host are not logged.
-func (st *state) auditLaunch(p *nsroot.Plan, login, miss bool) {
+func (st *state) auditLaunch(p *nsroot.Plan, login, miss bool, warning string) {
 	if p.Host && st.hostPrefix == "" {
 		return
 	}
 	e := st.event(login)
-	e.Tree, e.Cwd, e.Argc = p.Tree, p.Dir, len(p.Argv)
+	e.Tree, e.Cwd, e.Argc, e.Warning = p.Tree, p.Dir, len(p.Argv), warning
 	if len(p.Argv) > 0 {
 		e.Argv0 = p.Argv[0]
 	}
