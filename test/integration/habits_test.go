@@ -271,3 +271,73 @@ func TestWorkingDirectoryLongerThanPathMax(t *testing.T) {
 		})
 	}
 }
+
+// A cache directory that cannot take a new view (out of inodes, read-only,
+// or broken in a way only the builder sees): every launch still runs, in
+// a private view, with one warning; the audit line says so where the
+// launch can tell before building. A small tmpfs on the compiled-in cache
+// directory makes each case.
+func TestUnwritableCacheFallsBackToPrivateView(t *testing.T) {
+	d := startRsyslog(t)
+	auditConfig(t, "%AUDIT\nfacility = local5\nsocket = "+d.sock+"\n")
+	show := []string{"sed", "-n", "s/^ID=//p", "/etc/os-release"}
+	for _, c := range []struct {
+		name    string
+		opts    string             // of the tmpfs
+		prepare func(t *testing.T) // after mounting it
+		warning string             // "" for none
+		audited bool               // the audit line says view=fresh and warning=
+	}{
+		{"control: a writable cache", "nr_inodes=64", nil, "", false},
+		{"out of inodes", "nr_inodes=1", nil, "no free inode", true},
+		{"read-only", "ro", nil, "read-only file system", true},
+		{"a file where a directory must be", "nr_inodes=64", func(t *testing.T) {
+			must(t, os.WriteFile(filepath.Join(h.cacheDir, "ns"), nil, 0o644))
+		}, "not a directory", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			emptyCache(t)
+			must(t, unix.Mount("chos-itest-cache", h.cacheDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,"+c.opts))
+			t.Cleanup(func() {
+				emptyCache(t)
+				if err := unix.Unmount(h.cacheDir, 0); err != nil {
+					t.Errorf("unmounting the test's cache: %v", err)
+				}
+			})
+			if c.prepare != nil {
+				c.prepare(t)
+			}
+			seen := len(d.lines(t))
+			for i := 0; i < 2; i++ {
+				r := chos(t, append([]string{"exec", "one"}, show...)...)
+				if !wantStatus(t, r, 0) || strings.TrimSpace(r.stdout) != h.osIDs["one"] {
+					t.Errorf("launch %d did not run in tree one:\n%s", i+1, r)
+				}
+				lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+				switch {
+				case c.warning == "" && r.stderr != "":
+					t.Errorf("launch %d warns:\n%s", i+1, r)
+				case c.warning != "" && (len(lines) != 1 || !strings.HasPrefix(lines[0], "chos: warning: not caching tree one: ") ||
+					!strings.Contains(lines[0], c.warning)):
+					t.Errorf("launch %d: want one warning chos: warning: not caching tree one: ...%s:\n%s", i+1, c.warning, r)
+				}
+			}
+			got := d.lines(t)[seen:]
+			if len(got) != 2 {
+				t.Fatalf("%d audit lines, want 2: %v", len(got), got)
+			}
+			switch {
+			case c.warning == "":
+				wantFields(t, got[0], map[string]string{"view": "built"})
+				wantFields(t, got[1], map[string]string{"view": "cached"})
+			case c.audited:
+				for _, l := range got {
+					wantFields(t, l, map[string]string{"view": "fresh", "warning": "not caching tree one: *" + c.warning + "*"})
+				}
+			}
+			if r := chos(t, append([]string{"exec", "--fresh", "one"}, show...)...); !wantStatus(t, r, 0) || r.stderr != "" {
+				t.Errorf("a --fresh launch does not run without a word:\n%s", r)
+			}
+		})
+	}
+}
