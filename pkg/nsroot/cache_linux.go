@@ -250,8 +250,8 @@ func mkdirMode(dir string, mode os.FileMode) error {
 // enterCached joins the namespace kept in file, if there is one.
 func enterCached(file string) (bool, error) {
 	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return false, nil
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return false, nil // (a broken cache directory holds none either)
 	}
 	if err != nil {
 		return false, fmt.Errorf("opening cached namespace %s: %w", file, err)

@@ -292,15 +292,18 @@ func TestUnwritableCacheFallsBackToPrivateView(t *testing.T) {
 		{"out of inodes", "nr_inodes=1", nil, "no free inode", true},
 		{"read-only", "ro", nil, "read-only file system", true},
 		{"a file where a directory must be", "nr_inodes=64", func(t *testing.T) {
-			must(t, os.WriteFile(filepath.Join(h.cacheDir, "ns"), nil, 0o644))
+			ns := filepath.Join(h.cacheDir, "ns")
+			must(t, os.WriteFile(ns, nil, 0o644))
+			t.Cleanup(func() { os.Remove(ns) }) // (before `chos cache drop`)
 		}, "not a directory", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			emptyCache(t)
+			must(t, os.MkdirAll(h.cacheDir, 0o755))
 			must(t, unix.Mount("chos-itest-cache", h.cacheDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,"+c.opts))
 			t.Cleanup(func() {
-				emptyCache(t)
-				if err := unix.Unmount(h.cacheDir, 0); err != nil {
+				wantStatus(t, run(t, call{Root: true, Args: []string{h.chos, "cache", "drop"}}), 0)
+				if err := unix.Unmount(h.cacheDir, unix.MNT_DETACH); err != nil {
 					t.Errorf("unmounting the test's cache: %v", err)
 				}
 			})
