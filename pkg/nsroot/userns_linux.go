@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,16 @@ func RunInUserNS(p *Plan) (int, error) {
 		return StatusFailed, err
 	}
 	defer images.close()
+	need := userNSTasks
+	if images != nil {
+		need += imageTasks
+	}
+	if err := checkTaskRoom(os.Getuid(), need); err != nil {
+		return StatusFailed, err
+	}
+	// While it waits, this process runs little Go code: one processor
+	// bounds the threads the runtime may still start (see checkTaskRoom).
+	runtime.GOMAXPROCS(1)
 	if !p.Inherit.Recorded {
 		p.Inherit = start
 	}
@@ -75,8 +86,11 @@ func RunInUserNS(p *Plan) (int, error) {
 		argv = append(argv, strconv.Itoa(len(files)))
 		files = append(files, images.child.Fd())
 	}
+	// The child's own environment (the command's is in the plan): its Go
+	// runtime on one processor and without a collector, which would start
+	// threads of its own before the exec (see checkTaskRoom).
 	pid, err := syscall.ForkExec("/proc/self/exe", argv,
-		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: ownNamespaces()})
+		&syscall.ProcAttr{Env: []string{"GOMAXPROCS=1", "GOGC=off"}, Files: files, Sys: ownNamespaces()})
 	r.Close()
 	if err != nil {
 		w.Close()
