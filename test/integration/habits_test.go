@@ -344,3 +344,69 @@ func TestUnwritableCacheFallsBackToPrivateView(t *testing.T) {
 		})
 	}
 }
+
+// A low process limit (ulimit -u), a few above what the user runs already:
+// chos runs the command, or refuses with one line and status 125, in both
+// modes; never a crash of the Go runtime ("fatal error: newosproc", a stack
+// dump, status 2). The command itself starts no process, so without chos
+// it runs at every limit. One case is left: a chos without the setuid bit
+// cannot start at all below the threads the Go runtime starts before any of
+// chos's code runs (its setuid start is root's, which the limit spares).
+func TestLowProcessLimit(t *testing.T) {
+	// The user's tasks (threads) as the kernel counts them against the
+	// limit, other PID namespaces' included: the least limit under which a
+	// subshell may start one more process is that count plus the two (sh
+	// tries a fork once; bash would retry for half a minute). Then a limit
+	// n above it, and chos in place of this shell.
+	const script = `lo=1 hi=$(ulimit -Hu); [ "$hi" = unlimited ] && hi=4194304
+while [ $lo -lt $hi ]; do mid=$(((lo + hi) / 2))
+  if (ulimit -u $mid && exec sh -c '/bin/true && exit 0') 2>/dev/null; then hi=$mid; else lo=$((mid + 1)); fi
+done
+ulimit -u $((lo - 2 + $1)) && shift && exec "$@"`
+	wantStatus(t, chos(t, "exec", "one", "true"), 0) // (the cached view exists first)
+	for _, m := range append(modes(), mode{name: "setuid binary --mode=userns", bin: h.chos, userns: true}) {
+		t.Run(m.name, func(t *testing.T) {
+			var ran, unstarted []int
+			for n := 1; n <= 24; n++ {
+				argv := []string{m.bin}
+				if m.bin == h.chos && m.userns {
+					argv = append(argv, "--mode=userns")
+				}
+				argv = append(argv, "exec", "one", "echo", "ran")
+				r := run(t, call{Args: append([]string{"bash", "-c", script, "bash", strconv.Itoa(n)}, argv...)})
+				lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+				switch {
+				case r.status == 0 && r.stdout == "ran\n" && r.stderr == "":
+					ran = append(ran, n)
+				case r.status == 125 && len(lines) == 1 && strings.HasPrefix(lines[0], "chos: ") && r.stdout == "":
+				case m.bin == h.chosUserns && strings.Contains(r.stderr, "fatal error: newosproc") && !strings.Contains(r.stderr, "main.main("):
+					unstarted = append(unstarted, n) // (before main: the runtime's own start)
+				default:
+					t.Errorf("ulimit -u %d above the user's processes: want the command run, or one chos: line and status 125:\n%s", n, r)
+				}
+			}
+			t.Logf("ran at %v above the user's processes; the Go runtime could not start at %v", ran, unstarted)
+			if len(unstarted) > 3 || (len(unstarted) > 0 && unstarted[len(unstarted)-1] != len(unstarted)) {
+				t.Errorf("the Go runtime cannot start chos at %v above the user's processes: more than the 3 it needs for itself", unstarted)
+			}
+			if m.bin == h.chos && !m.userns && len(ran) != 24 {
+				t.Errorf("setuid mode ran only at %v of 1 to 24 above the user's processes", ran)
+			}
+			if len(ran) == 0 || ran[len(ran)-1] != 24 {
+				t.Errorf("chos did not run at 24 above the user's processes")
+			}
+		})
+	}
+	t.Run("control: without chos", func(t *testing.T) {
+		for n := 1; n <= 24; n++ {
+			r := run(t, call{Args: []string{"bash", "-c", script, "bash", strconv.Itoa(n), "echo", "ran"}})
+			if !wantStatus(t, r, 0) || r.stdout != "ran\n" {
+				t.Errorf("without chos, at %d above the user's processes:\n%s", n, r)
+			}
+		}
+		r := run(t, call{Args: []string{"bash", "-c", script, "bash", "0", "sh", "-c", "/bin/true && exit 0"}})
+		if r.status == 0 {
+			t.Errorf("a shell at its process limit could start a process: the limit does not hold:\n%s", r)
+		}
+	})
+}
