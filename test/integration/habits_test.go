@@ -212,7 +212,9 @@ func TestWorkingDirectoryRootCannotEnter(t *testing.T) {
 	dir := filepath.Join(mnt, "sub")
 	script := `cat flag && stat -c %d:%i .`
 	// (the user's shell changes to it: this test's exec would as root)
-	in := func(argv ...string) []string { return append([]string{"sh", "-c", `cd "$0" && exec "$@"`, dir}, argv...) }
+	in := func(argv ...string) []string {
+		return append([]string{"sh", "-c", `cd "$0" && exec "$@"`, dir}, argv...)
+	}
 	ref := run(t, call{Args: in("sh", "-c", script)})
 	t.Run("control", func(t *testing.T) {
 		if !wantStatus(t, ref, 0) || !strings.HasPrefix(ref.stdout, flag+"\n") {
