@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -411,4 +413,43 @@ ulimit -u $((lo - 2 + $1)) && shift && exec "$@"`
 			t.Errorf("a shell at its process limit could start a process: the limit does not hold:\n%s", r)
 		}
 	})
+}
+
+// A signal sent to the process group of a command (a terminal, a shell's
+// `kill %1`, scancel, `kill -- -PGID`) arrives once, as without chos; one
+// sent to chos's own pid (the userns helper's) arrives once too, forwarded.
+// The command counts what it gets.
+func TestSignalToProcessGroupArrivesOnce(t *testing.T) {
+	const counter = `trap 'echo TERM' TERM; trap 'echo USR1' USR1; echo ready
+while :; do sleep 0.05; done`
+	for _, c := range []struct {
+		name  string
+		argv  []string // up to the command
+		group bool     // signals to the process group, else to the pid started
+	}{
+		{"control: without chos", nil, true},
+		{"setuid", []string{h.chos, "exec", "one"}, true},
+		{"userns", []string{h.chosUserns, "exec", "one"}, true},
+		{"userns: to chos's pid", []string{h.chosUserns, "exec", "one"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := start(t, call{Args: append(append([]string{}, c.argv...), "sh", "-c", counter)})
+			if !b.waitLine("ready", 10*time.Second) {
+				return
+			}
+			to := b.pid
+			if c.group {
+				to = -b.pid
+			}
+			for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1} {
+				must(t, syscall.Kill(to, sig))
+				time.Sleep(300 * time.Millisecond)
+			}
+			time.Sleep(300 * time.Millisecond)
+			r := b.result()
+			if got := strings.Join(strings.Fields(strings.TrimPrefix(r.stdout, "ready\n")), " "); got != "TERM USR1" {
+				t.Errorf("the command got %q, want each signal once (TERM USR1):\n%s", got, r)
+			}
+		})
+	}
 }
