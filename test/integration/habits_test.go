@@ -453,3 +453,83 @@ while :; do sleep 0.05; done`
 		})
 	}
 }
+
+// The soft stack limit reaches the command on every path where chos can
+// know it: a setuid exec lowers one above 8 MiB to 8 MiB, and chos then
+// takes its parent's where the parent runs as the caller. Each case runs
+// `sh -c 'ulimit -s'` without chos (the control: what the command should
+// get), and in both modes.
+func TestStackLimitOfTheCaller(t *testing.T) {
+	const show = "ulimit -s"
+	// (a program that sets its own limit and executes the rest in place)
+	const pyExec = `import os, resource, sys
+resource.setrlimit(resource.RLIMIT_STACK, (resource.RLIM_INFINITY, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+os.execvp(sys.argv[1], sys.argv[1:])`
+	var old unix.Rlimit
+	must(t, unix.Prlimit(0, unix.RLIMIT_STACK, nil, &old))
+	if old.Max != unix.RLIM_INFINITY {
+		t.Fatalf("the hard stack limit is %d: these cases need it unlimited", old.Max)
+	}
+	t.Cleanup(func() { unix.Prlimit(0, unix.RLIMIT_STACK, &old, nil) })
+	c := slurm(t)
+	for _, tc := range []struct {
+		name string
+		// argv runs launcher (chos and its arguments up to the command;
+		// none for the control) and the command.
+		argv func(launcher ...string) []string
+		env  []string
+		// parent is this test's own soft limit while the case runs: the
+		// parent of a caller that executes chos in place.
+		parent uint64
+		setuid string // what the command gets in setuid mode, if not the control's
+		why    string
+	}{
+		{name: "inherited from the shell that starts chos",
+			argv: func(l ...string) []string {
+				return append([]string{"sh", "-c", `ulimit -S -s unlimited && "$@"; exit`, "sh"}, append(l, "sh", "-c", show)...)
+			}},
+		{name: "set by a program that executes chos in place (Python's os.execvp)",
+			argv: func(l ...string) []string {
+				return append([]string{"sh", "-c", `ulimit -S -s 8192 && "$@"; exit`, "sh", "python3", "-c", pyExec}, append(l, "sh", "-c", show)...)
+			},
+			setuid: "8192", why: "the case left: chos gets the limit of its parent, the shell"},
+		{name: "a parent of root's with a higher limit than the caller's (as slurmstepd of a slurmd with LimitSTACK=infinity)",
+			argv: func(l ...string) []string {
+				return append([]string{"sh", "-c", `ulimit -S -s 8192 && exec "$@"`, "sh"}, append(l, "sh", "-c", show)...)
+			},
+			parent: unix.RLIM_INFINITY},
+		{name: "srun chos exec with a limit Slurm propagated",
+			argv: func(l ...string) []string {
+				return append([]string{"bash", "-c", `ulimit -S -s unlimited && srun "$@"`, "bash"}, append(l, "sh", "-c", show)...)
+			},
+			env:    c.user().Env,
+			setuid: "8192", why: "the case left: slurmstepd sets the task's limit after forking it, and leaves no trace of it"},
+		{name: "srun of a shell that starts chos",
+			argv: func(l ...string) []string {
+				return append([]string{"bash", "-c", `ulimit -S -s unlimited && srun sh -c '"$@"; exit' sh "$@"`, "bash"}, append(l, "sh", "-c", show)...)
+			},
+			env: c.user().Env},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.parent != 0 {
+				must(t, unix.Prlimit(0, unix.RLIMIT_STACK, &unix.Rlimit{Cur: tc.parent, Max: old.Max}, nil))
+				defer unix.Prlimit(0, unix.RLIMIT_STACK, &old, nil)
+			}
+			ref := run(t, call{Args: tc.argv(), Env: tc.env})
+			want := strings.TrimSpace(ref.stdout)
+			if !wantStatus(t, ref, 0) || want == "" {
+				t.Fatal("control: the command does not run without chos")
+			}
+			for _, m := range modes() {
+				r := run(t, call{Args: tc.argv(m.bin, "exec", "one"), Env: tc.env})
+				want := want
+				if m.name == "setuid" && tc.setuid != "" {
+					want = tc.setuid
+				}
+				if got := strings.TrimSpace(r.stdout); !wantStatus(t, r, 0) || got != want {
+					t.Errorf("%s mode: the command's soft stack limit is %q, want %q (without chos: %q) %s:\n%s", m.name, got, want, strings.TrimSpace(ref.stdout), tc.why, r)
+				}
+			}
+		})
+	}
+}
