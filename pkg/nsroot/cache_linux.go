@@ -11,44 +11,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
-// Cache names the cached mount namespace of a view. A view's mounts are the
-// same for every user (identity, cwd and environment are applied after
-// entering), so the first launch of a tree builds it once and later launches
-// enter it with setns: their cost no longer depends on the host's mount
-// count. Key changes whenever anything the view was built from changes, so
-// a stale namespace is simply never found.
-type Cache struct {
-	Dir  string // a root-owned directory; made an unbindable mount of its own
-	Tree string
-	Key  string
-}
-
-// File is the namespace file of this view.
-func (c *Cache) File() string {
-	return filepath.Join(c.Dir, fileStem(c.Tree)+"."+c.Key+".mnt")
-}
-
-func (c *Cache) lockFile() string { return filepath.Join(c.Dir, fileStem(c.Tree)+".lock") }
-
-// fileStem makes a tree name (which may be a path) a file name.
-func fileStem(tree string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, tree)
-}
+// lockFile is the file builders of c's tree lock.
+func lockFileOf(c *spec.Cache) string { return filepath.Join(c.Dir, spec.Stem(c.Tree)+".lock") }
 
 // enterCachedView puts the calling thread in the cached namespace of v,
 // having a builder process build and publish it first when there is none.
 // The launching process itself never holds the cache's locks: its caller
 // can stop it (SIGSTOP) or block it on a full stderr, and must not be able
 // to stall other users' launches so (see builder_linux.go).
-func enterCachedView(v *View, id *Identity) (notes []string, err error) {
+func enterCachedView(v *spec.View, id *spec.Layer) (notes []spec.Note, err error) {
 	// setns(CLONE_NEWNS) refuses a thread that shares its root and cwd with
 	// the other threads of the process.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -60,7 +35,7 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		file := c.File()
 		if id != nil {
-			file = c.LayerFile(id)
+			file = layerFile(c, id)
 		}
 		if entered, err := enterCached(file); entered || err != nil {
 			return notes, err
@@ -69,9 +44,6 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 		notes = append(notes, res.Notes...)
 		if err != nil {
 			return notes, err
-		}
-		if res.Warning != "" {
-			fmt.Fprintln(os.Stderr, "chos: warning: "+res.Warning)
 		}
 		if res.Private {
 			break
@@ -89,22 +61,25 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 // the view in a namespace of its own and binds that namespace on the cache
 // file, unless a concurrent builder already did; then, for id, the user's
 // identity layer on a copy of it, likewise.
-func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
+func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, err error) {
 	c := v.Cache
 	// A cache that cannot be written (read-only, full) is not the
 	// launch's failure: it builds a private view instead.
 	if err := ownCacheDir(c.Dir); err != nil {
-		return uncached(v.Tree, err), nil
+		res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: %v", v.Tree, err))
+		return res, nil
 	}
 	lock, err := lockTree(c)
 	if err != nil {
-		return uncached(v.Tree, err), nil
+		res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: %v", v.Tree, err))
+		return res, nil
 	}
 	defer lock.Close()
 	if id != nil {
 		// (in the host's namespace: the view's root is read-only)
-		if err := mkdirMode(c.layerDir(), 0o755); err != nil {
-			return uncached(v.Tree, fmt.Errorf("creating %s: %w", c.layerDir(), err)), nil
+		if err := mkdirMode(layerDir(c), 0o755); err != nil {
+			res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: creating %s: %v", v.Tree, layerDir(c), err))
+			return res, nil
 		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
@@ -118,13 +93,16 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	// Concurrent first launches of one tree: one builds, the others find
 	// what it built.
 	if !isNamespace(c.File()) {
-		if res.Notes, err = assemble(v, Privileged); err != nil {
+		done, order := newerNamespaces(host)
+		res.Notes, err = assemble(v, Privileged)
+		if order == nil {
+			done()
+		}
+		if err != nil {
 			return res, err
 		}
 		if err := publish(c, host, c.File(), func() { dropOlderViews(c) }); err != nil {
-			notes := res.Notes
-			res = uncached(v.Tree, err)
-			res.Notes = notes
+			res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: %v", v.Tree, errors.Join(err, order)))
 			return res, nil
 		}
 	} else if id != nil {
@@ -132,37 +110,36 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 			return res, err
 		}
 	}
-	if id == nil || isNamespace(c.LayerFile(id)) {
+	if id == nil || isNamespace(layerFile(c, id)) {
 		return res, nil
 	}
 	// The layer: a copy of the view (this thread is in it now) with the
 	// user's lines added.
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+	done, order := newerNamespaces(host)
+	err = unix.Unshare(unix.CLONE_NEWNS)
+	if order == nil {
+		done()
+	}
+	if err != nil {
 		return res, fmt.Errorf("unsharing the mount namespace: %w", err)
 	}
 	if err := applyIdentity(id); err != nil {
 		return res, err
 	}
-	file := c.LayerFile(id)
-	if err := publish(c, host, file, func() { dropLayers(c.layerDir(), c.layerPrefix(id.UID), file) }); err != nil {
-		res.Warning = fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, err)
-		res.Private = true
+	file := layerFile(c, id)
+	if err := publish(c, host, file, func() { dropLayers(layerDir(c), layerPrefix(c, id.UID), file) }); err != nil {
+		res.warnUncached(file, fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, errors.Join(err, order)))
 	}
 	return res, nil
 }
 
-// uncached is the result of a build that cannot use the cache: the
-// launch builds a private view, with one warning.
-func uncached(tree string, err error) builderResult {
-	return builderResult{Warning: fmt.Sprintf("not caching tree %s: %v", tree, err), Private: true}
-}
-
-// Writable says why a view could not be published in c.Dir now, or nil:
-// its file system is read-only or has no free inode (each view is a new
-// file). A launch about to build one asks first, to build a private view
-// instead with one warning (the builder falls back too, on what this
-// cannot foresee, such as a directory without room for one more entry).
-func (c *Cache) Writable() error {
+// CacheWritable says why a view could not be published in c's directory
+// now, or nil: its file system is read-only or has no free inode (each
+// view is a new file). A launch about to build one asks first, to build a
+// private view instead with one warning (the builder falls back too, on
+// what this cannot foresee, such as a directory without room for one more
+// entry).
+func CacheWritable(c *spec.Cache) error {
 	for dir := c.Dir; ; dir = filepath.Dir(dir) {
 		var sfs unix.Statfs_t
 		err := unix.Statfs(dir, &sfs)
@@ -188,6 +165,50 @@ func unwritable(dir string, sfs *unix.Statfs_t) error {
 	return nil
 }
 
+// uncachedSuffix marks, beside a view's namespace file, a view that could
+// not be cached from this mount namespace; it holds the reason.
+const uncachedSuffix = ".uncached"
+
+// warnUncached makes the launch build a private view, with a warning the
+// first time in this mount namespace (a Slurm job's namespace, a login
+// session's) and a note afterwards: every launch of a thousand-task job
+// would otherwise repeat it. `chos check` reports the marks.
+func (res *builderResult) warnUncached(file, warning string) {
+	res.Private = true
+	mark := strings.TrimSuffix(file, ".mnt") + uncachedSuffix
+	f, err := os.OpenFile(mark, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			res.Notes = append(res.Notes, spec.Notef("%s", warning))
+			return
+		}
+	} else {
+		f.WriteString(warning + "\n")
+		f.Close()
+	}
+	res.Notes = append(res.Notes, spec.Warning("%s", warning))
+}
+
+// Uncached lists why views could not be cached from the namespace whose
+// cache directory is dir (the marks warnUncached leaves), one line each.
+func Uncached(dir string) []string {
+	var out []string
+	for _, m := range uncachedMarks(dir, "") {
+		if b, err := os.ReadFile(m); err == nil {
+			out = append(out, strings.TrimSpace(string(b)))
+		}
+	}
+	return out
+}
+
+// uncachedMarks are the marks of views (in dir) and layers (in dir/id)
+// whose names start with prefix.
+func uncachedMarks(dir, prefix string) []string {
+	views, _ := filepath.Glob(filepath.Join(dir, prefix+"*"+uncachedSuffix))
+	layers, _ := filepath.Glob(filepath.Join(dir, "id", prefix+"*"+uncachedSuffix))
+	return append(views, layers...)
+}
+
 // isNamespace says whether file holds a namespace (a published view).
 func isNamespace(file string) bool {
 	var sfs unix.Statfs_t
@@ -197,11 +218,11 @@ func isNamespace(file string) bool {
 // lockTree takes the tree's build lock. Only builders take it (root's
 // processes no user can signal); its file and directory get their modes
 // from chos, not from anyone's umask.
-func lockTree(c *Cache) (*os.File, error) {
+func lockTree(c *spec.Cache) (*os.File, error) {
 	if err := mkdirMode(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache directory: %w", err)
 	}
-	return lockFile(c.lockFile())
+	return lockFile(lockFileOf(c))
 }
 
 // lockFile opens (creating it, mode 0600) and exclusively locks the lock
@@ -341,7 +362,7 @@ func ownCacheDir(dir string) error {
 
 // publish binds the calling thread's (new) namespace on c.File() in the
 // host's namespace, drops older namespaces of the same tree, and comes back.
-func publish(c *Cache, host *os.File, file string, dropOthers func()) error {
+func publish(c *spec.Cache, host *os.File, file string, dropOthers func()) error {
 	view, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return fmt.Errorf("opening the view's namespace: %w", err)
@@ -380,12 +401,12 @@ func bindNamespace(view *os.File, file string) error {
 
 // dropOlderViews drops the other views of c's tree, and every identity
 // layer on them: processes in them keep them; no new launch enters them.
-func dropOlderViews(c *Cache) {
+func dropOlderViews(c *spec.Cache) {
 	entries, _ := ListCache(c.Dir)
 	for _, e := range entries {
-		if e.Stem == fileStem(c.Tree) && e.Key != c.Key {
+		if e.Stem == spec.Stem(c.Tree) && e.Key != c.Key {
 			dropFile(e.File)
-			dropLayers(c.layerDir(), e.Stem+"."+e.Key+".", "")
+			dropLayers(layerDir(c), e.Stem+"."+e.Key+".", "")
 		}
 	}
 }
@@ -437,11 +458,8 @@ func stemPrefix(tree string) string {
 	if tree == "" {
 		return ""
 	}
-	return fileStem(tree) + "."
+	return spec.Stem(tree) + "."
 }
-
-// StemOf is the file name stem a tree's cached namespaces carry.
-func StemOf(tree string) string { return fileStem(tree) }
 
 // DropCache removes the cached namespaces of a tree (all when tree is ""),
 // and with all of them the cache directory's own mount, so that the host's
@@ -467,13 +485,16 @@ func DropCache(dir, tree string) error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if tree == "" || e.Stem == fileStem(tree) {
+		if tree == "" || e.Stem == spec.Stem(tree) {
 			if err := dropFile(e.File); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	dropLayers(filepath.Join(dir, "id"), stemPrefix(tree), "")
+	for _, m := range uncachedMarks(dir, stemPrefix(tree)) {
+		os.Remove(m)
+	}
 	if tree != "" || len(errs) > 0 {
 		return errors.Join(errs...)
 	}

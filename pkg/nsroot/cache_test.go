@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // A cache on a read-only file system, or one with no free inode, cannot
@@ -33,7 +35,7 @@ func TestCacheUnwritable(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, d := range []string{dir, filepath.Join(dir, "not", "yet")} {
-		if err := (&Cache{Dir: d}).Writable(); err != nil {
+		if err := CacheWritable(&spec.Cache{Dir: d}); err != nil {
 			t.Errorf("Writable(%s) = %v", d, err)
 		}
 	}

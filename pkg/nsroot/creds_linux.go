@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // The credential calls below are raw, per-thread system calls on purpose:
@@ -81,7 +83,7 @@ func AsUser(uid, gid int, groups []int, fn func() error) error {
 // There AsUser, which keeps root's saved uid to come back, is denied too.
 // The lookup must not depend on the thread's root or mount namespace (the
 // new thread has the process's).
-func AsCallerWhereDenied(caller *Credentials, fn func() error) error {
+func AsCallerWhereDenied(caller *spec.Credentials, fn func() error) error {
 	err := fn()
 	if caller == nil || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
 		return err
@@ -92,7 +94,7 @@ func AsCallerWhereDenied(caller *Credentials, fn func() error) error {
 // onCallersThread runs fn on a thread whose real, effective and saved ids
 // and groups are all the caller's, and which ends with fn: it never has
 // root's rights again, and nothing else ever runs on it.
-func onCallersThread(c Credentials, fn func() error) error {
+func onCallersThread(c spec.Credentials, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		// Never unlocked: the runtime ends the thread with the goroutine.
@@ -132,7 +134,7 @@ func restoreRoot(groups []int, egid int) {
 // the caller is root, no capability in any set and no way to regain one
 // (but through the setuid programs of a `setuid = allow` tree, whose
 // bounding set is kept for them).
-func setCredentials(c Credentials) error {
+func setCredentials(c spec.Credentials) error {
 	if !c.KeepCaps {
 		if !c.KeepBounding {
 			if err := dropBounding(); err != nil {
@@ -172,7 +174,7 @@ func setCredentials(c Credentials) error {
 
 // verifyDropped checks, after the fact, that no privilege is left: a launch
 // that cannot prove it is not root does not exec.
-func verifyDropped(c Credentials) error {
+func verifyDropped(c spec.Credentials) error {
 	r, e, s := unix.Getresuid() // reads this thread's ids
 	if r != c.UID || e != c.UID || s != c.UID {
 		return fmt.Errorf("uid is %d/%d/%d after switching to %d", r, e, s, c.UID)

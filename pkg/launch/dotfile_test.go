@@ -1,4 +1,4 @@
-package main
+package launch
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 // be read is refused, never taken as none (which would run the command on
 // the host, or in the default tree, where the user did not choose).
 func TestDotfileOnlyMissingMeansNoSelection(t *testing.T) {
-	st := &state{} // (unprivileged: read with this process's own rights)
+	inv := Invocation{Privilege: Privilege{UserNS: true}} // (read with this process's own rights)
 	for _, tc := range []struct {
 		name    string
 		make    func(t *testing.T, home string) // makes home/.chos
@@ -40,7 +40,7 @@ func TestDotfileOnlyMissingMeansNoSelection(t *testing.T) {
 			home := filepath.Join(t.TempDir(), "home")
 			must(t, os.Mkdir(home, 0o755))
 			tc.make(t, home)
-			content, err := st.readDotfile(home)
+			content, err := inv.readDotfile(home)
 			if refused := err != nil; refused != tc.refused || content != tc.content {
 				t.Fatalf("readDotfile = %q, %v; want %q, refused %v", content, err, tc.content, tc.refused)
 			}
@@ -48,12 +48,5 @@ func TestDotfileOnlyMissingMeansNoSelection(t *testing.T) {
 				t.Errorf("the refusal is not one line naming the file: %v", err)
 			}
 		})
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }
