@@ -51,7 +51,7 @@ func checkTaskRoom(uid, need int) error {
 	if lim.Cur > uint64(have) {
 		room = int(lim.Cur) - have
 	}
-	return fmt.Errorf("your process limit (ulimit -u %d) leaves room for %d more processes and threads, and a launch in user-namespace mode needs %d: raise it, or end some of your %d", lim.Cur, room, need, have)
+	return fmt.Errorf("your process limit (ulimit -u %d) leaves room for %d more processes and threads, and a launch in user-namespace mode needs %d: raise it, or end some of the %d you have", lim.Cur, room, need, have)
 }
 
 // systemTasks is the number of tasks on the system, every PID namespace's
