@@ -58,14 +58,14 @@ func isDir(dir string, id *FileID) error {
 // instead, which copies the mounts the caller has now.
 func enterViewShowingDir(p *Plan, mode Mode) (notes []string, err error) {
 	if p.Cache == nil || mode != Privileged || p.DirID == nil {
-		return EnterView(&p.View, p.Identity, mode)
+		return enterView(&p.View, p.Identity, mode)
 	}
 	caller, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return nil, fmt.Errorf("opening your mount namespace: %w", err)
 	}
 	defer caller.Close()
-	if notes, err = EnterView(&p.View, p.Identity, mode); err != nil {
+	if notes, err = enterView(&p.View, p.Identity, mode); err != nil {
 		return notes, err
 	}
 	// Looked up with the caller's rights, as the chdir will be.
@@ -83,6 +83,6 @@ func enterViewShowingDir(p *Plan, mode Mode) (notes []string, err error) {
 	notes = append(notes, fmt.Sprintf("the cached view of tree %s does not show your working directory %s (mounted after the view was built?): using a private view", p.Tree, p.Dir))
 	private := p.View
 	private.Cache = nil
-	more, err := EnterView(&private, p.Identity, mode)
+	more, err := enterView(&private, p.Identity, mode)
 	return append(notes, more...), err
 }

@@ -68,7 +68,7 @@ type Mount struct {
 	Optional bool
 	// SameFileAs, when set, requires Source to be the same file (device
 	// and inode) as this path: a path is bound, but must still name the
-	// file it named when the plan was made (/proc/self/exe for chos).
+	// file it named when the plan was made (SelfExe for chos).
 	SameFileAs string
 	// Added is the view's directory an OpOverlay puts on top of Source.
 	Added string
@@ -85,6 +85,9 @@ type Mount struct {
 	// Why says where the step comes from, for `chos plan` and errors.
 	Why string
 }
+
+// SelfExe is chos's own binary, as each process of it reaches it.
+const SelfExe = "/proc/self/exe"
 
 // Credentials are what the command runs as.
 type Credentials struct {
@@ -115,7 +118,12 @@ type View struct {
 	// RootSource, when set, is bound (recursively) as the view's root
 	// instead of a new tmpfs: the host's root, reached from inside a view.
 	RootSource string
-	Mounts     []Mount
+	// OuterHost is set when the launch comes from inside another view and
+	// chos has moved to the host's root (EnterHostRoot): where the host's
+	// root is in that view (plan.HostDir). A privileged build first makes
+	// it the root of its namespace, leaving the outer view behind.
+	OuterHost string
+	Mounts    []Mount
 	// Complete, when set, adds the steps whose listing costs I/O (the
 	// top-level entries of an image tree): only a launch that builds the
 	// view runs it (Finish), as the key of a cached view covers the

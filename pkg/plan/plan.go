@@ -43,6 +43,11 @@ type ViewRequest struct {
 	// HostPrefix is where the host's root is seen from the caller: "" on
 	// the host, HostDir inside a view. Every host path is taken below it.
 	HostPrefix string
+	// FromView: chos was started inside a view and works from the host's
+	// root (nsroot.EnterHostRoot, privileged chos only): host paths are
+	// plain, but the host is a view to build too, and a build leaves the
+	// outer view first (nsroot.View.OuterHost).
+	FromView bool
 	// Image is set when the tree is a squashfs image file: the view mounts
 	// it on ImageDir and binds its entries from there. Entries may then be
 	// left out and listed by ListEntries when the view is built (a cached
@@ -152,10 +157,13 @@ func View(r ViewRequest) nsroot.View {
 				return nil
 			}
 		}
-	case r.HostPrefix != "":
+	case r.HostPrefix != "" || r.FromView:
 		// Back to the host from inside a view: its root is the host's.
 		v.Host = false
-		v.RootSource = r.HostPrefix
+		v.RootSource = path.Join("/", r.HostPrefix)
+	}
+	if r.FromView && !v.Host {
+		v.OuterHost = HostDir
 	}
 	return v
 }
@@ -256,9 +264,11 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 	ms = append(ms, nsroot.Mount{Op: nsroot.OpMkdir, Target: ViewDir, Why: "for switching trees"},
 		nsroot.Mount{Op: nsroot.OpMkdir, Target: nsroot.IdentityDir, Why: WhyNames})
 	if r.Self != "" {
+		// nosuid as the tree is: inside a tree, the setuid chos gives root
+		// only where the tree's own setuid programs do (setuid = allow).
 		ms = append(ms, nsroot.Mount{
 			Op: nsroot.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
-			SameFileAs: "/proc/self/exe", Why: WhySelf,
+			NoSuid: !t.AllowSetuid, SameFileAs: nsroot.SelfExe, Why: WhySelf,
 		})
 	}
 	return ms
