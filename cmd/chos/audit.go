@@ -35,6 +35,13 @@ var sources = map[ostree.Source]string{
 // host path: inside a view (from where chos was started, or the one
 // `chos prepare` has entered) the host is at plan.HostDir.
 func (st *state) logger(inView bool) *audit.Logger {
+	if st.adm.cfg == nil {
+		// A refusal that came before the configuration was read (a
+		// user's `chos prepare`) goes where %AUDIT says all the same.
+		if paths, err := st.configPaths(); err == nil {
+			st.adm.cfg, _ = config.Load(paths, st.setuid() || st.dropped)
+		}
+	}
 	ac := st.adm.cfg.Audit()
 	socket := st.hostPath(ac.Socket)
 	if inView {

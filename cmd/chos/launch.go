@@ -42,6 +42,11 @@ type state struct {
 	// hostPrefix is where the host's root is seen: "" on the host,
 	// plan.HostDir inside a view.
 	hostPrefix string
+	// fromView: chos was started inside a view with privilege and has
+	// moved to the host's root (rootAtHost): host is what it knows of
+	// where it came from.
+	fromView bool
+	host     nsroot.HostRoot
 	// fresh launches in a private namespace, not the cached one.
 	fresh bool
 	// acct is the caller's passwd entry, looked up once (see account).
@@ -72,6 +77,24 @@ func newState() *state {
 		}
 	}
 	return st
+}
+
+// rootAtHost moves a privileged chos started inside a view to the host's
+// root before it reads anything with root's rights (nsroot.EnterHostRoot):
+// no process with privilege runs with a tree as its root.
+func (st *state) rootAtHost() error {
+	if st.mode != nsroot.Privileged || st.hostPrefix == "" {
+		return nil
+	}
+	host, err := nsroot.EnterHostRoot(st.hostPrefix)
+	if err != nil {
+		return err
+	}
+	st.hostPrefix, st.fromView, st.host = "", true, host
+	ostree.UnsquashfsCommand = func(args ...string) ([]string, error) {
+		return append([]string{ostree.Unsquashfs}, args...), nil
+	}
+	return nil
 }
 
 // hostPath is a host path as this process reaches it.
@@ -259,6 +282,9 @@ func (st *state) launchPlan(p *nsroot.Plan, login bool) int {
 // prepare computes the plan of a launch: configuration, selection, access,
 // and what the plan needs to know of the tree and the caller.
 func (st *state) prepare(name string, argv []string, login bool) (*nsroot.Plan, error) {
+	if err := st.rootAtHost(); err != nil {
+		return nil, err
+	}
 	cat, err := st.catalog()
 	if err != nil {
 		return nil, err
@@ -371,7 +397,7 @@ func (st *state) mayRead(t *ostree.Tree) error {
 // viewRequest is what a plan needs to know of a tree's view: the same for
 // every caller, so `chos cache` computes keys from it too.
 func (st *state) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequest, error) {
-	req := plan.ViewRequest{Catalog: cat, Tree: t, Root: st.viewRoot(), HostPrefix: st.hostPrefix}
+	req := plan.ViewRequest{Catalog: cat, Tree: t, Root: st.viewRoot(), HostPrefix: st.hostPrefix, FromView: st.fromView}
 	if t.Host {
 		return req, nil
 	}
@@ -386,7 +412,9 @@ func (st *state) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequ
 	}
 	// Bound by path (the executable's own mount is the host namespace's);
 	// the executor checks it is still this binary.
-	if req.Self, err = os.Executable(); err != nil {
+	if req.Self, err = os.Executable(); st.fromView {
+		req.Self = st.host.Self
+	} else if err != nil {
 		return req, fmt.Errorf("finding the chos binary: %w", err)
 	}
 	return req, nil
@@ -396,7 +424,7 @@ func (st *state) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequ
 // kept: without root, from inside a view, for the host and for trees with
 // `cache = no`. The key depends on the view only, never on the caller.
 func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *nsroot.Cache {
-	if st.userns || t.Host || t.NoCache || st.hostPrefix != "" {
+	if st.userns || t.Host || t.NoCache || st.hostPrefix != "" || st.fromView {
 		return nil
 	}
 	// Device and inode of what the view shows by reference: a replaced
@@ -447,8 +475,10 @@ func (st *state) caller() (plan.Caller, error) {
 		return c, err
 	}
 	c.Groups = groups
-	if c.Cwd, err = unix.Getwd(); err != nil {
-		return c, fmt.Errorf("reading the working directory: %w", err)
+	if c.Cwd = st.host.Cwd; c.Cwd == "" {
+		if c.Cwd, err = unix.Getwd(); err != nil {
+			return c, fmt.Errorf("reading the working directory: %w", err)
+		}
 	}
 	u, err := st.account()
 	if err != nil {

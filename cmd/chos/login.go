@@ -51,6 +51,9 @@ func (st *state) cmdLogin(_ context.Context, c *cli.Command) error {
 // loginPlan selects the tree as everywhere and plans the login shell, or
 // the client's command.
 func (st *state) loginPlan(command string, hasCommand bool) (*nsroot.Plan, error) {
+	if err := st.rootAtHost(); err != nil {
+		return nil, err
+	}
 	cat, err := st.catalog()
 	if err != nil {
 		return nil, err
