@@ -135,10 +135,11 @@ func runBuilder(v *View, id *Identity) (res builderResult, ns *os.File, err erro
 	if r.err == nil {
 		r.err = res.decode(r.data)
 	}
-	if r.err == nil && res.Err != "" {
-		r.err = errors.New(res.Err)
-	} else if r.err != nil {
+	switch {
+	case r.err != nil:
 		r.err = fmt.Errorf("building the view of tree %s: %w", v.Tree, r.err)
+	case res.Err != "":
+		r.err = errors.New(res.Err)
 	}
 	if r.err != nil && r.ns != nil {
 		r.ns.Close()

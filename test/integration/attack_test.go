@@ -606,8 +606,9 @@ func TestSetuidAllowTreeGivesItsSetuidProgramsRoot(t *testing.T) {
 
 // The root builder of a shared view does not keep what its launcher's
 // user gave it to slow it or to reach it: an idle scheduling class, a nice
-// value, a narrow CPU affinity, descriptors left open across exec. The
-// control is the user's own chos, which keeps them all.
+// value, a narrow CPU affinity, an idle I/O class, a high OOM score,
+// descriptors left open across exec. The control is the user's own chos,
+// which keeps them all.
 func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	emptyCache(t)
 	must(t, os.MkdirAll(hostCacheDir(t), 0o755))
@@ -619,7 +620,7 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	// would be), which the builder must leave.
 	cg, line := launchCgroup(t)
 	att := start(t, call{Root: true, Args: []string{"bash", "-c", "echo $$ > " + cg + "/cgroup.procs && exec 77</dev/null && " +
-		"exec setpriv --reuid=" + strconv.Itoa(h.uid) + " --regid=" + strconv.Itoa(h.gid) + " --init-groups taskset -c 0 chrt -i 0 nice -n 19 " + h.chos + " exec one true"}})
+		"exec setpriv --reuid=" + strconv.Itoa(h.uid) + " --regid=" + strconv.Itoa(h.gid) + " --init-groups taskset -c 0 chrt -i 0 nice -n 19 ionice -c 3 choom -n 900 -- " + h.chos + " exec one true"}})
 	waited := false
 	defer func() {
 		if !waited {
@@ -680,6 +681,18 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	nice, policy, fd77, cpus := look(builder)
 	if nice != "0" || policy != "0" || fd77 || (cpus == "0" && runtime.NumCPU() > 1) {
 		t.Errorf("the builder has nice %s, policy %s, fd 77 %v, CPUs %s; want 0, 0 (SCHED_OTHER), no fd 77, every CPU", nice, policy, fd77, cpus)
+	}
+	// The I/O class and the OOM score: idle and 900 for the user's chos
+	// (the control), none and 0 for the builder.
+	io := func(pid int) string {
+		return strings.TrimSpace(run(t, call{Root: true, Args: []string{"ionice", "-p", strconv.Itoa(pid)}}).stdout)
+	}
+	oom := func(pid int) string { return strings.TrimSpace(readFile(t, "/proc/"+strconv.Itoa(pid)+"/oom_score_adj")) }
+	if io(launcher) != "idle" || oom(launcher) != "900" {
+		t.Errorf("control: the user's chos has I/O class %q and oom_score_adj %s, want idle and 900", io(launcher), oom(launcher))
+	}
+	if got := io(builder); !strings.HasPrefix(got, "none") || oom(builder) != "0" {
+		t.Errorf("the builder has I/O class %q and oom_score_adj %s, want none and 0", got, oom(builder))
 	}
 	// and, the lock free, it builds the view: the launch completes
 	lock.Close()
