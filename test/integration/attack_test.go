@@ -139,8 +139,18 @@ func TestNoUserCanStallAnotherUsersFirstLaunch(t *testing.T) {
 			wantOSID(t, vr, h.osIDs["one"])
 			syscall.Kill(-att.pid, syscall.SIGKILL)
 			att.wait(promptly)
+			killStopped(t)
 		}
 	})
+}
+
+// killStopped kills what the attacker stopped outside their launch's
+// process group: a builder caught between its fork and its exec, while
+// its real uid is still the user's (it holds nothing yet, but would stay
+// stopped).
+func killStopped(t *testing.T) {
+	t.Helper()
+	run(t, call{Args: []string{"sh", "-c", `pkill -KILL -u "$(id -u)" -x chos; true`}})
 }
 
 // No user can stall another user's image trees. A launch of an image tree
@@ -217,6 +227,7 @@ func TestNoUserCanStallAnotherUsersImageTrees(t *testing.T) {
 				}
 				syscall.Kill(-att.pid, syscall.SIGKILL)
 				att.wait(promptly)
+				killStopped(t)
 				waitBuilders()
 			}
 		})
