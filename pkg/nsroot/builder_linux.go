@@ -13,6 +13,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // Every view a privileged chos enters is built by a builder: chos itself,
@@ -54,13 +56,12 @@ const builderTimeout = 5 * time.Minute
 // identity layer of one user on it (nil for none). A view without a Cache
 // is private: built for the launching process only.
 type builderRequest struct {
-	View     View
-	Identity *Identity
+	View  spec.View
+	Layer *spec.Layer
 }
 
 type builderResult struct {
-	Notes   []string
-	Warning string
+	Notes []spec.Note
 	// Private: the cache cannot be used (another namespace owns it, or
 	// publishing failed): the launch enters the namespace handed back.
 	Private bool
@@ -69,8 +70,8 @@ type builderResult struct {
 
 // runBuilder starts a builder for v (and id) and waits for its result, and
 // for the namespace it hands back (nil when it published the view).
-func runBuilder(v *View, id *Identity) (res builderResult, ns *os.File, err error) {
-	if err := v.Finish(); err != nil {
+func runBuilder(v *spec.View, id *spec.Layer) (res builderResult, ns *os.File, err error) {
+	if err := completeView(v, Privileged); err != nil {
 		return res, nil, err
 	}
 	inR, inW, err := os.Pipe()
@@ -104,7 +105,7 @@ func runBuilder(v *View, id *Identity) (res builderResult, ns *os.File, err erro
 		return res, nil, fmt.Errorf("starting the view builder: %w", err)
 	}
 	go func() {
-		req := builderRequest{View: *v, Identity: id}
+		req := builderRequest{View: *v, Layer: id}
 		inW.Write(req.encode())
 		inW.Close()
 	}()
@@ -207,7 +208,7 @@ func enterNamespace(ns *os.File) error {
 
 // enterBuiltView has a builder build a private view of v, with id's lines,
 // and puts the calling thread in it.
-func enterBuiltView(v *View, id *Identity) (notes []string, err error) {
+func enterBuiltView(v *spec.View, id *spec.Layer) (notes []spec.Note, err error) {
 	private := *v
 	private.Cache = nil
 	res, ns, err := runBuilder(&private, id)
@@ -222,11 +223,12 @@ func enterBuiltView(v *View, id *Identity) (notes []string, err error) {
 }
 
 // RunViewBuilder is the builder's side: it builds the view it is given,
-// publishes it or hands it back, and reports. It returns the exit status.
-func RunViewBuilder() int {
+// publishes it or hands it back, and reports to the launch that started
+// it, which shows what went wrong; what it returns is for whoever else
+// started it.
+func RunViewBuilder() error {
 	if r, e, s := unix.Getresuid(); r != 0 || e != 0 || s != 0 {
-		fmt.Fprintf(os.Stderr, "chos: refusing to build a view for the cache: only root may (uids %d/%d/%d)\n", r, e, s)
-		return StatusFailed
+		return fmt.Errorf("refusing to build a view for the cache: only root may (uids %d/%d/%d)", r, e, s)
 	}
 	time.AfterFunc(builderTimeout, func() { os.Exit(StatusFailed) })
 	out := os.NewFile(builderOutFD, "result")
@@ -235,7 +237,7 @@ func RunViewBuilder() int {
 	if err := takeChosLimits(); err != nil {
 		res.Err = err.Error()
 		sendResult(out, &res, nil)
-		return StatusFailed
+		return err
 	}
 	// What is created in the cache has the modes chos chose, whatever
 	// umask the launching user had.
@@ -260,9 +262,9 @@ func RunViewBuilder() int {
 	case err != nil:
 		res.Err = err.Error()
 	case v.Cache == nil:
-		res, ns, err = buildPrivate(&v, req.Identity)
+		res, ns, err = buildPrivate(&v, req.Layer)
 	default:
-		res, ns, err = buildAndPublish(&v, req.Identity)
+		res, ns, err = buildAndPublish(&v, req.Layer)
 	}
 	if err != nil {
 		res.Err = err.Error()
@@ -271,9 +273,9 @@ func RunViewBuilder() int {
 	// blocks only this process, which holds nothing any more.
 	sendResult(out, &res, ns)
 	if res.Err != "" {
-		return StatusFailed
+		return errors.New(res.Err)
 	}
-	return 0
+	return nil
 }
 
 // sendResult writes a builder's result on out, with ns attached (nil:
@@ -292,7 +294,7 @@ func sendResult(out *os.File, res *builderResult, ns *os.File) {
 
 // buildPrivate builds v (with id's lines) in a namespace of its own and
 // returns that namespace.
-func buildPrivate(v *View, id *Identity) (res builderResult, ns *os.File, err error) {
+func buildPrivate(v *spec.View, id *spec.Layer) (res builderResult, ns *os.File, err error) {
 	if res.Notes, err = assemble(v, Privileged); err != nil {
 		return res, nil, err
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // HostRoot is what a process that moved to the host's root knows of where
@@ -77,7 +79,7 @@ func EnterHostRoot(dir string) (HostRoot, error) {
 // same file as this process's executable.
 func onHost(m *mountinfo.Info) (string, error) {
 	var exe unix.Stat_t
-	if err := unix.Stat(SelfExe, &exe); err != nil {
+	if err := unix.Stat(spec.SelfExe, &exe); err != nil {
 		return "", fmt.Errorf("inspecting the chos binary: %w", err)
 	}
 	mounts, err := mountinfo.GetMounts(func(h *mountinfo.Info) (skip, stop bool) {

@@ -698,7 +698,9 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	io := func(pid int) string {
 		return strings.TrimSpace(run(t, call{Root: true, Args: []string{"ionice", "-p", strconv.Itoa(pid)}}).stdout)
 	}
-	oom := func(pid int) string { return strings.TrimSpace(readFile(t, "/proc/"+strconv.Itoa(pid)+"/oom_score_adj")) }
+	oom := func(pid int) string {
+		return strings.TrimSpace(readFile(t, "/proc/"+strconv.Itoa(pid)+"/oom_score_adj"))
+	}
 	if io(launcher) != "idle" || oom(launcher) != "900" {
 		t.Errorf("control: the user's chos has I/O class %q and oom_score_adj %s, want idle and 900", io(launcher), oom(launcher))
 	}
