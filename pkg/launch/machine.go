@@ -44,6 +44,9 @@ type Machine interface {
 	// CacheDir is where launches from this mount namespace keep their
 	// views (nsroot.NamespaceCacheDir).
 	CacheDir() (string, error)
+	// EnterHostRoot moves this process to the host's root, which a view
+	// shows at dir (nsroot.EnterHostRoot).
+	EnterHostRoot(dir string) (nsroot.HostRoot, error)
 }
 
 // NameService names users and groups (identity.Resolver).
@@ -114,6 +117,10 @@ func (HostMachine) Executable() (string, error) {
 		return "", fmt.Errorf("finding the chos binary: %w", err)
 	}
 	return self, nil
+}
+
+func (HostMachine) EnterHostRoot(dir string) (nsroot.HostRoot, error) {
+	return nsroot.EnterHostRoot(dir)
 }
 
 // CacheDir is CACHEDIR/ns/INODE: every mount namespace has a cache of its
