@@ -13,6 +13,7 @@ import (
 
 	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/identity"
+	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/spec"
 )
@@ -217,6 +218,8 @@ type machine struct {
 	dropped     []int
 	// namesAsRoot: whether each name service made was root's.
 	namesAsRoot []bool
+	// enteredHost: the directories EnterHostRoot moved to.
+	enteredHost []string
 }
 
 func (m *machine) Names(root string, privileged bool) NameService {
@@ -249,10 +252,20 @@ func (m *machine) DropRoot(uid int) error {
 	return nil
 }
 
-func (m *machine) Getwd() (string, error)       { return m.cwd, nil }
-func (m *machine) CwdID() (*spec.FileID, error) { return &spec.FileID{Dev: 8, Ino: 42}, nil }
-func (m *machine) Executable() (string, error)  { return "/usr/bin/chos", nil }
-func (m *machine) CacheDir() (string, error)    { return m.cacheDir, nil }
+func (m *machine) Getwd(*spec.Credentials) (string, error) { return m.cwd, nil }
+func (m *machine) CwdID(*spec.Credentials) (*spec.FileID, error) {
+	return &spec.FileID{Dev: 8, Ino: 42}, nil
+}
+func (m *machine) Executable() (string, error) { return "/usr/bin/chos", nil }
+func (m *machine) CacheDir() (string, error)   { return m.cacheDir, nil }
+
+// chosOnHost is where EnterHostRoot finds chos on the host.
+const chosOnHost = "/opt/site/bin/chos"
+
+func (m *machine) EnterHostRoot(dir string) (nsroot.HostRoot, error) {
+	m.enteredHost = append(m.enteredHost, dir)
+	return nsroot.HostRoot{Cwd: m.cwd, Self: chosOnHost}, nil
+}
 
 // addUser adds a user to the directory, in groups.
 func (h *host) addUser(u identity.User, groups ...string) {

@@ -41,77 +41,82 @@ func enterCachedView(v *spec.View, id *spec.Layer) (use ViewUse, notes []spec.No
 		if entered, err := enterCached(file); entered || err != nil {
 			return use, notes, err
 		}
-		res, err := runBuilder(v, id)
+		res, ns, err := runBuilder(v, id)
 		notes = append(notes, res.Notes...)
 		if err != nil {
 			return "", notes, err
 		}
+		if ns != nil {
+			// The cache cannot be used: the builder hands back what it built.
+			defer ns.Close()
+			return UsedFresh, notes, enterNamespace(ns)
+		}
 		if res.Built {
 			use = UsedBuilt
 		}
-		if res.Private {
-			break
-		}
 	}
-	// The cache cannot be used: this launch builds a view of its own.
-	more, err := assemble(v, Privileged)
-	if err == nil {
-		err = applyIdentity(id)
-	}
+	// Rebuilt as often without being entered: a view of this launch's own.
+	more, err := enterBuiltView(v, id)
 	return UsedFresh, append(notes, more...), err
 }
 
 // buildAndPublish is the builder's side: under the tree's lock, it builds
 // the view in a namespace of its own and binds that namespace on the cache
 // file, unless a concurrent builder already did; then, for id, the user's
-// identity layer on a copy of it, likewise.
-func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, err error) {
+// identity layer on a copy of it, likewise. When the result cannot be
+// published, it returns the namespace it built, for the launch to enter.
+func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, ns *os.File, err error) {
 	c := v.Cache
+	// A cache that cannot be written (read-only, full) is not the
+	// launch's failure: it builds a private view instead.
 	if err := ownCacheDir(c.Dir); err != nil {
-		return res, err
+		return buildUncached(v, id, fmt.Sprintf("not caching tree %s: %v", v.Tree, err))
 	}
 	lock, err := lockTree(c)
 	if err != nil {
-		return res, err
+		return buildUncached(v, id, fmt.Sprintf("not caching tree %s: %v", v.Tree, err))
 	}
 	defer lock.Close()
 	if id != nil {
 		// (in the host's namespace: the view's root is read-only)
 		if err := mkdirMode(layerDir(c), 0o755); err != nil {
-			return res, fmt.Errorf("creating %s: %w", layerDir(c), err)
+			return buildUncached(v, id, fmt.Sprintf("not caching tree %s: creating %s: %v", v.Tree, layerDir(c), err))
 		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
-		return res, fmt.Errorf("opening the host mount namespace: %w", err)
+		return res, nil, fmt.Errorf("opening the host mount namespace: %w", err)
 	}
 	defer host.Close()
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return res, fmt.Errorf("unsharing file system attributes: %w", err)
+		return res, nil, fmt.Errorf("unsharing file system attributes: %w", err)
 	}
 	// Concurrent first launches of one tree: one builds, the others find
 	// what it built.
 	if !isNamespace(c.File()) {
+		// A build is rare and costs far more: the time to collect what
+		// namespaces that ended left.
+		collectEnded(filepath.Dir(c.Dir))
 		done, order := newerNamespaces(host)
 		res.Notes, err = assemble(v, Privileged)
 		if order == nil {
 			done()
 		}
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		if err := publish(c, host, c.File(), func() { dropOlderViews(c) }); err != nil {
 			res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: %v", v.Tree, errors.Join(err, order)))
-			return res, nil
+			return privateResult(res)
 		}
 		res.Built = true
 	} else if id != nil {
 		if _, err := enterCached(c.File()); err != nil {
-			return res, err
+			return res, nil, err
 		}
 	}
 	if id == nil || isNamespace(layerFile(c, id)) {
-		return res, nil
+		return res, nil, nil
 	}
 	// The layer: a copy of the view (this thread is in it now) with the
 	// user's lines added.
@@ -121,23 +126,78 @@ func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, err error
 		done()
 	}
 	if err != nil {
-		return res, fmt.Errorf("unsharing the mount namespace: %w", err)
+		return res, nil, fmt.Errorf("unsharing the mount namespace: %w", err)
 	}
 	if err := applyIdentity(id); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	file := layerFile(c, id)
 	if err := publish(c, host, file, func() { dropLayers(layerDir(c), layerPrefix(c, id.UID), file) }); err != nil {
 		res.warnUncached(file, fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, errors.Join(err, order)))
+		return privateResult(res)
 	}
-	return res, nil
+	return res, nil, nil
+}
+
+// buildUncached builds v (with id's lines) privately where its cache
+// cannot take it (read-only, out of space or inodes, broken), and hands it
+// back, with the warning.
+func buildUncached(v *spec.View, id *spec.Layer, warning string) (builderResult, *os.File, error) {
+	private := *v
+	private.Cache = nil
+	res, ns, err := buildPrivate(&private, id)
+	res.warnUncached(v.Cache.File(), warning)
+	return res, ns, err
+}
+
+// privateResult hands back the namespace the calling thread is in (a view
+// that could not be published), for the launch to enter.
+func privateResult(res builderResult) (builderResult, *os.File, error) {
+	res.Private = true
+	ns, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return res, nil, fmt.Errorf("opening the view's namespace: %w", err)
+	}
+	return res, ns, nil
+}
+
+// CacheWritable says why a view could not be published in c's directory
+// now, or nil: its file system is read-only or has no free inode (each
+// view is a new file). A launch about to build one asks first, to build a
+// private view instead with one warning (the builder falls back too, on
+// what this cannot foresee, such as a directory without room for one more
+// entry).
+func CacheWritable(c *spec.Cache) error {
+	for dir := c.Dir; ; dir = filepath.Dir(dir) {
+		var sfs unix.Statfs_t
+		err := unix.Statfs(dir, &sfs)
+		if errors.Is(err, unix.ENOENT) && dir != "/" {
+			continue // (made when the view is built)
+		}
+		if err != nil {
+			return nil // the builder will say
+		}
+		return unwritable(dir, &sfs)
+	}
+}
+
+// unwritable says why no file can be made on the file system of dir, as
+// statfs(2) describes it, or nil.
+func unwritable(dir string, sfs *unix.Statfs_t) error {
+	switch {
+	case sfs.Flags&unix.ST_RDONLY != 0:
+		return &fs.PathError{Op: "cache directory", Path: dir, Err: unix.EROFS}
+	case sfs.Files > 0 && sfs.Ffree == 0: // (0 files: no fixed number, as btrfs)
+		return fmt.Errorf("cache directory %s: no free inode: %w", dir, unix.ENOSPC)
+	}
+	return nil
 }
 
 // uncachedSuffix marks, beside a view's namespace file, a view that could
 // not be cached from this mount namespace; it holds the reason.
 const uncachedSuffix = ".uncached"
 
-// warnUncached makes the launch build a private view, with a warning the
+// warnUncached makes the launch enter the view privately, with a warning the
 // first time in this mount namespace (a Slurm job's namespace, a login
 // session's) and a note afterwards: every launch of a thousand-task job
 // would otherwise repeat it. `chos check` reports the marks.
@@ -183,9 +243,11 @@ func isNamespace(file string) bool {
 	return unix.Statfs(file, &sfs) == nil && sfs.Type == unix.NSFS_MAGIC
 }
 
-// lockTree takes the tree's build lock. Only builders take it (root's
-// processes no user can signal); its file and directory get their modes
-// from chos, not from anyone's umask.
+// lockTree takes the tree's build lock, waiting for it. Who may hold it:
+// builders (root's processes no user can signal, which end by themselves
+// after builderTimeout) and root's `chos cache drop`; no process of a
+// user's. Identity layers are published under it too. Its file and
+// directory get their modes from chos, not from anyone's umask.
 func lockTree(c *spec.Cache) (*os.File, error) {
 	if err := mkdirMode(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache directory: %w", err)
@@ -239,8 +301,8 @@ func mkdirMode(dir string, mode os.FileMode) error {
 // enterCached joins the namespace kept in file, if there is one.
 func enterCached(file string) (bool, error) {
 	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return false, nil
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return false, nil // (a broken cache directory holds none either)
 	}
 	if err != nil {
 		return false, fmt.Errorf("opening cached namespace %s: %w", file, err)
@@ -296,7 +358,9 @@ func ownCacheDir(dir string) error {
 	if err := mkdirMode(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("creating cache directory: %w", err)
 	}
-	// Builders of two trees may come here together: one binds.
+	// Builders of two trees may come here together: one binds. The claim
+	// lock is held by builders only (and skipped, never waited for, by
+	// collectEnded and `chos cache drop`).
 	claim, err := lockFile(dir + ".lock")
 	if err != nil {
 		return err
@@ -435,7 +499,9 @@ func stemPrefix(tree string) string {
 // dropped namespace are not affected.
 func DropCache(dir, tree string) error {
 	// A builder at work publishes under its tree's lock: wait for it, so
-	// that nothing it publishes outlives the drop.
+	// that nothing it publishes outlives the drop (builders are root's, and
+	// bounded: builderTimeout). The lock files go too, each removed while
+	// held (a builder waiting on one takes the next: lockFile).
 	locks, _ := filepath.Glob(filepath.Join(dir, stemPrefix(tree)+"*lock"))
 	for _, l := range locks {
 		f, err := os.OpenFile(l, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -446,6 +512,7 @@ func DropCache(dir, tree string) error {
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 			return fmt.Errorf("locking %s: %w", l, err)
 		}
+		defer os.Remove(l)
 	}
 	entries, err := ListCache(dir)
 	if err != nil {
@@ -486,6 +553,7 @@ func DropCache(dir, tree string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("removing %s: %w", dir, err)
 	}
+	removeFreeLock(dir + ".lock")
 	return nil
 }
 

@@ -66,32 +66,36 @@ type Ready struct {
 // hold the OS thread locked (namespace and credential changes apply to the
 // calling thread, and the exec must happen from that same thread).
 func Enter(p *spec.Plan, mode Mode) (ready *Ready, use ViewUse, notes []spec.Note, lerr *LaunchError) {
-	defer func() {
-		if lerr != nil {
-			ready = nil
-		}
-	}()
+	ready, notes, lerr = enter(p, mode, &use)
+	return ready, use, notes, lerr
+}
+
+// enter is Enter, telling use how it entered the view.
+func enter(p *spec.Plan, mode Mode, use *ViewUse) (*Ready, []spec.Note, *LaunchError) {
+	var notes []spec.Note
+	var callerLimits limitSet
 	if mode == Privileged {
 		if err := holdPrivilege(); err != nil {
-			return nil, "", nil, failed("%w", err)
+			return nil, nil, failed("%w", err)
+		}
+		var err error
+		if callerLimits, err = useChosLimits(); err != nil {
+			return nil, nil, failed("%w", err)
 		}
 	}
 	if !p.Host {
 		var err error
-		use, notes, err = enterViewShowingDir(p, mode)
+		*use, notes, err = enterViewShowingDir(p, mode)
 		if err != nil {
-			return nil, "", notes, failed("setting up tree %s: %w", p.Tree, err)
+			return nil, notes, failed("setting up tree %s: %w", p.Tree, err)
 		}
 	}
-	ready, notes, lerr = enterProcess(p, mode, notes)
-	return ready, use, notes, lerr
-}
-
-// enterProcess applies what is per-process once in the view: credentials,
-// working directory, the program looked up.
-func enterProcess(p *spec.Plan, mode Mode, notes []spec.Note) (*Ready, []spec.Note, *LaunchError) {
 	switch mode {
 	case Privileged:
+		// (while root: a hard limit chos lowered goes up again)
+		if err := restoreLimits(callerLimits); err != nil {
+			return nil, notes, failed("%w", err)
+		}
 		if err := setCredentials(p.Creds); err != nil {
 			return nil, notes, failed("switching to uid %d: %w", p.Creds.UID, err)
 		}
@@ -159,23 +163,40 @@ type ViewUse string
 const (
 	UsedCached ViewUse = "cached" // entered the cached view, built before
 	UsedBuilt  ViewUse = "built"  // its builder built the cached view, which it entered
-	UsedFresh  ViewUse = "fresh"  // built a private view of its own
+	UsedFresh  ViewUse = "fresh"  // a private view of its own
 )
 
 // EnterView puts the calling thread (locked) in the mount namespace of v,
 // with id's identity layer on top (nil for none): the cached one where v
 // has a cache and chos is privileged, else a private one built for this
 // process. use says how; the notes, what was skipped or could not be
-// cached.
+// cached. With privilege, the process keeps chos's resource limits
+// afterwards: for `chos prepare`, whose process ends with its work.
 func EnterView(v *spec.View, id *spec.Layer, mode Mode) (use ViewUse, notes []spec.Note, err error) {
+	if mode == Privileged {
+		if err := takeChosLimits(); err != nil {
+			return "", nil, err
+		}
+	}
+	return enterView(v, id, mode)
+}
+
+// enterView is EnterView with the process's limits as they are. With
+// privilege, every view is built by a builder (builder_linux.go), never
+// by this process, which its user may stop.
+func enterView(v *spec.View, id *spec.Layer, mode Mode) (use ViewUse, notes []spec.Note, err error) {
 	if mode == Unprivileged {
 		return "", nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
 	}
 	if id != nil && len(id.Passwd)+len(id.Group) == 0 {
 		id = nil
 	}
-	if v.Cache != nil && mode == Privileged {
-		return enterCachedView(v, id)
+	if mode == Privileged {
+		if v.Cache != nil {
+			return enterCachedView(v, id)
+		}
+		notes, err = enterBuiltView(v, id)
+		return UsedFresh, notes, err
 	}
 	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
 		return UsedFresh, notes, err
@@ -262,6 +283,10 @@ func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
 		var untrusted *untrustedSource
 		if errors.As(err, &untrusted) && m.Optional {
 			notes = append(notes, spec.Notef("skipped optional %s %s -> %s (%s): %v", m.Op, m.Source, m.Target, m.Why, untrusted.err))
+			continue
+		}
+		if errors.Is(err, errUserLink) && m.Optional {
+			notes = append(notes, spec.Notef("skipped optional %s %s -> %s (%s): %v", m.Op, m.Source, m.Target, m.Why, err))
 			continue
 		}
 		if err != nil {
@@ -371,15 +396,15 @@ func bind(root *os.File, m spec.Mount) error {
 	if m.Recursive {
 		mflags |= unix.MS_REC
 	}
-	if err := unix.Mount(fdPath(src), fdPath(dst), "", mflags, ""); err != nil {
+	if err := unix.Mount(fdPath(src), fdPath(dst.point), "", mflags, ""); err != nil {
 		return fmt.Errorf("binding %s: %w", m.Source, err)
 	}
 	if !m.ReadOnly && !m.NoSuid && !m.NoDev {
 		return nil
 	}
 	// The mount point's descriptor still names what lies under the new
-	// mount: open the target again to reach the mount itself.
-	top, err := inroot.Open(root, m.Target, unix.O_PATH)
+	// mount: open it again, from its directory, to reach the mount itself.
+	top, err := dst.top()
 	if err != nil {
 		return fmt.Errorf("reopening %s after mounting: %w", m.Target, err)
 	}
@@ -418,43 +443,6 @@ func restrict(top *os.File, m spec.Mount) error {
 	}
 	return nil
 }
-
-// mountpoint opens, creating it if needed, a directory or file at target
-// inside the view. chos creates mount points only on the view's own tmpfs:
-// never inside a tree (read-only anyway) and never on a host file system
-// bound into the view, where root would be creating files in places users
-// can write to.
-func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
-	if h, err := inroot.Open(root, target, unix.O_PATH); err == nil {
-		return h, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("opening mount point: %w", err)
-	}
-	if err := onViewRoot(root, target); err != nil {
-		return nil, err
-	}
-	if dir {
-		h, err := inroot.MkdirAll(root, target, 0o755)
-		if err != nil {
-			return nil, fmt.Errorf("making mount point: %w", err)
-		}
-		return h, nil
-	}
-	parent, err := inroot.MkdirAll(root, path.Dir(target), 0o755)
-	if err != nil {
-		return nil, fmt.Errorf("making mount point: %w", err)
-	}
-	defer parent.Close()
-	fd, err := unix.Openat(int(parent.Fd()), path.Base(target), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("making mount point: %w", &fs.PathError{Op: "create", Path: target, Err: err})
-	}
-	unix.Close(fd)
-	return inroot.Open(root, target, unix.O_PATH)
-}
-
-// errNotOnView refuses to create a mount point outside the view's tmpfs.
-var errNotOnView = errors.New("missing, and chos creates mount points only on the view's own root")
 
 // onViewRoot checks that the deepest existing ancestor of target is on the
 // same file system as the view's root (its tmpfs).
@@ -521,7 +509,7 @@ func enterDir(p *spec.Plan) error {
 	if p.Host && p.DirID != nil && isDir(".", p.DirID) == nil {
 		return nil // still there: the path may lead elsewhere now (a mount on it)
 	}
-	err := unix.Chdir(p.Dir)
+	err := chdir(p.Dir)
 	if err == nil {
 		if err = isDir(".", p.DirID); err == nil {
 			return nil

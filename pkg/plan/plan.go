@@ -43,6 +43,11 @@ type ViewRequest struct {
 	// HostPrefix is where the host's root is seen from the caller: "" on
 	// the host, HostDir inside a view. Every host path is taken below it.
 	HostPrefix string
+	// FromView: chos was started inside a view and works from the host's
+	// root (nsroot.EnterHostRoot, privileged chos only): host paths are
+	// plain, but the host is a view to build too, and a build leaves the
+	// outer view first (spec.View.OuterHost).
+	FromView bool
 	// Image is set when the tree is a squashfs image file: the view mounts
 	// it on ImageDir and binds its entries from there, as the launch that
 	// builds the view lists them (spec.OpEntries); the key of a cached
@@ -130,10 +135,13 @@ func View(r ViewRequest) spec.View {
 	switch {
 	case !t.Host:
 		v.Mounts = mounts(r, t)
-	case r.HostPrefix != "":
+	case r.HostPrefix != "" || r.FromView:
 		// Back to the host from inside a view: its root is the host's.
 		v.Host = false
-		v.RootSource = r.HostPrefix
+		v.RootSource = path.Join("/", r.HostPrefix)
+	}
+	if r.FromView && !v.Host {
+		v.OuterHost = HostDir
 	}
 	return v
 }
@@ -164,8 +172,9 @@ func process(r Request) (spec.Process, []spec.Note, error) {
 		return pr, nil, fmt.Errorf("no command to run")
 	}
 	pr.Path, pr.Argv = r.Argv[0], r.Argv
-	pr.Env = execEnv(r.Caller.Env, t)
-	return pr, nil, nil
+	var notes []spec.Note
+	pr.Env, notes = execEnv(r.Caller.Env, t)
+	return pr, notes, nil
 }
 
 // mounts lists the view's setup steps: the host's root, the image of an
@@ -213,9 +222,11 @@ func mounts(r ViewRequest, t *ostree.Tree) []spec.Mount {
 	ms = append(ms, spec.Mount{Op: spec.OpMkdir, Target: ViewDir, Origin: spec.OriginAdded, Why: "for switching trees"},
 		spec.Mount{Op: spec.OpMkdir, Target: spec.LayerDir, Origin: spec.OriginAdded, Why: "for the names of directory users"})
 	if r.Self != "" {
+		// nosuid as the tree is: inside a tree, the setuid chos gives root
+		// only where the tree's own setuid programs do (setuid = allow).
 		ms = append(ms, spec.Mount{
 			Op: spec.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
-			SameFileAs: "/proc/self/exe", Origin: spec.OriginSelf, Why: "chos itself",
+			NoSuid: !t.AllowSetuid, SameFileAs: spec.SelfExe, Origin: spec.OriginSelf, Why: "chos itself",
 		})
 		// chos, called by a host command's name from inside the view,
 		// runs that command on the host.
@@ -347,24 +358,38 @@ func why(b config.Bind) string {
 	return b.At.String()
 }
 
-// execEnv is the caller's environment with CHOS set and chos on PATH.
-func execEnv(env []string, t *ostree.Tree) []string {
+// execEnv is the caller's environment with CHOS set and chos on PATH,
+// and the notes for --verbose.
+func execEnv(env []string, t *ostree.Tree) ([]string, []spec.Note) {
 	out := make([]string, 0, len(env)+2)
+	var notes []spec.Note
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "CHOS=") {
 			continue
 		}
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			kv = "PATH=" + pathWithSelf(v, t)
+			if p, fits := pathWithSelf(v, t); fits {
+				kv = "PATH=" + p
+			} else {
+				notes = append(notes, spec.Notef("PATH left unchanged, without %s: it would exceed the kernel's limit of %d bytes for one variable (PATH has %d)",
+					SelfDir, MaxArgStrlen-1, len(kv)))
+			}
 		}
 		out = append(out, kv)
 	}
-	return append(out, "CHOS="+t.Name)
+	return append(out, "CHOS="+t.Name), notes
 }
 
+// MaxArgStrlen is the kernel's limit on one argument or environment
+// string, its terminating NUL included (MAX_ARG_STRLEN, 32 pages of 4 KiB:
+// include/uapi/linux/binfmts.h): execve fails with E2BIG past it.
+const MaxArgStrlen = 32 * 4096
+
 // pathWithSelf appends SelfDir to PATH in a tree, last so that it never
-// shadows the tree's own commands, and removes it on the host.
-func pathWithSelf(v string, t *ostree.Tree) string {
+// shadows the tree's own commands, and removes it on the host. A PATH that
+// would no longer fit in one variable (MaxArgStrlen) is returned as it
+// is, with false: the command must still be executable.
+func pathWithSelf(v string, t *ostree.Tree) (string, bool) {
 	var dirs []string
 	for _, d := range strings.Split(v, ":") {
 		if d != SelfDir {
@@ -374,7 +399,11 @@ func pathWithSelf(v string, t *ostree.Tree) string {
 	if !t.Host {
 		dirs = append(dirs, SelfDir)
 	}
-	return strings.Join(dirs, ":")
+	p := strings.Join(dirs, ":")
+	if len("PATH=")+len(p)+1 > MaxArgStrlen {
+		return v, false
+	}
+	return p, true
 }
 
 // loginShell fills in the caller's login shell, as the original chos
@@ -414,7 +443,7 @@ func loginShell(r Request, p *spec.Process) (notes []spec.Note) {
 		}
 	}
 	// What a login needs is set whatever the list says.
-	kept["PATH"] = pathWithSelf(DefaultPath(r.Caller.UID == 0), t)
+	kept["PATH"], _ = pathWithSelf(DefaultPath(r.Caller.UID == 0), t)
 	kept["CHOS"] = t.Name
 	kept["SHELL"] = shell
 	if r.Caller.Home != "" {

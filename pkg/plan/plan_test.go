@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -328,6 +329,45 @@ func TestPlanBackToHostFromInsideViewBindsHostRoot(t *testing.T) {
 	}
 }
 
+// Inside a tree, chos's setuid bit gives root only where the tree's own
+// setuid programs do: the bind of chos is nosuid unless setuid = allow.
+func TestPlanBindsChosNosuidUnlessTheTreeAllowsSetuid(t *testing.T) {
+	for tree, nosuid := range map[string]bool{"el7": true, "suid": false} {
+		m, ok := find(build(t, request(t, tree)), path.Join(SelfDir, "chos"))
+		if !ok || m.Source != "/usr/bin/chos" || m.SameFileAs != spec.SelfExe || m.NoSuid != nosuid || !m.NoDev || !m.ReadOnly {
+			t.Errorf("tree %s: chos is bound %+v, want read-only, nodev, nosuid %v", tree, m, nosuid)
+		}
+	}
+}
+
+// A privileged chos started inside a view works from the host's root: host
+// paths are plain; going back to the host binds that root; every view it
+// builds leaves the outer view first. Without FromView (the host itself,
+// or a user-namespace chos reading through HostDir), neither.
+func TestPlanFromAViewAtTheHostsRoot(t *testing.T) {
+	r := request(t, "el7")
+	r.FromView = true
+	p := build(t, r)
+	if m, _ := find(p, "/usr"); m.Source != "/os/el7/usr" || p.OuterHost != HostDir || p.Root != "/chos" {
+		t.Errorf("from a view, at the host's root: /usr from %q, outer host %q, root %q", m.Source, p.OuterHost, p.Root)
+	}
+	r = request(t, "local")
+	r.FromView = true
+	if p := build(t, r); p.Host || p.RootSource != "/" || p.OuterHost != HostDir || len(p.Mounts) != 0 {
+		t.Errorf("back to the host from a view, at the host's root: %+v", p.View)
+	}
+	for name, r := range map[string]Request{"el7 on the host": request(t, "el7"), "local on the host": request(t, "local")} {
+		if p := build(t, r); p.OuterHost != "" || p.RootSource != "" {
+			t.Errorf("control: %s: outer host %q, root source %q", name, p.OuterHost, p.RootSource)
+		}
+	}
+	r = request(t, "el7")
+	r.HostPrefix, r.Root = HostDir, ViewDir
+	if p := build(t, r); p.OuterHost != "" {
+		t.Errorf("control: from a view, through %s (user namespace): outer host %q", HostDir, p.OuterHost)
+	}
+}
+
 // The plan's view is exactly the caller-independent view, whoever launches:
 // the cache key (computed from a View) cannot depend on the caller.
 func TestPlanViewIsTheSameForEveryCaller(t *testing.T) {
@@ -361,6 +401,46 @@ func TestCacheKeyChangesWithWhatTheViewIsBuiltFrom(t *testing.T) {
 		if key == base {
 			t.Errorf("a changed %s must change the key", name)
 		}
+	}
+}
+
+// A PATH within the kernel's limit for one variable stays within it: chos
+// leaves it unchanged (and says so under -v) rather than make the command
+// unexecutable (E2BIG).
+func TestPlanLongPathLeftUnchanged(t *testing.T) {
+	head := "PATH=/usr/bin:"
+	for _, tc := range []struct {
+		name   string
+		length int // of PATH=..., without the NUL
+		self   bool
+	}{
+		{"fits exactly", MaxArgStrlen - 1 - len(":"+SelfDir), true},
+		{"one byte too long", MaxArgStrlen - len(":"+SelfDir), false},
+		{"at the kernel's limit already", MaxArgStrlen - 1, false},
+		{"a value of 131,060 bytes", len("PATH=") + 131060, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request(t, "el7")
+			path := head + strings.Repeat("x", tc.length-len(head))
+			r.Caller.Env = []string{path, "FOO=bar"}
+			p, notes, err := Build(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := path
+			if tc.self {
+				want = path + ":" + SelfDir
+			}
+			if p.Env[0] != want || len(p.Env[0])+1 > MaxArgStrlen {
+				t.Errorf("PATH of %d bytes became %d bytes, want %d", len(path), len(p.Env[0]), len(want))
+			}
+			if said := len(notes) == 1 && !notes[0].Warning && strings.Contains(notes[0].Text, "PATH left unchanged"); said == tc.self {
+				t.Errorf("notes %+v: a note (for -v) says PATH was left unchanged: %v, want %v", notes, said, !tc.self)
+			}
+			if job := JobPath(strings.TrimPrefix(path, "PATH="), r.Tree); "PATH="+job != want {
+				t.Errorf("JobPath gives %d bytes, want %d", len(job)+5, len(want))
+			}
+		})
 	}
 }
 
