@@ -73,6 +73,16 @@ type Cache struct {
 
 var ne = binary.NativeEndian // the loader reads the cache in its own byte order
 
+// Empty is a cache with no library, in the new format of this machine's
+// byte order: for a tree that has none.
+func Empty() *Cache {
+	c := &Cache{Format: FormatNew, Endian: 2} // cache_file_new_flags_endian_little
+	if ne.Uint16([]byte{0, 1}) == 1 {
+		c.Endian = 3 // big
+	}
+	return c
+}
+
 // Parse reads a cache file.
 func Parse(data []byte) (*Cache, error) {
 	switch {

@@ -23,11 +23,32 @@ type Cache struct {
 	Dir  string // a root-owned directory; made an unbindable mount of its own
 	Tree string
 	Key  string
+	// Variant names one of a tree's views that are kept side by side: a
+	// view with devices, for one set of them ("" for the tree's plain
+	// view). A new build replaces the views of its own variant only.
+	Variant string
 }
 
 // File is the namespace file of this view.
 func (c *Cache) File() string {
-	return filepath.Join(c.Dir, fileStem(c.Tree)+"."+c.Key+".mnt")
+	return filepath.Join(c.Dir, fileStem(c.Tree)+"."+c.fullKey()+".mnt")
+}
+
+// fullKey is the key as the file name has it: VARIANT-KEY for a variant.
+func (c *Cache) fullKey() string {
+	if c.Variant == "" {
+		return c.Key
+	}
+	return c.Variant + "-" + c.Key
+}
+
+// VariantOf is the variant a cache file's key names ("" for none).
+func VariantOf(key string) string {
+	v, _, ok := strings.Cut(key, "-")
+	if !ok {
+		return ""
+	}
+	return v
 }
 
 func (c *Cache) lockFile() string { return filepath.Join(c.Dir, fileStem(c.Tree)+".lock") }
@@ -338,12 +359,13 @@ func bindNamespace(view *os.File, file string) error {
 	return nil
 }
 
-// dropOlderViews drops the other views of c's tree, and every identity
-// layer on them: processes in them keep them; no new launch enters them.
+// dropOlderViews drops the other views of c's tree and variant, and every
+// identity layer on them: processes in them keep them; no new launch
+// enters them.
 func dropOlderViews(c *Cache) {
 	entries, _ := ListCache(c.Dir)
 	for _, e := range entries {
-		if e.Stem == fileStem(c.Tree) && e.Key != c.Key {
+		if e.Stem == fileStem(c.Tree) && e.Key != c.fullKey() && VariantOf(e.Key) == c.Variant {
 			dropFile(e.File)
 			dropLayers(c.layerDir(), e.Stem+"."+e.Key+".", "")
 		}

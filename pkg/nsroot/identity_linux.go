@@ -100,7 +100,7 @@ func (c *Cache) layerDir() string { return filepath.Join(c.Dir, "id") }
 
 // layerPrefix starts the names of every layer of this view for uid.
 func (c *Cache) layerPrefix(uid int) string {
-	return fileStem(c.Tree) + "." + c.Key + "." + strconv.Itoa(uid) + "."
+	return fileStem(c.Tree) + "." + c.fullKey() + "." + strconv.Itoa(uid) + "."
 }
 
 // LayerFile is the namespace file of id's layer on this view.

@@ -73,6 +73,13 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 		if err != nil {
 			return failed("setting up tree %s: %w", p.Tree, err)
 		}
+		if len(p.Devices) > 0 {
+			env, err := ViewEnv()
+			if err != nil {
+				return failed("%w", err)
+			}
+			p.Env = MergeEnv(p.Env, env)
+		}
 	}
 	switch mode {
 	case Privileged:
@@ -215,11 +222,15 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 			err = addFile(root, m)
 		case OpImage:
 			err = mountImage(root, m, mode)
+		case OpLoaderCache:
+			err = loaderCache(root, m, checked)
 		case OpOverlay:
 			if err = checked(m); err == nil {
-				err = overlay(root, m)
+				err = overlay(root, m, checked)
 			}
-			if errors.Is(err, errNoOverlay) {
+			if errors.Is(err, errNoOverlay) && !m.Optional {
+				err = fmt.Errorf("%w: chos needs it to add a device's files to the tree's %s", err, m.Target)
+			} else if errors.Is(err, errNoOverlay) {
 				notes = append(notes, fmt.Sprintf("%v: %s shows the tree's own, without the files chos adds", err, m.Target))
 				err = bind(root, Mount{Op: OpBind, Source: m.Source, Target: m.Target, Recursive: true,
 					ReadOnly: true, NoSuid: m.NoSuid, NoDev: m.NoDev, NoFollow: true, InView: m.InView, Why: m.Why})

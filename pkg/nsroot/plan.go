@@ -29,6 +29,13 @@ const (
 	// directory Added on top of the tree's directory Source: how a view
 	// adds files to a read-only tree without ever writing into it.
 	OpOverlay Op = "overlay"
+	// OpLoaderCache writes at Target, a file on the view's tmpfs shown as
+	// the tree's /etc/ld.so.cache, the tree's own cache (read inside the
+	// tree whose root is Source) with the libraries Provide names added
+	// (Path where the view shows them, Source on the host): the tree's
+	// dynamic loader then finds a device's libraries as it finds its own,
+	// without anything run from the tree or written into it.
+	OpLoaderCache Op = "ldcache"
 	// OpImage mounts the squashfs image file Source at Target, a directory
 	// on the view's tmpfs, read-only and nodev (nosuid unless NoSuid is
 	// off): by the kernel through a shared, self-clearing loop device when
@@ -39,13 +46,21 @@ const (
 
 func (o Op) String() string { return string(o) }
 
-// Provision is a file a view must be able to bind over (an identity file)
-// though the tree may lack it: if Source exists on the host and Path does
-// not exist in the tree, an empty mount point is made for it in the
-// overlay's Added directory.
+// Provision is a file a view must be able to bind over (an identity file,
+// a device's library) though the tree may lack it: if Source exists on the
+// host and Path does not exist in the tree, an empty mount point is made
+// for it in the overlay's Added directory, with the directories leading to
+// it. Path is resolved as the tree's own links resolve it; one that leads
+// out of the overlay's Target is left to the bind that follows.
 type Provision struct {
 	Path   string // inside the view, below the overlay's Target
 	Source string // on the host
+	// Link, when set, makes Path a symbolic link with this content
+	// instead (over whatever the tree has there), and Source is unused.
+	Link string
+	// Soname: Source is a shared library; its soname is also linked to
+	// Path, as ldconfig links it, where the tree has no such file.
+	Soname bool
 }
 
 // Mount is one setup step. Targets are absolute paths inside the view and
@@ -124,7 +139,16 @@ type View struct {
 	// Cache, when set, keeps the view's namespace for later launches and
 	// enters it when it is already there (setuid mode only).
 	Cache *Cache
+	// Devices are the CDI devices the view shows (package devices): their
+	// environment is then read from DeviceEnvFile in the view and added
+	// to the command's.
+	Devices []string
 }
+
+// DeviceEnvFile holds, in a view with devices, the variables their specs
+// set, one KEY=VALUE a line: made when the view is built, so that a
+// launch entering a cached view needs no spec.
+const DeviceEnvFile = "/.chos/devices.env"
 
 // Identity is what a view's /etc/passwd and /etc/group lack of the caller
 // (a user known only to a directory service: LDAP, sssd, NIS): the lines
@@ -251,6 +275,9 @@ func (p *Plan) String() string {
 		if p.Cache != nil {
 			fmt.Fprintf(&b, "cache     enter %s if it exists, else build as below and keep it there\n", p.Cache.File())
 		}
+		if len(p.Devices) > 0 {
+			fmt.Fprintf(&b, "devices   %s (environment from %s)\n", strings.Join(p.Devices, " "), DeviceEnvFile)
+		}
 		fmt.Fprintf(&b, "unshare   mount namespace, host mounts slave\n")
 		if p.RootSource != "" {
 			fmt.Fprintf(&b, "bind      %s -> /  [rec]\n", p.RootSource)
@@ -272,7 +299,19 @@ func (p *Plan) String() string {
 			case OpOverlay:
 				fmt.Fprintf(&b, "overlay   %s + %s -> %s  [%s]  (%s)\n", m.Added, m.Source, m.Target, m.flags(), m.Why)
 				for _, pr := range m.Provide {
-					fmt.Fprintf(&b, "            mount point %s if the tree lacks it and %s exists\n", pr.Path, pr.Source)
+					switch {
+					case pr.Link != "":
+						fmt.Fprintf(&b, "            link %s -> %s\n", pr.Path, pr.Link)
+					case pr.Soname:
+						fmt.Fprintf(&b, "            mount point %s if the tree lacks it, and its soname linked to it\n", pr.Path)
+					default:
+						fmt.Fprintf(&b, "            mount point %s if the tree lacks it and %s exists\n", pr.Path, pr.Source)
+					}
+				}
+			case OpLoaderCache:
+				fmt.Fprintf(&b, "ldcache   %s/etc/ld.so.cache + %d librar%s -> %s  (%s)\n", m.Source, len(m.Provide), map[bool]string{true: "y", false: "ies"}[len(m.Provide) == 1], m.Target, m.Why)
+				for _, pr := range m.Provide {
+					fmt.Fprintf(&b, "            %s (%s)\n", pr.Path, pr.Source)
 				}
 			}
 		}

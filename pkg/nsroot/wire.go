@@ -156,7 +156,9 @@ func (w *wireWriter) view(v *View) {
 		w.str(v.Cache.Dir)
 		w.str(v.Cache.Tree)
 		w.str(v.Cache.Key)
+		w.str(v.Cache.Variant)
 	}
+	w.strs(v.Devices)
 }
 
 func (r *wireReader) view(v *View) {
@@ -172,8 +174,9 @@ func (r *wireReader) view(v *View) {
 		}
 	}
 	if r.bool() {
-		v.Cache = &Cache{Dir: r.str(), Tree: r.str(), Key: r.str()}
+		v.Cache = &Cache{Dir: r.str(), Tree: r.str(), Key: r.str(), Variant: r.str()}
 	}
+	v.Devices = r.strs()
 }
 
 func (w *wireWriter) mount(m *Mount) {
@@ -189,6 +192,8 @@ func (w *wireWriter) mount(m *Mount) {
 	for _, p := range m.Provide {
 		w.str(p.Path)
 		w.str(p.Source)
+		w.str(p.Link)
+		w.bool(p.Soname)
 	}
 	w.str(m.HostRoot)
 	w.str(m.Why)
@@ -206,7 +211,7 @@ func (r *wireReader) mount(m *Mount) {
 	if n := r.count(); n > 0 {
 		m.Provide = make([]Provision, n)
 		for i := range m.Provide {
-			m.Provide[i] = Provision{Path: r.str(), Source: r.str()}
+			m.Provide[i] = Provision{Path: r.str(), Source: r.str(), Link: r.str(), Soname: r.bool()}
 		}
 	}
 	m.HostRoot = r.str()

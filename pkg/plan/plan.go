@@ -49,6 +49,8 @@ type ViewRequest struct {
 	// view's key covers the image's identity instead: see View).
 	Image       *ostree.ImageID
 	ListEntries func() ([]ostree.Entry, error)
+	// Devices, when set, are the CDI devices the view shows.
+	Devices *DeviceRequest
 }
 
 // Request is everything a plan depends on: the view, and the caller and
@@ -127,6 +129,10 @@ func Build(r Request) (*nsroot.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d := r.Devices; d != nil && d.Edits != nil && !r.Tree.Host {
+		ds := placeDevices(r.ViewRequest, r.Tree, HostBinds(r.Catalog, r.Tree), func(p string) string { return path.Join("/", r.HostPrefix, p) })
+		p.Notes = append(p.Notes, ds.notes...)
+	}
 	return p, nil
 }
 
@@ -136,18 +142,32 @@ func View(r ViewRequest) nsroot.View {
 	v := nsroot.View{Tree: t.Name, TreePath: t.Path, Host: t.Host, Root: r.Root}
 	switch {
 	case !t.Host:
+		if r.Devices != nil {
+			v.Devices = r.Devices.Names
+		}
 		v.Mounts = mounts(r, t)
-		if r.Image != nil && r.Entries == nil && r.ListEntries != nil {
-			// Listing an image's entries reads the image: left to the
-			// launches that build the view. Keys are computed before.
-			list := r.ListEntries
+		// Listing an image's entries reads the image, and resolving
+		// devices their specs: left to the launches that build the view.
+		// Keys are computed before (stamps stand for what is left).
+		listing := r.Image != nil && r.Entries == nil && r.ListEntries != nil
+		resolving := r.Devices != nil && r.Devices.Edits == nil && r.Devices.Resolve != nil
+		if listing || resolving {
 			v.Complete = func(v *nsroot.View) error {
-				entries, err := list()
-				if err != nil {
-					return err
-				}
 				full := r
-				full.Entries, full.ListEntries = entries, nil
+				if listing {
+					entries, err := r.ListEntries()
+					if err != nil {
+						return err
+					}
+					full.Entries, full.ListEntries = entries, nil
+				}
+				if resolving {
+					edits, err := r.Devices.Resolve()
+					if err != nil {
+						return err
+					}
+					full.Devices = &DeviceRequest{Names: r.Devices.Names, Edits: edits}
+				}
 				v.Mounts = mounts(full, t)
 				return nil
 			}
@@ -202,6 +222,10 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 	}
 
 	host := func(p string) string { return path.Join("/", r.HostPrefix, p) }
+	var ds *deviceSteps
+	if r.Devices != nil && r.Devices.Edits != nil {
+		ds = placeDevices(r, t, binds, host)
+	}
 	// The host root first: bound later, it would carry this half-built view.
 	// Not nodev: a view built from it in a user namespace could not lift
 	// that flag again from its /dev (its devices are the view's /dev anyway).
@@ -218,6 +242,10 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 		})
 		entry = nsroot.Mount{Source: ImageDir, InView: true}
 	}
+	if ds != nil && ds.loader != nil {
+		// (before the /etc overlay, whose top layer shows the cache)
+		ms = append(ms, *ds.loader)
+	}
 	for _, e := range r.Entries {
 		if covered[e.Name] {
 			continue
@@ -227,7 +255,12 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 		src.Source = path.Join(entry.Source, e.Name)
 		switch {
 		case e.Name == "etc" && e.Kind == ostree.Dir:
-			ms = append(ms, etcOverlay(t, src, binds, host)...)
+			ms = append(ms, etcOverlay(t, src, binds, host, ds)...)
+		case ds != nil && e.Kind == ostree.Dir && len(ds.provide[e.Name]) > 0:
+			ms = append(ms, nsroot.Mount{
+				Op: nsroot.OpOverlay, Source: src.Source, InView: src.InView, Added: path.Join(AddedRoot, e.Name), Target: target,
+				ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true, Provide: ds.provide[e.Name], Why: WhyTree,
+			})
 		case e.Kind == ostree.Symlink:
 			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: e.Target, Target: target, Why: WhyTree})
 		default:
@@ -261,6 +294,9 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 			SameFileAs: "/proc/self/exe", Why: WhySelf,
 		})
 	}
+	if ds != nil {
+		ms = append(ms, ds.last...)
+	}
 	return ms
 }
 
@@ -284,9 +320,11 @@ var PathSnippets = map[string]string{
 }
 
 // etcOverlay shows the tree's /etc with what the view adds on top: the
-// PATH snippets, and mount points for the identity files and host binds
-// below /etc that the tree lacks (a minimal Debian has no /etc/hosts).
-func etcOverlay(t *ostree.Tree, etc nsroot.Mount, binds []config.Bind, host func(string) string) []nsroot.Mount {
+// PATH snippets, mount points for the identity files and host binds below
+// /etc that the tree lacks (a minimal Debian has no /etc/hosts), and what
+// devices add (their files, the loader cache). Without overlayfs, /etc is
+// the tree's own, unless devices need it.
+func etcOverlay(t *ostree.Tree, etc nsroot.Mount, binds []config.Bind, host func(string) string, ds *deviceSteps) []nsroot.Mount {
 	var ms []nsroot.Mount
 	names := make([]string, 0, len(PathSnippets))
 	for n := range PathSnippets {
@@ -297,7 +335,7 @@ func etcOverlay(t *ostree.Tree, etc nsroot.Mount, binds []config.Bind, host func
 		ms = append(ms, nsroot.Mount{Op: nsroot.OpFile, Source: PathSnippets[n], Target: path.Join(AddedDir, n), Why: "chos on PATH in login shells"})
 	}
 	ov := nsroot.Mount{Op: nsroot.OpOverlay, Source: etc.Source, InView: etc.InView, Added: AddedDir, Target: "/etc",
-		ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true, Why: WhyTree}
+		ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true, Optional: ds == nil, Why: WhyTree}
 	for _, f := range t.Identity {
 		if strings.HasPrefix(f, "/etc/") {
 			ov.Provide = append(ov.Provide, nsroot.Provision{Path: f, Source: host(f)})
@@ -307,6 +345,9 @@ func etcOverlay(t *ostree.Tree, etc nsroot.Mount, binds []config.Bind, host func
 		if strings.HasPrefix(b.Dest, "/etc/") {
 			ov.Provide = append(ov.Provide, nsroot.Provision{Path: b.Dest, Source: host(b.Source)})
 		}
+	}
+	if ds != nil {
+		ov.Provide = append(ov.Provide, ds.provide["etc"]...)
 	}
 	return append(ms, ov)
 }
@@ -480,12 +521,18 @@ func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
 	h := sha256.New()
 	// (no fmt: this runs on every cached launch)
 	h.Write([]byte("v1\x00" + configDigest + "\x00" + v.Tree + "\x00" + v.TreePath + "\x00" + v.Root + "\x00"))
+	for _, d := range v.Devices {
+		h.Write([]byte("device " + d + "\x00"))
+	}
 	// Every field of every step (written out: reflection costs a launch
 	// with many binds a quarter of a millisecond).
 	for _, m := range v.Mounts {
 		h.Write([]byte(string(m.Op) + "\x00" + m.Source + "\x00" + m.Target + "\x00" + m.SameFileAs + "\x00" + m.Why + "\x00" + m.Added + "\x00"))
 		for _, pr := range m.Provide {
-			h.Write([]byte(pr.Path + "\x00" + pr.Source + "\x00"))
+			h.Write([]byte(pr.Path + "\x00" + pr.Source + "\x00" + pr.Link + "\x00"))
+			if pr.Soname {
+				h.Write([]byte("soname\x00"))
+			}
 		}
 		h.Write([]byte(m.HostRoot + "\x00"))
 		flags := []bool{m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional, m.InView}
