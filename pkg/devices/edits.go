@@ -2,8 +2,11 @@ package devices
 
 import (
 	"path"
+	"strconv"
 	"strings"
+	"syscall"
 
+	"golang.org/x/sys/unix"
 	specs "tags.cncf.io/container-device-interface/specs-go"
 )
 
@@ -260,4 +263,32 @@ func appendNew(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// CheckNodes refuses a device whose nodes the host lacks, or has of another
+// kind or number than its spec says: views show the host's /dev as it is
+// (prefix is where the host's root is seen).
+func CheckNodes(nodes []Node, prefix string) error {
+	for _, n := range nodes {
+		var st syscall.Stat_t
+		err := syscall.Stat(path.Join("/", prefix, n.Path), &st)
+		kind := ""
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFCHR:
+			kind = "c"
+		case syscall.S_IFBLK:
+			kind = "b"
+		}
+		major, minor := int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+		switch {
+		case err != nil:
+			return &DeviceError{Device: n.Device, Spec: n.Spec, Msg: "device node " + n.Path + " is not on this host (" + err.Error() + ")"}
+		case kind == "":
+			return &DeviceError{Device: n.Device, Spec: n.Spec, Msg: n.Path + " is not a device node"}
+		case n.Type != "" && n.Type != "u" && n.Type != kind,
+			n.Major != 0 && n.Major != major, n.Minor != 0 && n.Minor != minor:
+			return &DeviceError{Device: n.Device, Spec: n.Spec, Msg: "device node " + n.Path + " is " + kind + " " + strconv.FormatInt(major, 10) + ":" + strconv.FormatInt(minor, 10) + " here, not what the spec says (regenerate it)"}
+		}
+	}
+	return nil
 }

@@ -96,8 +96,8 @@ func TestProvideMakesMountPointsAndLinksInTheTopLayer(t *testing.T) {
 		{Provision{Path: "/usr/share/nvidia", Source: filepath.Join(host, "share")}, "/.chos/add/usr/share/nvidia", unix.S_IFDIR},
 		{Provision{Path: "/usr/lib/x86_64-linux-gnu/libcuda.so", Link: "libcuda.so.1"}, "/.chos/add/usr/lib/x86_64-linux-gnu/libcuda.so", unix.S_IFLNK},
 		{Provision{Path: "/usr/lib/x86_64-linux-gnu/libold.so", Source: filepath.Join(host, "smi")}, "/.chos/add/usr/lib/x86_64-linux-gnu/libold.so", unix.S_IFREG}, // the tree's link shadowed
-		{Provision{Path: "/usr/lib/x86_64-linux-gnu/libz.so.1", Source: filepath.Join(host, "smi")}, "", 0},                                                   // the tree has it: bound over
-		{Provision{Path: "/usr/bin/missing-on-host", Source: filepath.Join(host, "nope")}, "", 0},                                                           // nothing to bind
+		{Provision{Path: "/usr/lib/x86_64-linux-gnu/libz.so.1", Source: filepath.Join(host, "smi")}, "", 0},                                                         // the tree has it: bound over
+		{Provision{Path: "/usr/bin/missing-on-host", Source: filepath.Join(host, "nope")}, "", 0},                                                                   // nothing to bind
 	} {
 		added, err := provide(root, th, m, tc.pr)
 		if err != nil {

@@ -21,6 +21,9 @@ type DeviceRequest struct {
 	Names   []string // qualified names, sorted
 	Edits   *devices.Edits
 	Resolve func() (*devices.Edits, error)
+	// Stamps identify the spec files (devices.SpecFile.Stamp), for the
+	// cache key.
+	Stamps []string
 }
 
 // AddedRoot holds, in a view with devices, what the view adds to the
