@@ -164,7 +164,7 @@ func (st *state) auditPrepare(c *cli.Command, r *reply, err error) {
 		e.Refused = err.Error()
 	} else if t := st.adm.selected.Tree; t != nil {
 		e.View = "fresh"
-		if st.cacheFor(st.adm.cat, t, &nsroot.View{}) != nil {
+		if st.cacheFor(st.adm.cat, t, &nsroot.View{}, nil) != nil {
 			e.View = "cached"
 		}
 	}

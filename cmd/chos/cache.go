@@ -34,8 +34,9 @@ func (st *state) cacheDir() (string, error) {
 // cachedState is a cached namespace as `chos cache` and `chos check` see it.
 type cachedState struct {
 	nsroot.CacheEntry
-	tree  *ostree.Tree // nil when no configured tree has this name
-	valid bool
+	tree    *ostree.Tree // nil when no configured tree has this name
+	valid   bool
+	devices bool // a view with devices, not checked
 }
 
 // cacheStates lists the cached namespaces and says which ones a launch
@@ -57,7 +58,11 @@ func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
 	out := make([]cachedState, 0, len(entries))
 	for _, e := range entries {
 		s := cachedState{CacheEntry: e, tree: byStem[e.Stem]}
-		if s.tree != nil {
+		if s.tree != nil && nsroot.VariantOf(e.Key) != "" {
+			// A view with devices: its key covers spec files a listing
+			// does not read; its builder replaces it when they change.
+			s.devices = true
+		} else if s.tree != nil {
 			key, ok := current[e.Stem]
 			if !ok {
 				key = st.currentKey(cat, s.tree)
@@ -77,7 +82,7 @@ func (st *state) currentKey(cat *ostree.Catalog, t *ostree.Tree) string {
 		return ""
 	}
 	v := plan.View(req)
-	if c := st.cacheFor(cat, t, &v); c != nil {
+	if c := st.cacheFor(cat, t, &v, nil); c != nil {
 		return c.Key
 	}
 	return ""
@@ -111,6 +116,9 @@ func (st *state) cmdCacheList(_ context.Context, c *cli.Command) error {
 			}
 			if s.valid {
 				state = "valid"
+			}
+			if s.devices && s.Mounted {
+				name, state = s.tree.Name+" (devices)", "with devices: rebuilt when its spec files change"
 			}
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, time.Since(s.Built).Round(time.Second), state, s.File)

@@ -66,6 +66,7 @@ func (st *state) cmdCheck(_ context.Context, c *cli.Command) error {
 			st.checkImage(k, cat, t)
 			st.checkNames(k, t, gids)
 		}
+		st.checkDevices(k, cat, trees)
 		st.checkCache(k, cat)
 	}
 	st.checkLogins(k)

@@ -269,6 +269,10 @@ func (st *state) cmdPlan(_ context.Context, c *cli.Command) error {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
+	if c.IsSet("device") {
+		st.deviceFlags = c.StringSlice("device")
+	}
+	st.resolveNow = true // the devices' steps shown, as a build would make them
 	p, err := st.prepare(name, args, len(args) == 0)
 	if err == nil {
 		err = p.Finish() // an image tree's entries, as the view would bind them

@@ -44,6 +44,11 @@ type state struct {
 	hostPrefix string
 	// fresh launches in a private namespace, not the cached one.
 	fresh bool
+	// deviceFlags are the --device options given (nil: none, and
+	// $CHOS_DEVICES asks); resolveNow reads their specs at once (`chos
+	// plan`) rather than where a view is built.
+	deviceFlags []string
+	resolveNow  bool
 	// acct is the caller's passwd entry, looked up once (see account).
 	acct    *identity.User
 	acctErr error
@@ -281,6 +286,13 @@ func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, a
 	if err != nil {
 		return nil, err
 	}
+	names, err := st.deviceNames()
+	if err != nil {
+		return nil, err
+	}
+	if vr.Devices, err = st.deviceRequest(cat, t, names, st.resolveNow); err != nil {
+		return nil, err
+	}
 	req := plan.Request{ViewRequest: vr, Caller: who, Argv: argv, Login: login}
 	treeRoot := st.hostPath(t.Path)
 	if login {
@@ -313,7 +325,7 @@ func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, a
 	}
 	p.Verbose = st.verbose
 	if !st.fresh {
-		p.Cache = st.cacheFor(cat, t, &p.View)
+		p.Cache = st.cacheFor(cat, t, &p.View, vr.Devices)
 	}
 	if plan.DirShowsHost(&p.View, st.hostPrefix, p.Dir) {
 		if p.DirID, err = nsroot.CwdID(); err != nil {
@@ -394,8 +406,10 @@ func (st *state) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequ
 
 // cacheFor names the cached namespace of a view, or nil where none is
 // kept: without root, from inside a view, for the host and for trees with
-// `cache = no`. The key depends on the view only, never on the caller.
-func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *nsroot.Cache {
+// `cache = no`. The key depends on the view only, never on the caller: a
+// view with devices (dr) is kept beside the plain one, keyed by the spec
+// files too.
+func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View, dr *plan.DeviceRequest) *nsroot.Cache {
 	if st.userns || t.Host || t.NoCache || st.hostPrefix != "" {
 		return nil
 	}
@@ -408,11 +422,16 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 			stamps = append(stamps, ostree.Stamp(m.Source))
 		}
 	}
+	variant := ""
+	if dr != nil {
+		stamps = append(stamps, dr.Stamps...)
+		variant = plan.DeviceVariant(dr.Names)
+	}
 	dir, err := st.cacheDir()
 	if err != nil {
 		return nil
 	}
-	return &nsroot.Cache{Dir: dir, Tree: t.Name,
+	return &nsroot.Cache{Dir: dir, Tree: t.Name, Variant: variant,
 		Key: plan.CacheKey(cat.Digest, v, stamps)}
 }
 

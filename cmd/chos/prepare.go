@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -72,6 +73,7 @@ func prepareCommand(st *state) *cli.Command {
 			str("default", "slurm: the plugin's default tree"), str("cwd", "slurm: the job's working directory"),
 			str("batch-script", "slurm: the batch step's script"), str("job", "slurm: job id"), str("step", "slurm: step id"),
 			str("env-path", "slurm: the job's $PATH"),
+			str("devices", "the CDI devices asked for (--chos-device, $CHOS_DEVICES): a list"),
 			&cli.BoolFlag{Name: "check", Usage: "slurm, as the user: only check the selection (submit time)"},
 		},
 		Action: st.cmdPrepare,
@@ -214,9 +216,16 @@ func (st *state) prepareFor(c *cli.Command, r *reply) error {
 	if err != nil {
 		return err
 	}
+	names, err := devices.ParseRequest(c.String("devices"))
+	if err != nil {
+		return err
+	}
+	if req.Devices, err = st.deviceRequest(cat, t, names, false); err != nil {
+		return err
+	}
 	v := plan.View(req)
 	if !st.fresh {
-		v.Cache = st.cacheFor(cat, t, &v)
+		v.Cache = st.cacheFor(cat, t, &v, req.Devices)
 	}
 	id, err := st.identityLayer(t, u, gids)
 	if err != nil {
@@ -231,6 +240,11 @@ func (st *state) prepareFor(c *cli.Command, r *reply) error {
 		err := st.asCaller(func() error { return unix.Faccessat(unix.AT_FDCWD, cwd, unix.X_OK, unix.AT_EACCESS) })
 		if err != nil {
 			return fmt.Errorf("working directory %s is not available in tree %s: %w", cwd, t.Name, err)
+		}
+	}
+	if len(v.Devices) > 0 {
+		if err := deviceEnv(r); err != nil {
+			return err
 		}
 	}
 	ns, err := os.Open("/proc/thread-self/ns/mnt")

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
 )
@@ -45,6 +46,17 @@ func (st *state) prepareCheck(c *cli.Command, r *reply) error {
 		Plugin: c.String("default"), Batch: true}, who)
 	if err != nil {
 		return err
+	}
+	// The devices too, by the tree's rules only: a submit host often has
+	// no such device, nor its spec.
+	names, err := devices.ParseRequest(c.String("devices"))
+	if err != nil {
+		return err
+	}
+	if t := sel.Tree; !t.Host {
+		if err := devices.Check(names, t.Name, t.Devices, cat.CDI.Devices); err != nil {
+			return err
+		}
 	}
 	r.set("tree", sel.Tree.Name)
 	r.set("enter", "0")
