@@ -3,6 +3,7 @@
  *
  *   plugstack.conf: required /path/chos_spank.so [chos=PATH] [default=TREE] [timeout=SECONDS]
  *   users:          srun|sbatch|salloc --chos=TREE ...   (or CHOS=TREE in the job's environment)
+ *                   [--chos-device=VENDOR/CLASS=NAME,...] (or CHOS_DEVICES=... likewise)
  *
  * It holds no policy. Once per job step, in slurmstepd (root), it runs
  * `chos prepare --service slurm` as a root helper and keeps its reply; in
@@ -65,6 +66,7 @@ static const char *chos_path = CHOS_PATH;
 static const char *default_tree;
 static int timeout_s = 60;
 static char *opt_tree;
+static char *opt_devices;     /* --chos-device, each one given, comma-separated */
 static const char *chos_run;  /* the chos executed: chos_path, or CHOS_IN_TREE */
 
 static int active;            /* chos was asked: tasks act on the reply */
@@ -104,6 +106,28 @@ static struct spank_option chos_option = {
 	"chos", "TREE", "Run the job's tasks in the chos OS tree TREE (see chos(1)).", 1, 0, opt_chos,
 };
 
+static int opt_device(int val, const char *optarg, int remote)
+{
+	char *more;
+	(void)val;
+	(void)remote;
+	if (!optarg || !*optarg) {
+		slurm_error("chos: --chos-device needs a device (VENDOR/CLASS=NAME)");
+		return -1;
+	}
+	if (!opt_devices)
+		return (opt_devices = strdup(optarg)) ? 0 : -1;
+	if (asprintf(&more, "%s,%s", opt_devices, optarg) < 0)
+		return -1;
+	free(opt_devices);
+	opt_devices = more;
+	return 0;
+}
+
+static struct spank_option device_option = {
+	"chos-device", "DEVICE", "With --chos: show the host's CDI device DEVICE (VENDOR/CLASS=NAME, a comma-separated list) in the tree.", 1, 0, opt_device,
+};
+
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
 	for (int i = 0; i < ac; i++) {
@@ -128,7 +152,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	case S_CTX_LOCAL:
 	case S_CTX_REMOTE:
 	case S_CTX_ALLOCATOR: /* sbatch and salloc see only registered options, not a static table */
-		return spank_option_register(sp, &chos_option) == ESPANK_SUCCESS ? 0 : -1;
+		return spank_option_register(sp, &chos_option) == ESPANK_SUCCESS &&
+		       spank_option_register(sp, &device_option) == ESPANK_SUCCESS ? 0 : -1;
 	default:
 		return 0;
 	}
@@ -441,7 +466,7 @@ static void free_args(void)
  */
 static int submit_check(void)
 {
-	const char *env_chos = getenv("CHOS");
+	const char *env_chos = getenv("CHOS"), *devices = opt_devices ? opt_devices : getenv("CHOS_DEVICES");
 
 	if (env_chos && !*env_chos)
 		env_chos = NULL;
@@ -460,6 +485,8 @@ static int submit_check(void)
 		arg("--env-chos=%s", env_chos);
 	if (default_tree)
 		arg("--default=%s", default_tree);
+	if (devices && *devices)
+		arg("--devices=%s", devices);
 	if (!failure[0])
 		prepare(args, 1);
 	free_args();
@@ -474,8 +501,8 @@ static int submit_check(void)
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	static char env_path[32768];
-	char env_chos[1024], cwd[4096], pwbuf[16384], *groups;
-	int ngids = 0, argc_job = 0, have_env, have_cwd, have_path;
+	char env_chos[1024], env_devices[4096], cwd[4096], pwbuf[16384], *groups;
+	int ngids = 0, argc_job = 0, have_env, have_cwd, have_path, have_devices;
 	uid_t uid;
 	gid_t gid, *gids = NULL;
 	uint32_t job, step;
@@ -497,14 +524,18 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	if (!opt_tree && job_env(sp, "SLURM_SPANK__SLURM_SPANK_OPTION_chos_chos", env_chos, sizeof env_chos) > 0 &&
 	    env_chos[0] && !(opt_tree = strdup(env_chos)))
 		return fail("out of memory"), 0;
+	if (!opt_devices && job_env(sp, "SLURM_SPANK__SLURM_SPANK_OPTION_chos_chos_device", env_devices, sizeof env_devices) > 0 &&
+	    env_devices[0] && !(opt_devices = strdup(env_devices)))
+		return fail("out of memory"), 0;
 	have_env = job_env(sp, "CHOS", env_chos, sizeof env_chos);
 	have_cwd = job_env(sp, "PWD", cwd, sizeof cwd);
 	have_path = job_env(sp, "PATH", env_path, sizeof env_path);
+	have_devices = opt_devices ? 0 : job_env(sp, "CHOS_DEVICES", env_devices, sizeof env_devices);
 	if (!opt_tree && !have_env && !default_tree)
 		return 0; /* nothing selected: the host, as without chos */
 	active = 1;
-	if (have_env < 0 || have_cwd < 0 || have_path < 0)
-		return fail("$CHOS, $PWD or $PATH of the job is too long"), 0;
+	if (have_env < 0 || have_cwd < 0 || have_path < 0 || have_devices < 0)
+		return fail("$CHOS, $PWD, $PATH or $CHOS_DEVICES of the job is too long"), 0;
 	if (spank_get_item(sp, S_JOB_UID, &uid) || spank_get_item(sp, S_JOB_GID, &gid) ||
 	    spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids, &ngids) || spank_get_item(sp, S_JOB_ID, &job) ||
 	    (step == SLURM_BATCH_SCRIPT && (spank_get_item(sp, S_JOB_ARGV, &argc_job, &argv_job) || argc_job < 1)))
@@ -531,6 +562,10 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		arg("--cwd=%s", cwd);
 	if (have_path)
 		arg("--env-path=%s", env_path);
+	if (opt_devices)
+		arg("--devices=%s", opt_devices);
+	else if (have_devices)
+		arg("--devices=%s", env_devices);
 	if (step == SLURM_BATCH_SCRIPT)
 		arg("--batch-script=%s", argv_job[0]);
 	arg("--job=%u", job);
@@ -596,5 +631,6 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 		close(ns_fd), ns_fd = -1;
 	free(reply), reply = NULL;
 	free(opt_tree), opt_tree = NULL;
+	free(opt_devices), opt_devices = NULL;
 	return 0;
 }
