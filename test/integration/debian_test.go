@@ -11,22 +11,39 @@ import (
 	"time"
 )
 
-// The debootstrapped Debian 11 tree shared by the tests: built once per
+// The debootstrapped Debian 11 trees shared by the tests: built once per
 // machine by scripts/mkdebiantree (into /var/cache/chos-test, kept between
 // runs), checked once per run of this package.
-var debian struct {
+type debianBuild struct {
 	once sync.Once
 	path string
 	err  string
 }
+
+var (
+	debian    debianBuild // minbase
+	debianGCC debianBuild // minbase, gcc and libc6-dev
+)
 
 // debianTree is the path of a Debian 11 (bullseye) minbase tree, root's and
 // reachable through root-owned directories only. Tests must not change it:
 // it outlives the run. The first call may take a few minutes (debootstrap).
 func debianTree(t testing.TB) string {
 	t.Helper()
-	debian.once.Do(func() {
-		cmd := exec.Command("bash", "scripts/mkdebiantree")
+	return debian.get(t)
+}
+
+// debianGCCTree is a Debian 11 tree like debianTree's with a C compiler,
+// for programs built inside a tree.
+func debianGCCTree(t testing.TB) string {
+	t.Helper()
+	return debianGCC.get(t, "--include", "gcc,libc6-dev", "/var/cache/chos-test/bullseye-gcc")
+}
+
+func (d *debianBuild) get(t testing.TB, args ...string) string {
+	t.Helper()
+	d.once.Do(func() {
+		cmd := exec.Command("bash", append([]string{"scripts/mkdebiantree"}, args...)...)
 		cmd.Dir, cmd.Env = h.repo, rootEnv()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		start := time.Now()
@@ -34,23 +51,23 @@ func debianTree(t testing.TB) string {
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		switch {
 		case err != nil || r.status != 0:
-			debian.err = "scripts/mkdebiantree failed (" + errString(err) + "):\n" + r.String()
+			d.err = "scripts/mkdebiantree failed (" + errString(err) + "):\n" + r.String()
 		case len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "/"):
-			debian.err = "scripts/mkdebiantree printed no path:\n" + r.String()
+			d.err = "scripts/mkdebiantree printed no path:\n" + r.String()
 		default:
-			debian.path = lines[len(lines)-1]
-			if err := checkRootOwnedPath(debian.path); err != nil {
-				debian.err = "the Debian tree: " + err.Error()
+			d.path = lines[len(lines)-1]
+			if err := checkRootOwnedPath(d.path); err != nil {
+				d.err = "the Debian tree: " + err.Error()
 			}
 		}
 		if r.stderr != "" || time.Since(start) > 10*time.Second {
-			t.Logf("scripts/mkdebiantree (%v):\n%s", time.Since(start).Round(time.Second), r.stderr)
+			t.Logf("scripts/mkdebiantree %s (%v):\n%s", strings.Join(args, " "), time.Since(start).Round(time.Second), r.stderr)
 		}
 	})
-	if debian.err != "" {
-		t.Fatal(debian.err)
+	if d.err != "" {
+		t.Fatal(d.err)
 	}
-	return debian.path
+	return d.path
 }
 
 func errString(err error) string {
