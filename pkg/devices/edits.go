@@ -190,12 +190,18 @@ func hookCommand(h *specs.Hook) (sub string, args []string, ok bool) {
 	return "", nil, false
 }
 
-// skippedHooks are the known subcommands chos leaves out, with the reason.
-var skippedHooks = map[string]string{
-	"chmod":                            "the host's /dev is shown as it is, its modes too",
-	"enable-cuda-compat":               "the host's driver libraries are used, not a tree's CUDA forward-compatibility ones",
-	"disable-device-node-modification": "a command in a tree cannot create device nodes (no CAP_MKNOD) but as root",
-	"update-nvidia-params":             "a command in a tree cannot create device nodes (no CAP_MKNOD) but as root",
+// skippedHook says why chos leaves out a known subcommand ("" for one it
+// does not know). (A switch, not a map: every launch would build a map.)
+func skippedHook(sub string) string {
+	switch sub {
+	case "chmod":
+		return "the host's /dev is shown as it is, its modes too"
+	case "enable-cuda-compat":
+		return "the host's driver libraries are used, not a tree's CUDA forward-compatibility ones"
+	case "disable-device-node-modification", "update-nvidia-params":
+		return "a command in a tree cannot create device nodes (no CAP_MKNOD) but as root"
+	}
+	return ""
 }
 
 func (e *Edits) hook(d Resolved, h *specs.Hook, linkAt map[string]int) error {
@@ -229,8 +235,8 @@ func (e *Edits) hook(d Resolved, h *specs.Hook, linkAt map[string]int) error {
 			e.Links = append(e.Links, lk)
 		}
 	default:
-		why, known := skippedHooks[sub]
-		if !known {
+		why := skippedHook(sub)
+		if why == "" {
 			return refuse("hook " + path.Base(h.Path) + " " + sub + ": not one chos performs (it performs update-ldcache, create-soname-symlinks and create-symlinks, and runs no hook program)")
 		}
 		e.Notes = appendNew(e.Notes, "hook "+sub+" of "+d.Spec+" not performed: "+why)

@@ -71,13 +71,15 @@ type Cache struct {
 	HWCapsDirs []string
 }
 
-var ne = binary.NativeEndian // the loader reads the cache in its own byte order
+// (binary.NativeEndian throughout: the loader reads the cache in its own
+// byte order. Not kept in a variable of this package, which every launch
+// of chos would initialise.)
 
 // Empty is a cache with no library, in the new format of this machine's
 // byte order: for a tree that has none.
 func Empty() *Cache {
 	c := &Cache{Format: FormatNew, Endian: 2} // cache_file_new_flags_endian_little
-	if ne.Uint16([]byte{0, 1}) == 1 {
+	if binary.NativeEndian.Uint16([]byte{0, 1}) == 1 {
 		c.Endian = 3 // big
 	}
 	return c
@@ -93,7 +95,7 @@ func Parse(data []byte) (*Cache, error) {
 		if len(data) < headerOld {
 			return nil, errors.New("truncated header")
 		}
-		n := uint64(ne.Uint32(data[12:]))
+		n := uint64(binary.NativeEndian.Uint32(data[12:]))
 		if n > uint64(len(data)-headerOld)/entryOld {
 			return nil, fmt.Errorf("%d entries do not fit in %d bytes", n, len(data))
 		}
@@ -106,15 +108,15 @@ func Parse(data []byte) (*Cache, error) {
 		c := &Cache{Format: FormatOld}
 		for i := 0; i < int(n); i++ {
 			e := data[headerOld+i*entryOld:]
-			name, err := cstring(data, end, ne.Uint32(e[4:]))
+			name, err := cstring(data, end, binary.NativeEndian.Uint32(e[4:]))
 			if err != nil {
 				return nil, err
 			}
-			p, err := cstring(data, end, ne.Uint32(e[8:]))
+			p, err := cstring(data, end, binary.NativeEndian.Uint32(e[8:]))
 			if err != nil {
 				return nil, err
 			}
-			c.Entries = append(c.Entries, Entry{Flags: int32(ne.Uint32(e)), Name: name, Path: p})
+			c.Entries = append(c.Entries, Entry{Flags: int32(binary.NativeEndian.Uint32(e)), Name: name, Path: p})
 		}
 		return c, nil
 	}
@@ -128,38 +130,38 @@ func (c *Cache) parseNew(data []byte, base int) error {
 		return errors.New("truncated header")
 	}
 	h := data[base:]
-	n := uint64(ne.Uint32(h[20:]))
+	n := uint64(binary.NativeEndian.Uint32(h[20:]))
 	if n > uint64(len(h)-headerNew)/entryNew {
 		return fmt.Errorf("%d entries do not fit in %d bytes", n, len(h))
 	}
 	c.Endian = h[28]
 	for i := 0; i < int(n); i++ {
 		e := h[headerNew+i*entryNew:]
-		name, err := cstring(data, base, ne.Uint32(e[4:]))
+		name, err := cstring(data, base, binary.NativeEndian.Uint32(e[4:]))
 		if err != nil {
 			return err
 		}
-		p, err := cstring(data, base, ne.Uint32(e[8:]))
+		p, err := cstring(data, base, binary.NativeEndian.Uint32(e[8:]))
 		if err != nil {
 			return err
 		}
-		c.Entries = append(c.Entries, Entry{Flags: int32(ne.Uint32(e)), Name: name, Path: p,
-			OSVersion: ne.Uint32(e[12:]), HWCap: ne.Uint64(e[16:])})
+		c.Entries = append(c.Entries, Entry{Flags: int32(binary.NativeEndian.Uint32(e)), Name: name, Path: p,
+			OSVersion: binary.NativeEndian.Uint32(e[12:]), HWCap: binary.NativeEndian.Uint64(e[16:])})
 	}
-	off := uint64(ne.Uint32(h[32:]))
+	off := uint64(binary.NativeEndian.Uint32(h[32:]))
 	if off == 0 {
 		return nil
 	}
-	if off%4 != 0 || off+8 > uint64(len(data)) || ne.Uint32(data[off:]) != extMagic {
+	if off%4 != 0 || off+8 > uint64(len(data)) || binary.NativeEndian.Uint32(data[off:]) != extMagic {
 		return fmt.Errorf("bad extension at %d", off)
 	}
-	count := uint64(ne.Uint32(data[off+4:]))
+	count := uint64(binary.NativeEndian.Uint32(data[off+4:]))
 	if count > (uint64(len(data))-off-8)/extSection {
 		return fmt.Errorf("%d extension sections do not fit", count)
 	}
 	for i := uint64(0); i < count; i++ {
 		s := data[off+8+i*extSection:]
-		tag, at, size := ne.Uint32(s), uint64(ne.Uint32(s[8:])), uint64(ne.Uint32(s[12:]))
+		tag, at, size := binary.NativeEndian.Uint32(s), uint64(binary.NativeEndian.Uint32(s[8:])), uint64(binary.NativeEndian.Uint32(s[12:]))
 		if at+size > uint64(len(data)) {
 			return fmt.Errorf("extension section %d outside the file", tag)
 		}
@@ -172,7 +174,7 @@ func (c *Cache) parseNew(data []byte, base int) error {
 				return errors.New("bad glibc-hwcaps extension")
 			}
 			for j := uint64(0); j < size; j += 4 {
-				name, err := cstring(data, base, ne.Uint32(body[j:]))
+				name, err := cstring(data, base, binary.NativeEndian.Uint32(body[j:]))
 				if err != nil {
 					return err
 				}
@@ -236,12 +238,12 @@ func (c *Cache) Bytes() []byte {
 	if c.Format == FormatOld {
 		out := make([]byte, headerOld+len(old)*entryOld)
 		copy(out, magicOld)
-		ne.PutUint32(out[12:], uint32(len(old)))
+		binary.NativeEndian.PutUint32(out[12:], uint32(len(old)))
 		for j, i := range old {
 			e := out[headerOld+j*entryOld:]
-			ne.PutUint32(e, uint32(c.Entries[i].Flags))
-			ne.PutUint32(e[4:], offs[i].key)
-			ne.PutUint32(e[8:], offs[i].value)
+			binary.NativeEndian.PutUint32(e, uint32(c.Entries[i].Flags))
+			binary.NativeEndian.PutUint32(e[4:], offs[i].key)
+			binary.NativeEndian.PutUint32(e[8:], offs[i].value)
 		}
 		return append(out, strs.Bytes()...)
 	}
@@ -259,27 +261,27 @@ func (c *Cache) Bytes() []byte {
 	out := make([]byte, base+newSize, base+newSize+strs.Len()+64)
 	if c.Format == FormatCompat {
 		copy(out, magicOld)
-		ne.PutUint32(out[12:], uint32(len(old)))
+		binary.NativeEndian.PutUint32(out[12:], uint32(len(old)))
 		shift := uint32(base - oldEnd)
 		for j, i := range old {
 			e := out[headerOld+j*entryOld:]
-			ne.PutUint32(e, uint32(c.Entries[i].Flags))
-			ne.PutUint32(e[4:], shift+strStart+offs[i].key)
-			ne.PutUint32(e[8:], shift+strStart+offs[i].value)
+			binary.NativeEndian.PutUint32(e, uint32(c.Entries[i].Flags))
+			binary.NativeEndian.PutUint32(e[4:], shift+strStart+offs[i].key)
+			binary.NativeEndian.PutUint32(e[8:], shift+strStart+offs[i].value)
 		}
 	}
 	h := out[base:]
 	copy(h, magicNew)
-	ne.PutUint32(h[20:], uint32(len(c.Entries)))
-	ne.PutUint32(h[24:], uint32(strs.Len()))
+	binary.NativeEndian.PutUint32(h[20:], uint32(len(c.Entries)))
+	binary.NativeEndian.PutUint32(h[24:], uint32(strs.Len()))
 	h[28] = c.Endian
 	for i, e := range c.Entries {
 		b := h[headerNew+i*entryNew:]
-		ne.PutUint32(b, uint32(e.Flags))
-		ne.PutUint32(b[4:], strStart+offs[i].key)
-		ne.PutUint32(b[8:], strStart+offs[i].value)
-		ne.PutUint32(b[12:], e.OSVersion)
-		ne.PutUint64(b[16:], e.HWCap)
+		binary.NativeEndian.PutUint32(b, uint32(e.Flags))
+		binary.NativeEndian.PutUint32(b[4:], strStart+offs[i].key)
+		binary.NativeEndian.PutUint32(b[8:], strStart+offs[i].value)
+		binary.NativeEndian.PutUint32(b[12:], e.OSVersion)
+		binary.NativeEndian.PutUint64(b[16:], e.HWCap)
 	}
 	out = append(out, strs.Bytes()...)
 	if c.Generator == "" && len(c.HWCapsDirs) == 0 {
@@ -291,7 +293,7 @@ func (c *Cache) Bytes() []byte {
 		out = append(out, 0)
 	}
 	ext := len(out)
-	ne.PutUint32(h[32:], uint32(ext))
+	binary.NativeEndian.PutUint32(h[32:], uint32(ext))
 	type section struct {
 		tag  uint32
 		data []byte
@@ -303,19 +305,19 @@ func (c *Cache) Bytes() []byte {
 	if len(c.HWCapsDirs) > 0 {
 		data := make([]byte, 4*len(hwcaps))
 		for i, o := range hwcaps {
-			ne.PutUint32(data[4*i:], strStart+o)
+			binary.NativeEndian.PutUint32(data[4*i:], strStart+o)
 		}
 		sections = append(sections, section{tagGlibcHWCaps, data})
 	}
-	out = ne.AppendUint32(out, extMagic)
-	out = ne.AppendUint32(out, uint32(len(sections)))
+	out = binary.NativeEndian.AppendUint32(out, extMagic)
+	out = binary.NativeEndian.AppendUint32(out, uint32(len(sections)))
 	dataAt := ext + 8 + extSection*len(sections)
 	for _, s := range sections {
 		dataAt = align(dataAt, 4)
-		out = ne.AppendUint32(out, s.tag)
-		out = ne.AppendUint32(out, 0)
-		out = ne.AppendUint32(out, uint32(dataAt))
-		out = ne.AppendUint32(out, uint32(len(s.data)))
+		out = binary.NativeEndian.AppendUint32(out, s.tag)
+		out = binary.NativeEndian.AppendUint32(out, 0)
+		out = binary.NativeEndian.AppendUint32(out, uint32(dataAt))
+		out = binary.NativeEndian.AppendUint32(out, uint32(len(s.data)))
 		dataAt += len(s.data)
 	}
 	for _, s := range sections {
