@@ -402,3 +402,26 @@ func TestSlurmJobWithDevice(t *testing.T) {
 		t.Errorf("sbatch with a device the tree does not allow:\n%s", r)
 	}
 }
+
+// A PAM session asks with $CHOS_DEVICES (su passes its own environment):
+// the device's variables reach the session, its files the session's tree.
+func TestPamSessionWithDevice(t *testing.T) {
+	f := devices.get(t)
+	setConfig(t, devConfig(t, f, f.specDir))
+	suL := [][2]string{pamFileWith(t, "su-l", pamChos(t))}
+	const cmd = `echo "[$CHOSTEST_DEVICE]"; chostest-tool; cat /etc/debian_version`
+	r := run(t, call{Root: true, Env: []string{"CHOS=debgcc", "CHOS_DEVICES=" + devName}, Args: withBinds(suL, "su", "-l", h.user, "-c", cmd)})
+	if wantStatus(t, r, 0) && !strings.HasPrefix(r.stdout, "[present]\nchostest-tool runs\n11.") {
+		t.Errorf("su -l with $CHOS_DEVICES: %q\n%s", r.stdout, r)
+	}
+	// control: the same session without the variable has none of it
+	r = run(t, call{Root: true, Env: []string{"CHOS=debgcc"}, Args: withBinds(suL, "su", "-l", h.user, "-c", cmd)})
+	if !strings.HasPrefix(r.stdout, "[]\n") || strings.Contains(r.stdout, "chostest-tool runs") {
+		t.Errorf("su -l without $CHOS_DEVICES: %q\n%s", r.stdout, r)
+	}
+	// a device the tree does not allow refuses the session
+	r = run(t, call{Root: true, Env: []string{"CHOS=debgcc", "CHOS_DEVICES=" + devKind + "=other"}, Args: withBinds(suL, "su", "-l", h.user, "-c", cmd)})
+	if r.status == 0 || !strings.Contains(r.stdout+r.stderr, "device "+devKind+"=other is not allowed in tree debgcc") {
+		t.Errorf("su -l with a device the tree does not allow:\n%s", r)
+	}
+}
