@@ -250,7 +250,7 @@ PKG_VERSION := 0.1.0
 PKG_SOURCES = tar -c --exclude=./.git --exclude=./build --exclude=./bin --exclude=./$(TESTLOG) .
 GO_ENV = GO="$$(command -v $(GO))" GOCACHE="$$($(GO) env GOCACHE)" GOMODCACHE="$$($(GO) env GOMODCACHE)" GOTOOLCHAIN=local
 
-# Debian: debian/ (debhelper, dpkg-dev). -d: Go >= 1.22 comes from PATH, not
+# Debian: debian/ (debhelper, dpkg-dev). -d: Go >= 1.26 comes from PATH, not
 # from a Debian package. noddebs: no -dbgsym packages.
 deb:
 	$(DEPS) deb

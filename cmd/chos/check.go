@@ -363,6 +363,9 @@ func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 			k.ok("cache", "dropped %d cached namespaces of trees no longer configured: %s", len(dropped), strings.Join(dropped, ", "))
 		}
 	}
+	for _, why := range nsroot.Uncached(dir) {
+		k.warn("cache", "launches from this mount namespace build private views: %s", why)
+	}
 	states, err := st.cacheStates(cat)
 	if err != nil {
 		k.warn("cache", "%v", err)

@@ -137,12 +137,16 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	// Concurrent first launches of one tree: one builds, the others find
 	// what it built.
 	if !isNamespace(c.File()) {
-		if res.Notes, err = assemble(v, Privileged); err != nil {
+		done, order := newerNamespaces(host)
+		res.Notes, err = assemble(v, Privileged)
+		if order == nil {
+			done()
+		}
+		if err != nil {
 			return res, err
 		}
 		if err := publish(c, host, c.File(), func() { dropOlderViews(c) }); err != nil {
-			res.Warning = fmt.Sprintf("not caching tree %s: %v", v.Tree, err)
-			res.Private = true
+			res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: %v", v.Tree, errors.Join(err, order)))
 			return res, nil
 		}
 	} else if id != nil {
@@ -155,7 +159,12 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	}
 	// The layer: a copy of the view (this thread is in it now) with the
 	// user's lines added.
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+	done, order := newerNamespaces(host)
+	err = unix.Unshare(unix.CLONE_NEWNS)
+	if order == nil {
+		done()
+	}
+	if err != nil {
 		return res, fmt.Errorf("unsharing the mount namespace: %w", err)
 	}
 	if err := applyIdentity(id); err != nil {
@@ -163,10 +172,53 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	}
 	file := c.LayerFile(id)
 	if err := publish(c, host, file, func() { dropLayers(c.layerDir(), c.layerPrefix(id.UID), file) }); err != nil {
-		res.Warning = fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, err)
-		res.Private = true
+		res.warnUncached(file, fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, errors.Join(err, order)))
 	}
 	return res, nil
+}
+
+// uncachedSuffix marks, beside a view's namespace file, a view that could
+// not be cached from this mount namespace; it holds the reason.
+const uncachedSuffix = ".uncached"
+
+// warnUncached makes the launch build a private view, with a warning the
+// first time in this mount namespace (a Slurm job's namespace, a login
+// session's) and a note afterwards: every launch of a thousand-task job
+// would otherwise repeat it. `chos check` reports the marks.
+func (res *builderResult) warnUncached(file, warning string) {
+	res.Private = true
+	mark := strings.TrimSuffix(file, ".mnt") + uncachedSuffix
+	f, err := os.OpenFile(mark, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			res.Notes = append(res.Notes, warning)
+			return
+		}
+	} else {
+		f.WriteString(warning + "\n")
+		f.Close()
+	}
+	res.Warning = warning
+}
+
+// Uncached lists why views could not be cached from the namespace whose
+// cache directory is dir (the marks warnUncached leaves), one line each.
+func Uncached(dir string) []string {
+	var out []string
+	for _, m := range uncachedMarks(dir, "") {
+		if b, err := os.ReadFile(m); err == nil {
+			out = append(out, strings.TrimSpace(string(b)))
+		}
+	}
+	return out
+}
+
+// uncachedMarks are the marks of views (in dir) and layers (in dir/id)
+// whose names start with prefix.
+func uncachedMarks(dir, prefix string) []string {
+	views, _ := filepath.Glob(filepath.Join(dir, prefix+"*"+uncachedSuffix))
+	layers, _ := filepath.Glob(filepath.Join(dir, "id", prefix+"*"+uncachedSuffix))
+	return append(views, layers...)
 }
 
 // isNamespace says whether file holds a namespace (a published view).
@@ -456,6 +508,9 @@ func DropCache(dir, tree string) error {
 		}
 	}
 	dropLayers(filepath.Join(dir, "id"), stemPrefix(tree), "")
+	for _, m := range uncachedMarks(dir, stemPrefix(tree)) {
+		os.Remove(m)
+	}
 	if tree != "" || len(errs) > 0 {
 		return errors.Join(errs...)
 	}

@@ -381,6 +381,11 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	if builder == 0 {
 		t.Fatal("no view builder started")
 	}
+	// It detaches before it takes the tree's lock: look once it waits for
+	// ours (on a busy machine an idle-class process may take a while).
+	for until := time.Now().Add(time.Minute); !waitsOnLock(t, builder) && time.Now().Before(until); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	launcher := 0
 	for _, pid := range pidsRunning(h.chos, "exec", "one", "true") {
 		launcher = pid
@@ -422,6 +427,17 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	lock.Close()
 	waited = true
 	wantStatus(t, att.wait(promptly), 0)
+}
+
+// waitsOnLock says whether pid waits for a file lock (a blocked request in
+// /proc/locks: "N: -> FLOCK ADVISORY WRITE PID ...").
+func waitsOnLock(t *testing.T, pid int) bool {
+	for _, l := range strings.Split(readFile(t, "/proc/locks"), "\n") {
+		if f := strings.Fields(l); len(f) > 5 && f[1] == "->" && f[5] == strconv.Itoa(pid) {
+			return true
+		}
+	}
+	return false
 }
 
 // launchCgroup makes a cgroup for a test's launch, in the freezer hierarchy

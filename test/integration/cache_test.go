@@ -5,9 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // The setuid chos keeps each tree's view as a mount namespace in the cache
@@ -281,4 +284,63 @@ func TestCacheIsNotUsedForTreesThatOptOut(t *testing.T) {
 	if validCached(t, "two") != 1 {
 		t.Error("control: tree two, which does not opt out, was not cached")
 	}
+}
+
+// TestCacheWorksInANamespaceMadeOnAnotherCPU launches from a mount
+// namespace made on one CPU with the launch on another (an `unshare -m`, a
+// Slurm job's job_container/tmpfs namespace, a container): since Linux
+// 6.18 namespace ids come in per-CPU batches, and the kernel binds a view's
+// namespace only where it is newer. testdata/nsorder makes the namespace so
+// that every namespace made on the launch's CPU is older, and fails unless
+// the kernel then refuses such a bind (the control). The second launch must
+// enter the view the first one built and cached, with no warning.
+func TestCacheWorksInANamespaceMadeOnAnotherCPU(t *testing.T) {
+	nsorder := buildTestProgram(t, t.TempDir(), "nsorder")
+	cpus := allowedCPUs(t)
+	if len(cpus) < 2 {
+		t.Fatalf("needs two CPUs to make namespace ids out of order; this machine lets the test use %v", cpus)
+	}
+	u := call{}.account()
+	script := `set -e
+` + h.chos + ` exec one readlink /proc/self/ns/mnt
+` + h.chos + ` exec one readlink /proc/self/ns/mnt
+` + h.chos + ` cache list`
+	for _, launchCPU := range cpus {
+		for _, viewCPU := range cpus {
+			if launchCPU == viewCPU {
+				continue
+			}
+			t.Run(fmt.Sprintf("namespace made on CPU %d, launch on CPU %d", launchCPU, viewCPU), func(t *testing.T) {
+				r := run(t, call{Root: true, Args: []string{nsorder, strconv.Itoa(launchCPU), strconv.Itoa(viewCPU),
+					"setpriv", "--reuid", u.name, "--regid", u.group, "--init-groups", "--", "sh", "-c", script}})
+				if !wantStatus(t, r, 0) {
+					return
+				}
+				lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+				if len(lines) < 3 || lines[0] != lines[1] {
+					t.Errorf("two launches ran in namespaces %q, want one, cached:\n%s", lines[:min(2, len(lines))], r)
+				}
+				if strings.Contains(r.stderr, "not caching") {
+					t.Errorf("the launch did not cache its view:\n%s", r)
+				}
+				if !strings.Contains(r.stdout, "valid") {
+					t.Errorf("chos cache list in that namespace shows no valid view:\n%s", r)
+				}
+			})
+		}
+	}
+}
+
+// allowedCPUs are the CPUs this test may run on.
+func allowedCPUs(t testing.TB) []int {
+	t.Helper()
+	var set unix.CPUSet
+	must(t, unix.SchedGetaffinity(0, &set))
+	var cpus []int
+	for c := 0; c < len(set)*64 && len(cpus) < 4; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus
 }

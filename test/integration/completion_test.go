@@ -24,6 +24,11 @@ func TestShellCompletionOffersTheTreesTheUserMayUse(t *testing.T) {
 	zdump := filepath.Join(h.home, unique(t)+".zcompdump") // the user's to write
 	t.Cleanup(func() { os.Remove(zdump) })
 	env := []string{"PATH=" + filepath.Join(h.prefix, "bin") + ":/usr/bin:/bin", "XDG_DATA_DIRS=" + filepath.Join(h.prefix, "share")}
+	// zsh's driver, where the user can read it (the checkout may be under
+	// root's 0700 home)
+	zshDriver := filepath.Join(h.tmp, unique(t)+"-zsh-complete.zsh")
+	copyFile(t, filepath.Join(h.repo, "test/integration/testdata/zsh-complete.zsh"), zshDriver, 0o644)
+	t.Cleanup(func() { os.Remove(zshDriver) })
 	shells := []struct {
 		name string
 		// complete returns what the shell offers for line (ending in a
@@ -38,7 +43,7 @@ func TestShellCompletionOffersTheTreesTheUserMayUse(t *testing.T) {
 			return r.stdout
 		}},
 		{"zsh", func(t *testing.T, line string) string {
-			r := run(t, call{Args: []string{"zsh", "-f", filepath.Join(h.repo, "test/integration/testdata/zsh-complete.zsh"), zshDir, zdump, line}, Env: env})
+			r := run(t, call{Args: []string{"zsh", "-f", zshDriver, zshDir, zdump, line}, Env: env})
 			wantStatus(t, r, 0)
 			return r.stdout
 		}},

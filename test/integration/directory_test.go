@@ -255,6 +255,7 @@ func TestDeadNameServiceGivesAClearErrorQuickly(t *testing.T) {
 	must(t, err)
 	t.Cleanup(func() { l.Close() }) // never accepts: connections wait in the backlog
 
+	runSystemdDir(t)
 	// (setpriv would itself look the user up, and hang)
 	runas := buildTestProgram(t, dir, "runas")
 	asUser := "exec " + runas + " " + strconv.Itoa(a.uid) + " " + strconv.Itoa(a.gid) + " " + a.gidList() +
@@ -314,6 +315,7 @@ func TestSystemdUserdbNamesDirectoryUsers(t *testing.T) {
 	if _, err := os.Stat(userdbd); err != nil {
 		t.Fatalf("%s is missing (apt-get install systemd-userdbd): %v", userdbd, err)
 	}
+	runSystemdDir(t)
 	runas := buildTestProgram(t, t.TempDir(), "runas")
 	script := func(withDaemon bool) string {
 		s := "mount -t tmpfs -o mode=0755 tmpfs /run/systemd; "
@@ -333,4 +335,21 @@ func TestSystemdUserdbNamesDirectoryUsers(t *testing.T) {
 			t.Errorf("with the daemon %v: want the user named by %s:\n%s", c.daemon, c.source, r)
 		}
 	}
+}
+
+// runSystemdDir makes sure /run/systemd exists, for a test to mount over
+// it in a private namespace (a machine without systemd has none), and
+// removes it after the test if it made it.
+func runSystemdDir(t *testing.T) {
+	t.Helper()
+	const dir = "/run/systemd"
+	if _, err := os.Stat(dir); err == nil {
+		return
+	}
+	must(t, os.Mkdir(dir, 0o755))
+	t.Cleanup(func() {
+		if err := os.Remove(dir); err != nil {
+			t.Errorf("removing %s, made for the test: %v", dir, err)
+		}
+	})
 }

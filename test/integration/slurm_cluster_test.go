@@ -169,7 +169,9 @@ func (c *slurmCluster) start() error {
 	if err := c.startDaemon("slurmd", filepath.Join(c.dir, "slurmd.log"), "slurmd", "-D"); err != nil {
 		return err
 	}
-	if err := c.waitIdle(30 * time.Second); err != nil {
+	// (a fresh, busy 2-core machine: slurmctld's first scheduling pass and
+	// slurmd's registration can take long)
+	if err := c.waitIdle(2 * time.Minute); err != nil {
 		return err
 	}
 	c.up = true
@@ -213,6 +215,10 @@ MpiDefault=none
 ReturnToService=2
 SlurmdParameters=config_overrides
 MailProg=/bin/true
+# RPCs wait longer than the default 10 s on a busy machine; a step's nodes
+# are ready as soon as slurmd says so (no power saving)
+MessageTimeout=60
+SuspendTime=NONE
 NodeName=%[1]s NodeAddr=127.0.0.1 CPUs=%[7]d RealMemory=100 State=UNKNOWN
 PartitionName=debug Nodes=%[1]s Default=YES MaxTime=INFINITE State=UP
 `, c.node, c.dir, ctldPort, slurmdPort, c.mungeSocket, c.plugstack, cpus)
@@ -292,7 +298,7 @@ func (c *slurmCluster) waitIdle(timeout time.Duration) error {
 		cmd := exec.Command("sinfo", "-h", "-n", c.node, "-o", "%T")
 		cmd.Env = append(rootEnv(), "SLURM_CONF="+c.conf)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		r, err := runWithTimeout(cmd, 10*time.Second, nil)
+		r, err := runWithTimeout(cmd, 30*time.Second, nil)
 		last = fmt.Sprintf("%v %s", err, r)
 		if err == nil && r.status == 0 && strings.TrimSpace(r.stdout) == "idle" {
 			return nil

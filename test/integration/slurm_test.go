@@ -183,9 +183,21 @@ func wantOneChosLine(t testing.TB, stderr, want string) {
 // queued is every job Slurm knows of that has not ended.
 func (c *slurmCluster) queued(t testing.TB) string {
 	t.Helper()
-	r := run(t, c.root("squeue", "-h", "-o", "%i %T"))
-	wantStatus(t, r, 0)
-	return strings.TrimSpace(r.stdout)
+	// A job that ended is COMPLETING until slurmd says it is done, which a
+	// busy machine may take a while to: only what stays is queued.
+	var out string
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		r := run(t, c.root("squeue", "-h", "-o", "%i %T"))
+		wantStatus(t, r, 0)
+		out = strings.TrimSpace(r.stdout)
+		completing := out != ""
+		for _, l := range strings.Split(out, "\n") {
+			completing = completing && strings.HasSuffix(l, " COMPLETING")
+		}
+		if !completing || time.Now().After(end) {
+			return out
+		}
+	}
 }
 
 // waitJobEnd waits until job has ended and returns its state (COMPLETED,
