@@ -186,7 +186,7 @@ func provide(root, tree *os.File, m Mount, pr Provision) (string, error) {
 // layer has something of that name already (a library a spec mounts).
 func linkSoname(root *os.File, pr Provision, added string) error {
 	lib, err := hostexec.ReadLibrary(pr.Source)
-	if err != nil || lib.Soname == "" || lib.Soname == path.Base(pr.Path) || strings.Contains(lib.Soname, "/") {
+	if err != nil || !fileName(lib.Soname) || lib.Soname == path.Base(pr.Path) {
 		return nil // not a library with a soname of its own: nothing to link
 	}
 	parent, err := inroot.Open(root, path.Dir(added), unix.O_PATH|unix.O_DIRECTORY)
@@ -199,6 +199,11 @@ func linkSoname(root *os.File, pr Provision, added string) error {
 		return nil
 	}
 	return unix.Symlinkat(path.Base(pr.Path), int(parent.Fd()), lib.Soname)
+}
+
+// fileName says whether a library's soname can name a file beside it.
+func fileName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
 }
 
 // maxLinks bounds the links followed inside a tree, as the kernel's
@@ -294,7 +299,7 @@ func loaderCache(root *os.File, m Mount, checked func(Mount) error) error {
 			continue
 		}
 		name := lib.Soname
-		if name == "" || strings.Contains(name, "/") {
+		if !fileName(name) {
 			name = path.Base(pr.Path)
 		}
 		at := path.Join(path.Dir(pr.Path), name)
