@@ -39,8 +39,13 @@ func (st *state) specDirs(cat *ostree.Catalog) []string {
 // view), on spec files only root can change whenever chos is installed
 // setuid.
 func (st *state) cdiHelper() devices.Helper {
-	return devices.Helper{Path: st.hostPath(build.CDIHelper), AsRoot: st.setuid(), Trusted: st.setuid() || st.dropped}
+	return devices.Helper{Path: st.hostPath(build.CDIHelper), AsRoot: st.setuid(), Trusted: st.rootVouched()}
 }
+
+// rootVouched says whether what chos reads must be root's (the trust
+// rule): whenever it is installed setuid, even once it has given root up,
+// so that `chos plan` and `chos check` refuse what a launch would.
+func (st *state) rootVouched() bool { return st.setuid() || st.dropped }
 
 // deviceRequest is what a launch in tree t asks of devices (nil for none):
 // each name allowed by the tree's rules, the spec files listed and checked
@@ -54,7 +59,7 @@ func (st *state) deviceRequest(cat *ostree.Catalog, t *ostree.Tree, names []stri
 		return nil, err
 	}
 	dirs := st.specDirs(cat)
-	specs, err := devices.Specs(dirs, st.setuid() || st.dropped)
+	specs, err := devices.Specs(dirs, st.rootVouched())
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +109,7 @@ func (st *state) checkDevices(k *checker, cat *ostree.Catalog, trees []*ostree.T
 		allowing = allowing || (!t.Host && len(t.Devices)+len(cat.CDI.Devices) > 0)
 	}
 	dirs := st.specDirs(cat)
-	specs, err := devices.Specs(dirs, st.setuid() || st.dropped)
+	specs, err := devices.Specs(dirs, st.rootVouched())
 	switch {
 	case err != nil:
 		k.fail("devices", "%v", err)
@@ -117,7 +122,7 @@ func (st *state) checkDevices(k *checker, cat *ostree.Catalog, trees []*ostree.T
 	}
 	h := st.cdiHelper()
 	h.AsRoot = false // (chos check has given root up: it reads as you)
-	if st.setuid() || st.dropped {
+	if st.rootVouched() {
 		if err := trust.CheckPath(h.Path); err != nil {
 			k.fail("devices", "the CDI helper: %v", err)
 			return
