@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -10,106 +9,31 @@ import (
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/devices"
-	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
-	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/trust"
 )
 
-// deviceNames are the CDI devices this launch asks for: the --device
-// options, else $CHOS_DEVICES.
-func (st *state) deviceNames() ([]string, error) {
-	if st.deviceFlags != nil {
-		return devices.ParseRequest(st.deviceFlags...)
-	}
-	return devices.ParseRequest(os.Getenv(devices.EnvVar))
-}
-
 // specDirs are the CDI spec directories, as this process reaches them.
-func (st *state) specDirs(cat *ostree.Catalog) []string {
+func (cl *cmdline) specDirs(cat *ostree.Catalog) []string {
 	dirs := make([]string, len(cat.CDI.SpecDirs))
 	for i, d := range cat.CDI.SpecDirs {
-		dirs[i] = st.hostPath(d)
+		dirs[i] = cl.inv.HostPath(d)
 	}
 	return dirs
-}
-
-// cdiHelper runs the spec reader: with root's ids only when chos runs
-// setuid (what it reads becomes what root binds for every user of a
-// view), on spec files only root can change whenever chos is installed
-// setuid.
-func (st *state) cdiHelper() devices.Helper {
-	return devices.Helper{Path: st.hostPath(build.CDIHelper), AsRoot: st.setuid(), Trusted: st.rootVouched()}
-}
-
-// rootVouched says whether what chos reads must be root's (the trust
-// rule): whenever it is installed setuid, even once it has given root up,
-// so that `chos plan` and `chos check` refuse what a launch would.
-func (st *state) rootVouched() bool { return st.setuid() || st.dropped }
-
-// deviceRequest is what a launch in tree t asks of devices (nil for none):
-// each name allowed by the tree's rules, the spec files listed and checked
-// (their stamps key the cached view), and what reads them, run only by a
-// launch that builds the view (or at once with now, for `chos plan`).
-func (st *state) deviceRequest(cat *ostree.Catalog, t *ostree.Tree, names []string, now bool) (*plan.DeviceRequest, error) {
-	if len(names) == 0 || t.Host {
-		return nil, nil // (the host shows its devices as they are)
-	}
-	if err := devices.Check(names, t.Name, t.Devices, cat.CDI.Devices); err != nil {
-		return nil, err
-	}
-	dirs := st.specDirs(cat)
-	specs, err := devices.Specs(dirs, st.rootVouched())
-	if err != nil {
-		return nil, err
-	}
-	dr := &plan.DeviceRequest{Names: names}
-	for _, s := range specs {
-		dr.Stamps = append(dr.Stamps, s.Stamp)
-	}
-	helper := st.cdiHelper()
-	dr.Resolve = func() (*devices.Edits, error) {
-		found, err := helper.Resolve(dirs, names)
-		if err != nil {
-			return nil, err
-		}
-		edits, err := devices.Interpret(found)
-		if err != nil {
-			return nil, err
-		}
-		return edits, devices.CheckNodes(edits.Nodes, st.hostPrefix)
-	}
-	if now {
-		if dr.Edits, err = dr.Resolve(); err != nil {
-			return nil, err
-		}
-	}
-	return dr, nil
-}
-
-// deviceEnv sets, for a shim, the variables of the devices of the view
-// this thread has entered.
-func deviceEnv(r *reply) error {
-	env, err := nsroot.ViewEnv()
-	if err != nil {
-		return err
-	}
-	for _, kv := range env {
-		r.set("setenv", kv)
-	}
-	return nil
 }
 
 // checkDevices reports, for `chos check`, the CDI spec files (the trust
 // rule, what the library finds wrong in them) and, for each tree, the
 // devices its rules let users ask for and the spec files behind them.
-func (st *state) checkDevices(k *checker, cat *ostree.Catalog, trees []*ostree.Tree) {
+func (cl *cmdline) checkDevices(k *checker, cat *ostree.Catalog, trees []*ostree.Tree) {
 	allowing := false
 	for _, t := range trees {
 		allowing = allowing || (!t.Host && len(t.Devices)+len(cat.CDI.Devices) > 0)
 	}
-	dirs := st.specDirs(cat)
-	specs, err := devices.Specs(dirs, st.rootVouched())
+	// (as a launch reads them: root's to vouch for, installed setuid)
+	trusted := cl.inv.Privilege.Setuid
+	dirs := cl.specDirs(cat)
+	specs, err := devices.Specs(dirs, trusted)
 	switch {
 	case err != nil:
 		k.fail("devices", "%v", err)
@@ -120,9 +44,9 @@ func (st *state) checkDevices(k *checker, cat *ostree.Catalog, trees []*ostree.T
 		k.ok("devices", "no tree allows CDI devices (`devices =` in %%TREE or %%CDI); %d spec file(s) in %s", len(specs), strings.Join(cat.CDI.SpecDirs, ", "))
 		return
 	}
-	h := st.cdiHelper()
-	h.AsRoot = false // (chos check has given root up: it reads as you)
-	if st.rootVouched() {
+	// (chos check has given root up: the reader reads as you)
+	h := devices.Helper{Path: cl.inv.HostPath(build.CDIHelper), Trusted: trusted}
+	if trusted {
 		if err := trust.CheckPath(h.Path); err != nil {
 			k.fail("devices", "the CDI helper: %v", err)
 			return

@@ -13,24 +13,14 @@ import (
 	"github.com/chos-hpc/chos/pkg/trust"
 )
 
-// SpecFile is one CDI spec file as found in a spec directory.
-type SpecFile struct {
-	Path string // as the caller reaches it
-	// Stamp identifies the file's content by device, inode, size and
-	// times: a cached view with devices is entered only while every spec
-	// file it was built from is the same (a regenerated spec gives
-	// another stamp).
-	Stamp string
-}
-
 // Specs lists the spec files of dirs as the CDI library scans them (files
 // named *.json or *.yaml directly in each directory; a missing directory
 // has none). With mustTrust (chos holds root's rights) every file, and
 // every directory above it, must be root's and not writable by group or
 // others, as the configuration must: a spec names what root binds into
 // views. Anything else refuses, naming the file.
-func Specs(dirs []string, mustTrust bool) ([]SpecFile, error) {
-	var out []SpecFile
+func Specs(dirs []string, mustTrust bool) ([]string, error) {
+	var out []string
 	for _, dir := range dirs {
 		if mustTrust {
 			if err := trust.CheckPath(dir); err != nil {
@@ -64,13 +54,17 @@ func Specs(dirs []string, mustTrust bool) ([]SpecFile, error) {
 					return nil, &SpecError{Spec: p, Err: err}
 				}
 			}
-			out = append(out, SpecFile{Path: p, Stamp: stamp(p)})
+			out = append(out, p)
 		}
 	}
 	return out, nil
 }
 
-func stamp(p string) string {
+// Stamp identifies a spec file's content by device, inode, size and
+// times: a cached view with devices is entered only while every spec file
+// it was built from is the same (a spec regenerated in place gives
+// another stamp).
+func Stamp(p string) string {
 	var st syscall.Stat_t
 	if err := syscall.Stat(p, &st); err != nil {
 		return "spec " + p + " missing"

@@ -1,6 +1,7 @@
 package nsroot
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // A cached view is built and published by a builder: chos itself, executed
@@ -42,13 +45,12 @@ const builderTimeout = 5 * time.Minute
 // builderRequest is what a builder is asked to build: a view, and the
 // identity layer of one user on it (nil for none).
 type builderRequest struct {
-	View     View
-	Identity *Identity
+	View  spec.View
+	Layer *spec.Layer
 }
 
 type builderResult struct {
-	Notes   []string
-	Warning string
+	Notes []spec.Note
 	// Private: the cache cannot be used (another namespace owns it, or
 	// publishing failed): the launch builds a view of its own.
 	Private bool
@@ -56,11 +58,13 @@ type builderResult struct {
 }
 
 // runBuilder starts a builder for v (and id) and waits for its result.
-func runBuilder(v *View, id *Identity) (builderResult, error) {
-	var res builderResult
-	if err := v.Finish(); err != nil {
+// The notes of completing v come first.
+func runBuilder(v *spec.View, id *spec.Layer) (res builderResult, err error) {
+	notes, err := completeView(v, Privileged)
+	if err != nil {
 		return res, err
 	}
+	defer func() { res.Notes = append(notes, res.Notes...) }()
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return res, fmt.Errorf("starting the view builder: %w", err)
@@ -91,7 +95,7 @@ func runBuilder(v *View, id *Identity) (builderResult, error) {
 		return res, fmt.Errorf("starting the view builder: %w", err)
 	}
 	go func() {
-		req := builderRequest{View: *v, Identity: id}
+		req := builderRequest{View: *v, Layer: id}
 		inW.Write(req.encode())
 		inW.Close()
 	}()
@@ -121,11 +125,11 @@ func runBuilder(v *View, id *Identity) (builderResult, error) {
 }
 
 // RunViewBuilder is the builder's side: it builds and publishes the view
-// it is given and reports. It returns the exit status.
-func RunViewBuilder() int {
+// it is given and reports to the launch that started it, which shows what
+// went wrong; what it returns is for whoever else started it.
+func RunViewBuilder() error {
 	if r, e, s := unix.Getresuid(); r != 0 || e != 0 || s != 0 {
-		fmt.Fprintf(os.Stderr, "chos: refusing to build a view for the cache: only root may (uids %d/%d/%d)\n", r, e, s)
-		return StatusFailed
+		return fmt.Errorf("refusing to build a view for the cache: only root may (uids %d/%d/%d)", r, e, s)
 	}
 	// What is created in the cache has the modes chos chose, whatever
 	// umask the launching user had.
@@ -147,7 +151,7 @@ func RunViewBuilder() int {
 	case v.Cache == nil:
 		res.Err = "the view to build has no cache"
 	default:
-		if res, err = buildAndPublish(&v, req.Identity); err != nil {
+		if res, err = buildAndPublish(&v, req.Layer); err != nil {
 			res.Err = err.Error()
 		}
 	}
@@ -156,9 +160,9 @@ func RunViewBuilder() int {
 	out.Write(res.encode())
 	out.Close()
 	if res.Err != "" {
-		return StatusFailed
+		return errors.New(res.Err)
 	}
-	return 0
+	return nil
 }
 
 // detachFromCaller gives up what the builder inherited from the user who

@@ -11,65 +11,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
-// Cache names the cached mount namespace of a view. A view's mounts are the
-// same for every user (identity, cwd and environment are applied after
-// entering), so the first launch of a tree builds it once and later launches
-// enter it with setns: their cost no longer depends on the host's mount
-// count. Key changes whenever anything the view was built from changes, so
-// a stale namespace is simply never found.
-type Cache struct {
-	Dir  string // a root-owned directory; made an unbindable mount of its own
-	Tree string
-	Key  string
-	// Variant names one of a tree's views that are kept side by side: a
-	// view with devices, for one set of them ("" for the tree's plain
-	// view). A new build replaces the views of its own variant only.
-	Variant string
-}
-
-// File is the namespace file of this view.
-func (c *Cache) File() string {
-	return filepath.Join(c.Dir, fileStem(c.Tree)+"."+c.fullKey()+".mnt")
-}
-
-// fullKey is the key as the file name has it: VARIANT-KEY for a variant.
-func (c *Cache) fullKey() string {
-	if c.Variant == "" {
-		return c.Key
-	}
-	return c.Variant + "-" + c.Key
-}
-
-// VariantOf is the variant a cache file's key names ("" for none).
-func VariantOf(key string) string {
-	v, _, ok := strings.Cut(key, "-")
-	if !ok {
-		return ""
-	}
-	return v
-}
-
-func (c *Cache) lockFile() string { return filepath.Join(c.Dir, fileStem(c.Tree)+".lock") }
-
-// fileStem makes a tree name (which may be a path) a file name.
-func fileStem(tree string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, tree)
-}
+// lockFile is the file builders of c's tree lock.
+func lockFileOf(c *spec.Cache) string { return filepath.Join(c.Dir, spec.Stem(c.Tree)+".lock") }
 
 // enterCachedView puts the calling thread in the cached namespace of v,
 // having a builder process build and publish it first when there is none.
 // The launching process itself never holds the cache's locks: its caller
 // can stop it (SIGSTOP) or block it on a full stderr, and must not be able
 // to stall other users' launches so (see builder_linux.go).
-func enterCachedView(v *View, id *Identity) (notes []string, err error) {
+func enterCachedView(v *spec.View, id *spec.Layer) (notes []spec.Note, err error) {
 	// setns(CLONE_NEWNS) refuses a thread that shares its root and cwd with
 	// the other threads of the process.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -81,7 +35,7 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		file := c.File()
 		if id != nil {
-			file = c.LayerFile(id)
+			file = layerFile(c, id)
 		}
 		if entered, err := enterCached(file); entered || err != nil {
 			return notes, err
@@ -90,9 +44,6 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 		notes = append(notes, res.Notes...)
 		if err != nil {
 			return notes, err
-		}
-		if res.Warning != "" {
-			fmt.Fprintln(os.Stderr, "chos: warning: "+res.Warning)
 		}
 		if res.Private {
 			break
@@ -110,7 +61,7 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 // the view in a namespace of its own and binds that namespace on the cache
 // file, unless a concurrent builder already did; then, for id, the user's
 // identity layer on a copy of it, likewise.
-func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
+func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, err error) {
 	c := v.Cache
 	if err := ownCacheDir(c.Dir); err != nil {
 		return res, err
@@ -122,8 +73,8 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	defer lock.Close()
 	if id != nil {
 		// (in the host's namespace: the view's root is read-only)
-		if err := mkdirMode(c.layerDir(), 0o755); err != nil {
-			return res, fmt.Errorf("creating %s: %w", c.layerDir(), err)
+		if err := mkdirMode(layerDir(c), 0o755); err != nil {
+			return res, fmt.Errorf("creating %s: %w", layerDir(c), err)
 		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
@@ -154,7 +105,7 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 			return res, err
 		}
 	}
-	if id == nil || isNamespace(c.LayerFile(id)) {
+	if id == nil || isNamespace(layerFile(c, id)) {
 		return res, nil
 	}
 	// The layer: a copy of the view (this thread is in it now) with the
@@ -170,8 +121,8 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 	if err := applyIdentity(id); err != nil {
 		return res, err
 	}
-	file := c.LayerFile(id)
-	if err := publish(c, host, file, func() { dropLayers(c.layerDir(), c.layerPrefix(id.UID), file) }); err != nil {
+	file := layerFile(c, id)
+	if err := publish(c, host, file, func() { dropLayers(layerDir(c), layerPrefix(c, id.UID), file) }); err != nil {
 		res.warnUncached(file, fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, errors.Join(err, order)))
 	}
 	return res, nil
@@ -191,14 +142,14 @@ func (res *builderResult) warnUncached(file, warning string) {
 	f, err := os.OpenFile(mark, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			res.Notes = append(res.Notes, warning)
+			res.Notes = append(res.Notes, spec.Notef("%s", warning))
 			return
 		}
 	} else {
 		f.WriteString(warning + "\n")
 		f.Close()
 	}
-	res.Warning = warning
+	res.Notes = append(res.Notes, spec.Warning("%s", warning))
 }
 
 // Uncached lists why views could not be cached from the namespace whose
@@ -230,11 +181,11 @@ func isNamespace(file string) bool {
 // lockTree takes the tree's build lock. Only builders take it (root's
 // processes no user can signal); its file and directory get their modes
 // from chos, not from anyone's umask.
-func lockTree(c *Cache) (*os.File, error) {
+func lockTree(c *spec.Cache) (*os.File, error) {
 	if err := mkdirMode(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache directory: %w", err)
 	}
-	return lockFile(c.lockFile())
+	return lockFile(lockFileOf(c))
 }
 
 // lockFile opens (creating it, mode 0600) and exclusively locks the lock
@@ -374,7 +325,7 @@ func ownCacheDir(dir string) error {
 
 // publish binds the calling thread's (new) namespace on c.File() in the
 // host's namespace, drops older namespaces of the same tree, and comes back.
-func publish(c *Cache, host *os.File, file string, dropOthers func()) error {
+func publish(c *spec.Cache, host *os.File, file string, dropOthers func()) error {
 	view, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return fmt.Errorf("opening the view's namespace: %w", err)
@@ -414,12 +365,12 @@ func bindNamespace(view *os.File, file string) error {
 // dropOlderViews drops the other views of c's tree and variant, and every
 // identity layer on them: processes in them keep them; no new launch
 // enters them.
-func dropOlderViews(c *Cache) {
+func dropOlderViews(c *spec.Cache) {
 	entries, _ := ListCache(c.Dir)
 	for _, e := range entries {
-		if e.Stem == fileStem(c.Tree) && e.Key != c.fullKey() && VariantOf(e.Key) == c.Variant {
+		if e.Stem == spec.Stem(c.Tree) && e.Key != c.FileKey() && spec.VariantOf(e.Key) == c.Variant {
 			dropFile(e.File)
-			dropLayers(c.layerDir(), e.Stem+"."+e.Key+".", "")
+			dropLayers(layerDir(c), e.Stem+"."+e.Key+".", "")
 		}
 	}
 }
@@ -428,7 +379,7 @@ func dropOlderViews(c *Cache) {
 type CacheEntry struct {
 	File  string
 	Stem  string // the tree name as a file name
-	Key   string
+	Key   string // as the file name has it (spec.Cache.FileKey)
 	Built time.Time
 	// Mounted: the file holds a namespace in this mount namespace (it is
 	// a plain file where the cache is not owned).
@@ -471,11 +422,8 @@ func stemPrefix(tree string) string {
 	if tree == "" {
 		return ""
 	}
-	return fileStem(tree) + "."
+	return spec.Stem(tree) + "."
 }
-
-// StemOf is the file name stem a tree's cached namespaces carry.
-func StemOf(tree string) string { return fileStem(tree) }
 
 // DropCache removes the cached namespaces of a tree (all when tree is ""),
 // and with all of them the cache directory's own mount, so that the host's
@@ -501,7 +449,7 @@ func DropCache(dir, tree string) error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if tree == "" || e.Stem == fileStem(tree) {
+		if tree == "" || e.Stem == spec.Stem(tree) {
 			if err := dropFile(e.File); err != nil {
 				errs = append(errs, err)
 			}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // A tree's views with devices are kept beside its plain view: a new build
@@ -14,15 +16,15 @@ func TestCacheVariantsReplaceOnlyTheirOwn(t *testing.T) {
 	files := []string{"el7.k1.mnt", "el7.devaaa-k2.mnt", "el7.devbbb-k3.mnt", "el9.k4.mnt", "el9.devaaa-k5.mnt"}
 	for _, tc := range []struct {
 		name string
-		c    Cache
+		c    spec.Cache
 		file string   // the cache's own file
 		left []string // what a build of it leaves
 	}{
-		{"plain view", Cache{Tree: "el7", Key: "k9"}, "el7.k9.mnt",
+		{"plain view", spec.Cache{Tree: "el7", Key: "k9"}, "el7.k9.mnt",
 			[]string{"el7.devaaa-k2.mnt", "el7.devbbb-k3.mnt", "el9.devaaa-k5.mnt", "el9.k4.mnt"}},
-		{"a variant", Cache{Tree: "el7", Variant: "devaaa", Key: "k9"}, "el7.devaaa-k9.mnt",
+		{"a variant", spec.Cache{Tree: "el7", Variant: "devaaa", Key: "k9"}, "el7.devaaa-k9.mnt",
 			[]string{"el7.devbbb-k3.mnt", "el7.k1.mnt", "el9.devaaa-k5.mnt", "el9.k4.mnt"}},
-		{"the same key again (control: nothing dropped)", Cache{Tree: "el7", Variant: "devbbb", Key: "k3"}, "el7.devbbb-k3.mnt", files},
+		{"the same key again (control: nothing dropped)", spec.Cache{Tree: "el7", Variant: "devbbb", Key: "k3"}, "el7.devbbb-k3.mnt", files},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -50,7 +52,7 @@ func TestCacheVariantsReplaceOnlyTheirOwn(t *testing.T) {
 		})
 	}
 	for key, want := range map[string]string{"k1": "", "devaaa-k2": "devaaa", "": ""} {
-		if got := VariantOf(key); got != want {
+		if got := spec.VariantOf(key); got != want {
 			t.Errorf("VariantOf(%q) = %q, want %q", key, got, want)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // The credential calls below are raw, per-thread system calls on purpose:
@@ -89,7 +91,7 @@ func restoreRoot(groups []int, egid int) {
 // the caller is root, no capability in any set and no way to regain one
 // (but through the setuid programs of a `setuid = allow` tree, whose
 // bounding set is kept for them).
-func setCredentials(c Credentials) error {
+func setCredentials(c spec.Credentials) error {
 	if !c.KeepCaps {
 		if !c.KeepBounding {
 			if err := dropBounding(); err != nil {
@@ -129,7 +131,7 @@ func setCredentials(c Credentials) error {
 
 // verifyDropped checks, after the fact, that no privilege is left: a launch
 // that cannot prove it is not root does not exec.
-func verifyDropped(c Credentials) error {
+func verifyDropped(c spec.Credentials) error {
 	r, e, s := unix.Getresuid() // reads this thread's ids
 	if r != c.UID || e != c.UID || s != c.UID {
 		return fmt.Errorf("uid is %d/%d/%d after switching to %d", r, e, s, c.UID)

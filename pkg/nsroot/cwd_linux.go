@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // The command runs in the caller's very working directory, or chos fails:
@@ -15,7 +17,7 @@ import (
 // it, and the path shows what lies underneath.
 
 // CwdID is the identity of this process's working directory.
-func CwdID() (*FileID, error) {
+func CwdID() (*spec.FileID, error) {
 	var st unix.Stat_t
 	// Through /proc: needs no search permission on the directory itself.
 	err := unix.Stat("/proc/self/cwd", &st)
@@ -25,12 +27,12 @@ func CwdID() (*FileID, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspecting the working directory: %w", err)
 	}
-	return &FileID{Dev: st.Dev, Ino: st.Ino}, nil
+	return &spec.FileID{Dev: st.Dev, Ino: st.Ino}, nil
 }
 
 // errOtherDir is a working directory that exists in the view but is not
 // the caller's.
-type errOtherDir struct{ got, want FileID }
+type errOtherDir struct{ got, want spec.FileID }
 
 func (e *errOtherDir) Error() string {
 	return fmt.Sprintf("the view has another directory there (device %d inode %d; yours: device %d inode %d), which chos does not run the command in",
@@ -38,7 +40,7 @@ func (e *errOtherDir) Error() string {
 }
 
 // isDir checks that dir is the directory id names (nil: any).
-func isDir(dir string, id *FileID) error {
+func isDir(dir string, id *spec.FileID) error {
 	if id == nil {
 		return nil
 	}
@@ -46,7 +48,7 @@ func isDir(dir string, id *FileID) error {
 	if err := unix.Stat(dir, &st); err != nil {
 		return err
 	}
-	if got := (FileID{Dev: st.Dev, Ino: st.Ino}); got != *id {
+	if got := (spec.FileID{Dev: st.Dev, Ino: st.Ino}); got != *id {
 		return &errOtherDir{got, *id}
 	}
 	return nil
@@ -56,16 +58,16 @@ func isDir(dir string, id *FileID) error {
 // view that does not show the caller's working directory (p.DirID), it
 // goes back to the caller's mount namespace and builds a private view
 // instead, which copies the mounts the caller has now.
-func enterViewShowingDir(p *Plan, mode Mode) (notes []string, err error) {
+func enterViewShowingDir(p *spec.Plan, mode Mode) (notes []spec.Note, err error) {
 	if p.Cache == nil || mode != Privileged || p.DirID == nil {
-		return EnterView(&p.View, p.Identity, mode)
+		return EnterView(&p.View, p.Layer, mode)
 	}
 	caller, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return nil, fmt.Errorf("opening your mount namespace: %w", err)
 	}
 	defer caller.Close()
-	if notes, err = EnterView(&p.View, p.Identity, mode); err != nil {
+	if notes, err = EnterView(&p.View, p.Layer, mode); err != nil {
 		return notes, err
 	}
 	// Looked up with the caller's rights, as the chdir will be.
@@ -80,9 +82,9 @@ func enterViewShowingDir(p *Plan, mode Mode) (notes []string, err error) {
 	if err := unix.Setns(int(caller.Fd()), unix.CLONE_NEWNS); err != nil {
 		return notes, fmt.Errorf("returning to your mount namespace: %w", err)
 	}
-	notes = append(notes, fmt.Sprintf("the cached view of tree %s does not show your working directory %s (mounted after the view was built?): using a private view", p.Tree, p.Dir))
+	notes = append(notes, spec.Notef("the cached view of tree %s does not show your working directory %s (mounted after the view was built?): using a private view", p.Tree, p.Dir))
 	private := p.View
 	private.Cache = nil
-	more, err := EnterView(&private, p.Identity, mode)
+	more, err := EnterView(&private, p.Layer, mode)
 	return append(notes, more...), err
 }

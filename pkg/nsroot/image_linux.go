@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/loopdev"
+	"github.com/chos-hpc/chos/pkg/spec"
 	"github.com/chos-hpc/chos/pkg/trust"
 )
 
@@ -35,7 +36,7 @@ func CheckImageTrust(image string) error {
 }
 
 // mountImage carries out an OpImage step.
-func mountImage(root *os.File, m Mount, mode Mode) error {
+func mountImage(root *os.File, m spec.Mount, mode Mode) error {
 	if mode == UserNamespace {
 		return mountImageFUSE(root, m)
 	}
@@ -108,7 +109,7 @@ func useImageServer(arg string) bool {
 // connection must be opened in the namespace that mounts it), mounts it,
 // and hands the connection to the parent, which starts squashfuse on it
 // outside this namespace (see imageServer for why).
-func mountImageFUSE(root *os.File, m Mount) error {
+func mountImageFUSE(root *os.File, m spec.Mount) error {
 	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening /dev/fuse to mount image %s with squashfuse: %w%s", m.Source, err, fuseHint(err))
@@ -161,10 +162,10 @@ func fuseHint(err error) string {
 }
 
 // imageSteps are the OpImage steps of v.
-func imageSteps(v *View) []Mount {
-	var out []Mount
+func imageSteps(v *spec.View) []spec.Mount {
+	var out []spec.Mount
 	for _, m := range v.Mounts {
-		if m.Op == OpImage {
+		if m.Op == spec.OpImage {
 			out = append(out, m)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // startProbeEnv makes the test binary print what RecordStart recorded and
@@ -68,20 +70,20 @@ func TestSignalSetIsTheKernelsLayout(t *testing.T) {
 // The plan reaches the user-namespace child byte for byte; JSON, which it
 // crossed as before, turns bytes that are not UTF-8 into U+FFFD.
 func TestPlanCrossesToTheChildByteForByte(t *testing.T) {
-	p := Plan{View: View{Tree: "el7", Mounts: []Mount{{Op: OpBind, Source: "/srv/\xff", Target: "/x\xfe"}}},
-		Process: Process{Dir: "/home/a/\xff\x01dir", DirID: &FileID{Dev: 1, Ino: 2},
-			Path: "printf", Argv: []string{"printf", "%s", "\xff", ""}, Env: []string{"A=\xff\xfe", "", "NOEQUALS", "A=2"},
-			Inherit: Inherited{Recorded: true, Ignored: SignalSet(0).With(13), Blocked: SignalSet(0).With(10), StackLimit: unix.RLIM_INFINITY}}}
-	got, err := decodePlan(encodePlan(&p))
-	if err != nil {
+	p := childRequest{Plan: spec.Plan{View: spec.View{Tree: "el7", Mounts: []spec.Mount{{Op: spec.OpBind, Source: "/srv/\xff", Target: "/x\xfe"}}},
+		Process: spec.Process{Dir: "/home/a/\xff\x01dir", DirID: &spec.FileID{Dev: 1, Ino: 2},
+			Path: "printf", Argv: []string{"printf", "%s", "\xff", ""}, Env: []string{"A=\xff\xfe", "", "NOEQUALS", "A=2"}}},
+		Inherit: Inherited{Recorded: true, Ignored: SignalSet(0).With(13), Blocked: SignalSet(0).With(10), StackLimit: unix.RLIM_INFINITY}}
+	var got childRequest
+	if err := got.decode(p.encode()); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(*got, p) {
+	if !reflect.DeepEqual(got, p) {
 		t.Errorf("the encoding changed the plan:\n got %+v\nwant %+v", got, p)
 	}
 	// control: the comparison sees what JSON does to it
 	data, _ := json.Marshal(&p)
-	var viaJSON Plan
+	var viaJSON childRequest
 	json.Unmarshal(data, &viaJSON)
 	if reflect.DeepEqual(viaJSON, p) {
 		t.Error("JSON kept the bytes too: the test proves nothing")

@@ -15,6 +15,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/hostexec"
 	"github.com/chos-hpc/chos/pkg/inroot"
 	"github.com/chos-hpc/chos/pkg/ldcache"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // errNoOverlay: the kernel has no overlay file system here (or refuses it
@@ -23,7 +24,7 @@ var errNoOverlay = errors.New("overlay file system unavailable")
 
 // addFile writes m.Source as the content of a new file m.Target on the
 // view's tmpfs.
-func addFile(root *os.File, m Mount) error {
+func addFile(root *os.File, m spec.Mount) error {
 	if err := onViewRoot(root, m.Target); err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func addFile(root *os.File, m Mount) error {
 // tree's directory) at m.Target, read-only, after making in m.Added the
 // mount points and links the tree lacks. m.Source is a top-level directory
 // of the tree: its parent is the tree's root, in which links resolve.
-func overlay(root *os.File, m Mount, checked func(Mount) error) error {
+func overlay(root *os.File, m spec.Mount, checked func(spec.Mount) error) error {
 	m.NoFollow = true
 	src, err := openSource(root, m, unix.O_DIRECTORY)
 	if err != nil {
@@ -61,7 +62,7 @@ func overlay(root *os.File, m Mount, checked func(Mount) error) error {
 	}
 	defer src.Close()
 	if len(m.Provide) > 0 {
-		tree, err := openSource(root, Mount{Source: path.Dir(m.Source), InView: m.InView}, unix.O_DIRECTORY)
+		tree, err := openSource(root, spec.Mount{Source: path.Dir(m.Source), InView: m.InView}, unix.O_DIRECTORY)
 		if err != nil {
 			return fmt.Errorf("opening the tree's root: %w", err)
 		}
@@ -75,7 +76,7 @@ func overlay(root *os.File, m Mount, checked func(Mount) error) error {
 		// Then the sonames, where no file of that name was provided.
 		for i, pr := range m.Provide {
 			if pr.Soname && made[i] != "" {
-				if err := checked(Mount{Source: pr.Source}); err != nil {
+				if err := checked(spec.Mount{Source: pr.Source}); err != nil {
 					return err
 				}
 				if err := linkSoname(root, pr, made[i]); err != nil {
@@ -119,7 +120,7 @@ func overlay(root *os.File, m Mount, checked func(Mount) error) error {
 // one that leads out of m.Target is left alone (the bind that follows
 // resolves it in the view). It returns where pr.Path is in m.Added ("" when
 // nothing applies), whether it made something there or not.
-func provide(root, tree *os.File, m Mount, pr Provision) (string, error) {
+func provide(root, tree *os.File, m spec.Mount, pr spec.Provision) (string, error) {
 	if pr.Path == m.Target || !strings.HasPrefix(pr.Path, m.Target+"/") {
 		return "", fmt.Errorf("%s is not below %s", pr.Path, m.Target)
 	}
@@ -184,7 +185,7 @@ func provide(root, tree *os.File, m Mount, pr Provision) (string, error) {
 // added (where pr.Path is in the overlay's top layer), as ldconfig links
 // a library's soname: over what the tree has of that name, unless the
 // layer has something of that name already (a library a spec mounts).
-func linkSoname(root *os.File, pr Provision, added string) error {
+func linkSoname(root *os.File, pr spec.Provision, added string) error {
 	lib, err := hostexec.ReadLibrary(pr.Source)
 	if err != nil || !fileName(lib.Soname) || lib.Soname == path.Base(pr.Path) {
 		return nil // not a library with a soname of its own: nothing to link
@@ -265,8 +266,8 @@ func inTree(tree *os.File, p string) (string, error) {
 // ldconfig leaves out what it cannot read. A library with Soname lies on
 // the view's own root, where its soname is linked to it here (in a tree
 // directory, the overlay links it).
-func loaderCache(root *os.File, m Mount, checked func(Mount) error) error {
-	tree, err := openSource(root, Mount{Source: m.Source, InView: m.InView}, unix.O_DIRECTORY)
+func loaderCache(root *os.File, m spec.Mount, checked func(spec.Mount) error) error {
+	tree, err := openSource(root, spec.Mount{Source: m.Source, InView: m.InView}, unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("opening the tree's root: %w", err)
 	}
@@ -287,7 +288,7 @@ func loaderCache(root *os.File, m Mount, checked func(Mount) error) error {
 		return fmt.Errorf("opening the tree's /etc/ld.so.cache: %w", err)
 	}
 	for _, pr := range m.Provide {
-		if err := checked(Mount{Source: pr.Source}); err != nil {
+		if err := checked(spec.Mount{Source: pr.Source}); err != nil {
 			return err
 		}
 		lib, err := hostexec.ReadLibrary(pr.Source)
@@ -303,14 +304,14 @@ func loaderCache(root *os.File, m Mount, checked func(Mount) error) error {
 			name = path.Base(pr.Path)
 		}
 		at := path.Join(path.Dir(pr.Path), name)
-		if pr.Soname && name != path.Base(pr.Path) && !slices.ContainsFunc(m.Provide, func(o Provision) bool { return o.Path == at }) {
-			if err := symlink(root, Mount{Source: path.Base(pr.Path), Target: at}); err != nil && !errors.Is(err, unix.EEXIST) {
+		if pr.Soname && name != path.Base(pr.Path) && !slices.ContainsFunc(m.Provide, func(o spec.Provision) bool { return o.Path == at }) {
+			if err := symlink(root, spec.Mount{Source: path.Base(pr.Path), Target: at}); err != nil && !errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("linking %s: %w", at, err)
 			}
 		}
 		c.Add(ldcache.Entry{Flags: flags, Name: name, Path: at})
 	}
-	return addFile(root, Mount{Target: m.Target, Source: string(c.Bytes())})
+	return addFile(root, spec.Mount{Target: m.Target, Source: string(c.Bytes())})
 }
 
 // maxLoaderCache bounds the tree's loader cache read (bytes): a few
@@ -318,30 +319,24 @@ func loaderCache(root *os.File, m Mount, checked func(Mount) error) error {
 const maxLoaderCache = 64 << 20
 
 // ViewEnv is the environment the devices of the view the calling thread is
-// in set (DeviceEnvFile), in order.
+// in set (spec.DeviceEnvFile), in order.
 func ViewEnv() ([]string, error) {
-	data, err := os.ReadFile(DeviceEnvFile)
+	data, err := os.ReadFile(spec.DeviceEnvFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading the devices' environment: %w", err)
 	}
+	return parseEnvFile(data), nil
+}
+
+// parseEnvFile reads what devices.EnvFileContent wrote.
+func parseEnvFile(data []byte) []string {
 	var env []string
 	for _, kv := range strings.Split(string(data), "\x00") {
 		if kv != "" {
 			env = append(env, kv)
 		}
 	}
-	return env, nil
-}
-
-// EnvFileContent is what DeviceEnvFile holds for env: each KEY=VALUE ended
-// by a NUL (a value may hold a newline).
-func EnvFileContent(env []string) string {
-	var b strings.Builder
-	for _, kv := range env {
-		b.WriteString(kv)
-		b.WriteByte(0)
-	}
-	return b.String()
+	return env
 }
 
 // MergeEnv is env with each KEY=VALUE of add set: an earlier value of KEY

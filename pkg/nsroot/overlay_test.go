@@ -8,7 +8,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/ldcache"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 func mkTree(t *testing.T, dir string, files map[string]string) {
@@ -85,19 +87,19 @@ func TestProvideMakesMountPointsAndLinksInTheTopLayer(t *testing.T) {
 	})
 	mkTree(t, host, map[string]string{"libcuda.so.550": "elf", "smi": "x", "share/": "/"})
 	root, th := open(t, view), open(t, tree)
-	m := Mount{Op: OpOverlay, Source: filepath.Join(tree, "usr"), Target: "/usr", Added: "/.chos/add/usr"}
+	m := spec.Mount{Op: spec.OpOverlay, Source: filepath.Join(tree, "usr"), Target: "/usr", Added: "/.chos/add/usr"}
 	for _, tc := range []struct {
-		pr   Provision
+		pr   spec.Provision
 		made string // in the top layer; "" nothing
 		kind uint32
 	}{
-		{Provision{Path: "/usr/lib/x86_64-linux-gnu/libcuda.so.550", Source: filepath.Join(host, "libcuda.so.550")}, "/.chos/add/usr/lib/x86_64-linux-gnu/libcuda.so.550", unix.S_IFREG},
-		{Provision{Path: "/usr/lib64/libcuda.so.550", Source: filepath.Join(host, "libcuda.so.550")}, "/.chos/add/usr/lib64/libcuda.so.550", unix.S_IFREG}, // a directory the tree lacks
-		{Provision{Path: "/usr/share/nvidia", Source: filepath.Join(host, "share")}, "/.chos/add/usr/share/nvidia", unix.S_IFDIR},
-		{Provision{Path: "/usr/lib/x86_64-linux-gnu/libcuda.so", Link: "libcuda.so.1"}, "/.chos/add/usr/lib/x86_64-linux-gnu/libcuda.so", unix.S_IFLNK},
-		{Provision{Path: "/usr/lib/x86_64-linux-gnu/libold.so", Source: filepath.Join(host, "smi")}, "/.chos/add/usr/lib/x86_64-linux-gnu/libold.so", unix.S_IFREG}, // the tree's link shadowed
-		{Provision{Path: "/usr/lib/x86_64-linux-gnu/libz.so.1", Source: filepath.Join(host, "smi")}, "", 0},                                                         // the tree has it: bound over
-		{Provision{Path: "/usr/bin/missing-on-host", Source: filepath.Join(host, "nope")}, "", 0},                                                                   // nothing to bind
+		{spec.Provision{Path: "/usr/lib/x86_64-linux-gnu/libcuda.so.550", Source: filepath.Join(host, "libcuda.so.550")}, "/.chos/add/usr/lib/x86_64-linux-gnu/libcuda.so.550", unix.S_IFREG},
+		{spec.Provision{Path: "/usr/lib64/libcuda.so.550", Source: filepath.Join(host, "libcuda.so.550")}, "/.chos/add/usr/lib64/libcuda.so.550", unix.S_IFREG}, // a directory the tree lacks
+		{spec.Provision{Path: "/usr/share/nvidia", Source: filepath.Join(host, "share")}, "/.chos/add/usr/share/nvidia", unix.S_IFDIR},
+		{spec.Provision{Path: "/usr/lib/x86_64-linux-gnu/libcuda.so", Link: "libcuda.so.1"}, "/.chos/add/usr/lib/x86_64-linux-gnu/libcuda.so", unix.S_IFLNK},
+		{spec.Provision{Path: "/usr/lib/x86_64-linux-gnu/libold.so", Source: filepath.Join(host, "smi")}, "/.chos/add/usr/lib/x86_64-linux-gnu/libold.so", unix.S_IFREG}, // the tree's link shadowed
+		{spec.Provision{Path: "/usr/lib/x86_64-linux-gnu/libz.so.1", Source: filepath.Join(host, "smi")}, "", 0},                                                         // the tree has it: bound over
+		{spec.Provision{Path: "/usr/bin/missing-on-host", Source: filepath.Join(host, "nope")}, "", 0},                                                                   // nothing to bind
 	} {
 		added, err := provide(root, th, m, tc.pr)
 		if err != nil {
@@ -114,8 +116,8 @@ func TestProvideMakesMountPointsAndLinksInTheTopLayer(t *testing.T) {
 		}
 	}
 	// a path the tree's links lead out of /usr is left to the bind
-	mv := Mount{Op: OpOverlay, Source: filepath.Join(tree, "var"), Target: "/var", Added: "/.chos/add/var"}
-	if added, err := provide(root, th, mv, Provision{Path: "/var/run/x/socket", Source: filepath.Join(host, "smi")}); err != nil || added != "" {
+	mv := spec.Mount{Op: spec.OpOverlay, Source: filepath.Join(tree, "var"), Target: "/var", Added: "/.chos/add/var"}
+	if added, err := provide(root, th, mv, spec.Provision{Path: "/var/run/x/socket", Source: filepath.Join(host, "smi")}); err != nil || added != "" {
 		t.Errorf("/var/run/x/socket: %q, %v", added, err)
 	}
 	// the tree itself is untouched
@@ -141,9 +143,9 @@ func TestLoaderCacheAddsTheLibrariesToTheTreesCache(t *testing.T) {
 	orig.Add(ldcache.Entry{Flags: ldcache.X8664, Name: "libc.so.6", Path: "/lib/x86_64-linux-gnu/libc.so.6"})
 	mkTree(t, tree, map[string]string{"etc/ld.so.cache": string(orig.Bytes())})
 	root := open(t, view)
-	m := Mount{Op: OpLoaderCache, Source: tree, Target: "/.chos/etc/ld.so.cache",
-		Provide: []Provision{{Path: "/opt/vendor/lib/libmvendor.so.6.1", Source: lib, Soname: true}, {Path: "/opt/vendor/lib/notes.txt", Source: "/etc/hostname"}}}
-	if err := loaderCache(root, m, func(Mount) error { return nil }); err != nil {
+	m := spec.Mount{Op: spec.OpLoaderCache, Source: tree, Target: "/.chos/etc/ld.so.cache",
+		Provide: []spec.Provision{{Path: "/opt/vendor/lib/libmvendor.so.6.1", Source: lib, Soname: true}, {Path: "/opt/vendor/lib/notes.txt", Source: "/etc/hostname"}}}
+	if err := loaderCache(root, m, func(spec.Mount) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(view, ".chos/etc/ld.so.cache"))
@@ -169,7 +171,7 @@ func TestLoaderCacheAddsTheLibrariesToTheTreesCache(t *testing.T) {
 	// a tree without a cache gets one of the devices' libraries alone
 	os.Remove(filepath.Join(tree, "etc/ld.so.cache"))
 	view2 := t.TempDir()
-	if err := loaderCache(open(t, view2), m, func(Mount) error { return nil }); err != nil {
+	if err := loaderCache(open(t, view2), m, func(spec.Mount) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	data, _ = os.ReadFile(filepath.Join(view2, ".chos/etc/ld.so.cache"))
@@ -183,7 +185,9 @@ func TestMergeEnvReplacesInPlace(t *testing.T) {
 	if want := []string{"PATH=/bin", "A=x", "B=2", "C=z"}; !slices.Equal(got, want) {
 		t.Errorf("MergeEnv = %v, want %v", got, want)
 	}
-	if c := EnvFileContent([]string{"A=1", "B=two\nlines"}); c != "A=1\x00B=two\nlines\x00" {
-		t.Errorf("env file %q", c)
+	// what the view's file holds, read back as it was written
+	env := []string{"A=1", "B=two\nlines", "C="}
+	if got := parseEnvFile([]byte(devices.EnvFileContent(env))); !slices.Equal(got, env) {
+		t.Errorf("env file read back as %q, want %q", got, env)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // childArg marks the re-executed chos that carries out a plan inside a new
@@ -25,45 +27,56 @@ const childArg = "__chos_userns_child"
 // starts its child (argv: chos, childArg, the plan's descriptor).
 func IsUserNSChild(args []string) bool { return len(args) >= 2 && args[1] == childArg }
 
+// childRequest is what RunInUserNS sends its child: the plan, what chos
+// was started with (the child restores it for the command), and whether
+// the child shows the notes of its launch (--verbose).
+type childRequest struct {
+	Plan    spec.Plan
+	Inherit Inherited
+	Verbose bool
+}
+
 // RunInUserNS carries out p without privilege: a child in a new user and
 // mount namespace (which a multithreaded Go process cannot enter in place)
 // builds the view and execs the command, while this process stays in
 // between. The child gets every descriptor this process inherited, at the
-// same numbers, and its plan (gob: bytes, not text) on a pipe above them,
-// which it closes before the exec. This process forwards signals, stops
-// when the command stops and continues it when continued, dies with it
-// (the child is killed if this process dies), and ends as it ends: with
-// its exit status, or killed by the same signal.
-func RunInUserNS(p *Plan) (int, error) {
-	if err := p.View.Finish(); err != nil {
-		return StatusFailed, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
+// same numbers, and its plan (bytes, not text: wire.go) on a pipe above
+// them, which it closes before the exec. This process forwards signals,
+// stops when the command stops and continues it when continued, dies with
+// it (the child is killed if this process dies), and ends as it ends: with
+// its exit status, or killed by the same signal. Its notes are what went
+// wrong with an image's server while the command ran.
+func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
+	// (The image server needs the image's entries; the child reads the
+	// devices' specs, and shows what it left out of them as its other
+	// notes.)
+	if err := expandEntries(&p.View, Unprivileged); err != nil {
+		return StatusFailed, nil, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
 	}
 	images, err := newImageServer(&p.View)
 	if err != nil {
-		return StatusFailed, err
+		return StatusFailed, nil, err
 	}
 	defer images.close()
-	if !p.Inherit.Recorded {
-		p.Inherit = start
-	}
-	plan := encodePlan(p)
+	req := childRequest{Plan: *p, Inherit: start, Verbose: verbose}
+	plan := req.encode()
 	r, w, err := os.Pipe()
 	if err != nil {
-		return StatusFailed, fmt.Errorf("making a pipe for the plan: %w", err)
+		return StatusFailed, nil, fmt.Errorf("making a pipe for the plan: %w", err)
 	}
 	files, planFD, err := childFiles(int(r.Fd()))
 	if err != nil {
 		r.Close()
 		w.Close()
-		return StatusFailed, err
+		return StatusFailed, nil, err
 	}
 	// What the caller ignored, this process ignores too, as the command
 	// will (a Go program dies by a SIGTERM it was started ignoring). The
 	// rest it catches before starting, so that nothing is lost in between.
-	p.Inherit.ignoreAsCaller()
+	req.Inherit.ignoreAsCaller()
 	var watched []os.Signal
 	for _, s := range forwarded {
-		if !p.Inherit.Ignored.Has(int(s.(syscall.Signal))) {
+		if !req.Inherit.Ignored.Has(int(s.(syscall.Signal))) {
 			watched = append(watched, s)
 		}
 	}
@@ -80,7 +93,7 @@ func RunInUserNS(p *Plan) (int, error) {
 	r.Close()
 	if err != nil {
 		w.Close()
-		return StatusFailed, fmt.Errorf("starting a user namespace (see `chos check`): %w", err)
+		return StatusFailed, nil, fmt.Errorf("starting a user namespace (see `chos check`): %w", err)
 	}
 	images.serve()
 	c := &child{pid: pid}
@@ -92,14 +105,15 @@ func RunInUserNS(p *Plan) (int, error) {
 	}()
 	go c.forward(sigs)
 	ws, err := c.wait()
-	images.report()
+	notes := images.failures()
 	if err != nil {
-		return StatusFailed, err
+		return StatusFailed, notes, err
 	}
 	if ws.Signaled() {
+		// (nothing can be shown after: the signal ends this process)
 		dieBy(ws.Signal())
 	}
-	return ws.ExitStatus(), nil
+	return ws.ExitStatus(), notes, nil
 }
 
 // childFiles maps the child's descriptors: each one this process inherited
@@ -327,44 +341,41 @@ func dieBy(sig syscall.Signal) {
 	os.Exit(128 + int(sig))
 }
 
-// RunUserNSChild is the child's side: it reads the plan and carries it out.
-// It returns only on failure, with the status to exit with.
-func RunUserNSChild(args []string) int {
+// ReadChildPlan is the child's side: the plan RunInUserNS sent, for the
+// child to carry out (Enter with UserNamespace, then Exec), and whether to
+// show its notes. What the parent was started with becomes what this
+// process restores for the command: it is the same launch.
+func ReadChildPlan(args []string) (p *spec.Plan, verbose bool, err error) {
 	// Anyone can run chos with this argument. Executing a plan from a pipe
 	// is only harmless where it grants nothing: in a user namespace of the
 	// caller's own, never in a process with root's rights on the host (the
 	// setuid binary called directly).
 	if err := ownUserNamespace(); err != nil {
-		fmt.Fprintf(os.Stderr, "chos: refusing to act as a user-namespace child: %v\n", err)
-		return StatusFailed
+		return nil, false, fmt.Errorf("refusing to act as a user-namespace child: %w", err)
 	}
 	fd := -1
 	if len(args) == 3 || len(args) == 4 {
 		fd, _ = strconv.Atoi(args[2])
 	}
 	if len(args) == 4 && !useImageServer(args[3]) {
-		fmt.Fprintf(os.Stderr, "chos: %s: bad image server descriptor %q\n", childArg, args[3])
-		return StatusFailed
+		return nil, false, fmt.Errorf("%s: bad image server descriptor %q", childArg, args[3])
 	}
 	if fd < 3 {
-		fmt.Fprintf(os.Stderr, "chos: %s takes the plan's descriptor, above 2: %q\n", childArg, args[1:])
-		return StatusFailed
+		return nil, false, fmt.Errorf("%s takes the plan's descriptor, above 2: %q", childArg, args[1:])
 	}
 	// Read whole, and closed before the exec: the number is the caller's.
 	f := os.NewFile(uintptr(fd), "plan")
 	data, err := io.ReadAll(f)
 	f.Close()
-	var p *Plan
+	var req childRequest
 	if err == nil {
-		p, err = decodePlan(data)
+		err = req.decode(data)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "chos: reading the plan from the parent: %v\n", err)
-		return StatusFailed
+		return nil, false, fmt.Errorf("reading the plan from the parent: %w", err)
 	}
-	lerr := Launch(p, UserNamespace)
-	fmt.Fprintln(os.Stderr, "chos: "+lerr.Error())
-	return lerr.Status
+	start = req.Inherit
+	return &req.Plan, req.Verbose, nil
 }
 
 // ownNamespaces is how the child is started: in a new user and mount
