@@ -46,14 +46,15 @@ func (inv Invocation) devicesFor(cat *ostree.Catalog, t *ostree.Tree, names []st
 	return d, nil
 }
 
-// checkDevices is the submit-time check of devices: the tree's rules
-// only, since a submit host often has no such device, nor its spec.
-func (inv Invocation) checkDevices(cat *ostree.Catalog, t *ostree.Tree, list string) error {
+// checkDevices is the submit-time check of the devices of list: the
+// tree's rules only, since a submit host often has no such device, nor
+// its spec. It returns the names asked for.
+func (inv Invocation) checkDevices(cat *ostree.Catalog, t *ostree.Tree, list string) ([]string, error) {
 	names, err := devices.ParseRequest(list)
 	if err != nil || t.Host {
-		return err
+		return names, err
 	}
-	return devices.Check(names, t.Name, t.Devices, cat.CDI.Devices)
+	return names, devices.Check(names, t.Name, t.Devices, cat.CDI.Devices)
 }
 
 // planPath is a host path as a plan names it: below HostPrefix.

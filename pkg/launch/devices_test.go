@@ -290,3 +290,58 @@ func TestHelperDevicesAreTheSessionsOrJobs(t *testing.T) {
 		})
 	}
 }
+
+// The audit line names the devices a view shows, and in a refusal those
+// asked for; none when none was asked, or on the host.
+func TestAuditRecordNamesTheDevices(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		record  func(h *host) Record
+		want    string
+		refused bool
+	}{
+		{"a launch with devices", func(h *host) Record {
+			l, err := prepare(t, h.inv(uidAlice, setuid), Request{Tree: "deb", Argv: []string{"true"}, Devices: []string{"nvidia.com/gpu=1,nvidia.com/gpu=0"}})
+			must(t, err)
+			l.Record.launched(l.Plan, false)
+			return l.Record
+		}, "nvidia.com/gpu=0,nvidia.com/gpu=1", false},
+		{"a launch without (control)", func(h *host) Record {
+			l, err := prepare(t, h.inv(uidAlice, setuid), Request{Tree: "deb", Argv: []string{"true"}})
+			must(t, err)
+			l.Record.launched(l.Plan, false)
+			return l.Record
+		}, "", false},
+		{"back to the host, with devices asked", func(h *host) Record {
+			l, err := prepare(t, h.inv(uidAlice, setuid, "CHOS_DEVICES=nvidia.com/gpu=0"), Request{Tree: "local", Argv: []string{"true"}})
+			must(t, err)
+			l.Record.launched(l.Plan, false)
+			return l.Record
+		}, "", false},
+		{"a refusal", func(h *host) Record {
+			l, _ := h.inv(uidAlice, setuid).Prepare(Request{Tree: "el7", Argv: []string{"true"}, Devices: []string{"nvidia.com/gpu=0"}})
+			return l.Record
+		}, "nvidia.com/gpu=0", true},
+		{"chos login", func(h *host) Record {
+			l, err := h.inv(uidAlice, setuid, "CHOS=el7", "CHOS_DEVICES=nvidia.com/gpu=all").PrepareLogin()
+			must(t, err)
+			l.Record.launched(l.Plan, false)
+			return l.Record
+		}, "nvidia.com/gpu=all", false},
+		{"the helper's refusal", func(h *host) Record {
+			_, rec, _ := h.inv(0, rootself).PrepareForHelper(HelperRequest{Service: "slurm", Tree: "el7", Devices: "nvidia.com/gpu=0", User: "alice", UID: "1000", GID: "100"})
+			return *rec
+		}, "nvidia.com/gpu=0", true},
+		{"the submit-time check's refusal", func(h *host) Record {
+			_, rec, _ := h.inv(uidAlice, setuid).PrepareForHelper(HelperRequest{Service: "slurm", Check: true, Tree: "el7", Devices: "nvidia.com/gpu=0"})
+			return *rec
+		}, "nvidia.com/gpu=0", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := c.record(deviceHost(t))
+			if rec.Event.Devices != c.want || (rec.Event.Refused != "") != c.refused {
+				t.Errorf("record %+v, want devices %q", rec.Event, c.want)
+			}
+		})
+	}
+}

@@ -104,6 +104,7 @@ func (inv Invocation) PrepareForHelper(req HelperRequest) (Reply, *Record, error
 		if hp.view.Cache != nil {
 			rec.Event.View = "cached"
 		}
+		rec.Event.Devices = deviceField(hp.view.Devices)
 	}
 	rec.InView = hp.reply.NS != nil
 	return hp.reply, rec, err
@@ -271,6 +272,7 @@ func (inv Invocation) planHelper(req HelperRequest) (helperPlan, *Record, error)
 	if err != nil {
 		return refuse(err)
 	}
+	rec.asked(names)
 	if vr.Devices, err = user.devicesFor(cat, t, names); err != nil {
 		return refuse(err)
 	}
@@ -354,12 +356,14 @@ func (inv Invocation) checkForHelper(req HelperRequest) (Reply, *Record, error) 
 	c := inv.Caller
 	who := plan.Caller{UID: c.UID, GID: c.GID, Groups: c.Groups, Name: u.Name, Home: u.Home, Shell: u.Shell, Cwd: "/"}
 	sel, err := inv.choose(cat, ostree.Inputs{Argument: req.Tree, Env: req.EnvChos, Plugin: req.Default, Batch: true}, who)
+	var names []string
 	if err == nil {
-		err = inv.checkDevices(cat, sel.Tree, req.Devices)
+		names, err = inv.checkDevices(cat, sel.Tree, req.Devices)
 	}
 	if err != nil {
 		rep, rec, err := refuse(inv, err)
 		rec.selected(sel)
+		rec.asked(names)
 		rec.Event.User = u.Name
 		return rep, rec, err
 	}

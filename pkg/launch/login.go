@@ -53,6 +53,7 @@ func (inv Invocation) PrepareLogin() (*Launch, error) {
 	if err != nil {
 		return refuse(err)
 	}
+	l.Record.asked(names)
 	if !hasCommand {
 		if l.Plan, l.Notes, err = inv.planFor(cat, who, t, names, nil, true, false); err != nil {
 			return refuse(err)

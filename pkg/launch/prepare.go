@@ -71,6 +71,7 @@ func (inv Invocation) Prepare(req Request) (*Launch, error) {
 	if err != nil {
 		return refuse(err)
 	}
+	l.Record.asked(names)
 	if l.Plan, l.Notes, err = inv.planFor(cat, who, sel.Tree, names, req.Argv, req.Login, req.Fresh); err != nil {
 		return refuse(err)
 	}
