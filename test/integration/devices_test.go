@@ -425,3 +425,38 @@ func TestPamSessionWithDevice(t *testing.T) {
 		t.Errorf("su -l with a device the tree does not allow:\n%s", r)
 	}
 }
+
+// The audit line names the devices a view shows, and those a refused
+// launch asked for; a launch without devices has no such field.
+func TestDeviceLaunchesAreAudited(t *testing.T) {
+	f := devices.get(t)
+	setConfig(t, devConfig(t, f, f.specDir))
+	d := startRsyslog(t)
+	auditConfig(t, "%AUDIT\nsocket = "+d.sock+"\n")
+	for _, c := range []struct {
+		name    string
+		args    []string
+		status  int
+		event   string
+		devices string // "" : no devices field
+	}{
+		{"with a device", []string{"exec", "--device", devName, "debgcc", "true"}, 0, "launch", devName},
+		{"a device not allowed", []string{"exec", "--device", devKind + "=other", "debgcc", "true"}, 125, "refuse", devKind + "=other"},
+		{"without (control)", []string{"exec", "debgcc", "true"}, 0, "launch", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := len(d.lines(t))
+			r := chos(t, c.args...)
+			wantStatus(t, r, c.status)
+			lines := d.lines(t)
+			if len(lines) != n+1 {
+				t.Fatalf("%d audit lines, want one:\n%v", len(lines)-n, lines[n:])
+			}
+			a := lines[n]
+			got, ok := a.fields["devices"]
+			if a.event != c.event || got != c.devices || ok != (c.devices != "") || a.fields["tree"] != "debgcc" {
+				t.Errorf("audit line %q, want %s with devices %q", a.text, c.event, c.devices)
+			}
+		})
+	}
+}
