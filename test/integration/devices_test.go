@@ -460,3 +460,49 @@ func TestDeviceLaunchesAreAudited(t *testing.T) {
 		})
 	}
 }
+
+// From inside a tree, chos asks for a device as on the host: the spec
+// files, the reader and the device's files are the host's, seen below the
+// view's /.chos/host. From a tree whose setuid programs work (setuid =
+// allow) the inner chos is the setuid one, which builds a private view
+// with root's help; from any other tree it goes through a user namespace.
+func TestDeviceLaunchFromInsideATree(t *testing.T) {
+	f := devices.get(t)
+	for _, c := range []struct {
+		name   string
+		extra  string // configuration added
+		uidMap string // the inner launch's first uid_map line, fields
+	}{
+		{"inner setuid (setuid = allow)", "%TREE two\nsetuid = allow\n", "0 0 4294967295"},
+		{"inner user namespace", "", fmt.Sprintf("%d %d 1", h.uid, h.uid)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			setConfig(t, devConfig(t, f, f.specDir)+c.extra)
+			prog := devProgram(t, modes()[0])
+			inner := func(device bool, argv ...string) result {
+				args := []string{"exec", "two", "chos", "exec"}
+				if device {
+					args = append(args, "--device", devName)
+				}
+				return chos(t, append(append(args, "debgcc"), argv...)...)
+			}
+			r := inner(true, "sh", "-c", prog+`; echo "[$CHOSTEST_DEVICE]"; chostest-tool; head -1 /proc/self/uid_map; cat /etc/debian_version`)
+			if wantStatus(t, r, 0) {
+				lines := strings.Split(r.stdout, "\n")
+				if len(lines) < 5 || lines[0] != "answer 42" || lines[1] != "[present]" || lines[2] != "chostest-tool runs" ||
+					strings.Join(strings.Fields(lines[3]), " ") != c.uidMap || !strings.HasPrefix(lines[4], "11.") {
+					t.Errorf("inside %s then debgcc with the device: %q, want the answer, the variable, the tool, uid_map %q, Debian 11:\n%s", "two", r.stdout, c.uidMap, r)
+				}
+			}
+			// control: the same inner launch without the device
+			if r := inner(false, "sh", "-c", `echo "[$CHOSTEST_DEVICE]"; chostest-tool`); r.stdout != "[]\n" || r.status == 0 {
+				t.Errorf("without --device from inside a tree:\n%s", r)
+			}
+			// and a device the tree does not allow is refused there too
+			if r := chos(t, "exec", "two", "chos", "exec", "--device", devKind+"=other", "debgcc", "true"); r.status != 125 ||
+				!strings.Contains(r.stderr, "device "+devKind+"=other is not allowed in tree debgcc") {
+				t.Errorf("a device not allowed, from inside a tree:\n%s", r)
+			}
+		})
+	}
+}
