@@ -96,7 +96,7 @@ func TestDevicesAUserMayAskFor(t *testing.T) {
 					steps++
 				}
 			}
-			if steps != len(c.want[:min(1, len(c.want))]) {
+			if (steps == 1) != (c.want != nil) || steps > 1 {
 				t.Errorf("%d devices steps", steps)
 			}
 		})
