@@ -12,6 +12,10 @@ import (
 // launch runs what req asks and returns only on failure, with the exit
 // status to use.
 func (cl *cmdline) launch(req launch.Request) int {
+	if err := cl.atHost(); err != nil {
+		fmt.Fprintln(os.Stderr, "chos: "+err.Error())
+		return statusFailed
+	}
 	l, err := cl.inv.Prepare(req)
 	if err != nil {
 		cl.inv.Log(l.Record)
@@ -19,6 +23,17 @@ func (cl *cmdline) launch(req launch.Request) int {
 		return statusFailed
 	}
 	return cl.start(l)
+}
+
+// atHost moves a privileged chos started inside a view to the host's
+// root before its privileged work (launch.Invocation.AtHost).
+func (cl *cmdline) atHost() error {
+	inv, err := cl.inv.AtHost()
+	if err != nil {
+		return err
+	}
+	cl.inv = inv
+	return nil
 }
 
 // start carries out a prepared launch and returns only on failure, with

@@ -24,6 +24,9 @@ func loginCommand(cl *cmdline) *cli.Command {
 }
 
 func (cl *cmdline) cmdLogin(_ context.Context, c *cli.Command) error {
+	if err := cl.atHost(); err != nil {
+		return fail(statusFailed, err)
+	}
 	l, err := cl.inv.PrepareLogin()
 	if err != nil {
 		cl.inv.Log(l.Record)

@@ -156,6 +156,11 @@ func (inv Invocation) planHelper(req HelperRequest) (helperPlan, *Record, error)
 	if inv.Caller.UID != 0 || !inv.Privilege.Root {
 		rec := inv.record("prepare", false)
 		rec.Event.Refused = "chos prepare is run as root by pam_chos and chos_spank, not by users"
+		// Refused before anything else is read, but logged where %AUDIT
+		// says all the same.
+		if _, set, _ := inv.Catalog(); set != nil {
+			rec.Config = set.Audit()
+		}
 		return hp, &rec, fmt.Errorf("%s", rec.Event.Refused)
 	}
 	service := req.Service

@@ -14,6 +14,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/identity"
+	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/spec"
 	"github.com/chos-hpc/chos/pkg/trust"
@@ -224,6 +225,8 @@ type machine struct {
 	// was asked.
 	userSpecs   []string
 	specsAsRoot []bool
+	// enteredHost: the directories EnterHostRoot moved to.
+	enteredHost []string
 }
 
 func (m *machine) Names(root string, privileged bool) NameService {
@@ -272,6 +275,14 @@ func (m *machine) SpecFiles(dir string, requireRoot bool) ([]string, error) {
 		}
 	}
 	return files, err
+}
+
+// chosOnHost is where EnterHostRoot finds chos on the host.
+const chosOnHost = "/opt/site/bin/chos"
+
+func (m *machine) EnterHostRoot(dir string) (nsroot.HostRoot, error) {
+	m.enteredHost = append(m.enteredHost, dir)
+	return nsroot.HostRoot{Cwd: m.cwd, Self: chosOnHost}, nil
 }
 
 // addUser adds a user to the directory, in groups.

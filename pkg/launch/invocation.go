@@ -66,6 +66,10 @@ type Invocation struct {
 	// HostPrefix is where the host's root is seen: "" on the host,
 	// plan.HostDir inside a view.
 	HostPrefix string
+	// FromView: chos was started inside a view with root's rights and has
+	// moved to the host's root (AtHost): its paths are the host's, but the
+	// host is a view to build too.
+	FromView bool
 	// Config is an alternative configuration file (--config, for root
 	// only), "" for the system's.
 	Config string
@@ -194,6 +198,42 @@ func (inv Invocation) WithMode(mode string) (Invocation, error) {
 	}
 	return inv, &ErrMode{Mode: mode, Unknown: true}
 }
+
+// AtHost is the invocation to launch with: for a privileged chos started
+// inside a view (a tree with setuid = allow, or root), this process moved
+// to the host's root (nsroot.EnterHostRoot) before it reads anything with
+// root's rights, so that no process with privilege runs with a tree as its
+// root, reads a tree's loader configuration or loads a library from it;
+// otherwise inv itself. The working directory and the chos binary are then
+// as the view showed them.
+func (inv Invocation) AtHost() (Invocation, error) {
+	if !inv.Privilege.Root || inv.HostPrefix == "" {
+		return inv, nil
+	}
+	hr, err := inv.Machine.EnterHostRoot(inv.HostPath("/"))
+	if err != nil {
+		return inv, err
+	}
+	inv.HostPrefix, inv.FromView = "", true
+	inv.Machine = fromView{inv.Machine, hr}
+	inv.Names = inv.Machine.Names(inv.HostPath("/"), inv.Privilege.Root)
+	// (the host's own, now: the process's root is the host's)
+	ostree.UnsquashfsCommand = func(args ...string) ([]string, error) {
+		return append([]string{ostree.Unsquashfs}, args...), nil
+	}
+	return inv, nil
+}
+
+// fromView is the machine of a process that moved from a view to the
+// host's root: the working directory is the one the view showed, by path
+// (the host's root may not reach it), and chos is its binary on the host.
+type fromView struct {
+	Machine
+	hr nsroot.HostRoot
+}
+
+func (m fromView) Getwd() (string, error)      { return m.hr.Cwd, nil }
+func (m fromView) Executable() (string, error) { return m.hr.Self, nil }
 
 // HostPath is a host path as this process reaches it.
 func (inv Invocation) HostPath(p string) string {

@@ -3,6 +3,7 @@ package launch
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -634,8 +635,8 @@ func TestAuditRecordOfALaunch(t *testing.T) {
 	_ = ostree.Local
 }
 
-// Refusals are logged where the configuration says, once it could be
-// read; before (a user running the root helper), to the defaults.
+// Refusals are logged where the configuration says, a user running the
+// root helper's too (refused before anything is read for it).
 func TestRefusalsAreRecordedWhereTheConfigurationSays(t *testing.T) {
 	h := newHost(t, site+"%AUDIT\nsocket = /run/chos-audit.sock\n")
 	for _, c := range []struct {
@@ -658,11 +659,86 @@ func TestRefusalsAreRecordedWhereTheConfigurationSays(t *testing.T) {
 		{"a user running the root helper", func() (*Record, error) {
 			_, rec, err := h.inv(uidGina, setuid).PrepareForHelper(HelperRequest{Service: "slurm", Tree: "only", UID: "0"})
 			return rec, err
+		}, "/run/chos-audit.sock"},
+		{"control: a configuration that cannot be read", func() (*Record, error) {
+			h := newHost(t, site+"%AUDIT\nsocket = /run/chos-audit.sock\n%TREE el7\ncolour = red\n")
+			_, rec, err := h.inv(uidGina, setuid).PrepareForHelper(HelperRequest{Service: "slurm", Tree: "only", UID: "0"})
+			return rec, err
 		}, "/dev/log"},
 	} {
 		rec, err := c.run()
 		if err == nil || rec == nil || rec.Event.Refused != err.Error() || rec.Config.Socket != c.socket {
 			t.Errorf("%s: %v, record %+v, want a refusal to %s", c.name, err, rec, c.socket)
 		}
+	}
+}
+
+// A privileged chos started inside a view moves to the host's root before
+// its privileged work, and then plans as from the host, but for the host
+// being a view to build too: no cache, going back to the host binds its
+// root, every build leaves the outer view, chos is bound from its path on
+// the host, and the working directory is the one the view showed. Without
+// root, or on the host, nothing moves (the controls).
+func TestAPrivilegedChosInsideAViewWorksFromTheHostsRoot(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		p      Privilege
+		prefix string
+		moves  bool
+	}{
+		{"setuid inside a view", setuid, plan.HostDir, true},
+		{"root inside a view", rootself, plan.HostDir, true},
+		{"control: user namespaces inside a view", userns, plan.HostDir, false},
+		{"control: setuid on the host", setuid, "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHost(t, site)
+			uid := uidAlice
+			if c.p == rootself {
+				uid = 0
+			}
+			inv := h.inv(uid, c.p)
+			inv.HostPrefix = c.prefix
+			at, err := inv.AtHost()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if moved := len(h.m.enteredHost) > 0; moved != c.moves || at.FromView != c.moves {
+				t.Fatalf("moved to the host's root: %v (%v, from a view %v), want %v", moved, h.m.enteredHost, at.FromView, c.moves)
+			}
+			if !c.moves {
+				if at.HostPrefix != c.prefix {
+					t.Errorf("host prefix %q, want %q", at.HostPrefix, c.prefix)
+				}
+				return
+			}
+			if want := filepath.Join(h.root, plan.HostDir); h.m.enteredHost[0] != want || at.HostPrefix != "" {
+				t.Errorf("moved to %v with host prefix %q, want %s and none", h.m.enteredHost, at.HostPrefix, want)
+			}
+			l, err := prepare(t, at, Request{Tree: "el7", Argv: []string{"true"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			find := func(target string) spec.Mount {
+				for _, m := range l.Plan.Mounts {
+					if m.Target == target {
+						return m
+					}
+				}
+				return spec.Mount{}
+			}
+			self, usr := find(path.Join(plan.SelfDir, "chos")), find("/usr")
+			if l.Plan.Cache != nil || l.Plan.OuterHost != plan.HostDir || self.Source != chosOnHost ||
+				usr.Source != "/os/el7/usr" || l.Plan.Dir != h.m.cwd {
+				t.Errorf("plan: cache %v, outer host %q, chos from %q, /usr from %q, dir %q", l.Plan.Cache, l.Plan.OuterHost, self.Source, usr.Source, l.Plan.Dir)
+			}
+			l, err = prepare(t, at, Request{Tree: "local", Argv: []string{"true"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Plan.Host || l.Plan.RootSource != "/" || l.Plan.OuterHost != plan.HostDir {
+				t.Errorf("back to the host: %+v", l.Plan.View)
+			}
+		})
 	}
 }

@@ -46,6 +46,9 @@ type Machine interface {
 	// SpecFiles lists the CDI spec files of dir (devices.Specs); with
 	// requireRoot, only where root alone could have written them.
 	SpecFiles(dir string, requireRoot bool) ([]string, error)
+	// EnterHostRoot moves this process to the host's root, which a view
+	// shows at dir (nsroot.EnterHostRoot).
+	EnterHostRoot(dir string) (nsroot.HostRoot, error)
 }
 
 // NameService names users and groups (identity.Resolver).
@@ -116,6 +119,10 @@ func (HostMachine) Executable() (string, error) {
 		return "", fmt.Errorf("finding the chos binary: %w", err)
 	}
 	return self, nil
+}
+
+func (HostMachine) EnterHostRoot(dir string) (nsroot.HostRoot, error) {
+	return nsroot.EnterHostRoot(dir)
 }
 
 // CacheDir is CACHEDIR/ns/INODE: every mount namespace has a cache of its

@@ -12,7 +12,7 @@ import (
 // viewRequest is what a plan needs to know of a tree's view: the same for
 // every caller, so `chos cache` computes keys from it too.
 func (inv Invocation) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.ViewRequest, error) {
-	req := plan.ViewRequest{Catalog: cat, Tree: t, Root: inv.ViewRoot(), HostPrefix: inv.HostPrefix}
+	req := plan.ViewRequest{Catalog: cat, Tree: t, Root: inv.ViewRoot(), HostPrefix: inv.HostPrefix, FromView: inv.FromView}
 	if t.Host {
 		return req, nil
 	}
@@ -52,11 +52,12 @@ func (inv Invocation) View(cat *ostree.Catalog, t *ostree.Tree) (spec.View, erro
 
 // caches says whether launches of tree t enter a cached view.
 func (inv Invocation) caches(t *ostree.Tree) bool {
-	return !inv.Privilege.UserNS && !t.Host && !t.NoCache && inv.HostPrefix == ""
+	return !inv.Privilege.UserNS && !t.Host && !t.NoCache && inv.HostPrefix == "" && !inv.FromView
 }
 
 // cacheFor names the cached namespace of view v of tree t, or nil where
-// none is kept: without root, from inside a view, for the host and for
+// none is kept: without root, from inside a view (at its host's root or
+// not), for the host and for
 // trees with `cache = no`. The key depends on the view only, never on the
 // caller.
 func (inv Invocation) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *spec.View) *spec.Cache {

@@ -40,73 +40,76 @@ func enterCachedView(v *spec.View, id *spec.Layer) (notes []spec.Note, err error
 		if entered, err := enterCached(file); entered || err != nil {
 			return notes, err
 		}
-		res, err := runBuilder(v, id)
+		res, ns, err := runBuilder(v, id)
 		notes = append(notes, res.Notes...)
 		if err != nil {
 			return notes, err
 		}
-		if res.Private {
-			break
+		if ns != nil {
+			// The cache cannot be used: the builder hands back what it built.
+			defer ns.Close()
+			return notes, enterNamespace(ns)
 		}
 	}
-	// The cache cannot be used: this launch builds a view of its own.
-	more, err := assemble(v, Privileged)
-	if err == nil {
-		err = applyIdentity(id)
-	}
+	// Rebuilt as often without being entered: a view of this launch's own.
+	more, err := enterBuiltView(v, id)
 	return append(notes, more...), err
 }
 
 // buildAndPublish is the builder's side: under the tree's lock, it builds
 // the view in a namespace of its own and binds that namespace on the cache
 // file, unless a concurrent builder already did; then, for id, the user's
-// identity layer on a copy of it, likewise.
-func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, err error) {
+// identity layer on a copy of it, likewise. When the result cannot be
+// published, it returns the namespace it built, for the launch to enter.
+func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, ns *os.File, err error) {
 	c := v.Cache
 	if err := ownCacheDir(c.Dir); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	lock, err := lockTree(c)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	defer lock.Close()
 	if id != nil {
 		// (in the host's namespace: the view's root is read-only)
 		if err := mkdirMode(layerDir(c), 0o755); err != nil {
-			return res, fmt.Errorf("creating %s: %w", layerDir(c), err)
+			return res, nil, fmt.Errorf("creating %s: %w", layerDir(c), err)
 		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
-		return res, fmt.Errorf("opening the host mount namespace: %w", err)
+		return res, nil, fmt.Errorf("opening the host mount namespace: %w", err)
 	}
 	defer host.Close()
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return res, fmt.Errorf("unsharing file system attributes: %w", err)
+		return res, nil, fmt.Errorf("unsharing file system attributes: %w", err)
 	}
 	// Concurrent first launches of one tree: one builds, the others find
 	// what it built.
 	if !isNamespace(c.File()) {
+		// A build is rare and costs far more: the time to collect what
+		// namespaces that ended left.
+		collectEnded(filepath.Dir(c.Dir))
 		done, order := newerNamespaces(host)
 		res.Notes, err = assemble(v, Privileged)
 		if order == nil {
 			done()
 		}
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		if err := publish(c, host, c.File(), func() { dropOlderViews(c) }); err != nil {
 			res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: %v", v.Tree, errors.Join(err, order)))
-			return res, nil
+			return privateResult(res)
 		}
 	} else if id != nil {
 		if _, err := enterCached(c.File()); err != nil {
-			return res, err
+			return res, nil, err
 		}
 	}
 	if id == nil || isNamespace(layerFile(c, id)) {
-		return res, nil
+		return res, nil, nil
 	}
 	// The layer: a copy of the view (this thread is in it now) with the
 	// user's lines added.
@@ -116,23 +119,35 @@ func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, err error
 		done()
 	}
 	if err != nil {
-		return res, fmt.Errorf("unsharing the mount namespace: %w", err)
+		return res, nil, fmt.Errorf("unsharing the mount namespace: %w", err)
 	}
 	if err := applyIdentity(id); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	file := layerFile(c, id)
 	if err := publish(c, host, file, func() { dropLayers(layerDir(c), layerPrefix(c, id.UID), file) }); err != nil {
 		res.warnUncached(file, fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, errors.Join(err, order)))
+		return privateResult(res)
 	}
-	return res, nil
+	return res, nil, nil
+}
+
+// privateResult hands back the namespace the calling thread is in (a view
+// that could not be published), for the launch to enter.
+func privateResult(res builderResult) (builderResult, *os.File, error) {
+	res.Private = true
+	ns, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return res, nil, fmt.Errorf("opening the view's namespace: %w", err)
+	}
+	return res, ns, nil
 }
 
 // uncachedSuffix marks, beside a view's namespace file, a view that could
 // not be cached from this mount namespace; it holds the reason.
 const uncachedSuffix = ".uncached"
 
-// warnUncached makes the launch build a private view, with a warning the
+// warnUncached makes the launch enter the view privately, with a warning the
 // first time in this mount namespace (a Slurm job's namespace, a login
 // session's) and a note afterwards: every launch of a thousand-task job
 // would otherwise repeat it. `chos check` reports the marks.
@@ -178,9 +193,11 @@ func isNamespace(file string) bool {
 	return unix.Statfs(file, &sfs) == nil && sfs.Type == unix.NSFS_MAGIC
 }
 
-// lockTree takes the tree's build lock. Only builders take it (root's
-// processes no user can signal); its file and directory get their modes
-// from chos, not from anyone's umask.
+// lockTree takes the tree's build lock, waiting for it. Who may hold it:
+// builders (root's processes no user can signal, which end by themselves
+// after builderTimeout) and root's `chos cache drop`; no process of a
+// user's. Identity layers are published under it too. Its file and
+// directory get their modes from chos, not from anyone's umask.
 func lockTree(c *spec.Cache) (*os.File, error) {
 	if err := mkdirMode(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache directory: %w", err)
@@ -291,7 +308,9 @@ func ownCacheDir(dir string) error {
 	if err := mkdirMode(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("creating cache directory: %w", err)
 	}
-	// Builders of two trees may come here together: one binds.
+	// Builders of two trees may come here together: one binds. The claim
+	// lock is held by builders only (and skipped, never waited for, by
+	// collectEnded and `chos cache drop`).
 	claim, err := lockFile(dir + ".lock")
 	if err != nil {
 		return err
@@ -431,7 +450,9 @@ func stemPrefix(tree string) string {
 // dropped namespace are not affected.
 func DropCache(dir, tree string) error {
 	// A builder at work publishes under its tree's lock: wait for it, so
-	// that nothing it publishes outlives the drop.
+	// that nothing it publishes outlives the drop (builders are root's, and
+	// bounded: builderTimeout). The lock files go too, each removed while
+	// held (a builder waiting on one takes the next: lockFile).
 	locks, _ := filepath.Glob(filepath.Join(dir, stemPrefix(tree)+"*lock"))
 	for _, l := range locks {
 		f, err := os.OpenFile(l, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -442,6 +463,7 @@ func DropCache(dir, tree string) error {
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 			return fmt.Errorf("locking %s: %w", l, err)
 		}
+		defer os.Remove(l)
 	}
 	entries, err := ListCache(dir)
 	if err != nil {
@@ -482,6 +504,7 @@ func DropCache(dir, tree string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("removing %s: %w", dir, err)
 	}
+	removeFreeLock(dir + ".lock")
 	return nil
 }
 

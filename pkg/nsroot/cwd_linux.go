@@ -60,14 +60,14 @@ func isDir(dir string, id *spec.FileID) error {
 // instead, which copies the mounts the caller has now.
 func enterViewShowingDir(p *spec.Plan, mode Mode) (notes []spec.Note, err error) {
 	if p.Cache == nil || mode != Privileged || p.DirID == nil {
-		return EnterView(&p.View, p.Layer, mode)
+		return enterView(&p.View, p.Layer, mode)
 	}
 	caller, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return nil, fmt.Errorf("opening your mount namespace: %w", err)
 	}
 	defer caller.Close()
-	if notes, err = EnterView(&p.View, p.Layer, mode); err != nil {
+	if notes, err = enterView(&p.View, p.Layer, mode); err != nil {
 		return notes, err
 	}
 	// Looked up with the caller's rights, as the chdir will be.
@@ -85,6 +85,6 @@ func enterViewShowingDir(p *spec.Plan, mode Mode) (notes []spec.Note, err error)
 	notes = append(notes, spec.Notef("the cached view of tree %s does not show your working directory %s (mounted after the view was built?): using a private view", p.Tree, p.Dir))
 	private := p.View
 	private.Cache = nil
-	more, err := EnterView(&private, p.Layer, mode)
+	more, err := enterView(&private, p.Layer, mode)
 	return append(notes, more...), err
 }

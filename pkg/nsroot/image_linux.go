@@ -73,7 +73,7 @@ func mountImage(root *os.File, m spec.Mount, mode Mode) error {
 	if m.NoSuid {
 		flags |= unix.MS_NOSUID
 	}
-	err = unix.Mount(dev.Name(), fdPath(dst), "squashfs", flags, "")
+	err = unix.Mount(dev.Name(), fdPath(dst.point), "squashfs", flags, "")
 	switch {
 	case errors.Is(err, unix.ENODEV):
 		return fmt.Errorf("mounting image %s: %w (mount: %w)", m.Source, loopdev.ErrNoSquashfs, err)
@@ -123,7 +123,7 @@ func mountImageFUSE(root *os.File, m spec.Mount) error {
 	// default_permissions: the kernel checks modes as for any file system;
 	// no allow_other: only the caller's own processes see it.
 	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,default_permissions", fd, os.Getuid(), os.Getgid())
-	if err := unix.Mount(m.Source, fdPath(dst), "fuse.squashfuse", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+	if err := unix.Mount(m.Source, fdPath(dst.point), "fuse.squashfuse", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mounting FUSE for image %s: %w", m.Source, err)
 	}
 	if imageServerFD < 0 {

@@ -68,8 +68,13 @@ type Ready struct {
 // same thread).
 func Enter(p *spec.Plan, mode Mode) (*Ready, []spec.Note, *LaunchError) {
 	var notes []spec.Note
+	var callerLimits limitSet
 	if mode == Privileged {
 		if err := holdPrivilege(); err != nil {
+			return nil, nil, failed("%w", err)
+		}
+		var err error
+		if callerLimits, err = useChosLimits(); err != nil {
 			return nil, nil, failed("%w", err)
 		}
 	}
@@ -92,6 +97,10 @@ func Enter(p *spec.Plan, mode Mode) (*Ready, []spec.Note, *LaunchError) {
 	}
 	switch mode {
 	case Privileged:
+		// (while root: a hard limit chos lowered goes up again)
+		if err := restoreLimits(callerLimits); err != nil {
+			return nil, notes, failed("%w", err)
+		}
 		if err := setCredentials(p.Creds); err != nil {
 			return nil, notes, failed("switching to uid %d: %w", p.Creds.UID, err)
 		}
@@ -156,16 +165,33 @@ func holdPrivilege() error {
 // EnterView puts the calling thread (locked) in the mount namespace of v,
 // with id's identity layer on top (nil for none): the cached one where v
 // has a cache and chos is privileged, else a private one built for this
-// process. Its notes say what was skipped or could not be cached.
+// process. Its notes say what was skipped or could not be cached. With
+// privilege, the process keeps chos's resource limits afterwards: for
+// `chos prepare`, whose process ends with its work.
 func EnterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err error) {
+	if mode == Privileged {
+		if err := takeChosLimits(); err != nil {
+			return nil, err
+		}
+	}
+	return enterView(v, id, mode)
+}
+
+// enterView is EnterView with the process's limits as they are. With
+// privilege, every view is built by a builder (builder_linux.go), never
+// by this process, which its user may stop.
+func enterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err error) {
 	if mode == Unprivileged {
 		return nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
 	}
 	if id != nil && len(id.Passwd)+len(id.Group) == 0 {
 		id = nil
 	}
-	if v.Cache != nil && mode == Privileged {
-		return enterCachedView(v, id)
+	if mode == Privileged {
+		if v.Cache != nil {
+			return enterCachedView(v, id)
+		}
+		return enterBuiltView(v, id)
 	}
 	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
 		return notes, err
@@ -257,6 +283,10 @@ func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
 		var untrusted *untrustedSource
 		if errors.As(err, &untrusted) && m.Optional {
 			notes = append(notes, spec.Notef("skipped optional %s %s -> %s (%s): %v", m.Op, m.Source, m.Target, m.Why, untrusted.err))
+			continue
+		}
+		if errors.Is(err, errUserLink) && m.Optional {
+			notes = append(notes, spec.Notef("skipped optional %s %s -> %s (%s): %v", m.Op, m.Source, m.Target, m.Why, err))
 			continue
 		}
 		if err != nil {
@@ -366,15 +396,15 @@ func bind(root *os.File, m spec.Mount) error {
 	if m.Recursive {
 		mflags |= unix.MS_REC
 	}
-	if err := unix.Mount(fdPath(src), fdPath(dst), "", mflags, ""); err != nil {
+	if err := unix.Mount(fdPath(src), fdPath(dst.point), "", mflags, ""); err != nil {
 		return fmt.Errorf("binding %s: %w", m.Source, err)
 	}
 	if !m.ReadOnly && !m.NoSuid && !m.NoDev {
 		return nil
 	}
 	// The mount point's descriptor still names what lies under the new
-	// mount: open the target again to reach the mount itself.
-	top, err := inroot.Open(root, m.Target, unix.O_PATH)
+	// mount: open it again, from its directory, to reach the mount itself.
+	top, err := dst.top()
 	if err != nil {
 		return fmt.Errorf("reopening %s after mounting: %w", m.Target, err)
 	}
@@ -413,43 +443,6 @@ func restrict(top *os.File, m spec.Mount) error {
 	}
 	return nil
 }
-
-// mountpoint opens, creating it if needed, a directory or file at target
-// inside the view. chos creates mount points only on the view's own tmpfs:
-// never inside a tree (read-only anyway) and never on a host file system
-// bound into the view, where root would be creating files in places users
-// can write to.
-func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
-	if h, err := inroot.Open(root, target, unix.O_PATH); err == nil {
-		return h, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("opening mount point: %w", err)
-	}
-	if err := onViewRoot(root, target); err != nil {
-		return nil, err
-	}
-	if dir {
-		h, err := inroot.MkdirAll(root, target, 0o755)
-		if err != nil {
-			return nil, fmt.Errorf("making mount point: %w", err)
-		}
-		return h, nil
-	}
-	parent, err := inroot.MkdirAll(root, path.Dir(target), 0o755)
-	if err != nil {
-		return nil, fmt.Errorf("making mount point: %w", err)
-	}
-	defer parent.Close()
-	fd, err := unix.Openat(int(parent.Fd()), path.Base(target), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("making mount point: %w", &fs.PathError{Op: "create", Path: target, Err: err})
-	}
-	unix.Close(fd)
-	return inroot.Open(root, target, unix.O_PATH)
-}
-
-// errNotOnView refuses to create a mount point outside the view's tmpfs.
-var errNotOnView = errors.New("missing, and chos creates mount points only on the view's own root")
 
 // onViewRoot checks that the deepest existing ancestor of target is on the
 // same file system as the view's root (its tmpfs).

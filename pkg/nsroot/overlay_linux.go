@@ -104,7 +104,7 @@ func overlay(root *os.File, m spec.Mount, checked func(spec.Mount) error) error 
 	}
 	// Both layers by descriptor: what was checked is what is stacked.
 	opts := "lowerdir=" + fdPath(added) + ":" + fdPath(src)
-	err = unix.Mount("chos-overlay", fdPath(dst), "overlay", flags, opts)
+	err = unix.Mount("chos-overlay", fdPath(dst.point), "overlay", flags, opts)
 	switch {
 	case errors.Is(err, unix.ENODEV):
 		return errNoOverlay

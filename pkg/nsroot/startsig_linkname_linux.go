@@ -2,7 +2,13 @@
 
 package nsroot
 
-import _ "unsafe" // for go:linkname
+import (
+	"sync/atomic"
+	"syscall"
+	_ "unsafe" // for go:linkname
+
+	"golang.org/x/sys/unix"
+)
 
 // The Go runtime installs its signal handlers and sets the signal mask of
 // its threads before main runs; what the process was started with is then
@@ -35,4 +41,26 @@ func runtimeStartSignals() (ignored, blocked SignalSet) {
 	}
 	blocked = SignalSet(runtimeInitSigmask[0]) | SignalSet(runtimeInitSigmask[1])<<32
 	return ignored, blocked
+}
+
+// The Go runtime raises the soft RLIMIT_NOFILE to the hard one when it
+// starts, and keeps the one the process was started with in
+// syscall.origRlimitNofile, to give it back to the programs it executes
+// (Go 1.19 onwards, unchanged as of Go 1.26). Setting RLIMIT_NOFILE
+// clears it: chos reads it first, so that the command still gets the
+// caller's soft limit.
+
+//go:linkname syscallOrigRlimitNofile syscall.origRlimitNofile
+var syscallOrigRlimitNofile atomic.Pointer[syscall.Rlimit]
+
+// callerNofile is the RLIMIT_NOFILE chos was started with.
+func callerNofile() (unix.Rlimit, bool) {
+	var now unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &now); err != nil {
+		return now, false
+	}
+	if orig := syscallOrigRlimitNofile.Load(); orig != nil {
+		return unix.Rlimit{Cur: orig.Cur, Max: orig.Max}, true
+	}
+	return now, true // the runtime left it alone
 }

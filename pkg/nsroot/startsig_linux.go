@@ -2,6 +2,8 @@
 
 package nsroot
 
+import "golang.org/x/sys/unix"
+
 // Built without the tag chos_linkname (see startsig_linkname_linux.go),
 // chos knows of its start state only what the kernel still shows when main
 // runs: the dispositions the runtime did not replace (SIGHUP and SIGINT
@@ -20,3 +22,8 @@ func runtimeStartSignals() (ignored, blocked SignalSet) {
 	}
 	return ignored, threadMask()
 }
+
+// callerNofile cannot tell the soft RLIMIT_NOFILE chos was started with:
+// the Go runtime raised it (see startsig_linkname_linux.go). Privileged
+// work then keeps the caller's descriptor limit.
+func callerNofile() (unix.Rlimit, bool) { return unix.Rlimit{}, false }

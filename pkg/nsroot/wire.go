@@ -150,6 +150,7 @@ func (w *wireWriter) view(v *spec.View) {
 	w.bool(v.Host)
 	w.str(v.Root)
 	w.str(v.RootSource)
+	w.str(v.OuterHost)
 	w.u64(uint64(len(v.Mounts)))
 	for i := range v.Mounts {
 		w.mount(&v.Mounts[i])
@@ -175,6 +176,7 @@ func (r *wireReader) view(v *spec.View) {
 	v.Host = r.bool()
 	v.Root = r.str()
 	v.RootSource = r.str()
+	v.OuterHost = r.str()
 	if n := r.count(); n > 0 {
 		v.Mounts = make([]spec.Mount, n)
 		for i := range v.Mounts {

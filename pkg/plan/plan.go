@@ -43,6 +43,11 @@ type ViewRequest struct {
 	// HostPrefix is where the host's root is seen from the caller: "" on
 	// the host, HostDir inside a view. Every host path is taken below it.
 	HostPrefix string
+	// FromView: chos was started inside a view and works from the host's
+	// root (nsroot.EnterHostRoot, privileged chos only): host paths are
+	// plain, but the host is a view to build too, and a build leaves the
+	// outer view first (spec.View.OuterHost).
+	FromView bool
 	// Image is set when the tree is a squashfs image file: the view mounts
 	// it on ImageDir and binds its entries from there, as the launch that
 	// builds the view lists them (spec.OpEntries); the key of a cached
@@ -139,10 +144,13 @@ func View(r ViewRequest) spec.View {
 			v.Devices = r.Devices
 			v.Mounts = append(v.Mounts, devicesStep(r, t))
 		}
-	case r.HostPrefix != "":
+	case r.HostPrefix != "" || r.FromView:
 		// Back to the host from inside a view: its root is the host's.
 		v.Host = false
-		v.RootSource = r.HostPrefix
+		v.RootSource = path.Join("/", r.HostPrefix)
+	}
+	if r.FromView && !v.Host {
+		v.OuterHost = HostDir
 	}
 	return v
 }
@@ -222,9 +230,11 @@ func mounts(r ViewRequest, t *ostree.Tree) []spec.Mount {
 	ms = append(ms, spec.Mount{Op: spec.OpMkdir, Target: ViewDir, Origin: spec.OriginAdded, Why: "for switching trees"},
 		spec.Mount{Op: spec.OpMkdir, Target: spec.LayerDir, Origin: spec.OriginAdded, Why: "for the names of directory users"})
 	if r.Self != "" {
+		// nosuid as the tree is: inside a tree, the setuid chos gives root
+		// only where the tree's own setuid programs do (setuid = allow).
 		ms = append(ms, spec.Mount{
 			Op: spec.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
-			SameFileAs: "/proc/self/exe", Origin: spec.OriginSelf, Why: "chos itself",
+			NoSuid: !t.AllowSetuid, SameFileAs: spec.SelfExe, Origin: spec.OriginSelf, Why: "chos itself",
 		})
 	}
 	return ms

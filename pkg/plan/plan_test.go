@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -323,6 +324,45 @@ func TestPlanBackToHostFromInsideViewBindsHostRoot(t *testing.T) {
 	p := build(t, r)
 	if p.Host || p.RootSource != HostDir || len(p.Mounts) != 0 || p.Tree != "local" {
 		t.Errorf("plan = %+v", p)
+	}
+}
+
+// Inside a tree, chos's setuid bit gives root only where the tree's own
+// setuid programs do: the bind of chos is nosuid unless setuid = allow.
+func TestPlanBindsChosNosuidUnlessTheTreeAllowsSetuid(t *testing.T) {
+	for tree, nosuid := range map[string]bool{"el7": true, "suid": false} {
+		m, ok := find(build(t, request(t, tree)), path.Join(SelfDir, "chos"))
+		if !ok || m.Source != "/usr/bin/chos" || m.SameFileAs != spec.SelfExe || m.NoSuid != nosuid || !m.NoDev || !m.ReadOnly {
+			t.Errorf("tree %s: chos is bound %+v, want read-only, nodev, nosuid %v", tree, m, nosuid)
+		}
+	}
+}
+
+// A privileged chos started inside a view works from the host's root: host
+// paths are plain; going back to the host binds that root; every view it
+// builds leaves the outer view first. Without FromView (the host itself,
+// or a user-namespace chos reading through HostDir), neither.
+func TestPlanFromAViewAtTheHostsRoot(t *testing.T) {
+	r := request(t, "el7")
+	r.FromView = true
+	p := build(t, r)
+	if m, _ := find(p, "/usr"); m.Source != "/os/el7/usr" || p.OuterHost != HostDir || p.Root != "/chos" {
+		t.Errorf("from a view, at the host's root: /usr from %q, outer host %q, root %q", m.Source, p.OuterHost, p.Root)
+	}
+	r = request(t, "local")
+	r.FromView = true
+	if p := build(t, r); p.Host || p.RootSource != "/" || p.OuterHost != HostDir || len(p.Mounts) != 0 {
+		t.Errorf("back to the host from a view, at the host's root: %+v", p.View)
+	}
+	for name, r := range map[string]Request{"el7 on the host": request(t, "el7"), "local on the host": request(t, "local")} {
+		if p := build(t, r); p.OuterHost != "" || p.RootSource != "" {
+			t.Errorf("control: %s: outer host %q, root source %q", name, p.OuterHost, p.RootSource)
+		}
+	}
+	r = request(t, "el7")
+	r.HostPrefix, r.Root = HostDir, ViewDir
+	if p := build(t, r); p.OuterHost != "" {
+		t.Errorf("control: from a view, through %s (user namespace): outer host %q", HostDir, p.OuterHost)
 	}
 }
 

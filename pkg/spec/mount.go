@@ -107,7 +107,7 @@ type Mount struct {
 	Optional bool
 	// SameFileAs, when set, requires Source to be the same file (device
 	// and inode) as this path: a path is bound, but must still name the
-	// file it named when the plan was made (/proc/self/exe for chos).
+	// file it named when the plan was made (SelfExe for chos).
 	SameFileAs string
 	// Added is the view's directory an OpOverlay puts on top of Source
 	// (for an OpDevices step, the one below which the overlays it makes
@@ -145,3 +145,6 @@ func (m Mount) Flags() string {
 	}
 	return strings.Join(f, ",")
 }
+
+// SelfExe is chos's own binary, as each process of it reaches it.
+const SelfExe = "/proc/self/exe"

@@ -18,7 +18,12 @@ type View struct {
 	// RootSource, when set, is bound (recursively) as the view's root
 	// instead of a new tmpfs: the host's root, reached from inside a view.
 	RootSource string
-	Mounts     []Mount
+	// OuterHost is set when the launch comes from inside another view and
+	// chos has moved to the host's root (nsroot.EnterHostRoot): where the
+	// host's root is in that view (plan.HostDir). A privileged build first
+	// makes it the root of its namespace, leaving the outer view behind.
+	OuterHost string
+	Mounts    []Mount
 	// Cache, when set, keeps the view's namespace for later launches and
 	// enters it when it is already there (setuid mode only).
 	Cache *Cache
