@@ -462,10 +462,11 @@ func TestDeviceLaunchesAreAudited(t *testing.T) {
 }
 
 // From inside a tree, chos asks for a device as on the host: the spec
-// files, the reader and the device's files are the host's, seen below the
-// view's /.chos/host. From a tree whose setuid programs work (setuid =
-// allow) the inner chos is the setuid one, which builds a private view
-// with root's help; from any other tree it goes through a user namespace.
+// files, the reader and the device's files are the host's. From a tree
+// whose setuid programs work (setuid = allow) the inner chos is the setuid
+// one, which moves to the host's root and has a private view built with
+// root's help; from any other tree it goes through a user namespace, and
+// finds them below the view's /.chos/host.
 func TestDeviceLaunchFromInsideATree(t *testing.T) {
 	f := devices.get(t)
 	for _, c := range []struct {
