@@ -26,6 +26,9 @@ func TestMessageFieldsInDocumentedOrder(t *testing.T) {
 		{Event{User: "dave", UID: 1003, Tree: "el9", Selected: "plugin", Mode: "setuid", View: "cached", Via: "slurm", Cwd: "/home/dave",
 			Devices: "nvidia.com/gpu=0,nvidia.com/gpu=1", Job: "7.0"},
 			`launch user=dave uid=1003 tree=el9 selected=plugin mode=setuid view=cached via=slurm argv0=- argc=0 cwd=/home/dave devices="nvidia.com/gpu=0,nvidia.com/gpu=1" job=7.0`},
+		{Event{User: "dave", UID: 1003, Tree: "el7", Selected: "argument", Mode: "setuid", View: "fresh", Via: "exec", Argv0: "make", Argc: 1, Cwd: "/tmp",
+			Warning: "not caching tree el7: cache directory /run/chos: read-only file system"},
+			`launch user=dave uid=1003 tree=el7 selected=argument mode=setuid view=fresh via=exec argv0=make argc=1 cwd=/tmp warning="not caching tree el7: cache directory /run/chos: read-only file system"`},
 		// what the user controls cannot add a field or a line
 		{Event{User: "eve", Argv0: "x tree=el9\nlaunch", Cwd: "/a b=c", Via: "exec"},
 			`launch user=eve uid=0 tree=- selected=- mode=- view=- via=exec argv0="x tree=el9\nlaunch" argc=0 cwd="/a b=c"`},

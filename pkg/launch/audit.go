@@ -126,13 +126,23 @@ func (inv Invocation) Log(r Record) {
 // tree: the audit line of one that changes tree (into a tree, or back to
 // the host from inside one; runs that stay on the host are not logged),
 // and, on a cache miss, the collection of stale cached namespaces (a
-// build is about to happen, which costs far more).
+// build is about to happen, which costs far more). A cache that cannot
+// take the view to build makes the launch build a private one, with one
+// warning, which the audit line carries too.
 func (inv Invocation) Announce(l *Launch) {
 	p := l.Plan
 	miss := false
 	if p.Cache != nil {
 		_, err := os.Lstat(p.Cache.File())
 		miss = err != nil
+		if miss {
+			if err := nsroot.CacheWritable(p.Cache); err != nil {
+				w := spec.Warning("not caching tree %s: %v", p.Tree, err)
+				l.Notes = append(l.Notes, w)
+				l.Record.Event.Warning = w.Text
+				p.Cache, miss = nil, false
+			}
+		}
 	}
 	if !p.Host || inv.HostPrefix != "" {
 		l.Record.launched(p, miss)

@@ -259,10 +259,12 @@ func (m *machine) DropRoot(uid int) error {
 	return nil
 }
 
-func (m *machine) Getwd() (string, error)       { return m.cwd, nil }
-func (m *machine) CwdID() (*spec.FileID, error) { return &spec.FileID{Dev: 8, Ino: 42}, nil }
-func (m *machine) Executable() (string, error)  { return "/usr/bin/chos", nil }
-func (m *machine) CacheDir() (string, error)    { return m.cacheDir, nil }
+func (m *machine) Getwd(*spec.Credentials) (string, error) { return m.cwd, nil }
+func (m *machine) CwdID(*spec.Credentials) (*spec.FileID, error) {
+	return &spec.FileID{Dev: 8, Ino: 42}, nil
+}
+func (m *machine) Executable() (string, error) { return "/usr/bin/chos", nil }
+func (m *machine) CacheDir() (string, error)   { return m.cacheDir, nil }
 
 func (m *machine) SpecFiles(dir string, requireRoot bool) ([]string, error) {
 	m.specsAsRoot = append(m.specsAsRoot, requireRoot)

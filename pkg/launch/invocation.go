@@ -23,6 +23,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // Privilege is how this chos may act: decided once, from the ids it was
@@ -232,8 +233,8 @@ type fromView struct {
 	hr nsroot.HostRoot
 }
 
-func (m fromView) Getwd() (string, error)      { return m.hr.Cwd, nil }
-func (m fromView) Executable() (string, error) { return m.hr.Self, nil }
+func (m fromView) Getwd(*spec.Credentials) (string, error) { return m.hr.Cwd, nil }
+func (m fromView) Executable() (string, error)             { return m.hr.Self, nil }
 
 // HostPath is a host path as this process reaches it.
 func (inv Invocation) HostPath(p string) string {
@@ -258,6 +259,17 @@ func (inv Invocation) ViewRoot() string {
 		return plan.ViewDir
 	}
 	return build.ChosRoot
+}
+
+// lookupCaller is whom the executor's lookups of the working directory
+// act for where root is denied: the caller, when root's rights are held
+// for them.
+func (inv Invocation) lookupCaller() *spec.Credentials {
+	if !inv.Privilege.actsForCaller() {
+		return nil
+	}
+	c := inv.Caller
+	return &spec.Credentials{UID: c.UID, GID: c.GID, Groups: c.Groups}
 }
 
 // asCaller runs fn with the caller's own rights where root's are held for

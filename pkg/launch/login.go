@@ -27,7 +27,7 @@ func (inv Invocation) PrepareLogin() (*Launch, error) {
 	l := &Launch{Record: inv.record("login", !hasCommand)}
 	refuse := func(err error) (*Launch, error) {
 		l.Record.refused(err, "", nil)
-		l.Record.Event.Cwd, _ = inv.Machine.Getwd()
+		l.Record.Event.Cwd, _ = inv.Machine.Getwd(inv.lookupCaller())
 		return l, err
 	}
 	cat, set, err := inv.Catalog()

@@ -35,9 +35,11 @@ type Machine interface {
 	Access(path string, mode uint32) error
 	// DropRoot gives root up for good, for uid (nsroot.DropPrivilege).
 	DropRoot(uid int) error
-	// Getwd is the working directory's path; CwdID is the directory itself.
-	Getwd() (string, error)
-	CwdID() (*spec.FileID, error)
+	// Getwd is the working directory's path; CwdID is the directory
+	// itself. Both look as the caller where root is denied (caller nil
+	// when chos does not hold root for one: nsroot.AsCallerWhereDenied).
+	Getwd(caller *spec.Credentials) (string, error)
+	CwdID(caller *spec.Credentials) (*spec.FileID, error)
 	// Executable is the chos binary.
 	Executable() (string, error)
 	// CacheDir is where launches from this mount namespace keep their
@@ -103,15 +105,15 @@ func (HostMachine) Access(path string, mode uint32) error {
 
 func (HostMachine) DropRoot(uid int) error { return nsroot.DropPrivilege(uid) }
 
-func (HostMachine) Getwd() (string, error) {
-	wd, err := unix.Getwd()
+func (HostMachine) Getwd(caller *spec.Credentials) (string, error) {
+	wd, err := nsroot.Getwd(caller)
 	if err != nil {
 		return "", fmt.Errorf("reading the working directory: %w", err)
 	}
 	return wd, nil
 }
 
-func (HostMachine) CwdID() (*spec.FileID, error) { return nsroot.CwdID() }
+func (HostMachine) CwdID(caller *spec.Credentials) (*spec.FileID, error) { return nsroot.CwdID(caller) }
 
 func (HostMachine) Executable() (string, error) {
 	self, err := os.Executable()

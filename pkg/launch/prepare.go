@@ -49,7 +49,7 @@ func (inv Invocation) Prepare(req Request) (*Launch, error) {
 	l := &Launch{Record: inv.record(req.Via, req.Login)}
 	refuse := func(err error) (*Launch, error) {
 		l.Record.refused(err, req.Tree, req.Argv)
-		l.Record.Event.Cwd, _ = inv.Machine.Getwd()
+		l.Record.Event.Cwd, _ = inv.Machine.Getwd(inv.lookupCaller())
 		return l, err
 	}
 	cat, set, err := inv.Catalog()
@@ -106,7 +106,7 @@ func (inv Invocation) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tr
 		p.Cache = inv.cacheFor(cat, t, &p.View)
 	}
 	if plan.DirShowsHost(&p.View, inv.HostPrefix, p.Dir) {
-		if p.DirID, err = inv.Machine.CwdID(); err != nil {
+		if p.DirID, err = inv.Machine.CwdID(inv.lookupCaller()); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -29,7 +29,7 @@ func (inv Invocation) account() (identity.User, error) {
 func (inv Invocation) who() (plan.Caller, error) {
 	c := inv.Caller
 	var err error
-	if c.Cwd, err = inv.Machine.Getwd(); err != nil {
+	if c.Cwd, err = inv.Machine.Getwd(inv.lookupCaller()); err != nil {
 		return c, err
 	}
 	u, err := inv.account()

@@ -63,18 +63,20 @@ func enterCachedView(v *spec.View, id *spec.Layer) (notes []spec.Note, err error
 // published, it returns the namespace it built, for the launch to enter.
 func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, ns *os.File, err error) {
 	c := v.Cache
+	// A cache that cannot be written (read-only, full) is not the
+	// launch's failure: it builds a private view instead.
 	if err := ownCacheDir(c.Dir); err != nil {
-		return res, nil, err
+		return buildUncached(v, id, fmt.Sprintf("not caching tree %s: %v", v.Tree, err))
 	}
 	lock, err := lockTree(c)
 	if err != nil {
-		return res, nil, err
+		return buildUncached(v, id, fmt.Sprintf("not caching tree %s: %v", v.Tree, err))
 	}
 	defer lock.Close()
 	if id != nil {
 		// (in the host's namespace: the view's root is read-only)
 		if err := mkdirMode(layerDir(c), 0o755); err != nil {
-			return res, nil, fmt.Errorf("creating %s: %w", layerDir(c), err)
+			return buildUncached(v, id, fmt.Sprintf("not caching tree %s: creating %s: %v", v.Tree, layerDir(c), err))
 		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
@@ -132,6 +134,17 @@ func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, ns *os.Fi
 	return res, nil, nil
 }
 
+// buildUncached builds v (with id's lines) privately where its cache
+// cannot take it (read-only, out of space or inodes, broken), and hands it
+// back, with the warning.
+func buildUncached(v *spec.View, id *spec.Layer, warning string) (builderResult, *os.File, error) {
+	private := *v
+	private.Cache = nil
+	res, ns, err := buildPrivate(&private, id)
+	res.warnUncached(v.Cache.File(), warning)
+	return res, ns, err
+}
+
 // privateResult hands back the namespace the calling thread is in (a view
 // that could not be published), for the launch to enter.
 func privateResult(res builderResult) (builderResult, *os.File, error) {
@@ -141,6 +154,38 @@ func privateResult(res builderResult) (builderResult, *os.File, error) {
 		return res, nil, fmt.Errorf("opening the view's namespace: %w", err)
 	}
 	return res, ns, nil
+}
+
+// CacheWritable says why a view could not be published in c's directory
+// now, or nil: its file system is read-only or has no free inode (each
+// view is a new file). A launch about to build one asks first, to build a
+// private view instead with one warning (the builder falls back too, on
+// what this cannot foresee, such as a directory without room for one more
+// entry).
+func CacheWritable(c *spec.Cache) error {
+	for dir := c.Dir; ; dir = filepath.Dir(dir) {
+		var sfs unix.Statfs_t
+		err := unix.Statfs(dir, &sfs)
+		if errors.Is(err, unix.ENOENT) && dir != "/" {
+			continue // (made when the view is built)
+		}
+		if err != nil {
+			return nil // the builder will say
+		}
+		return unwritable(dir, &sfs)
+	}
+}
+
+// unwritable says why no file can be made on the file system of dir, as
+// statfs(2) describes it, or nil.
+func unwritable(dir string, sfs *unix.Statfs_t) error {
+	switch {
+	case sfs.Flags&unix.ST_RDONLY != 0:
+		return &fs.PathError{Op: "cache directory", Path: dir, Err: unix.EROFS}
+	case sfs.Files > 0 && sfs.Ffree == 0: // (0 files: no fixed number, as btrfs)
+		return fmt.Errorf("cache directory %s: no free inode: %w", dir, unix.ENOSPC)
+	}
+	return nil
 }
 
 // uncachedSuffix marks, beside a view's namespace file, a view that could
@@ -251,8 +296,8 @@ func mkdirMode(dir string, mode os.FileMode) error {
 // enterCached joins the namespace kept in file, if there is one.
 func enterCached(file string) (bool, error) {
 	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return false, nil
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return false, nil // (a broken cache directory holds none either)
 	}
 	if err != nil {
 		return false, fmt.Errorf("opening cached namespace %s: %w", file, err)

@@ -3,6 +3,7 @@ package nsroot
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -71,6 +72,48 @@ func AsUser(uid, gid int, groups []int, fn func() error) error {
 	ferr := fn()
 	restoreRoot(saved, egid)
 	return ferr
+}
+
+// AsCallerWhereDenied runs a lookup fn with this thread's own rights and,
+// where they are denied and caller is set (chos holds root for a caller),
+// again as the caller on a thread of its own. Some file systems refuse
+// root, or anyone whose ids are not all their owner's: a user's FUSE mount
+// without allow_other checks the real, effective and saved uid and gid
+// (fuse_allow_current_process), NFS maps root to nobody (root_squash).
+// There AsUser, which keeps root's saved uid to come back, is denied too.
+// The lookup must not depend on the thread's root or mount namespace (the
+// new thread has the process's).
+func AsCallerWhereDenied(caller *spec.Credentials, fn func() error) error {
+	err := fn()
+	if caller == nil || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+		return err
+	}
+	return onCallersThread(*caller, fn)
+}
+
+// onCallersThread runs fn on a thread whose real, effective and saved ids
+// and groups are all the caller's, and which ends with fn: it never has
+// root's rights again, and nothing else ever runs on it.
+func onCallersThread(c spec.Credentials, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the runtime ends the thread with the goroutine.
+		runtime.LockOSThread()
+		if err := setgroups(c.Groups); err != nil {
+			done <- fmt.Errorf("switching to the groups of uid %d for a lookup: %w", c.UID, err)
+			return
+		}
+		if err := setresgid(c.GID, c.GID, c.GID); err != nil {
+			done <- fmt.Errorf("switching to gid %d for a lookup: %w", c.GID, err)
+			return
+		}
+		if err := setresuid(c.UID, c.UID, c.UID); err != nil {
+			done <- fmt.Errorf("switching to uid %d for a lookup: %w", c.UID, err)
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
 }
 
 // restoreRoot gives the thread root's euid, and its egid and groups back.

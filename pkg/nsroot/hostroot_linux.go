@@ -41,7 +41,7 @@ type HostRoot struct {
 // (leaveOuterView).
 func EnterHostRoot(dir string) (HostRoot, error) {
 	var hr HostRoot
-	cwd, err := unix.Getwd()
+	cwd, err := Getwd(nil) // (also longer than PATH_MAX)
 	if err != nil {
 		return hr, fmt.Errorf("reading the working directory: %w", err)
 	}

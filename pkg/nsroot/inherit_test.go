@@ -146,3 +146,46 @@ func TestSoftStackLimitReadsProcLimits(t *testing.T) {
 		}
 	}
 }
+
+// The soft stack limit a setuid exec capped at 8 MiB is the parent's when
+// the parent runs as the caller, above the cap and within the hard limit;
+// never another user's parent's, which sets its children's limits itself.
+func TestCallersStackRule(t *testing.T) {
+	const inf = unix.RLIM_INFINITY
+	capped := unix.Rlimit{Cur: stackCap, Max: inf}
+	for _, tc := range []struct {
+		name   string
+		own    unix.Rlimit
+		parent stackParent
+		want   uint64
+	}{
+		{"the caller's shell has unlimited", capped, stackParent{inf, true}, inf},
+		{"the caller's shell has 64 MiB", capped, stackParent{64 << 20, true}, 64 << 20},
+		{"not capped: below 8 MiB", unix.Rlimit{Cur: 4 << 20, Max: inf}, stackParent{inf, true}, 0},
+		{"the parent's is the cap too", capped, stackParent{stackCap, true}, 0},
+		{"the parent's is lower", capped, stackParent{4 << 20, true}, 0},
+		{"above the hard limit, which the exec kept", unix.Rlimit{Cur: stackCap, Max: 32 << 20}, stackParent{64 << 20, true}, 0},
+		{"root's parent (slurmstepd of slurmd with LimitSTACK=infinity)", capped, stackParent{inf, false}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := callersStack(tc.own, tc.parent); got != tc.want {
+				t.Errorf("callersStack = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunsAs(t *testing.T) {
+	for status, want := range map[string]bool{
+		"Name:\tsh\nUid:\t1000\t1000\t1000\t1000\n":      true,
+		"Uid:\t1000\t0\t0\t0\n":                          false, // setuid root
+		"Uid:\t0\t0\t0\t0\n":                             false,
+		"Uid:\t1000\t1000\t0\t1000\n":                    false, // keeps root's saved uid
+		"Name:\tx\n":                                     false,
+		"Uid:\t10000\t10000\t10000\t10000\nGid:\t1000\n": false,
+	} {
+		if got := runsAs([]byte(status), 1000); got != want {
+			t.Errorf("runsAs(%q, 1000) = %v, want %v", status, got, want)
+		}
+	}
+}

@@ -509,7 +509,7 @@ func enterDir(p *spec.Plan) error {
 	if p.Host && p.DirID != nil && isDir(".", p.DirID) == nil {
 		return nil // still there: the path may lead elsewhere now (a mount on it)
 	}
-	err := unix.Chdir(p.Dir)
+	err := chdir(p.Dir)
 	if err == nil {
 		if err = isDir(".", p.DirID); err == nil {
 			return nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +59,16 @@ func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 		return StatusFailed, nil, err
 	}
 	defer images.close()
+	need := userNSTasks + 1 // (the signal witness)
+	if images != nil {
+		need += imageTasks
+	}
+	if err := checkTaskRoom(os.Getuid(), need); err != nil {
+		return StatusFailed, nil, err
+	}
+	// While it waits, this process runs little Go code: one processor
+	// bounds the threads the runtime may still start (see checkTaskRoom).
+	runtime.GOMAXPROCS(1)
 	req := childRequest{Plan: *p, Inherit: start, Verbose: verbose}
 	plan := req.encode()
 	r, w, err := os.Pipe()
@@ -82,14 +93,20 @@ func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, watched...)
+	// (without one, the terminal tells group signals apart: see forward)
+	wit, _ := startWitness()
+	defer wit.stop()
 	argv := []string{"chos", childArg, strconv.Itoa(planFD)}
 	if images != nil {
 		// The image server's socket, right above the plan.
 		argv = append(argv, strconv.Itoa(len(files)))
 		files = append(files, images.child.Fd())
 	}
+	// The child's own environment (the command's is in the plan): its Go
+	// runtime on one processor and without a collector, which would start
+	// threads of its own before the exec (see checkTaskRoom).
 	pid, err := syscall.ForkExec("/proc/self/exe", argv,
-		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: ownNamespaces()})
+		&syscall.ProcAttr{Env: []string{"GOMAXPROCS=1", "GOGC=off"}, Files: files, Sys: ownNamespaces()})
 	r.Close()
 	if err != nil {
 		w.Close()
@@ -103,9 +120,10 @@ func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 		w.Write(plan)
 		w.Close()
 	}()
-	go c.forward(sigs)
+	go c.forward(sigs, wit)
 	ws, err := c.wait()
 	notes := images.failures()
+	wit.stop()
 	if err != nil {
 		return StatusFailed, notes, err
 	}
@@ -188,26 +206,56 @@ func (c *child) signal(sig syscall.Signal) {
 	}
 }
 
-// forward passes signals to the child. Those a terminal sends to its whole
-// foreground process group, or a shell to a job's, reach the child
-// already (it shares the helper's process group). So interrupt, quit and
-// resize are forwarded only when the helper is not in the foreground of a
-// terminal, and the job control stops only when it has no terminal at all
-// (a batch job, where they come from kill(2)): forwarded late, after the
-// shell's `bg`, they would stop the command again.
-func (c *child) forward(sigs <-chan os.Signal) {
+// forward passes signals to the child, those sent to this process alone:
+// one sent to its whole group, or to every process of its cgroup, reached
+// the child too (it shares the group), and would arrive twice. The witness
+// tells them apart (see witness_linux.go). Without it, those a terminal
+// sends to its foreground process group are told by whether this process
+// is in the foreground of one: interrupt, quit and resize are forwarded
+// only when it is not. The job control stops are forwarded only when it
+// has no terminal at all (a batch job, where they come from kill(2)), and
+// then only those the witness lacks at once: the SIGCONT of a shell's `bg`
+// discards every stop pending in the group, the witness's too, and a stop
+// forwarded after it would stop the command again.
+func (c *child) forward(sigs <-chan os.Signal, w *witness) {
 	for s := range sigs {
-		switch s {
-		case unix.SIGINT, unix.SIGQUIT, unix.SIGWINCH:
-			if inForeground() {
-				continue
-			}
+		sig := s.(syscall.Signal)
+		switch sig {
 		case unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
 			if hasTerminal() {
 				continue
 			}
+			if w != nil {
+				pending, err := w.has(sig)
+				if err == nil && pending {
+					err = w.takeBack(sig)
+				}
+				if err != nil {
+					w = nil
+				} else if pending {
+					continue
+				}
+			}
+			c.signal(sig)
+			continue
 		}
-		c.signal(s.(syscall.Signal))
+		if w != nil {
+			group, err := w.reachedGroup(sig)
+			if err == nil {
+				if !group {
+					c.signal(sig)
+				}
+				continue
+			}
+			w = nil
+		}
+		switch sig {
+		case unix.SIGINT, unix.SIGQUIT, unix.SIGWINCH:
+			if inForeground() {
+				continue
+			}
+		}
+		c.signal(sig)
 	}
 }
 

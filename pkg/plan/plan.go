@@ -181,8 +181,9 @@ func process(r Request) (spec.Process, []spec.Note, error) {
 		return pr, nil, fmt.Errorf("no command to run")
 	}
 	pr.Path, pr.Argv = r.Argv[0], r.Argv
-	pr.Env = execEnv(r.Caller.Env, t)
-	return pr, nil, nil
+	var notes []spec.Note
+	pr.Env, notes = execEnv(r.Caller.Env, t)
+	return pr, notes, nil
 }
 
 // mounts lists the view's setup steps: the host's root, the image of an
@@ -388,24 +389,38 @@ func why(b config.Bind) string {
 	return b.At.String()
 }
 
-// execEnv is the caller's environment with CHOS set and chos on PATH.
-func execEnv(env []string, t *ostree.Tree) []string {
+// execEnv is the caller's environment with CHOS set and chos on PATH,
+// and the notes for --verbose.
+func execEnv(env []string, t *ostree.Tree) ([]string, []spec.Note) {
 	out := make([]string, 0, len(env)+2)
+	var notes []spec.Note
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "CHOS=") {
 			continue
 		}
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			kv = "PATH=" + pathWithSelf(v, t)
+			if p, fits := pathWithSelf(v, t); fits {
+				kv = "PATH=" + p
+			} else {
+				notes = append(notes, spec.Notef("PATH left unchanged, without %s: it would exceed the kernel's limit of %d bytes for one variable (PATH has %d)",
+					SelfDir, MaxArgStrlen-1, len(kv)))
+			}
 		}
 		out = append(out, kv)
 	}
-	return append(out, "CHOS="+t.Name)
+	return append(out, "CHOS="+t.Name), notes
 }
 
+// MaxArgStrlen is the kernel's limit on one argument or environment
+// string, its terminating NUL included (MAX_ARG_STRLEN, 32 pages of 4 KiB:
+// include/uapi/linux/binfmts.h): execve fails with E2BIG past it.
+const MaxArgStrlen = 32 * 4096
+
 // pathWithSelf appends SelfDir to PATH in a tree, last so that it never
-// shadows the tree's own commands, and removes it on the host.
-func pathWithSelf(v string, t *ostree.Tree) string {
+// shadows the tree's own commands, and removes it on the host. A PATH that
+// would no longer fit in one variable (MaxArgStrlen) is returned as it
+// is, with false: the command must still be executable.
+func pathWithSelf(v string, t *ostree.Tree) (string, bool) {
 	var dirs []string
 	for _, d := range strings.Split(v, ":") {
 		if d != SelfDir {
@@ -415,7 +430,11 @@ func pathWithSelf(v string, t *ostree.Tree) string {
 	if !t.Host {
 		dirs = append(dirs, SelfDir)
 	}
-	return strings.Join(dirs, ":")
+	p := strings.Join(dirs, ":")
+	if len("PATH=")+len(p)+1 > MaxArgStrlen {
+		return v, false
+	}
+	return p, true
 }
 
 // loginShell fills in the caller's login shell, as the original chos
@@ -455,7 +474,7 @@ func loginShell(r Request, p *spec.Process) (notes []spec.Note) {
 		}
 	}
 	// What a login needs is set whatever the list says.
-	kept["PATH"] = pathWithSelf(DefaultPath(r.Caller.UID == 0), t)
+	kept["PATH"], _ = pathWithSelf(DefaultPath(r.Caller.UID == 0), t)
 	kept["CHOS"] = t.Name
 	kept["SHELL"] = shell
 	if r.Caller.Home != "" {

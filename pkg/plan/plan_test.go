@@ -402,6 +402,46 @@ func TestCacheKeyChangesWithWhatTheViewIsBuiltFrom(t *testing.T) {
 	}
 }
 
+// A PATH within the kernel's limit for one variable stays within it: chos
+// leaves it unchanged (and says so under -v) rather than make the command
+// unexecutable (E2BIG).
+func TestPlanLongPathLeftUnchanged(t *testing.T) {
+	head := "PATH=/usr/bin:"
+	for _, tc := range []struct {
+		name   string
+		length int // of PATH=..., without the NUL
+		self   bool
+	}{
+		{"fits exactly", MaxArgStrlen - 1 - len(":"+SelfDir), true},
+		{"one byte too long", MaxArgStrlen - len(":"+SelfDir), false},
+		{"at the kernel's limit already", MaxArgStrlen - 1, false},
+		{"a value of 131,060 bytes", len("PATH=") + 131060, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request(t, "el7")
+			path := head + strings.Repeat("x", tc.length-len(head))
+			r.Caller.Env = []string{path, "FOO=bar"}
+			p, notes, err := Build(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := path
+			if tc.self {
+				want = path + ":" + SelfDir
+			}
+			if p.Env[0] != want || len(p.Env[0])+1 > MaxArgStrlen {
+				t.Errorf("PATH of %d bytes became %d bytes, want %d", len(path), len(p.Env[0]), len(want))
+			}
+			if said := len(notes) == 1 && !notes[0].Warning && strings.Contains(notes[0].Text, "PATH left unchanged"); said == tc.self {
+				t.Errorf("notes %+v: a note (for -v) says PATH was left unchanged: %v, want %v", notes, said, !tc.self)
+			}
+			if job := JobPath(strings.TrimPrefix(path, "PATH="), r.Tree); "PATH="+job != want {
+				t.Errorf("JobPath gives %d bytes, want %d", len(job)+5, len(want))
+			}
+		})
+	}
+}
+
 // What the cache key stamps by device and inode is chosen by a step's
 // origin, never by its text for people.
 func TestCacheStampsAreChosenByOrigin(t *testing.T) {
