@@ -68,6 +68,7 @@ func (cl *cmdline) cmdCheck(_ context.Context, c *cli.Command) error {
 			cl.checkImage(k, cat, t)
 			cl.checkNames(k, t)
 		}
+		cl.checkDevices(k, cat, trees)
 		cl.checkCache(k, cat)
 	}
 	cl.checkLogins(k)
@@ -366,15 +367,22 @@ func (cl *cmdline) checkCache(k *checker, cat *ostree.Catalog) {
 		k.warn("cache", "%v", err)
 		return
 	}
-	valid := 0
+	valid, devices := 0, 0
 	for _, s := range states {
-		if s.valid {
+		switch {
+		case s.valid:
 			valid++
-		} else {
+		case s.devices && s.Mounted:
+			devices++ // (its key covers spec files a check does not read)
+		default:
 			k.warn("cache", "%s is stale (built %s ago); `chos cache drop` as root removes it", s.File, time.Since(s.Built).Round(time.Second))
 		}
 	}
-	k.ok("cache", "%d valid cached namespaces in %s", valid, dir)
+	withDevices := ""
+	if devices > 0 {
+		withDevices = fmt.Sprintf(", and %d with devices (rebuilt when their spec files change)", devices)
+	}
+	k.ok("cache", "%d valid cached namespaces in %s%s", valid, dir, withDevices)
 }
 
 // checkAudit says where audit lines go, and warns when they cannot.

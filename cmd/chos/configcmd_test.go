@@ -151,8 +151,8 @@ func TestConfigListsEveryErrorOfTheDropIns(t *testing.T) {
 	}
 	typo := filepath.Join(p.DropIns, "20-typo.conf")
 	want := []problem{
-		{typo + ":2", `unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups)`},
-		{typo + ":3", "unknown section %FOO (known: %SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT)"},
+		{typo + ":2", `unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups, devices)`},
+		{typo + ":3", "unknown section %FOO (known: %SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT, %CDI)"},
 	}
 	if !reflect.DeepEqual(ec.Problems, want) {
 		t.Errorf("problems:\n%+v\nwant\n%+v", ec.Problems, want)

@@ -100,8 +100,8 @@ func run(args []string) int {
 	case len(args) == 1:
 		return cl.launch(launch.Request{Login: true})
 	case args[1] == "exec":
-		if name, argv, fresh, err := parseExecArgs(args[2:]); err == nil {
-			return cl.launch(launch.Request{Tree: name, Argv: argv, Fresh: fresh})
+		if name, argv, opts, err := parseExecArgs(args[2:]); err == nil {
+			return cl.launch(launch.Request{Tree: name, Argv: argv, Fresh: opts.fresh, Devices: opts.devices})
 		}
 	case !strings.HasPrefix(args[1], "-") && !isCommand(args[1]):
 		// Legacy form: `chos CMD ARGS`, as the original batch job starter

@@ -44,6 +44,15 @@ func (f *File) Format() string {
 			fmt.Fprintf(&b, "socket = %s\n", a.Socket)
 		}
 	}
+	if c := f.CDI; c != nil {
+		b.WriteString("%CDI\n")
+		if c.SpecDirsSet {
+			fmt.Fprintf(&b, "spec-dirs = %s\n", strings.Join(c.SpecDirs, " "))
+		}
+		if len(c.Devices) > 0 {
+			fmt.Fprintf(&b, "devices = %s\n", patterns(c.Devices))
+		}
+	}
 	for _, t := range f.Trees {
 		fmt.Fprintf(&b, "%%TREE %s\n", t.Name)
 		if t.Description != "" {
@@ -67,8 +76,19 @@ func (f *File) Format() string {
 		if len(t.Groups) > 0 {
 			fmt.Fprintf(&b, "groups = %s\n", strings.Join(t.Groups, " "))
 		}
+		if len(t.Devices) > 0 {
+			fmt.Fprintf(&b, "devices = %s\n", patterns(t.Devices))
+		}
 	}
 	return b.String()
+}
+
+func patterns(rules []DeviceRule) string {
+	words := make([]string, len(rules))
+	for i, r := range rules {
+		words[i] = r.Pattern
+	}
+	return strings.Join(words, " ")
 }
 
 func (bd Bind) spec() string {

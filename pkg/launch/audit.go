@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/chos-hpc/chos/pkg/audit"
 	"github.com/chos-hpc/chos/pkg/config"
@@ -79,6 +80,7 @@ func (r *Record) refused(err error, name string, argv []string) {
 func (r *Record) launched(p *spec.Plan, use nsroot.ViewUse) {
 	e := &r.Event
 	e.Tree, e.Cwd, e.Argc = p.Tree, p.Dir, len(p.Argv)
+	e.Devices = deviceField(p.Devices)
 	if len(p.Argv) > 0 {
 		e.Argv0 = p.Argv[0]
 	}
@@ -92,6 +94,18 @@ func (r *Record) launched(p *spec.Plan, use nsroot.ViewUse) {
 		e.View = string(nsroot.UsedFresh)
 	}
 }
+
+// deviceField is the audit line's devices= of a view showing d.
+func deviceField(d *spec.Devices) string {
+	if d == nil {
+		return ""
+	}
+	return strings.Join(d.Names, ",")
+}
+
+// asked records the devices a launch asks for, before it is planned: what
+// a refusal names.
+func (r *Record) asked(names []string) { r.Event.Devices = strings.Join(names, ",") }
 
 // Log sends r's line where the configuration says. The socket is a host
 // path: inside a view (from where chos was started, or the one `chos

@@ -36,7 +36,7 @@ func (inv Invocation) PrepareHostCommand(name string, argv []string) (l *Launch,
 	l.Record.Event.User = who.Name
 	host, _ := cat.Lookup(ostree.Local)
 	l.Record.selected(ostree.Selection{Tree: host, Name: ostree.Local, Source: ostree.FromArgument})
-	if l.Plan, l.Notes, err = inv.planFor(cat, who, host, cmd, false, false); err != nil {
+	if l.Plan, l.Notes, err = inv.planFor(cat, who, host, nil, cmd, false, false); err != nil {
 		return refuse(err)
 	}
 	l.Plan.Argv[0], l.Plan.Env = argv[0], who.Env

@@ -3,6 +3,7 @@ package launch
 import (
 	"fmt"
 
+	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/spec"
@@ -67,12 +68,14 @@ func (inv Invocation) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *spec.View
 	if err != nil {
 		return nil
 	}
-	return &spec.Cache{Dir: dir, Tree: t.Name, Key: plan.CacheKey(cat.Digest, v, inv.stamps(t, v))}
+	return &spec.Cache{Dir: dir, Tree: t.Name, Key: plan.CacheKey(cat.Digest, v, inv.stamps(t, v)),
+		Variant: plan.DeviceVariant(v.Devices)}
 }
 
 // stamps are the device and inode of what view v of tree t shows by
 // reference (plan.Stamped): a replaced tree, top-level directory, identity
-// file, image or binary changes the key.
+// file, image or binary changes the key; and of the spec files its devices
+// come from (plan.StampedSpecs), which a regenerated spec changes.
 func (inv Invocation) stamps(t *ostree.Tree, v *spec.View) []string {
 	stamps := []string{ostree.Stamp(inv.HostPath(t.Path))}
 	if id, err := ostree.StatImage(inv.HostPath(t.Path)); err == nil {
@@ -81,6 +84,9 @@ func (inv Invocation) stamps(t *ostree.Tree, v *spec.View) []string {
 	for _, m := range v.Mounts {
 		if plan.Stamped(m) {
 			stamps = append(stamps, ostree.Stamp(inv.path(m.Source)))
+		}
+		for _, f := range plan.StampedSpecs(v, m) {
+			stamps = append(stamps, devices.Stamp(inv.path(f)))
 		}
 	}
 	return stamps

@@ -431,12 +431,13 @@ func bindNamespace(view *os.File, file string) error {
 	return nil
 }
 
-// dropOlderViews drops the other views of c's tree, and every identity
-// layer on them: processes in them keep them; no new launch enters them.
+// dropOlderViews drops the other views of c's tree and variant, and every
+// identity layer on them: processes in them keep them; no new launch
+// enters them.
 func dropOlderViews(c *spec.Cache) {
 	entries, _ := ListCache(c.Dir)
 	for _, e := range entries {
-		if e.Stem == spec.Stem(c.Tree) && e.Key != c.Key {
+		if e.Stem == spec.Stem(c.Tree) && e.Key != c.FileKey() && spec.VariantOf(e.Key) == c.Variant {
 			dropFile(e.File)
 			dropLayers(layerDir(c), e.Stem+"."+e.Key+".", "")
 		}
@@ -447,7 +448,7 @@ func dropOlderViews(c *spec.Cache) {
 type CacheEntry struct {
 	File  string
 	Stem  string // the tree name as a file name
-	Key   string
+	Key   string // as the file name has it (spec.Cache.FileKey)
 	Built time.Time
 	// Mounted: the file holds a namespace in this mount namespace (it is
 	// a plain file where the cache is not owned).

@@ -58,6 +58,7 @@ func failed(format string, args ...any) *LaunchError {
 type Ready struct {
 	p    *spec.Plan
 	prog string
+	env  []string // p.Env, with the view's devices' environment
 }
 
 // Enter carries out p up to the exec of its command, which Exec does: in
@@ -83,11 +84,21 @@ func enter(p *spec.Plan, mode Mode, use *ViewUse) (*Ready, []spec.Note, *LaunchE
 			return nil, nil, failed("%w", err)
 		}
 	}
+	env := p.Env
 	if !p.Host {
 		var err error
 		*use, notes, err = enterViewShowingDir(p, mode)
 		if err != nil {
 			return nil, notes, failed("setting up tree %s: %w", p.Tree, err)
+		}
+		if p.Devices != nil {
+			// (the view's, as it was built: a cached view's specs are
+			// not read again)
+			more, err := ViewEnv()
+			if err != nil {
+				return nil, notes, failed("%w", err)
+			}
+			env = MergeEnv(env, more)
 		}
 	}
 	switch mode {
@@ -112,7 +123,7 @@ func enter(p *spec.Plan, mode Mode, use *ViewUse) (*Ready, []spec.Note, *LaunchE
 	if err := enterDir(p); err != nil {
 		return nil, notes, failed("%w", err)
 	}
-	prog, lerr := lookPath(p.Path, envValue(p.Env, "PATH"))
+	prog, lerr := lookPath(p.Path, envValue(env, "PATH"))
 	if lerr != nil {
 		if lerr.Status == StatusNotFound && !p.Host && !strings.Contains(p.Path, "/") {
 			// (the PATH searched is the tree's, not the host's)
@@ -120,7 +131,7 @@ func enter(p *spec.Plan, mode Mode, use *ViewUse) (*Ready, []spec.Note, *LaunchE
 		}
 		return nil, notes, lerr
 	}
-	return &Ready{p: p, prog: prog}, notes, nil
+	return &Ready{p: p, prog: prog, env: env}, notes, nil
 }
 
 // Exec replaces the process with the command: same PID, so the command's
@@ -131,7 +142,7 @@ func (r *Ready) Exec() *LaunchError {
 	if err := start.apply(); err != nil {
 		return failed("%w", err)
 	}
-	err := unix.Exec(r.prog, r.p.Argv, r.p.Env)
+	err := unix.Exec(r.prog, r.p.Argv, r.env)
 	status := StatusNotExecutable
 	if errors.Is(err, unix.ENOENT) {
 		// The file exists, so its interpreter or loader is what is missing.
@@ -207,8 +218,9 @@ func enterView(v *spec.View, id *spec.Layer, mode Mode) (use ViewUse, notes []sp
 // assemble builds the view on v.Root in a new mount namespace and makes it
 // the root.
 func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
-	if err := completeView(v, mode); err != nil {
-		return nil, err
+	notes, err = completeView(v, mode)
+	if err != nil {
+		return notes, err
 	}
 	// CLONE_NEWNS implies CLONE_FS: this thread gets its own root and cwd.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
@@ -264,11 +276,15 @@ func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
 			err = addFile(root, m)
 		case spec.OpImage:
 			err = mountImage(root, m, mode)
+		case spec.OpLoaderCache:
+			err = loaderCache(root, m, checked)
 		case spec.OpOverlay:
 			if err = checked(m); err == nil {
-				err = overlay(root, m)
+				err = overlay(root, m, checked)
 			}
-			if errors.Is(err, errNoOverlay) {
+			if errors.Is(err, errNoOverlay) && m.Origin == spec.OriginDevice {
+				err = fmt.Errorf("%w: chos needs it to add a device's files to the tree's %s", err, m.Target)
+			} else if errors.Is(err, errNoOverlay) {
 				notes = append(notes, spec.Notef("%v: %s shows the tree's own, without the files chos adds", err, m.Target))
 				err = bind(root, spec.Mount{Op: spec.OpBind, Source: m.Source, Target: m.Target, Recursive: true,
 					ReadOnly: true, NoSuid: m.NoSuid, NoDev: m.NoDev, NoFollow: true, InView: m.InView, Why: m.Why})

@@ -48,7 +48,10 @@ type childRequest struct {
 // its exit status, or killed by the same signal. Its notes are what went
 // wrong with an image's server while the command ran.
 func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
-	if err := completeView(&p.View, Unprivileged); err != nil {
+	// (The image server needs the image's entries; the child reads the
+	// devices' specs, and shows what it left out of them as its other
+	// notes.)
+	if err := expandEntries(&p.View, Unprivileged); err != nil {
 		return StatusFailed, nil, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
 	}
 	images, err := newImageServer(&p.View)

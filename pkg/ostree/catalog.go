@@ -37,7 +37,10 @@ type Tree struct {
 	Users       []string
 	Groups      []string
 	NoCache     bool
-	At          config.Position
+	// Devices are the CDI devices users may ask for in this tree (its
+	// `devices =` lines; Catalog.CDI.Devices add those of every tree).
+	Devices []config.DeviceRule
+	At      config.Position
 	// Sections are the %TREE sections applied, in reading order: where
 	// each setting came from (origin.go).
 	Sections []config.TreeSettings
@@ -56,6 +59,8 @@ type Catalog struct {
 	// HostCommands are the host programs every tree runs on the host
 	// (%HOSTCMD), each once, in file order.
 	HostCommands []config.HostCommand
+	// CDI is where device specs are read and what every tree allows.
+	CDI config.CDIConfig
 	// Digest fingerprints the system configuration (config.Set.Digest).
 	Digest     string
 	byName     map[string]*Tree
@@ -70,6 +75,7 @@ func NewCatalog(set *config.Set) (*Catalog, error) {
 		hostByName: map[string]config.HostCommand{}}
 	byPath := map[string]*Tree{"/": host}
 	c.Digest = set.Digest
+	c.CDI = set.CDI()
 
 	if set.Sysconfig != nil {
 		c.Binds = append(c.Binds, set.Sysconfig.BindMounts...)
@@ -146,6 +152,7 @@ func applySettings(t *Tree, ts config.TreeSettings) {
 	}
 	t.Users = append(t.Users, ts.Users...)
 	t.Groups = append(t.Groups, ts.Groups...)
+	t.Devices = append(t.Devices, ts.Devices...)
 	t.Sections = append(t.Sections, ts)
 }
 

@@ -53,6 +53,11 @@ type ViewRequest struct {
 	// builds the view lists them (spec.OpEntries); the key of a cached
 	// view covers the image's identity instead.
 	Image *ostree.ImageID
+	// Devices, when set, are the CDI devices the view shows: a step the
+	// launch that builds the view expands once it has read their specs
+	// (spec.OpDevices); the key of a cached view covers the spec files'
+	// stamps instead.
+	Devices *spec.Devices
 }
 
 // Request is everything a plan depends on: the view, and the caller and
@@ -135,6 +140,10 @@ func View(r ViewRequest) spec.View {
 	switch {
 	case !t.Host:
 		v.Mounts = mounts(r, t)
+		if r.Devices != nil {
+			v.Devices = r.Devices
+			v.Mounts = append(v.Mounts, devicesStep(r, t))
+		}
 	case r.HostPrefix != "" || r.FromView:
 		// Back to the host from inside a view: its root is the host's.
 		v.Host = false
@@ -236,6 +245,34 @@ func mounts(r ViewRequest, t *ostree.Tree) []spec.Mount {
 		}
 	}
 	return ms
+}
+
+// AddedRoot holds, in a view with devices, what the view adds to the
+// tree's other top-level directories, as AddedDir does for /etc: the top
+// layers of their overlays (/.chos/add/usr on the tree's /usr).
+const AddedRoot = "/.chos/add"
+
+// devicesStep is the step that shows the devices of r in tree t, last:
+// what they add to the tree's directories, the loader cache, their binds,
+// links and environment (spec.OpDevices).
+func devicesStep(r ViewRequest, t *ostree.Tree) spec.Mount {
+	m := spec.Mount{Op: spec.OpDevices, Source: path.Join("/", r.HostPrefix, t.Path), Added: AddedRoot,
+		HostRoot: r.HostPrefix, NoSuid: !t.AllowSetuid, Origin: spec.OriginDevice, Why: "CDI devices"}
+	if r.Image != nil {
+		m.Source, m.InView = ImageDir, true
+	}
+	return m
+}
+
+// DeviceVariant names the cached view of a tree with these devices
+// (spec.Cache.Variant): views with other devices, and the tree's plain
+// view, are kept beside it.
+func DeviceVariant(d *spec.Devices) string {
+	if d == nil || len(d.Names) == 0 {
+		return ""
+	}
+	h := sha256.Sum256([]byte(strings.Join(d.Names, "\x00")))
+	return "dev" + hex.EncodeToString(h[:])[:12]
 }
 
 // AddedDir holds, in every view, the files the view adds to the tree's
@@ -474,8 +511,9 @@ func contains(list []string, s string) bool {
 }
 
 // CacheKey fingerprints everything a view is built from: the configuration,
-// every setup step, and the device and inode of what the stamps name (the
-// tree, its top-level entries, identity files, chos itself: see Stamped).
+// every setup step, the devices it shows, and the device and inode of what
+// the stamps name (the tree, its top-level entries, identity files, chos
+// itself, the devices' spec files: see Stamped and StampedSpecs).
 // A cached namespace is only ever entered under its own key, so any change
 // makes the next launch build a new one. For an image tree, the image's
 // identity (ostree.ImageID.Stamp, among the stamps) stands for the entries
@@ -484,13 +522,28 @@ func CacheKey(configDigest string, v *spec.View, stamps []string) string {
 	h := sha256.New()
 	// (no fmt: this runs on every cached launch)
 	h.Write([]byte("v2\x00" + configDigest + "\x00" + v.Tree + "\x00" + v.TreePath + "\x00" + v.Root + "\x00"))
+	if d := v.Devices; d != nil {
+		h.Write([]byte("devices\x00" + d.Reader + "\x00"))
+		if d.Trusted {
+			h.Write([]byte("trusted\x00"))
+		}
+		for _, l := range [][]string{d.Names, d.SpecDirs, d.Specs} {
+			for _, x := range l {
+				h.Write([]byte(x + "\x00"))
+			}
+			h.Write([]byte("\x00"))
+		}
+	}
 	// Every field of every step (written out: reflection costs a launch
 	// with many binds a quarter of a millisecond).
 	for _, m := range v.Mounts {
 		h.Write([]byte(string(m.Op) + "\x00" + m.Source + "\x00" + m.Target + "\x00" + m.SameFileAs + "\x00" +
 			string(m.Origin) + "\x00" + m.Why + "\x00" + m.Added + "\x00"))
 		for _, pr := range m.Provide {
-			h.Write([]byte(pr.Path + "\x00" + pr.Source + "\x00"))
+			h.Write([]byte(pr.Path + "\x00" + pr.Source + "\x00" + pr.Link + "\x00"))
+			if pr.Soname {
+				h.Write([]byte("soname\x00"))
+			}
 		}
 		for _, e := range m.Except {
 			h.Write([]byte(e + "\x00"))
@@ -523,4 +576,15 @@ func Stamped(m spec.Mount) bool {
 		return m.Op == spec.OpBind && !m.InView
 	}
 	return false
+}
+
+// StampedSpecs are the files whose stamps stand for what step m of view v
+// shows but only the launch that builds the view reads: the spec files of
+// its devices (the OpDevices step), whose content, not only whose inode,
+// a regenerated spec changes (devices.Stamp).
+func StampedSpecs(v *spec.View, m spec.Mount) []string {
+	if m.Origin == spec.OriginDevice && m.Op == spec.OpDevices && v.Devices != nil {
+		return v.Devices.Specs
+	}
+	return nil
 }

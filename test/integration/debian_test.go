@@ -41,6 +41,13 @@ func mpiTree(t testing.TB) string {
 	return recipeTree(t, "scripts/recipes/bullseye-mpi")
 }
 
+// debianGCCTree is a Debian 11 tree like debianTree's with a C compiler,
+// for programs built inside a tree: mpiTree's, which has one.
+func debianGCCTree(t testing.TB) string {
+	t.Helper()
+	return mpiTree(t)
+}
+
 // recipeTree is the tree of a recipe of scripts/recipes ("" for the default).
 func recipeTree(t testing.TB, recipe string) string {
 	t.Helper()
