@@ -607,7 +607,7 @@ func TestSlurmNodesCacheViewsForJobsInNamespacesOfTheirOwn(t *testing.T) {
 	nodeView := map[string]string{}
 	for job := 1; job <= 2; job++ {
 		cl := c.user("salloc", "-N3", "sh", "-c", step+"; "+step)
-		cl.Timeout = 60 * time.Second
+		cl.Timeout = 3 * time.Minute // (two steps under job_container/tmpfs on a busy machine)
 		r := run(t, cl)
 		if !wantStatus(t, r, 0) {
 			t.Fatalf("the job failed%s", c.logs())
