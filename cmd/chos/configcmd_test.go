@@ -135,8 +135,8 @@ func TestConfigShowsOriginsOfLegacyFilesAndDropIns(t *testing.T) {
 	if got := find(ec, "tree.el7.bind"); len(got) < 10 {
 		t.Errorf("tree el7 has %d binds: %+v", len(got), got)
 	}
-	if len(ec.Problems) != 0 {
-		t.Errorf("problems: %+v", ec.Problems)
+	if got := parseProblems(ec); len(got) != 0 {
+		t.Errorf("problems: %+v", got)
 	}
 }
 
@@ -154,8 +154,8 @@ func TestConfigListsEveryErrorOfTheDropIns(t *testing.T) {
 		{typo + ":2", `unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups, devices)`},
 		{typo + ":3", "unknown section %FOO (known: %SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT, %CDI)"},
 	}
-	if !reflect.DeepEqual(ec.Problems, want) {
-		t.Errorf("problems:\n%+v\nwant\n%+v", ec.Problems, want)
+	if got := parseProblems(ec); !reflect.DeepEqual(got, want) {
+		t.Errorf("problems:\n%+v\nwant\n%+v", got, want)
 	}
 	// what parsed is still shown, for this tree only
 	if len(ec.Trees) != 1 || ec.Trees[0].Name != "el7" || ec.Binds != nil {
@@ -167,4 +167,45 @@ func TestConfigListsEveryErrorOfTheDropIns(t *testing.T) {
 	if _, err := (&cmdline{}).effectiveConfig(p, "el9"); err == nil || !strings.Contains(err.Error(), `unknown OS tree "el9"`) {
 		t.Errorf("chos config el9: %v", err)
 	}
+}
+
+// refusesLaunch tells the trust rule's problems (a file under a sticky
+// /tmp, as these tests keep theirs) from the parser's.
+func refusesLaunch(pr problem) bool {
+	return strings.HasSuffix(pr.Message, "the setuid chos refuses every launch")
+}
+
+// parseProblems are the configuration's problems but the trust rule's.
+func parseProblems(ec *effectiveConfig) []problem {
+	out := []problem{}
+	for _, pr := range ec.Problems {
+		if !refusesLaunch(pr) {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+func TestConfigListsSystemFilesTheSetuidChosWouldRefuse(t *testing.T) {
+	p := legacyEtc(t, map[string]string{"10-site.conf": siteDropIn})
+	// wherever TMPDIR is, the files' directory is one others may write
+	if err := os.Chmod(filepath.Dir(p.DropIns), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ec, err := (&cmdline{}).effectiveConfig(p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused []string
+	for _, pr := range ec.Problems {
+		if refusesLaunch(pr) {
+			refused = append(refused, pr.Origin)
+		}
+	}
+	want := []string{p.Sysconfig, p.Main, filepath.Join(p.DropIns, "10-site.conf")}
+	if !reflect.DeepEqual(refused, want) || len(parseProblems(ec)) != 0 {
+		t.Errorf("problems %+v, want a refusal of each of %v", ec.Problems, want)
+	}
+	// (the control, the same files where only root may write them, is
+	// the integration test TestConfigNamesAFileTheSetuidChosRefuses's)
 }
