@@ -75,7 +75,7 @@ func (st *state) event(login bool) audit.Event {
 // cached namespaces (a build is about to happen, which costs far more).
 func (st *state) atLaunch(p *nsroot.Plan, login bool) {
 	miss := false
-	if p.Cache != nil {
+	if p.Cache != nil && p.Cache.Dir != "" {
 		_, err := os.Lstat(p.Cache.File())
 		miss = err != nil
 	}
@@ -99,6 +99,8 @@ func (st *state) auditLaunch(p *nsroot.Plan, login, miss bool) {
 	switch {
 	case p.Host:
 		e.View = "host"
+	case p.Cache != nil && p.Cache.Dir == "":
+		e.View = "kept"
 	case p.Cache != nil && miss:
 		e.View = "built"
 	case p.Cache != nil:

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -312,7 +313,9 @@ func (st *state) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, a
 		return nil, fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
 	}
 	p.Verbose = st.verbose
-	if !st.fresh {
+	if !st.fresh && st.userns {
+		p.Cache = st.keptView(cat, t, &p.View, p.Identity)
+	} else if !st.fresh {
 		p.Cache = st.cacheFor(cat, t, &p.View)
 	}
 	if plan.DirShowsHost(&p.View, st.hostPrefix, p.Dir) {
@@ -399,8 +402,18 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 	if st.userns || t.Host || t.NoCache || st.hostPrefix != "" {
 		return nil
 	}
-	// Device and inode of what the view shows by reference: a replaced
-	// tree, top-level directory, identity file or binary changes the key.
+	dir, err := st.cacheDir()
+	if err != nil {
+		return nil
+	}
+	return &nsroot.Cache{Dir: dir, Tree: t.Name,
+		Key: plan.CacheKey(cat.Digest, v, st.viewStamps(t, v))}
+}
+
+// viewStamps are the device and inode of what the view shows by
+// reference: a replaced tree, top-level directory, identity file or binary
+// changes the key.
+func (st *state) viewStamps(t *ostree.Tree, v *nsroot.View) []string {
 	stamps := append([]string{ostree.Stamp(t.Path)}, st.imageStamps(t)...)
 	for _, m := range v.Mounts {
 		// (A top-level link's text is already part of its step.)
@@ -408,12 +421,30 @@ func (st *state) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View) *
 			stamps = append(stamps, ostree.Stamp(m.Source))
 		}
 	}
-	dir, err := st.cacheDir()
-	if err != nil {
+	return stamps
+}
+
+// keptView names the view that a keeper of the caller's keeps for their
+// user-namespace launches (nsroot.RunInUserNS), or nil where none is kept:
+// for the host, trees with `cache = no`, and from inside a view. Its key
+// covers what a setuid view's does and, the view being the caller's own,
+// their ids, their identity layer, and the user and mount namespaces the
+// view is made from (the keeper pins the mount namespace, so that its
+// inode number is not reused while the view is kept).
+func (st *state) keptView(cat *ostree.Catalog, t *ostree.Tree, v *nsroot.View, id *nsroot.Identity) *nsroot.Cache {
+	if t.Host || t.NoCache || st.hostPrefix != "" {
 		return nil
 	}
-	return &nsroot.Cache{Dir: dir, Tree: t.Name,
-		Key: plan.CacheKey(cat.Digest, v, stamps)}
+	mnt, err1 := os.Readlink("/proc/thread-self/ns/mnt")
+	user, err2 := os.Readlink("/proc/thread-self/ns/user")
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	stamps := append(st.viewStamps(t, v), "uid "+strconv.Itoa(st.uid), "gid "+strconv.Itoa(st.gid), mnt, user)
+	if id != nil {
+		stamps = append(stamps, "identity "+id.Key)
+	}
+	return &nsroot.Cache{Tree: t.Name, Key: plan.CacheKey(cat.Digest, v, stamps)}
 }
 
 // readDotfile reads ~/.chos with the caller's own rights; a missing or

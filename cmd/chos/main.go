@@ -43,6 +43,8 @@ func run(args []string) int {
 		return nsroot.RunUserNSChild(args)
 	case nsroot.IsViewBuilder(args):
 		return nsroot.RunViewBuilder()
+	case nsroot.IsKeeper(args):
+		return nsroot.RunKeeper(args)
 	}
 	st := newState()
 	prog := filepath.Base(args[0])

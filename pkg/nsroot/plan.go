@@ -122,7 +122,9 @@ type View struct {
 	// image's identity already. Never sent to a builder or a child.
 	Complete func(*View) error `json:"-"`
 	// Cache, when set, keeps the view's namespace for later launches and
-	// enters it when it is already there (setuid mode only).
+	// enters it when it is already there: in a file below Dir in setuid
+	// mode, in a keeper process of the caller's (Dir empty) in user
+	// namespace mode.
 	Cache *Cache
 }
 
@@ -248,7 +250,9 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "tree      %s (the host: no namespace)\n", p.Tree)
 	} else {
 		fmt.Fprintf(&b, "tree      %s (%s), assembled at %s\n", p.Tree, p.TreePath, p.Root)
-		if p.Cache != nil {
+		if p.Cache != nil && p.Cache.Dir == "" {
+			fmt.Fprintf(&b, "keep      join the view a process of yours keeps (%s) if there is one, else build as below in a user namespace and keep it until %v after your last launch of it ends\n", p.Cache.Key, KeeperIdle)
+		} else if p.Cache != nil {
 			fmt.Fprintf(&b, "cache     enter %s if it exists, else build as below and keep it there\n", p.Cache.File())
 		}
 		fmt.Fprintf(&b, "unshare   mount namespace, host mounts slave\n")

@@ -2,7 +2,13 @@
 
 package nsroot
 
-import _ "unsafe" // for go:linkname
+import (
+	"sync/atomic"
+	"syscall"
+	_ "unsafe" // for go:linkname
+
+	"golang.org/x/sys/unix"
+)
 
 // The Go runtime installs its signal handlers and sets the signal mask of
 // its threads before main runs; what the process was started with is then
@@ -35,4 +41,22 @@ func runtimeStartSignals() (ignored, blocked SignalSet) {
 	}
 	blocked = SignalSet(runtimeInitSigmask[0]) | SignalSet(runtimeInitSigmask[1])<<32
 	return ignored, blocked
+}
+
+// The soft open file limit the process was started with, which the Go
+// runtime raises for itself before main runs (package syscall's
+// rlimit.go: origRlimitNofile, atomic.Pointer[Rlimit], as of Go 1.26,
+// unchanged since Go 1.21). ForkExec and Exec put it back for what they
+// start; a kept view's launch forks its command itself (join_linux.go).
+
+//go:linkname syscallOrigRlimitNofile syscall.origRlimitNofile
+var syscallOrigRlimitNofile atomic.Pointer[syscall.Rlimit]
+
+// startNofile is the soft open file limit to restore for the command (nil:
+// leave the current one), and whether it is known.
+func startNofile() (*unix.Rlimit, bool) {
+	if l := syscallOrigRlimitNofile.Load(); l != nil {
+		return &unix.Rlimit{Cur: l.Cur, Max: l.Max}, true
+	}
+	return nil, true
 }

@@ -1,6 +1,7 @@
 package nsroot
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,18 +35,30 @@ func IsUserNSChild(args []string) bool { return len(args) >= 2 && args[1] == chi
 // when the command stops and continues it when continued, dies with it
 // (the child is killed if this process dies), and ends as it ends: with
 // its exit status, or killed by the same signal.
+//
+// A view with a Cache is kept (keeper_linux.go): the command's process is
+// forked from this one and joins the kept view, and only when there is none
+// does a keeper build it.
 func RunInUserNS(p *Plan) (int, error) {
 	if err := p.View.Finish(); err != nil {
 		return StatusFailed, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
+	}
+	if !p.Inherit.Recorded {
+		p.Inherit = start
+	}
+	// What the caller ignored, this process ignores too, as the command
+	// will (a Go program dies by a SIGTERM it was started ignoring).
+	p.Inherit.ignoreAsCaller()
+	if p.Cache != nil {
+		if status, ran, err := runKept(p); ran {
+			return status, err
+		}
 	}
 	images, err := newImageServer(&p.View)
 	if err != nil {
 		return StatusFailed, err
 	}
 	defer images.close()
-	if !p.Inherit.Recorded {
-		p.Inherit = start
-	}
 	plan := encodePlan(p)
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -57,18 +70,9 @@ func RunInUserNS(p *Plan) (int, error) {
 		w.Close()
 		return StatusFailed, err
 	}
-	// What the caller ignored, this process ignores too, as the command
-	// will (a Go program dies by a SIGTERM it was started ignoring). The
-	// rest it catches before starting, so that nothing is lost in between.
-	p.Inherit.ignoreAsCaller()
-	var watched []os.Signal
-	for _, s := range forwarded {
-		if !p.Inherit.Ignored.Has(int(s.(syscall.Signal))) {
-			watched = append(watched, s)
-		}
-	}
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, watched...)
+	// The signals it forwards it catches before starting the child, so
+	// that nothing is lost in between.
+	sigs := catchForwarded(&p.Inherit)
 	argv := []string{"chos", childArg, strconv.Itoa(planFD)}
 	if images != nil {
 		// The image server's socket, right above the plan.
@@ -93,6 +97,26 @@ func RunInUserNS(p *Plan) (int, error) {
 	go c.forward(sigs)
 	ws, err := c.wait()
 	images.report()
+	return endAs(ws, err)
+}
+
+// catchForwarded starts catching the signals the helper forwards (but
+// those the caller ignored).
+func catchForwarded(in *Inherited) chan os.Signal {
+	var watched []os.Signal
+	for _, s := range forwarded {
+		if !in.Ignored.Has(int(s.(syscall.Signal))) {
+			watched = append(watched, s)
+		}
+	}
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, watched...)
+	return sigs
+}
+
+// endAs returns the command's exit status, or ends this process by the
+// signal that ended the command.
+func endAs(ws unix.WaitStatus, err error) (int, error) {
 	if err != nil {
 		return StatusFailed, err
 	}
@@ -100,6 +124,104 @@ func RunInUserNS(p *Plan) (int, error) {
 		dieBy(ws.Signal())
 	}
 	return ws.ExitStatus(), nil
+}
+
+// runKept runs p's command in the kept view of p.Cache (see
+// keeper_linux.go and join_linux.go). ran is false when the launch builds
+// a view of its own instead: no keeper can keep it, or the kept view does
+// not show the working directory.
+func runKept(p *Plan) (status int, ran bool, err error) {
+	nofile, known := startNofile()
+	if !known {
+		return 0, false, nil // (the command would get the runtime's limit)
+	}
+	var images *imageServer
+	k, err := dialKeeper(KeeperAddress(p.Cache, os.Getuid()))
+	if errors.Is(err, errNoKeeper) {
+		if images, err = newImageServer(&p.View); err != nil {
+			return StatusFailed, true, err
+		}
+		defer images.close()
+		var notes []string
+		k, notes, err = startAndJoinKeeper(p, images)
+		if p.Verbose {
+			printNotes(notes)
+		}
+		if err != nil {
+			return StatusFailed, true, err
+		}
+	} else if err != nil {
+		if p.Verbose {
+			printNotes([]string{fmt.Sprintf("not joining the kept view of tree %s: %v", p.Tree, err)})
+		}
+		return 0, false, nil
+	}
+	if k == nil {
+		return 0, false, nil
+	}
+	// Held (close-on-exec) until the command ends: the keeper keeps the
+	// view while it runs.
+	defer k.close()
+	if p.Verbose {
+		printNotes(k.notes)
+	}
+	sigs := catchForwarded(&p.Inherit)
+	pid, lerr, private, err := startJoined(p, k.user, k.mnt, nofile)
+	if err != nil || lerr != nil || private != "" {
+		signal.Stop(sigs)
+		close(sigs)
+	}
+	switch {
+	case err != nil:
+		return StatusFailed, true, err
+	case lerr != nil:
+		return lerr.Status, true, lerr
+	case private != "":
+		if p.Verbose {
+			printNotes([]string{private})
+		}
+		return 0, false, nil
+	}
+	c := &child{pid: pid}
+	go c.forward(sigs)
+	ws, err := c.wait()
+	images.report()
+	status, err = endAs(ws, err)
+	return status, true, err
+}
+
+// startJoined starts p's command in the namespaces open at user and mnt
+// (forkJoin) and returns its pid once it is executed. Otherwise nothing
+// ran, and lerr says why as Launch would have, or private why the launch
+// builds a view of its own instead.
+func startJoined(p *Plan, user, mnt int, nofile *unix.Rlimit) (pid int, lerr *LaunchError, private string, err error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, nil, "", fmt.Errorf("making a pipe for the command's start: %w", err)
+	}
+	defer r.Close()
+	s, cands, err := prepareJoin(p, user, mnt, int(w.Fd()), nofile)
+	if err != nil {
+		w.Close()
+		return 0, nil, "", fmt.Errorf("preparing the command: %w", err)
+	}
+	upid, errno := forkJoin(s)
+	w.Close()
+	if errno != 0 {
+		return 0, nil, "", fmt.Errorf("starting the command in tree %s: %w", p.Tree, errno)
+	}
+	var rep joinReport
+	if n, _ := io.ReadFull(r, unsafe.Slice((*byte)(unsafe.Pointer(&rep)), unsafe.Sizeof(rep))); n == 0 {
+		return int(upid), nil, "", nil
+	}
+	// Stopped before the exec: nothing ran.
+	for {
+		if _, err := unix.Wait4(int(upid), nil, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	lerr, private = joinError(p, cands, rep)
+	return 0, lerr, private, nil
 }
 
 // childFiles maps the child's descriptors: each one this process inherited
