@@ -5,8 +5,8 @@
 package plan
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
+	"hash/fnv"
 	"fmt"
 	"path"
 	"sort"
@@ -476,8 +476,21 @@ func contains(list []string, s string) bool {
 // next launch build a new one. For an image tree, v is the view before
 // Finish: the image's identity (ostree.ImageID.Stamp, among the stamps)
 // stands for the entries listed from it.
+//
+// The key is a 64-bit FNV-1a hash, not a cryptographic one: a collision
+// would let a launch enter a stale view of the same tree (the key is only
+// ever compared with the same tree's), so what matters is who can choose
+// the inputs. Of a setuid view, only root: the configuration and the trees
+// are root's and writable by no one else (config.Load and trust check it),
+// the stamps are of those files, and nothing of the caller goes in. Root
+// has no need of a collision; an accidental one among the few states a
+// tree's view takes is about 2^-64 likely. Of a view kept for a user's
+// user-namespace launches, the user chooses some inputs (their personal
+// trees), but a collision only shows them a stale view of their own,
+// which they could make anyway. Package crypto and its FIPS module's
+// initialisation are so left out of every launch.
 func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
-	h := sha256.New()
+	h := fnv.New64a()
 	// (no fmt: this runs on every cached launch)
 	h.Write([]byte("v1\x00" + configDigest + "\x00" + v.Tree + "\x00" + v.TreePath + "\x00" + v.Root + "\x00"))
 	// Every field of every step (written out: reflection costs a launch
@@ -501,5 +514,5 @@ func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
 	for _, s := range stamps {
 		h.Write([]byte(s + "\x00"))
 	}
-	return hex.EncodeToString(h.Sum(nil))[:24]
+	return hex.EncodeToString(h.Sum(nil))
 }
