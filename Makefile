@@ -105,17 +105,19 @@ bin/chos:
 # release whose headers it was built with.
 # (CPPFLAGS, CFLAGS and LDFLAGS from the environment: a distribution's
 # hardening flags, as dpkg-buildflags and %optflags give them)
-MODULE_CC = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -shared -fPIC -Wall -Wextra -Werror -DCHOS_PATH='"$(BINDIR)/chos"'
+# Both run chos prepare through one client of its protocol (prepare/).
+MODULE_CC = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -shared -fPIC -Wall -Wextra -Werror -DCHOS_PATH='"$(BINDIR)/chos"' -Iprepare
+PREPARE_CLIENT = prepare/prepare_client.c
 
 pam:
 	@if [ ! -f $(PAM_H) ]; then echo "make pam: $(PAM_H) not found: install libpam0g-dev (Debian) or pam-devel (RHEL)" >&2; exit 1; fi
 	@mkdir -p bin
-	$(MODULE_CC) -Wl,--version-script=pam/pam_chos.map -o bin/pam_chos.so pam/pam_chos.c -lpam
+	$(MODULE_CC) -Wl,--version-script=pam/pam_chos.map -o bin/pam_chos.so pam/pam_chos.c $(PREPARE_CLIENT) -lpam
 
 spank:
 	@if [ ! -f $(SPANK_H) ]; then echo "make spank: $(SPANK_H) not found: install libslurm-dev (Debian) or slurm-devel (RHEL)" >&2; exit 1; fi
 	@mkdir -p bin
-	$(MODULE_CC) -Wl,--version-script=spank/chos_spank.map -o bin/chos_spank.so spank/chos_spank.c
+	$(MODULE_CC) -Wl,--version-script=spank/chos_spank.map -o bin/chos_spank.so spank/chos_spank.c $(PREPARE_CLIENT)
 
 # What is not built is said, and never installed stale.
 modules-note:

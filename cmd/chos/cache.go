@@ -4,32 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
-	"github.com/chos-hpc/chos/pkg/plan"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
-
-// cacheDir is where launches from this mount namespace keep their views
-// (CACHEDIR/ns/INODE: every mount namespace has a cache of its own). When
-// the namespace cannot be told, there is none: a directory shared by such
-// namespaces would undo the separation.
-func (st *state) cacheDir() (string, error) {
-	if st.nsCacheDir == "" {
-		dir, err := nsroot.NamespaceCacheDir(filepath.Join(build.CacheDir, "ns"))
-		if err != nil {
-			return "", fmt.Errorf("finding this mount namespace's cache: %w", err)
-		}
-		st.nsCacheDir = dir
-	}
-	return st.nsCacheDir, nil
-}
 
 // cachedState is a cached namespace as `chos cache` and `chos check` see it.
 type cachedState struct {
@@ -40,8 +23,8 @@ type cachedState struct {
 
 // cacheStates lists the cached namespaces and says which ones a launch
 // would enter now: those whose key is the tree's current one.
-func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
-	dir, err := st.cacheDir()
+func (cl *cmdline) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
+	dir, err := cl.inv.Machine.CacheDir()
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +35,7 @@ func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
 	current := map[string]string{} // stem -> current key
 	byStem := map[string]*ostree.Tree{}
 	for _, t := range cat.Trees {
-		byStem[nsroot.StemOf(t.Name)] = t
+		byStem[spec.Stem(t.Name)] = t
 	}
 	out := make([]cachedState, 0, len(entries))
 	for _, e := range entries {
@@ -60,7 +43,7 @@ func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
 		if s.tree != nil {
 			key, ok := current[e.Stem]
 			if !ok {
-				key = st.currentKey(cat, s.tree)
+				key = cl.currentKey(cat, s.tree)
 				current[e.Stem] = key
 			}
 			s.valid = key == e.Key && e.Mounted
@@ -71,32 +54,27 @@ func (st *state) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
 }
 
 // currentKey is the key a launch of t would look for now ("" if none).
-func (st *state) currentKey(cat *ostree.Catalog, t *ostree.Tree) string {
-	req, err := st.viewRequest(cat, t)
-	if err != nil {
-		return ""
-	}
-	v := plan.View(req)
-	if c := st.cacheFor(cat, t, &v); c != nil {
-		return c.Key
+func (cl *cmdline) currentKey(cat *ostree.Catalog, t *ostree.Tree) string {
+	if v, err := cl.inv.View(cat, t); err == nil && v.Cache != nil {
+		return v.Cache.Key
 	}
 	return ""
 }
 
-func (st *state) cmdCacheList(_ context.Context, c *cli.Command) error {
-	userns := st.userns
-	if err := st.dropPrivilege(); err != nil {
+func (cl *cmdline) cmdCacheList(_ context.Context, c *cli.Command) error {
+	userns := cl.inv.Privilege.UserNS
+	if err := cl.drop(); err != nil {
 		return err
 	}
 	if userns {
 		fmt.Println("no cache: this chos runs in userns mode, where every launch builds its own view")
 		return nil
 	}
-	cat, err := st.catalog()
+	cat, _, err := cl.inv.Catalog()
 	if err != nil {
 		return fail(statusFailed, err)
 	}
-	states, err := st.cacheStates(cat)
+	states, err := cl.cacheStates(cat)
 	if err != nil {
 		return fail(statusFailed, err)
 	}
@@ -115,12 +93,12 @@ func (st *state) cmdCacheList(_ context.Context, c *cli.Command) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, time.Since(s.Built).Round(time.Second), state, s.File)
 	}
-	st.printImagesInUse(w, cat)
+	cl.printImagesInUse(w, cat)
 	return w.Flush()
 }
 
-func (st *state) cmdCacheDrop(_ context.Context, c *cli.Command) error {
-	if st.uid != 0 {
+func (cl *cmdline) cmdCacheDrop(_ context.Context, c *cli.Command) error {
+	if cl.inv.Caller.UID != 0 {
 		return fail(statusFailed, fmt.Errorf("only root may drop cached namespaces"))
 	}
 	if c.NArg() > 1 {
@@ -128,7 +106,7 @@ func (st *state) cmdCacheDrop(_ context.Context, c *cli.Command) error {
 	}
 	tree := ""
 	if name := c.Args().First(); name != "" {
-		cat, err := st.catalog()
+		cat, _, err := cl.inv.Catalog()
 		if err != nil {
 			return fail(statusFailed, err)
 		}
@@ -138,7 +116,7 @@ func (st *state) cmdCacheDrop(_ context.Context, c *cli.Command) error {
 		}
 		tree = t.Name
 	}
-	dir, err := st.cacheDir()
+	dir, err := cl.inv.Machine.CacheDir()
 	if err == nil {
 		err = nsroot.DropCache(dir, tree)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/audit"
 	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/identity"
+	"github.com/chos-hpc/chos/pkg/launch"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -40,17 +41,17 @@ func (k *checker) warn(what, detail string, args ...any) {
 	fmt.Printf("warn %s: %s\n", what, fmt.Sprintf(detail, args...))
 }
 
-func (st *state) cmdCheck(_ context.Context, c *cli.Command) error {
-	if err := st.dropPrivilege(); err != nil {
+func (cl *cmdline) cmdCheck(_ context.Context, c *cli.Command) error {
+	if err := cl.drop(); err != nil {
 		return err
 	}
 	k := &checker{}
-	checkBinary(k, st.userns)
-	checkKernel(k, st.userns)
-	checkRoot(k, st.viewRoot(), st.userns)
-	gids := st.checkIdentity(k)
+	checkBinary(k, cl.inv.Privilege.UserNS)
+	checkKernel(k, cl.inv.Privilege.UserNS)
+	checkRoot(k, cl.inv.ViewRoot(), cl.inv.Privilege.UserNS)
+	cl.checkIdentity(k)
 
-	cat := st.checkConfig(k)
+	cat := cl.checkConfig(k)
 	if cat != nil {
 		trees := cat.Trees
 		if name := c.Args().First(); name != "" {
@@ -60,16 +61,16 @@ func (st *state) cmdCheck(_ context.Context, c *cli.Command) error {
 			}
 			trees = []*ostree.Tree{t}
 		}
-		st.checkImageSupport(k, cat)
+		cl.checkImageSupport(k, cat)
 		for _, t := range trees {
-			st.checkTree(k, cat, t)
-			st.checkImage(k, cat, t)
-			st.checkNames(k, t, gids)
+			cl.checkTree(k, cat, t)
+			cl.checkImage(k, cat, t)
+			cl.checkNames(k, t)
 		}
-		st.checkCache(k, cat)
+		cl.checkCache(k, cat)
 	}
-	st.checkLogins(k)
-	st.checkSlurm(k, cat)
+	cl.checkLogins(k)
+	cl.checkSlurm(k, cat)
 	if k.failed {
 		return &exitError{status: statusCheckFailed}
 	}
@@ -153,8 +154,8 @@ func checkRoot(k *checker, root string, userns bool) {
 	}
 }
 
-func (st *state) checkConfig(k *checker) *ostree.Catalog {
-	paths, err := st.configPaths()
+func (cl *cmdline) checkConfig(k *checker) *ostree.Catalog {
+	paths, err := cl.inv.ConfigPaths()
 	if err != nil {
 		k.fail("configuration", "%v", err)
 		return nil
@@ -182,7 +183,7 @@ func (st *state) checkConfig(k *checker) *ostree.Catalog {
 	}
 	k.ok("configuration", "%s: trees: %d", strings.Join(files, ", "), len(cat.Trees)-1)
 	for _, f := range files {
-		if err := config.CheckRootOwned(f); err != nil && st.userns {
+		if err := config.CheckRootOwned(f); err != nil && cl.inv.Privilege.UserNS {
 			// Not enforced without setuid, and inside a user namespace
 			// root's files show as owned by the overflow uid anyway.
 			k.warn("ownership", "%v (required only for the setuid chos)", err)
@@ -195,40 +196,40 @@ func (st *state) checkConfig(k *checker) *ostree.Catalog {
 	return cat
 }
 
-func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
+func (cl *cmdline) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 	what := "tree " + t.Name
 	if t.Host {
 		k.ok(what, "the host itself")
 		return
 	}
-	if err := ostree.Problem(t, st.hostPrefix); err != nil {
+	if err := ostree.Problem(t, cl.inv.HostPrefix); err != nil {
 		k.fail(what, "%v", err)
 		return
 	}
 	// The setuid chos binds only what only root can redirect.
 	untrusted := k.fail
-	if st.userns {
+	if cl.inv.Privilege.UserNS {
 		untrusted = k.warn
 	}
-	if err := trust.CheckPath(st.hostPath(t.Path)); trust.IsUntrusted(err) {
+	if err := trust.CheckPath(cl.inv.HostPath(t.Path)); trust.IsUntrusted(err) {
 		untrusted(what, "%v: the setuid chos refuses it; make it and the directories above it root's and not writable by group or others", err)
-		if !st.userns {
+		if !cl.inv.Privilege.UserNS {
 			return // (no "ok" line for a tree every launch refuses)
 		}
 	}
-	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(st.hostPath(t.Path))))
-	if err := st.mayUse(t); err != nil {
-		if fe := (*forbiddenError)(nil); errors.As(err, &fe) {
-			k.warn(what+" access", "not for you (%s)", restriction(t))
+	k.ok(what, "%s: %s", t.Path, orDash(ostree.OSName(cl.inv.HostPath(t.Path))))
+	if err := cl.inv.MayUse(t); err != nil {
+		if fe := (*launch.ForbiddenError)(nil); errors.As(err, &fe) {
+			k.warn(what+" access", "not for you (%s)", launch.Restriction(t))
 		} else {
 			k.warn(what+" access", "%v", err)
 		}
 	}
 	for _, b := range plan.HostBinds(cat, t) {
-		_, err := os.Stat(st.hostPath(b.Source))
+		_, err := os.Stat(cl.inv.HostPath(b.Source))
 		switch {
 		case err == nil:
-			if err := trust.CheckParents(st.hostPath(b.Source)); err != nil {
+			if err := trust.CheckParents(cl.inv.HostPath(b.Source)); err != nil {
 				untrusted(what+" bind", "%s (%s): %v: the setuid chos refuses it (skips it if optional)", b.Source, bindOrigin(b), err)
 			}
 		case b.Optional && errors.Is(err, fs.ErrNotExist):
@@ -238,50 +239,37 @@ func (st *state) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 		}
 	}
 	for _, f := range t.Identity {
-		if err := trust.CheckParents(st.hostPath(f)); trust.IsUntrusted(err) {
+		if err := trust.CheckParents(cl.inv.HostPath(f)); trust.IsUntrusted(err) {
 			k.warn(what+" identity", "%v: the setuid chos does not bind it", err)
 		}
 	}
 }
 
-// checkIdentity says who the caller is and which name service said so; it
-// returns the caller's gids (primary first).
-func (st *state) checkIdentity(k *checker) []int {
-	groups, err := st.userGroups()
+// checkIdentity says who the caller is and which name service said so.
+func (cl *cmdline) checkIdentity(k *checker) {
+	desc, err := cl.inv.DescribeIdentity()
 	if err != nil {
 		k.fail("identity", "%v", err)
-		return nil
-	}
-	gids := gidList(st.gid, groups)
-	desc, err := st.describeIdentity(gids)
-	if err != nil {
-		k.fail("identity", "%v", err)
-		return gids
+		return
 	}
 	k.ok("identity", "%s", desc)
-	return gids
 }
 
 // checkNames says whether the caller and their groups resolve by name
 // inside tree t: through the view's files, with or without an identity
 // layer, as long as the tree's name service reads the files.
-func (st *state) checkNames(k *checker, t *ostree.Tree, gids []int) {
-	if t.Host || ostree.Problem(t, st.hostPrefix) != nil {
+func (cl *cmdline) checkNames(k *checker, t *ostree.Tree) {
+	if t.Host || ostree.Problem(t, cl.inv.HostPrefix) != nil {
 		return
 	}
 	what := "tree " + t.Name + " names"
-	conf, _ := st.viewFile(t, "/etc/nsswitch.conf")
+	conf, _ := cl.inv.ViewFile(t, "/etc/nsswitch.conf")
 	for _, db := range []string{"passwd", "group"} {
 		if !identity.ListsFiles(conf, db) {
 			k.warn(what, "the tree's nsswitch.conf does not read the files for %s: users and groups the view adds are not found there; list `files` first in its %s line, or bind the host's with `identity = ... /etc/nsswitch.conf`", db, db)
 		}
 	}
-	u, err := st.account()
-	if err != nil {
-		k.fail(what, "%v", err)
-		return
-	}
-	id, err := st.identityLayer(t, u, gids)
+	id, err := cl.inv.CallerLayer(t)
 	switch {
 	case err != nil:
 		k.fail(what, "%v", err)
@@ -344,17 +332,17 @@ func octal(m fs.FileMode) string {
 }
 
 // checkCache reports cached namespaces that no launch will enter any more.
-func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
-	if st.userns {
+func (cl *cmdline) checkCache(k *checker, cat *ostree.Catalog) {
+	if cl.inv.Privilege.UserNS {
 		return
 	}
-	dir, err := st.cacheDir()
+	dir, err := cl.inv.Machine.CacheDir()
 	if err != nil {
 		k.warn("cache", "%v: launches build private views", err)
 		return
 	}
-	if st.uid == 0 {
-		dropped, err := st.collectStale(dir, cat)
+	if cl.inv.Caller.UID == 0 {
+		dropped, err := cl.inv.CollectStale(dir, cat)
 		if err != nil {
 			k.warn("cache", "collecting the namespaces of trees no longer configured: %v", err)
 		}
@@ -365,7 +353,7 @@ func (st *state) checkCache(k *checker, cat *ostree.Catalog) {
 	for _, why := range nsroot.Uncached(dir) {
 		k.warn("cache", "launches from this mount namespace build private views: %s", why)
 	}
-	states, err := st.cacheStates(cat)
+	states, err := cl.cacheStates(cat)
 	if err != nil {
 		k.warn("cache", "%v", err)
 		return

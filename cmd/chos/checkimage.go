@@ -15,10 +15,10 @@ import (
 )
 
 // imageTrees are the configured trees that are image files.
-func (st *state) imageTrees(cat *ostree.Catalog) []*ostree.Tree {
+func (cl *cmdline) imageTrees(cat *ostree.Catalog) []*ostree.Tree {
 	var out []*ostree.Tree
 	for _, t := range cat.Trees {
-		if !t.Host && ostree.IsImage(st.hostPath(t.Path)) {
+		if !t.Host && ostree.IsImage(cl.inv.HostPath(t.Path)) {
 			out = append(out, t)
 		}
 	}
@@ -29,8 +29,8 @@ func (st *state) imageTrees(cat *ostree.Catalog) []*ostree.Tree {
 // loop devices and the kernel's squashfs, in userns mode squashfuse and
 // /dev/fuse. Missing support fails the check only where an image tree is
 // configured and this mode needs it.
-func (st *state) checkImageSupport(k *checker, cat *ostree.Catalog) {
-	images := len(st.imageTrees(cat)) > 0
+func (cl *cmdline) checkImageSupport(k *checker, cat *ostree.Catalog) {
+	images := len(cl.imageTrees(cat)) > 0
 	need := func(mode bool) func(what, detail string, args ...any) {
 		if images && mode {
 			return k.fail
@@ -42,26 +42,26 @@ func (st *state) checkImageSupport(k *checker, cat *ostree.Catalog) {
 		suffix = ""
 	}
 	if err := loopSupport(); err != nil {
-		need(!st.userns)("loop devices", "%v: the setuid chos cannot mount image trees%s", err, suffix)
+		need(!cl.inv.Privilege.UserNS)("loop devices", "%v: the setuid chos cannot mount image trees%s", err, suffix)
 	} else {
 		k.ok("loop devices", "/dev/loop-control")
 	}
 	if err := loopdev.CheckKernelSquashfs(); err != nil {
-		need(!st.userns)("squashfs", "%v%s", err, suffix)
+		need(!cl.inv.Privilege.UserNS)("squashfs", "%v%s", err, suffix)
 	} else {
 		k.ok("squashfs", "the kernel mounts squashfs images")
 	}
 	// squashfuse also serves switches to an image tree from inside a tree,
 	// which are user-namespace launches in both modes.
-	if prog, err := nsroot.FindSquashfuse(st.hostPrefix); err != nil {
-		need(st.userns)("squashfuse", "%v%s", err, suffix)
-	} else if err := unix.Access(st.hostPath("/dev/fuse"), unix.R_OK|unix.W_OK); err != nil {
-		need(st.userns)("squashfuse", "%s is installed, but /dev/fuse is not usable by you (%v): user namespaces cannot mount image trees%s", prog, err, suffix)
+	if prog, err := nsroot.FindSquashfuse(cl.inv.HostPrefix); err != nil {
+		need(cl.inv.Privilege.UserNS)("squashfuse", "%v%s", err, suffix)
+	} else if err := unix.Access(cl.inv.HostPath("/dev/fuse"), unix.R_OK|unix.W_OK); err != nil {
+		need(cl.inv.Privilege.UserNS)("squashfuse", "%s is installed, but /dev/fuse is not usable by you (%v): user namespaces cannot mount image trees%s", prog, err, suffix)
 	} else {
 		k.ok("squashfuse", "%s: user namespaces mount image trees with it", prog)
 	}
 	if images {
-		k.ok("loop devices held", "%s", st.heldDevices(cat))
+		k.ok("loop devices held", "%s", cl.heldDevices(cat))
 	}
 }
 
@@ -83,16 +83,16 @@ func loopSupport() error {
 
 // imageDevices are the bound loop devices that read t's image (the current
 // file, or one renamed over since).
-func (st *state) imageDevices(t *ostree.Tree) []loopdev.Device {
+func (cl *cmdline) imageDevices(t *ostree.Tree) []loopdev.Device {
 	devs, _ := loopdev.List()
-	real, err := filepath.EvalSymlinks(st.hostPath(t.Path))
+	real, err := filepath.EvalSymlinks(cl.inv.HostPath(t.Path))
 	if err != nil {
-		real = st.hostPath(t.Path)
+		real = cl.inv.HostPath(t.Path)
 	}
 	var out []loopdev.Device
 	for _, d := range devs {
 		// sysfs shows the host's path (views bind the host's /sys).
-		if filepath.Join("/", st.hostPrefix, d.Backing) == real {
+		if filepath.Join("/", cl.inv.HostPrefix, d.Backing) == real {
 			out = append(out, d)
 		}
 	}
@@ -107,10 +107,10 @@ func describeDevice(d loopdev.Device) string {
 }
 
 // heldDevices describes the loop devices that read configured images.
-func (st *state) heldDevices(cat *ostree.Catalog) string {
+func (cl *cmdline) heldDevices(cat *ostree.Catalog) string {
 	var held []string
-	for _, t := range st.imageTrees(cat) {
-		for _, d := range st.imageDevices(t) {
+	for _, t := range cl.imageTrees(cat) {
+		for _, d := range cl.imageDevices(t) {
 			held = append(held, fmt.Sprintf("%s: %s", t.Name, describeDevice(d)))
 		}
 	}
@@ -122,8 +122,8 @@ func (st *state) heldDevices(cat *ostree.Catalog) string {
 
 // checkImage reports an image tree's state: whether the kernel may mount
 // it, whether it is a squashfs image, and where it is mounted.
-func (st *state) checkImage(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
-	root := st.hostPath(t.Path)
+func (cl *cmdline) checkImage(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
+	root := cl.inv.HostPath(t.Path)
 	if t.Host || !ostree.IsImage(root) {
 		return
 	}
@@ -140,11 +140,11 @@ func (st *state) checkImage(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 	im.Close()
 	state := "not mounted: the next launch mounts it"
 	var where []string
-	for _, d := range st.imageDevices(t) {
+	for _, d := range cl.imageDevices(t) {
 		where = append(where, describeDevice(d))
 	}
-	if !st.userns {
-		if states, err := st.cacheStates(cat); err == nil {
+	if !cl.inv.Privilege.UserNS {
+		if states, err := cl.cacheStates(cat); err == nil {
 			for _, s := range states {
 				if s.tree == t && s.Mounted {
 					v := "older"
@@ -165,10 +165,10 @@ func (st *state) checkImage(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 // printImagesInUse lists, below `chos cache`, the loop devices of image
 // trees: a replaced image stays on its device, in views that were dropped,
 // until their last process exits.
-func (st *state) printImagesInUse(w io.Writer, cat *ostree.Catalog) {
+func (cl *cmdline) printImagesInUse(w io.Writer, cat *ostree.Catalog) {
 	first := true
-	for _, t := range st.imageTrees(cat) {
-		for _, d := range st.imageDevices(t) {
+	for _, t := range cl.imageTrees(cat) {
+		for _, d := range cl.imageDevices(t) {
 			if first {
 				fmt.Fprintln(w, "\nIMAGE TREE\tLOOP DEVICE\tSTATE\tIMAGE")
 				first = false

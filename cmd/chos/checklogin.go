@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chos-hpc/chos/pkg/hostexec"
+	"github.com/chos-hpc/chos/pkg/launch"
 )
 
 // The login integration `chos check` verifies: sshd's `ForceCommand chos
@@ -28,10 +29,10 @@ const (
 
 // checkLogins checks each login integration it finds, and says so when
 // there is none.
-func (st *state) checkLogins(k *checker) {
-	found := st.checkSSHD(k)
-	found = st.checkPAMStacks(k) || found
-	found = st.checkProfileHooks(k) || found
+func (cl *cmdline) checkLogins(k *checker) {
+	found := cl.checkSSHD(k)
+	found = cl.checkPAMStacks(k) || found
+	found = cl.checkProfileHooks(k) || found
 	if !found {
 		k.warn("logins", "no login integration found: ssh, su and console logins start on the host (README, Logins: "+
 			"`ForceCommand chos login` in sshd_config, pam_chos(8), or the profile hook)")
@@ -149,14 +150,14 @@ func sshdEffective() ([]sshdSetting, error) {
 
 // checkSSHD checks a `ForceCommand chos login` in sshd's configuration;
 // false if there is none.
-func (st *state) checkSSHD(k *checker) bool {
-	file := st.hostPath(sshdConfigFile)
+func (cl *cmdline) checkSSHD(k *checker) bool {
+	file := cl.inv.HostPath(sshdConfigFile)
 	settings, err := readSSHDConfig(file, "", 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return false // no sshd here
 	case errors.Is(err, fs.ErrPermission):
-		k.warn("sshd", "cannot read %s as uid %d: run `chos check` as root to check sshd's ForceCommand", file, st.uid)
+		k.warn("sshd", "cannot read %s as uid %d: run `chos check` as root to check sshd's ForceCommand", file, cl.inv.Caller.UID)
 		return false
 	case err != nil:
 		k.warn("sshd", "reading %s: %v", file, err)
@@ -174,7 +175,7 @@ func (st *state) checkSSHD(k *checker) bool {
 		return false
 	}
 	// As root, sshd's own view of the top level, when it can give it.
-	if st.uid == 0 {
+	if cl.inv.Caller.UID == 0 {
 		if eff, err := sshdEffective(); err != nil {
 			k.warn("sshd", "%v; checking the file only", err)
 		} else {
@@ -196,7 +197,7 @@ func (st *state) checkSSHD(k *checker) bool {
 	switch {
 	case len(forced.args) != 2 || forced.args[1] != "login":
 		k.fail("sshd", "%s: ForceCommand %s: want `ForceCommand %s login`", forced.at, strings.Join(forced.args, " "), bin)
-	case !path.IsAbs(bin) || !hostexec.IsExecutable(st.hostPath("/"), bin):
+	case !path.IsAbs(bin) || !hostexec.IsExecutable(cl.inv.HostPath("/"), bin):
 		k.fail("sshd", "%s: ForceCommand runs %s, which is not an executable file: name the installed chos by its absolute path", forced.at, bin)
 	default:
 		k.ok("sshd", "%s: ForceCommand %s login, %s", forced.at, bin, where)
@@ -235,12 +236,12 @@ func (st *state) checkSSHD(k *checker) bool {
 	case sftp == nil:
 		k.warn("sshd", "no `Subsystem sftp`: sftp, and scp (SFTP since OpenSSH 9.0), fail; add `Subsystem sftp internal-sftp` to %s", file)
 	case sftp.args[1] == "internal-sftp":
-		if server := sftpServer(st.hostPath("/"), os.Getenv("PATH")); server == "" {
+		if server := launch.SFTPServer(cl.inv.HostPath("/"), os.Getenv("PATH")); server == "" {
 			k.fail("sshd", "%s: Subsystem sftp internal-sftp: chos login serves it with the host's sftp-server, which is neither on PATH nor in OpenSSH's libexec directory beside it; install it (Debian: openssh-sftp-server) or name its path in the Subsystem line", sftp.at)
 		} else {
 			k.ok("sshd", "%s: Subsystem sftp internal-sftp: chos login runs the host's %s inside the tree", sftp.at, server)
 		}
-	case !hostexec.IsExecutable(st.hostPath("/"), sftp.args[1]):
+	case !hostexec.IsExecutable(cl.inv.HostPath("/"), sftp.args[1]):
 		k.fail("sshd", "%s: Subsystem sftp %s: no such executable file: fix the path or use internal-sftp", sftp.at, sftp.args[1])
 	default:
 		k.ok("sshd", "%s: Subsystem sftp %s (the tree's, else the host's inside the tree)", sftp.at, sftp.args[1])
@@ -337,8 +338,8 @@ func pamModuleDir(hostRoot string) string {
 
 // checkPAMStacks checks every PAM service whose session stack has
 // pam_chos; false if none has.
-func (st *state) checkPAMStacks(k *checker) bool {
-	dir := st.hostPath(pamConfDir)
+func (cl *cmdline) checkPAMStacks(k *checker) bool {
+	dir := cl.inv.HostPath(pamConfDir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return false
@@ -374,7 +375,7 @@ func (st *state) checkPAMStacks(k *checker) bool {
 			}
 			continue // reported through the services including it
 		}
-		st.checkPamChosLine(k, e.Name(), stack, chos)
+		cl.checkPamChosLine(k, e.Name(), stack, chos)
 	}
 	return found
 }
@@ -386,7 +387,7 @@ func hasPamChos(file string) bool {
 
 // checkPamChosLine checks pam_chos's place in a service's session stack,
 // its module file and its chos.
-func (st *state) checkPamChosLine(k *checker, service string, stack []pamLine, at int) {
+func (cl *cmdline) checkPamChosLine(k *checker, service string, stack []pamLine, at int) {
 	l := stack[at]
 	bad := false
 	for _, later := range stack[at+1:] {
@@ -399,16 +400,16 @@ func (st *state) checkPamChosLine(k *checker, service string, stack []pamLine, a
 	}
 	module := l.module
 	if !path.IsAbs(module) {
-		if d := pamModuleDir(st.hostPath("/")); d != "" {
+		if d := pamModuleDir(cl.inv.HostPath("/")); d != "" {
 			module = filepath.Join(d, module)
 		}
 	}
-	if _, err := os.Stat(st.hostPath(module)); err != nil {
+	if _, err := os.Stat(cl.inv.HostPath(module)); err != nil {
 		k.fail("pam", "%s: %s: %v: install it there (make install PAMDIR=%s) or name it by its path", service, l.at, err, path.Dir(module))
 		bad = true
 	}
 	for _, a := range l.args {
-		if p, ok := strings.CutPrefix(a, "chos="); ok && !hostexec.IsExecutable(st.hostPath("/"), p) {
+		if p, ok := strings.CutPrefix(a, "chos="); ok && !hostexec.IsExecutable(cl.inv.HostPath("/"), p) {
 			k.fail("pam", "%s: %s: chos=%s is not an executable file", service, l.at, p)
 			bad = true
 		}
@@ -450,10 +451,10 @@ func profileHookBin(data []byte) string {
 
 // checkProfileHooks checks the profile hooks installed in the host's
 // profile directories; false if there is none.
-func (st *state) checkProfileHooks(k *checker) bool {
+func (cl *cmdline) checkProfileHooks(k *checker) bool {
 	found := false
 	for _, pattern := range []string{"/etc/profile.d/*.sh", "/etc/profile.d/*.csh", "/etc/csh/login.d/*"} {
-		files, _ := filepath.Glob(st.hostPath(pattern))
+		files, _ := filepath.Glob(cl.inv.HostPath(pattern))
 		for _, f := range files {
 			data, err := os.ReadFile(f)
 			bin := profileHookBin(data)
@@ -461,7 +462,7 @@ func (st *state) checkProfileHooks(k *checker) bool {
 				continue
 			}
 			found = true
-			if !path.IsAbs(bin) || !hostexec.IsExecutable(st.hostPath("/"), bin) {
+			if !path.IsAbs(bin) || !hostexec.IsExecutable(cl.inv.HostPath("/"), bin) {
 				k.fail("profile hook", "%s runs %s, which is not an executable file: install the hook from PREFIX/share/chos/profile.d again (make install writes its chos into it)", f, bin)
 				continue
 			}

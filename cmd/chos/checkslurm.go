@@ -107,13 +107,13 @@ func readPlugstack(file string, host func(string) string, depth int) ([]spankLin
 
 // checkSlurm reports whether chos_spank.so is configured here, and
 // configured safely: required, its chos this chos, its default a tree.
-func (st *state) checkSlurm(k *checker, cat *ostree.Catalog) {
+func (cl *cmdline) checkSlurm(k *checker, cat *ostree.Catalog) {
 	const what = "slurm"
 	conf := os.Getenv("SLURM_CONF")
 	if conf == "" {
 		conf = "/etc/slurm/slurm.conf"
 	}
-	data, err := os.ReadFile(st.hostPath(conf))
+	data, err := os.ReadFile(cl.inv.HostPath(conf))
 	if errors.Is(err, fs.ErrNotExist) {
 		k.ok(what, "no Slurm configuration (%s): the SPANK plugin is not checked", conf)
 		return
@@ -130,7 +130,7 @@ func (st *state) checkSlurm(k *checker, cat *ostree.Catalog) {
 	if plugstack == "" {
 		plugstack = filepath.Join(filepath.Dir(conf), "plugstack.conf")
 	}
-	lines, err := readPlugstack(plugstack, st.hostPath, 0)
+	lines, err := readPlugstack(plugstack, cl.inv.HostPath, 0)
 	if err != nil {
 		k.fail(what, "%v", err)
 		return
@@ -139,7 +139,7 @@ func (st *state) checkSlurm(k *checker, cat *ostree.Catalog) {
 	for _, l := range lines {
 		if filepath.Base(l.path) == "chos_spank.so" {
 			found = true
-			st.checkSpankLine(k, cat, l, set["plugindir"])
+			cl.checkSpankLine(k, cat, l, set["plugindir"])
 		}
 	}
 	if !found {
@@ -147,13 +147,13 @@ func (st *state) checkSlurm(k *checker, cat *ostree.Catalog) {
 	}
 }
 
-func (st *state) checkSpankLine(k *checker, cat *ostree.Catalog, l spankLine, pluginDir string) {
+func (cl *cmdline) checkSpankLine(k *checker, cat *ostree.Catalog, l spankLine, pluginDir string) {
 	const what = "slurm"
 	so := l.path
 	if !filepath.IsAbs(so) {
 		so = ""
 		for _, dir := range filepath.SplitList(pluginDir) {
-			if p := filepath.Join(dir, l.path); fileExists(st.hostPath(p)) {
+			if p := filepath.Join(dir, l.path); fileExists(cl.inv.HostPath(p)) {
 				so = p
 				break
 			}
@@ -163,7 +163,7 @@ func (st *state) checkSpankLine(k *checker, cat *ostree.Catalog, l spankLine, pl
 			return
 		}
 	}
-	data, err := os.ReadFile(st.hostPath(so))
+	data, err := os.ReadFile(cl.inv.HostPath(so))
 	if err != nil {
 		k.fail(what, "%s: %v: every job on this node fails", l.at, err)
 		return
@@ -206,7 +206,7 @@ func (st *state) checkSpankLine(k *checker, cat *ostree.Catalog, l spankLine, pl
 		k.warn(what, "%v", err)
 		return
 	}
-	fi, err := os.Stat(st.hostPath(chosPath))
+	fi, err := os.Stat(cl.inv.HostPath(chosPath))
 	switch {
 	case err != nil:
 		k.fail(what, "%s: the plugin runs %s: %v: every job that asks for a tree fails", l.at, chosPath, err)

@@ -13,32 +13,29 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/chos-hpc/chos/pkg/launch"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 )
 
 // dotfile is the caller's ~/.chos, in passwd's home directory as the
 // original pam_chos used it ($HOME only when passwd does not know the user).
-func (st *state) dotfile() (string, error) {
-	u, err := st.account()
+func (cl *cmdline) dotfile() (string, error) {
+	home, err := cl.inv.Home()
 	if err != nil {
-		return "", fmt.Errorf("finding your home directory: %w", err)
-	}
-	home := u.Home
-	if home == "" {
-		return "", fmt.Errorf("cannot find your home directory (uid %d is unknown to the name service and $HOME is unset)", st.uid)
+		return "", err
 	}
 	return filepath.Join(home, ".chos"), nil
 }
 
-func (st *state) cmdSelect(_ context.Context, c *cli.Command) error {
-	if err := st.dropPrivilege(); err != nil {
+func (cl *cmdline) cmdSelect(_ context.Context, c *cli.Command) error {
+	if err := cl.drop(); err != nil {
 		return err
 	}
 	if c.NArg() > 1 || (c.Bool("clear") && c.NArg() > 0) {
 		return fail(statusUsage, fmt.Errorf("usage: chos select [NAME] | chos select --clear"))
 	}
-	path, err := st.dotfile()
+	path, err := cl.dotfile()
 	if err != nil {
 		return fail(statusFailed, err)
 	}
@@ -50,9 +47,9 @@ func (st *state) cmdSelect(_ context.Context, c *cli.Command) error {
 		}
 		return nil
 	case c.NArg() == 0:
-		return st.printSelection(path)
+		return cl.printSelection(path)
 	}
-	cat, err := st.catalog()
+	cat, _, err := cl.inv.Catalog()
 	if err != nil {
 		return fail(statusFailed, err)
 	}
@@ -63,7 +60,7 @@ func (st *state) cmdSelect(_ context.Context, c *cli.Command) error {
 	}
 	// Selecting a tree one may not use would only move the refusal to
 	// the next login.
-	if err := st.mayUse(t); err != nil {
+	if err := cl.inv.MayUse(t); err != nil {
 		return fail(statusFailed, err)
 	}
 	if err := writeDotfile(path, name); err != nil {
@@ -72,16 +69,16 @@ func (st *state) cmdSelect(_ context.Context, c *cli.Command) error {
 	return nil
 }
 
-func (st *state) printSelection(path string) error {
+func (cl *cmdline) printSelection(path string) error {
 	data, err := os.ReadFile(path)
 	if name := ostree.FirstLine(string(data)); err == nil && name != "" {
 		fmt.Println(name)
 		// Every plain `chos` would refuse a selection the user may not
 		// (or no longer) use: say so here too.
-		if cat, err := st.catalog(); err == nil {
+		if cat, _, err := cl.inv.Catalog(); err == nil {
 			if t, ok := cat.Lookup(name); !ok {
 				fmt.Fprintln(os.Stderr, "chos: note: "+(&ostree.UnknownTreeError{Name: name, From: path, Valid: cat.NameList()}).Error())
-			} else if err := st.mayUse(t); err != nil {
+			} else if err := cl.inv.MayUse(t); err != nil {
 				fmt.Fprintln(os.Stderr, "chos: note: "+err.Error())
 			}
 		}
@@ -90,7 +87,7 @@ func (st *state) printSelection(path string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fail(statusFailed, fmt.Errorf("reading %s: %w", path, err))
 	}
-	cat, err := st.catalog()
+	cat, _, err := cl.inv.Catalog()
 	if err != nil {
 		return fail(statusFailed, err)
 	}
@@ -150,11 +147,11 @@ type treeInfo struct {
 	Restriction string `json:"restriction,omitempty"`
 }
 
-func (st *state) cmdList(_ context.Context, c *cli.Command) error {
-	if err := st.dropPrivilege(); err != nil {
+func (cl *cmdline) cmdList(_ context.Context, c *cli.Command) error {
+	if err := cl.drop(); err != nil {
 		return err
 	}
-	cat, err := st.catalog()
+	cat, _, err := cl.inv.Catalog()
 	if err != nil {
 		return fail(statusFailed, err)
 	}
@@ -163,7 +160,7 @@ func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 		return fail(statusFailed, err)
 	}
 	var def *ostree.Tree
-	if path, err := st.dotfile(); err == nil {
+	if path, err := cl.dotfile(); err == nil {
 		data, _ := os.ReadFile(path)
 		if sel, err := cat.Select(ostree.Inputs{Dotfile: string(data)}); err == nil {
 			def = sel.Tree
@@ -171,19 +168,19 @@ func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 	}
 	infos := make([]treeInfo, 0, len(cat.Trees))
 	for _, t := range cat.Trees {
-		info := treeInfo{Name: t.Name, Aliases: t.Aliases, Path: t.Path, OS: ostree.OSName(st.hostPath(t.Path)),
+		info := treeInfo{Name: t.Name, Aliases: t.Aliases, Path: t.Path, OS: ostree.OSName(cl.inv.HostPath(t.Path)),
 			Usable: true, Default: t == def, Current: t.Name == current, Description: t.Description, Personal: t.Personal}
 		if info.Aliases == nil {
 			info.Aliases = []string{}
 		}
-		if err := st.treeProblem(t); err != nil {
+		if err := cl.inv.TreeProblem(t); err != nil {
 			info.Usable, info.Problem = false, err.Error()
 		}
 		info.Allowed = true
-		if err := st.mayUse(t); err != nil {
-			info.Allowed, info.Restriction = false, restriction(t)
-			var fe *forbiddenError
-			var ue *unreadableError
+		if err := cl.inv.MayUse(t); err != nil {
+			info.Allowed, info.Restriction = false, launch.Restriction(t)
+			var fe *launch.ForbiddenError
+			var ue *launch.UnreadableError
 			switch {
 			case errors.As(err, &ue):
 				info.Restriction = "you cannot read " + t.Path
@@ -221,10 +218,8 @@ func (st *state) cmdList(_ context.Context, c *cli.Command) error {
 		fmt.Fprintf(w, "%s %s\t%s\t%s\t%s\t%s\n", mark, i.Name, strings.Join(i.Aliases, ","), i.Path, orDash(i.OS), status)
 	}
 	fmt.Fprintln(w, "(> marks the tree this shell runs in)")
-	if groups, err := st.userGroups(); err == nil {
-		if desc, err := st.describeIdentity(gidList(st.gid, groups)); err == nil {
-			fmt.Fprintln(w, "("+desc+")")
-		}
+	if desc, err := cl.inv.DescribeIdentity(); err == nil {
+		fmt.Fprintln(w, "("+desc+")")
 	}
 	return w.Flush()
 }
@@ -245,8 +240,8 @@ func currentTree() (string, error) {
 	return name, nil
 }
 
-func (st *state) cmdCurrent(_ context.Context, c *cli.Command) error {
-	if err := st.dropPrivilege(); err != nil {
+func (cl *cmdline) cmdCurrent(_ context.Context, c *cli.Command) error {
+	if err := cl.drop(); err != nil {
 		return err
 	}
 	name, err := currentTree()
@@ -257,8 +252,8 @@ func (st *state) cmdCurrent(_ context.Context, c *cli.Command) error {
 	return nil
 }
 
-func (st *state) cmdPlan(_ context.Context, c *cli.Command) error {
-	if err := st.dropPrivilege(); err != nil {
+func (cl *cmdline) cmdPlan(_ context.Context, c *cli.Command) error {
+	if err := cl.drop(); err != nil {
 		return err
 	}
 	args := c.Args().Slice()
@@ -269,13 +264,16 @@ func (st *state) cmdPlan(_ context.Context, c *cli.Command) error {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	p, err := st.prepare(name, args, len(args) == 0)
+	l, err := cl.inv.Prepare(launch.Request{Tree: name, Argv: args, Login: len(args) == 0})
 	if err == nil {
-		err = p.Finish() // an image tree's entries, as the view would bind them
+		err = nsroot.CompleteView(&l.Plan.View) // an image tree's entries, as the view would bind them
 	}
 	if err != nil {
 		return fail(statusFailed, err)
 	}
-	fmt.Print(p.String())
+	fmt.Print(l.Plan.String())
+	for _, n := range l.Notes {
+		fmt.Printf("note      %s\n", n.Text)
+	}
 	return nil
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v3"
-
-	"github.com/chos-hpc/chos/pkg/ostree"
 )
 
 // `chos __complete [--] WORD... CUR` serves the shell completions
@@ -23,18 +21,18 @@ import (
 // Commands and options come from the command line's own definition; tree
 // names are those the caller may use.
 
-func completeCommand(st *state) *cli.Command {
+func completeCommand(cl *cmdline) *cli.Command {
 	return &cli.Command{
 		Name:            "__complete",
 		Usage:           "candidates for shell completion (used by the completion scripts)",
 		Hidden:          true,
 		SkipFlagParsing: true,
-		Action:          st.cmdComplete,
+		Action:          cl.cmdComplete,
 	}
 }
 
-func (st *state) cmdComplete(_ context.Context, c *cli.Command) error {
-	if err := st.dropPrivilege(); err != nil {
+func (cl *cmdline) cmdComplete(_ context.Context, c *cli.Command) error {
+	if err := cl.drop(); err != nil {
 		return err
 	}
 	args := c.Args().Slice()
@@ -44,30 +42,10 @@ func (st *state) cmdComplete(_ context.Context, c *cli.Command) error {
 	if len(args) == 0 {
 		return fail(statusUsage, fmt.Errorf("usage: chos __complete [--] WORD... CUR"))
 	}
-	for _, s := range complete(st.app(), args[:len(args)-1], args[len(args)-1], st.usableNames) {
+	for _, s := range complete(cl.app(), args[:len(args)-1], args[len(args)-1], cl.inv.Usable) {
 		fmt.Println(s)
 	}
 	return nil
-}
-
-// usableNames are the names and aliases of the trees the caller may use:
-// those a launch would not refuse for access.
-func (st *state) usableNames() []string {
-	cat, err := st.catalog()
-	if err != nil {
-		return nil
-	}
-	who, err := st.caller()
-	if err != nil {
-		return nil
-	}
-	var names []string
-	for _, n := range cat.NameList() {
-		if _, err := st.choose(cat, ostree.Inputs{Argument: n}, who); err == nil {
-			names = append(names, n)
-		}
-	}
-	return names
 }
 
 // treeOperand are the commands whose one operand is a tree name.

@@ -8,7 +8,7 @@ import (
 
 func TestCompleteCommandsOptionsAndTrees(t *testing.T) {
 	trees := func() []string { return []string{"el7", "local", "root"} }
-	app := newState().app()
+	app := (&cmdline{}).app()
 	commands := "exec shell select list current check cache plan login config help"
 	for _, c := range []struct {
 		line string // the words before the one completed, and that one after "|"

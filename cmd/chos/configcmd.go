@@ -53,7 +53,7 @@ type effectiveConfig struct {
 	Problems []problem    `json:"problems"`
 }
 
-func configCommand(st *state) *cli.Command {
+func configCommand(cl *cmdline) *cli.Command {
 	return &cli.Command{
 		Name:      "config",
 		Usage:     "print the configuration chos acts on, each value with the file and line it comes from",
@@ -63,22 +63,22 @@ func configCommand(st *state) *cli.Command {
 			"or `default`. Every error of every file is listed; then the exit status is 125.\n" +
 			"With NAME, only that tree.",
 		Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
-		Action: st.cmdConfig,
+		Action: cl.cmdConfig,
 	}
 }
 
-func (st *state) cmdConfig(_ context.Context, c *cli.Command) error {
-	if err := st.dropPrivilege(); err != nil {
+func (cl *cmdline) cmdConfig(_ context.Context, c *cli.Command) error {
+	if err := cl.drop(); err != nil {
 		return err
 	}
 	if c.NArg() > 1 {
 		return fail(statusUsage, fmt.Errorf("usage: chos config [--json] [NAME]"))
 	}
-	paths, err := st.configPaths()
+	paths, err := cl.inv.ConfigPaths()
 	if err != nil {
 		return fail(statusFailed, err)
 	}
-	ec, err := st.effectiveConfig(paths, c.Args().First())
+	ec, err := cl.effectiveConfig(paths, c.Args().First())
 	if err != nil {
 		return fail(statusFailed, err)
 	}
@@ -99,13 +99,13 @@ func (st *state) cmdConfig(_ context.Context, c *cli.Command) error {
 
 // effectiveConfig reads the configuration as a launch would (LoadAll: all
 // errors, no ownership rule) and describes it; name keeps one tree only.
-func (st *state) effectiveConfig(paths config.Paths, name string) (*effectiveConfig, error) {
+func (cl *cmdline) effectiveConfig(paths config.Paths, name string) (*effectiveConfig, error) {
 	ec := &effectiveConfig{Files: []string{}, Trees: []treeConfig{}, Problems: []problem{}}
 	set, errs := config.LoadAll(paths)
 	ec.addProblems(errs...)
-	if st.userns {
+	if cl.inv.Privilege.UserNS {
 		// (with the user's own rights: dropPrivilege came first)
-		personal, err := config.LoadPersonal(st.personalPath())
+		personal, err := config.LoadPersonal(cl.inv.PersonalPath())
 		ec.addProblems(err)
 		set.Personal = personal
 	}

@@ -78,7 +78,7 @@ func find(ec *effectiveConfig, key string) []entry {
 
 func TestConfigShowsOriginsOfLegacyFilesAndDropIns(t *testing.T) {
 	p := legacyEtc(t, map[string]string{"10-site.conf": siteDropIn})
-	ec, err := (&state{}).effectiveConfig(p, "")
+	ec, err := (&cmdline{}).effectiveConfig(p, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestConfigListsEveryErrorOfTheDropIns(t *testing.T) {
 		"10-site.conf": siteDropIn,
 		"20-typo.conf": "%TREE el7\nuser = bob\n%FOO\nx = y\n%ENV\nOK\n",
 	})
-	ec, err := (&state{}).effectiveConfig(p, "el7")
+	ec, err := (&cmdline{}).effectiveConfig(p, "el7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestConfigListsEveryErrorOfTheDropIns(t *testing.T) {
 	if got := find(ec, "tree.el7.users"); len(got) != 1 || got[0].Value != "alice" {
 		t.Errorf("users = %+v", got)
 	}
-	if _, err := (&state{}).effectiveConfig(p, "el9"); err == nil || !strings.Contains(err.Error(), `unknown OS tree "el9"`) {
+	if _, err := (&cmdline{}).effectiveConfig(p, "el9"); err == nil || !strings.Contains(err.Error(), `unknown OS tree "el9"`) {
 		t.Errorf("chos config el9: %v", err)
 	}
 }

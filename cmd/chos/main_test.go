@@ -1,8 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/chos-hpc/chos/pkg/launch"
 )
 
 func TestParseExecArgsNeverTakesCommandOptions(t *testing.T) {
@@ -41,6 +46,44 @@ func TestProgramNamesOfChosAndOfTrees(t *testing.T) {
 	} {
 		if got := isChosName(prog); got != want {
 			t.Errorf("isChosName(%q) = %v, want %v", prog, got, want)
+		}
+	}
+}
+
+// The legacy form runs CMD unless it is one of chos's own commands: the
+// list run() checks before building the command line is that one.
+func TestChosCommandsAreTheCommandLines(t *testing.T) {
+	want := []string{"help", "h"}
+	for _, c := range (&cmdline{}).app().Commands {
+		want = append(want, c.Name)
+		want = append(want, c.Aliases...)
+	}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(chosCommands))
+	if !slices.Equal(got, want) {
+		t.Errorf("chosCommands = %q, the command line has %q", got, want)
+	}
+}
+
+// A reply never carries more warning= lines than the shims take.
+func TestReplyKeepsWarningsWithinTheProtocol(t *testing.T) {
+	for _, n := range []int{0, 1, maxWarnings, maxWarnings + 1, 40} {
+		rep := launch.Reply{Tree: "el7"}
+		for i := range n {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("w%d", i))
+		}
+		r := &reply{}
+		r.encode(rep)
+		var got []string
+		for _, l := range r.lines {
+			if w, ok := strings.CutPrefix(l, "warning="); ok {
+				got = append(got, w)
+			}
+		}
+		want := min(n, maxWarnings)
+		if len(got) != want || (n > maxWarnings && got[want-1] != fmt.Sprintf("and %d more warnings", n-maxWarnings+1)) ||
+			(n > 0 && got[0] != "w0") {
+			t.Errorf("%d warnings sent as %q", n, got)
 		}
 	}
 }

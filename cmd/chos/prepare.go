@@ -4,28 +4,24 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path"
-	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v3"
 	"golang.org/x/sys/unix"
 
-	"github.com/chos-hpc/chos/pkg/nsroot"
-	"github.com/chos-hpc/chos/pkg/ostree"
-	"github.com/chos-hpc/chos/pkg/plan"
+	"github.com/chos-hpc/chos/pkg/launch"
 )
 
-// `chos prepare` is the root helper of the PAM module (pam_chos.so) and the
-// SPANK plugin (chos_spank.so). Those are small C shims loaded into sshd,
-// su, login and slurmstepd, where a Go runtime cannot live: they run chos
-// as root with the user's identity as arguments, and chos does everything
-// that is policy (selection, access, the view) and hands back a descriptor
-// of the mount namespace to enter, on fd 3, with what else to set
-// (docs/chos.1, PREPARE PROTOCOL).
+// `chos prepare` is the root helper of the PAM module and the SPANK plugin
+// (launch.PrepareForHelper): its options to a request, its reply on fd 3
+// (docs/PREPARE-PROTOCOL.md).
 
 // replyFD is the connected AF_UNIX socket the shim reads the reply from.
 const replyFD = 3
+
+// maxWarnings is the protocol's bound on warning= lines (the shims'
+// PREPARE_MAX_WARNINGS).
+const maxWarnings = 16
 
 // reply is what chos hands back to a shim.
 type reply struct {
@@ -58,7 +54,7 @@ func (r *reply) send() error {
 	return nil
 }
 
-func prepareCommand(st *state) *cli.Command {
+func prepareCommand(cl *cmdline) *cli.Command {
 	str := func(name, usage string) cli.Flag { return &cli.StringFlag{Name: name, Usage: usage} }
 	return &cli.Command{
 		Name:   "prepare",
@@ -74,22 +70,33 @@ func prepareCommand(st *state) *cli.Command {
 			str("env-path", "slurm: the job's $PATH"),
 			&cli.BoolFlag{Name: "check", Usage: "slurm, as the user: only check the selection (submit time)"},
 		},
-		Action: st.cmdPrepare,
+		Action: cl.cmdPrepare,
 	}
 }
 
-func (st *state) cmdPrepare(_ context.Context, c *cli.Command) error {
-	r := &reply{}
-	prepare := st.prepareFor
-	if c.Bool("check") {
-		prepare = st.prepareCheck
+func (cl *cmdline) cmdPrepare(_ context.Context, c *cli.Command) error {
+	req := launch.HelperRequest{
+		Service: c.String("service"), Check: c.Bool("check"),
+		User: c.String("user"), UID: c.String("uid"), GID: c.String("gid"), Groups: c.String("groups"),
+		EnvChos: c.String("env-chos"), ExemptGroup: c.String("exempt-group"), PAMService: c.String("pam-service"),
+		Tree: c.String("tree"), Default: c.String("default"), Cwd: c.String("cwd"), BatchScript: c.String("batch-script"),
+		Job: c.String("job"), Step: c.String("step"), EnvPath: c.String("env-path"),
+		Given: map[string]bool{},
 	}
-	err := prepare(c, r)
-	st.auditPrepare(c, r, err)
+	for _, name := range []string{"user", "uid", "gid", "groups", "env-path"} {
+		req.Given[name] = c.IsSet(name)
+	}
+	rep, rec, err := cl.inv.PrepareForHelper(req)
+	if rec != nil {
+		cl.inv.Log(*rec)
+	}
+	r := &reply{}
 	if err != nil {
-		r.lines = nil
-		r.ns = nil
+		// Nothing to enter, but what chos warned about on the way.
+		r.warnings(rep.Warnings)
 		r.set("error", err.Error())
+	} else {
+		r.encode(rep)
 	}
 	if serr := r.send(); serr != nil && err == nil {
 		err = serr
@@ -100,153 +107,36 @@ func (st *state) cmdPrepare(_ context.Context, c *cli.Command) error {
 	return nil
 }
 
-// prepareFor decides, for the user named by the flags, which tree the
-// session or job runs in and enters its view.
-func (st *state) prepareFor(c *cli.Command, r *reply) error {
-	if st.uid != 0 || st.mode != nsroot.Privileged {
-		return fmt.Errorf("chos prepare is run as root by pam_chos and chos_spank, not by users")
-	}
-	st.rootHelper = true
-	service := c.String("service")
-	if service != "pam" && service != "slurm" {
-		return fmt.Errorf("prepare: --service must be pam or slurm, not %q", service)
-	}
-	var err error
-	if st.uid, err = idFlag(c, "uid"); err != nil {
-		return err
-	}
-	if st.gid, err = idFlag(c, "gid"); err != nil {
-		return err
-	}
-	st.groups = []int{}
-	for _, g := range strings.FieldsFunc(c.String("groups"), func(r rune) bool { return r == ',' }) {
-		gid, err := strconv.Atoi(g)
-		if err != nil || gid < 0 {
-			return fmt.Errorf("prepare: --groups: %q is not a gid", g)
+// warnings are warning= lines, as many as the protocol allows.
+func (r *reply) warnings(ws []string) {
+	for i, w := range ws {
+		if i == maxWarnings-1 && len(ws) > maxWarnings {
+			w = fmt.Sprintf("and %d more warnings", len(ws)-i)
 		}
-		st.groups = append(st.groups, gid)
-	}
-	if st.uid == 0 && service == "pam" {
-		r.set("tree", ostree.Local)
-		r.set("enter", "0")
-		return nil // root is never moved
-	}
-
-	cat, err := st.catalog()
-	if err != nil {
-		return err
-	}
-	// The name root passed is trusted; home, shell and the name itself
-	// where none was passed come from the name service, as root sees it.
-	u, err := st.account()
-	if err != nil {
-		return err
-	}
-	if n := c.String("user"); n != "" && u.Name == "" {
-		u.Name = n
-	}
-	who := plan.Caller{UID: st.uid, GID: st.gid, Groups: st.groups, Name: u.Name, Home: u.Home, Shell: u.Shell, Cwd: "/"}
-	gids := append([]int{st.gid}, st.groups...)
-
-	var in ostree.Inputs
-	switch service {
-	case "pam":
-		exempt := false
-		if g := c.String("exempt-group"); g != "" {
-			if exempt, err = st.memberOf(g, gids); err != nil {
-				return fmt.Errorf("looking up the exempt group %s: %w", g, err)
-			}
-		}
-		if exempt {
-			r.set("tree", ostree.Local)
-			r.set("enter", "0")
-			return nil
-		}
-		in = ostree.Inputs{Env: c.String("env-chos")}
-	case "slurm":
-		in = ostree.Inputs{Argument: c.String("tree"), Env: c.String("env-chos"), Plugin: c.String("default"), Batch: true}
-	}
-	sel, err := st.choose(cat, in, who)
-	if err != nil {
-		return err
-	}
-	t := sel.Tree
-	r.set("tree", t.Name)
-	r.set("setenv", "CHOS="+t.Name)
-	if service == "slurm" && c.IsSet("env-path") {
-		r.set("setenv", "PATH="+plan.JobPath(c.String("env-path"), t))
-	}
-	if t.Host {
-		r.set("enter", "0")
-		return nil
-	}
-	switch service {
-	case "pam":
-		// sshd, su and login exec the passwd shell themselves, with no
-		// fallback: a session whose shell the tree lacks cannot start.
-		if who.Shell != "" {
-			err := st.asCaller(func() error {
-				_, err := ostree.StatInTree(st.hostPath(t.Path), who.Shell)
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("your login shell %s is not in tree %s", who.Shell, t.Name)
-			}
-		}
-		// Login sessions keep setuid programs such as sudo and passwd
-		// working where the tree allows them (the tree's mounts are nosuid
-		// unless it has setuid = allow).
-		r.set("nnp", "0")
-	case "slurm":
-		if t.AllowSetuid {
-			r.set("nnp", "0")
-		} else {
-			r.set("nnp", "1")
-		}
-		if s := c.String("batch-script"); s != "" {
-			// The script lies in slurmd's spool, outside the view; the
-			// host's root is at plan.HostDir in every view.
-			r.set("argv0", path.Join(plan.HostDir, s))
+		r.set("warning", w)
+		if i == maxWarnings-1 {
+			break
 		}
 	}
-
-	req, err := st.viewRequest(cat, t)
-	if err != nil {
-		return err
-	}
-	v := plan.View(req)
-	if !st.fresh {
-		v.Cache = st.cacheFor(cat, t, &v)
-	}
-	id, err := st.identityLayer(t, u, gids)
-	if err != nil {
-		return fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
-	}
-	if _, err := nsroot.EnterView(&v, id, nsroot.Privileged); err != nil {
-		return fmt.Errorf("setting up tree %s: %w", t.Name, err)
-	}
-	if cwd := c.String("cwd"); service == "slurm" && cwd != "" {
-		// slurmstepd changes to the job's directory after the plugin, and
-		// silently runs the job in /tmp when it cannot: refuse instead.
-		err := st.asCaller(func() error { return unix.Faccessat(unix.AT_FDCWD, cwd, unix.X_OK, unix.AT_EACCESS) })
-		if err != nil {
-			return fmt.Errorf("working directory %s is not available in tree %s: %w", cwd, t.Name, err)
-		}
-	}
-	ns, err := os.Open("/proc/thread-self/ns/mnt")
-	if err != nil {
-		return fmt.Errorf("opening the view's namespace: %w", err)
-	}
-	r.ns = ns
-	r.set("enter", "1")
-	return nil
 }
 
-func idFlag(c *cli.Command, name string) (int, error) {
-	v := c.String(name)
-	id, err := strconv.Atoi(v)
-	if err != nil || id < 0 {
-		return 0, fmt.Errorf("prepare: --%s %q is not a number", name, v)
+// encode is rep as the protocol's lines.
+func (r *reply) encode(rep launch.Reply) {
+	r.set("tree", rep.Tree)
+	for _, kv := range rep.Setenv {
+		r.set("setenv", kv)
 	}
-	return id, nil
+	if rep.NNP != nil {
+		r.set("nnp", map[bool]string{false: "0", true: "1"}[*rep.NNP])
+	}
+	if rep.Argv0 != "" {
+		r.set("argv0", rep.Argv0)
+	}
+	r.warnings(rep.Warnings)
+	r.ns = rep.NS
+	if rep.NS != nil {
+		r.set("enter", "1")
+	} else {
+		r.set("enter", "0")
+	}
 }

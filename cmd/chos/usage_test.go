@@ -20,7 +20,7 @@ func TestUsageErrorsAreOneLineWithoutHelp(t *testing.T) {
 		{[]string{"chos", "cache", "list", "--x"}, "cache list: flag provided but not defined: -x (see `chos cache list --help`)"},
 	}
 	for _, c := range cases {
-		st := &state{}
+		st := &cmdline{}
 		app := st.app()
 		var out, errOut bytes.Buffer
 		app.Writer, app.ErrWriter = &out, &errOut
@@ -34,7 +34,7 @@ func TestUsageErrorsAreOneLineWithoutHelp(t *testing.T) {
 		}
 	}
 	// the control: --help does print the help
-	st := &state{}
+	st := &cmdline{}
 	app := st.app()
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out

@@ -79,6 +79,10 @@ type Event struct {
 	// (slurm only). Both are left out of the line when empty.
 	Service string
 	Job     string
+	// Warning is what the user was warned of about the launch itself
+	// (the cache could not be used: a private view instead); left out
+	// when empty.
+	Warning string
 }
 
 // Logger sends audit lines to a syslog socket.
@@ -136,7 +140,8 @@ func (l *Logger) line(e Event, now time.Time) []byte {
 //	launch user=alice uid=1000 tree=el7 selected=dotfile mode=setuid view=cached via=exec argv0=make argc=3 cwd=/home/alice/src
 //	refuse user=bob uid=1001 tree=el9 selected=env mode=setuid view=- via=exec argv0=ls argc=1 cwd=/tmp reason="unknown OS tree \"el9\" ..."
 //
-// service= (pam) and job= (slurm) come after cwd when set; reason= is last.
+// service= (pam), job= (slurm) and warning= come after cwd when set;
+// reason= is last.
 func Message(e Event) string {
 	var b strings.Builder
 	word := "launch"
@@ -162,6 +167,9 @@ func Message(e Event) string {
 	}
 	if e.Job != "" {
 		field("job", e.Job, 64)
+	}
+	if e.Warning != "" {
+		field("warning", e.Warning, 1024)
 	}
 	if e.Refused != "" {
 		field("reason", e.Refused, 1024)

@@ -23,6 +23,9 @@ func TestMessageFieldsInDocumentedOrder(t *testing.T) {
 			`refuse user=bob uid=1001 tree=el9 selected=env mode=setuid view=- via=exec argv0=ls argc=1 cwd=/tmp reason="unknown OS tree \"el9\""`},
 		{Event{User: "carol", UID: 1002, Tree: "el7", Selected: "none", Mode: "setuid", View: "cached", Via: "pam", Service: "sshd"},
 			"launch user=carol uid=1002 tree=el7 selected=none mode=setuid view=cached via=pam argv0=- argc=0 cwd=- service=sshd"},
+		{Event{User: "dave", UID: 1003, Tree: "el7", Selected: "argument", Mode: "setuid", View: "fresh", Via: "exec", Argv0: "make", Argc: 1, Cwd: "/tmp",
+			Warning: "not caching tree el7: cache directory /run/chos: read-only file system"},
+			`launch user=dave uid=1003 tree=el7 selected=argument mode=setuid view=fresh via=exec argv0=make argc=1 cwd=/tmp warning="not caching tree el7: cache directory /run/chos: read-only file system"`},
 		// what the user controls cannot add a field or a line
 		{Event{User: "eve", Argv0: "x tree=el9\nlaunch", Cwd: "/a b=c", Via: "exec"},
 			`launch user=eve uid=0 tree=- selected=- mode=- view=- via=exec argv0="x tree=el9\nlaunch" argc=0 cwd="/a b=c"`},

@@ -49,6 +49,11 @@ const (
 	openDelay = 25 * time.Millisecond
 )
 
+// lockWait bounds the wait for the lock on /dev/loop-control (see
+// AttachShared). Past it the setup goes on without the lock: at worst a
+// second device for one image, never a launch that waits for ever.
+var lockWait = 10 * time.Second
+
 var (
 	// ErrNoLoopSupport: there is no /dev/loop-control, so no way to get a
 	// loop device (kernel without loop support, or a /dev without it, as in
@@ -90,9 +95,16 @@ func Attach(image *os.File) (*os.File, error) {
 // the one already bound to it (by Find), else a new one (by Attach). One
 // image gets one device even when many processes set it up at once: the
 // second lookup and the setup hold an exclusive flock on /dev/loop-control,
-// machine-wide, which only root can open (so no user can hold it up) and
-// util-linux does not lock. Without the lock, 32 concurrent setups of one
-// image made 7 devices in a test.
+// machine-wide (util-linux does not lock; without the lock, 32 concurrent
+// setups of one image made 7 devices in a test).
+//
+// Who may hold that lock: only processes that can open /dev/loop-control
+// (root, and the group that owns the device, disk on most systems): in
+// chos, its view builders, processes of root's that no user can signal or
+// stop (pkg/nsroot). The wait is bounded anyway (lockWait): a holder that
+// never lets go delays a setup, never stalls it; the setup then goes on
+// without the lock, which the kernel makes safe (LOOP_CTL_GET_FREE and
+// LOOP_CONFIGURE, retried on EBUSY as losetup does) at the cost of sharing.
 //
 // The returned file keeps the device bound until it is closed, as for
 // Attach. Errors: those of Find and Attach.
@@ -108,12 +120,15 @@ func AttachShared(image *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ctl.Close()
-	if err := flock(ctl); err != nil {
+	defer ctl.Close() // (which releases the lock)
+	locked, err := lockControl(ctl, lockWait)
+	if err != nil {
 		return nil, err
 	}
-	if dev, err := Find(image); dev != nil || err != nil {
-		return dev, err
+	if locked {
+		if dev, err := Find(image); dev != nil || err != nil {
+			return dev, err
+		}
 	}
 	return attach(ctl, image)
 }
@@ -295,16 +310,23 @@ func openDevice(path string) (*os.File, error) {
 	return dev, nil
 }
 
-// flock takes an exclusive lock on f, waiting for it.
-func flock(f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "flock", Path: f.Name(), Err: err}
-			}
-			return nil
+// lockControl takes an exclusive lock on ctl, waiting at most wait, and
+// says whether it got it.
+func lockControl(ctl *os.File, wait time.Duration) (bool, error) {
+	deadline := time.Now().Add(wait)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		err := unix.Flock(int(ctl.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return true, nil
+		case err == unix.EINTR:
+			continue
+		case err != unix.EWOULDBLOCK:
+			return false, &os.PathError{Op: "flock", Path: ctl.Name(), Err: err}
+		case !time.Now().Before(deadline):
+			return false, nil
 		}
+		time.Sleep(delay)
 	}
 }
 

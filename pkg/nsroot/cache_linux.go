@@ -11,44 +11,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
-// Cache names the cached mount namespace of a view. A view's mounts are the
-// same for every user (identity, cwd and environment are applied after
-// entering), so the first launch of a tree builds it once and later launches
-// enter it with setns: their cost no longer depends on the host's mount
-// count. Key changes whenever anything the view was built from changes, so
-// a stale namespace is simply never found.
-type Cache struct {
-	Dir  string // a root-owned directory; made an unbindable mount of its own
-	Tree string
-	Key  string
-}
-
-// File is the namespace file of this view.
-func (c *Cache) File() string {
-	return filepath.Join(c.Dir, fileStem(c.Tree)+"."+c.Key+".mnt")
-}
-
-func (c *Cache) lockFile() string { return filepath.Join(c.Dir, fileStem(c.Tree)+".lock") }
-
-// fileStem makes a tree name (which may be a path) a file name.
-func fileStem(tree string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, tree)
-}
+// lockFile is the file builders of c's tree lock.
+func lockFileOf(c *spec.Cache) string { return filepath.Join(c.Dir, spec.Stem(c.Tree)+".lock") }
 
 // enterCachedView puts the calling thread in the cached namespace of v,
 // having a builder process build and publish it first when there is none.
 // The launching process itself never holds the cache's locks: its caller
 // can stop it (SIGSTOP) or block it on a full stderr, and must not be able
 // to stall other users' launches so (see builder_linux.go).
-func enterCachedView(v *View, id *Identity) (notes []string, err error) {
+func enterCachedView(v *spec.View, id *spec.Layer) (notes []spec.Note, err error) {
 	// setns(CLONE_NEWNS) refuses a thread that shares its root and cwd with
 	// the other threads of the process.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -60,81 +35,83 @@ func enterCachedView(v *View, id *Identity) (notes []string, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		file := c.File()
 		if id != nil {
-			file = c.LayerFile(id)
+			file = layerFile(c, id)
 		}
 		if entered, err := enterCached(file); entered || err != nil {
 			return notes, err
 		}
-		res, err := runBuilder(v, id)
+		res, ns, err := runBuilder(v, id)
 		notes = append(notes, res.Notes...)
 		if err != nil {
 			return notes, err
 		}
-		if res.Warning != "" {
-			fmt.Fprintln(os.Stderr, "chos: warning: "+res.Warning)
-		}
-		if res.Private {
-			break
+		if ns != nil {
+			// The cache cannot be used: the builder hands back what it built.
+			defer ns.Close()
+			return notes, enterNamespace(ns)
 		}
 	}
-	// The cache cannot be used: this launch builds a view of its own.
-	more, err := assemble(v, Privileged)
-	if err == nil {
-		err = applyIdentity(id)
-	}
+	// Rebuilt as often without being entered: a view of this launch's own.
+	more, err := enterBuiltView(v, id)
 	return append(notes, more...), err
 }
 
 // buildAndPublish is the builder's side: under the tree's lock, it builds
 // the view in a namespace of its own and binds that namespace on the cache
 // file, unless a concurrent builder already did; then, for id, the user's
-// identity layer on a copy of it, likewise.
-func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
+// identity layer on a copy of it, likewise. When the result cannot be
+// published, it returns the namespace it built, for the launch to enter.
+func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, ns *os.File, err error) {
 	c := v.Cache
+	// A cache that cannot be written (read-only, full) is not the
+	// launch's failure: it builds a private view instead.
 	if err := ownCacheDir(c.Dir); err != nil {
-		return res, err
+		return buildUncached(v, id, fmt.Sprintf("not caching tree %s: %v", v.Tree, err))
 	}
 	lock, err := lockTree(c)
 	if err != nil {
-		return res, err
+		return buildUncached(v, id, fmt.Sprintf("not caching tree %s: %v", v.Tree, err))
 	}
 	defer lock.Close()
 	if id != nil {
 		// (in the host's namespace: the view's root is read-only)
-		if err := mkdirMode(c.layerDir(), 0o755); err != nil {
-			return res, fmt.Errorf("creating %s: %w", c.layerDir(), err)
+		if err := mkdirMode(layerDir(c), 0o755); err != nil {
+			return buildUncached(v, id, fmt.Sprintf("not caching tree %s: creating %s: %v", v.Tree, layerDir(c), err))
 		}
 	}
 	host, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
-		return res, fmt.Errorf("opening the host mount namespace: %w", err)
+		return res, nil, fmt.Errorf("opening the host mount namespace: %w", err)
 	}
 	defer host.Close()
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return res, fmt.Errorf("unsharing file system attributes: %w", err)
+		return res, nil, fmt.Errorf("unsharing file system attributes: %w", err)
 	}
 	// Concurrent first launches of one tree: one builds, the others find
 	// what it built.
 	if !isNamespace(c.File()) {
+		// A build is rare and costs far more: the time to collect what
+		// namespaces that ended left.
+		collectEnded(filepath.Dir(c.Dir))
 		done, order := newerNamespaces(host)
 		res.Notes, err = assemble(v, Privileged)
 		if order == nil {
 			done()
 		}
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		if err := publish(c, host, c.File(), func() { dropOlderViews(c) }); err != nil {
 			res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: %v", v.Tree, errors.Join(err, order)))
-			return res, nil
+			return privateResult(res)
 		}
 	} else if id != nil {
 		if _, err := enterCached(c.File()); err != nil {
-			return res, err
+			return res, nil, err
 		}
 	}
-	if id == nil || isNamespace(c.LayerFile(id)) {
-		return res, nil
+	if id == nil || isNamespace(layerFile(c, id)) {
+		return res, nil, nil
 	}
 	// The layer: a copy of the view (this thread is in it now) with the
 	// user's lines added.
@@ -144,23 +121,78 @@ func buildAndPublish(v *View, id *Identity) (res builderResult, err error) {
 		done()
 	}
 	if err != nil {
-		return res, fmt.Errorf("unsharing the mount namespace: %w", err)
+		return res, nil, fmt.Errorf("unsharing the mount namespace: %w", err)
 	}
 	if err := applyIdentity(id); err != nil {
-		return res, err
+		return res, nil, err
 	}
-	file := c.LayerFile(id)
-	if err := publish(c, host, file, func() { dropLayers(c.layerDir(), c.layerPrefix(id.UID), file) }); err != nil {
+	file := layerFile(c, id)
+	if err := publish(c, host, file, func() { dropLayers(layerDir(c), layerPrefix(c, id.UID), file) }); err != nil {
 		res.warnUncached(file, fmt.Sprintf("not caching your names on tree %s: %v", v.Tree, errors.Join(err, order)))
+		return privateResult(res)
 	}
-	return res, nil
+	return res, nil, nil
+}
+
+// buildUncached builds v (with id's lines) privately where its cache
+// cannot take it (read-only, out of space or inodes, broken), and hands it
+// back, with the warning.
+func buildUncached(v *spec.View, id *spec.Layer, warning string) (builderResult, *os.File, error) {
+	private := *v
+	private.Cache = nil
+	res, ns, err := buildPrivate(&private, id)
+	res.warnUncached(v.Cache.File(), warning)
+	return res, ns, err
+}
+
+// privateResult hands back the namespace the calling thread is in (a view
+// that could not be published), for the launch to enter.
+func privateResult(res builderResult) (builderResult, *os.File, error) {
+	res.Private = true
+	ns, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return res, nil, fmt.Errorf("opening the view's namespace: %w", err)
+	}
+	return res, ns, nil
+}
+
+// CacheWritable says why a view could not be published in c's directory
+// now, or nil: its file system is read-only or has no free inode (each
+// view is a new file). A launch about to build one asks first, to build a
+// private view instead with one warning (the builder falls back too, on
+// what this cannot foresee, such as a directory without room for one more
+// entry).
+func CacheWritable(c *spec.Cache) error {
+	for dir := c.Dir; ; dir = filepath.Dir(dir) {
+		var sfs unix.Statfs_t
+		err := unix.Statfs(dir, &sfs)
+		if errors.Is(err, unix.ENOENT) && dir != "/" {
+			continue // (made when the view is built)
+		}
+		if err != nil {
+			return nil // the builder will say
+		}
+		return unwritable(dir, &sfs)
+	}
+}
+
+// unwritable says why no file can be made on the file system of dir, as
+// statfs(2) describes it, or nil.
+func unwritable(dir string, sfs *unix.Statfs_t) error {
+	switch {
+	case sfs.Flags&unix.ST_RDONLY != 0:
+		return &fs.PathError{Op: "cache directory", Path: dir, Err: unix.EROFS}
+	case sfs.Files > 0 && sfs.Ffree == 0: // (0 files: no fixed number, as btrfs)
+		return fmt.Errorf("cache directory %s: no free inode: %w", dir, unix.ENOSPC)
+	}
+	return nil
 }
 
 // uncachedSuffix marks, beside a view's namespace file, a view that could
 // not be cached from this mount namespace; it holds the reason.
 const uncachedSuffix = ".uncached"
 
-// warnUncached makes the launch build a private view, with a warning the
+// warnUncached makes the launch enter the view privately, with a warning the
 // first time in this mount namespace (a Slurm job's namespace, a login
 // session's) and a note afterwards: every launch of a thousand-task job
 // would otherwise repeat it. `chos check` reports the marks.
@@ -170,14 +202,14 @@ func (res *builderResult) warnUncached(file, warning string) {
 	f, err := os.OpenFile(mark, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			res.Notes = append(res.Notes, warning)
+			res.Notes = append(res.Notes, spec.Notef("%s", warning))
 			return
 		}
 	} else {
 		f.WriteString(warning + "\n")
 		f.Close()
 	}
-	res.Warning = warning
+	res.Notes = append(res.Notes, spec.Warning("%s", warning))
 }
 
 // Uncached lists why views could not be cached from the namespace whose
@@ -206,14 +238,16 @@ func isNamespace(file string) bool {
 	return unix.Statfs(file, &sfs) == nil && sfs.Type == unix.NSFS_MAGIC
 }
 
-// lockTree takes the tree's build lock. Only builders take it (root's
-// processes no user can signal); its file and directory get their modes
-// from chos, not from anyone's umask.
-func lockTree(c *Cache) (*os.File, error) {
+// lockTree takes the tree's build lock, waiting for it. Who may hold it:
+// builders (root's processes no user can signal, which end by themselves
+// after builderTimeout) and root's `chos cache drop`; no process of a
+// user's. Identity layers are published under it too. Its file and
+// directory get their modes from chos, not from anyone's umask.
+func lockTree(c *spec.Cache) (*os.File, error) {
 	if err := mkdirMode(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache directory: %w", err)
 	}
-	return lockFile(c.lockFile())
+	return lockFile(lockFileOf(c))
 }
 
 // lockFile opens (creating it, mode 0600) and exclusively locks the lock
@@ -262,8 +296,8 @@ func mkdirMode(dir string, mode os.FileMode) error {
 // enterCached joins the namespace kept in file, if there is one.
 func enterCached(file string) (bool, error) {
 	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return false, nil
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return false, nil // (a broken cache directory holds none either)
 	}
 	if err != nil {
 		return false, fmt.Errorf("opening cached namespace %s: %w", file, err)
@@ -319,7 +353,9 @@ func ownCacheDir(dir string) error {
 	if err := mkdirMode(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("creating cache directory: %w", err)
 	}
-	// Builders of two trees may come here together: one binds.
+	// Builders of two trees may come here together: one binds. The claim
+	// lock is held by builders only (and skipped, never waited for, by
+	// collectEnded and `chos cache drop`).
 	claim, err := lockFile(dir + ".lock")
 	if err != nil {
 		return err
@@ -353,7 +389,7 @@ func ownCacheDir(dir string) error {
 
 // publish binds the calling thread's (new) namespace on c.File() in the
 // host's namespace, drops older namespaces of the same tree, and comes back.
-func publish(c *Cache, host *os.File, file string, dropOthers func()) error {
+func publish(c *spec.Cache, host *os.File, file string, dropOthers func()) error {
 	view, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return fmt.Errorf("opening the view's namespace: %w", err)
@@ -392,12 +428,12 @@ func bindNamespace(view *os.File, file string) error {
 
 // dropOlderViews drops the other views of c's tree, and every identity
 // layer on them: processes in them keep them; no new launch enters them.
-func dropOlderViews(c *Cache) {
+func dropOlderViews(c *spec.Cache) {
 	entries, _ := ListCache(c.Dir)
 	for _, e := range entries {
-		if e.Stem == fileStem(c.Tree) && e.Key != c.Key {
+		if e.Stem == spec.Stem(c.Tree) && e.Key != c.Key {
 			dropFile(e.File)
-			dropLayers(c.layerDir(), e.Stem+"."+e.Key+".", "")
+			dropLayers(layerDir(c), e.Stem+"."+e.Key+".", "")
 		}
 	}
 }
@@ -449,11 +485,8 @@ func stemPrefix(tree string) string {
 	if tree == "" {
 		return ""
 	}
-	return fileStem(tree) + "."
+	return spec.Stem(tree) + "."
 }
-
-// StemOf is the file name stem a tree's cached namespaces carry.
-func StemOf(tree string) string { return fileStem(tree) }
 
 // DropCache removes the cached namespaces of a tree (all when tree is ""),
 // and with all of them the cache directory's own mount, so that the host's
@@ -461,7 +494,9 @@ func StemOf(tree string) string { return fileStem(tree) }
 // dropped namespace are not affected.
 func DropCache(dir, tree string) error {
 	// A builder at work publishes under its tree's lock: wait for it, so
-	// that nothing it publishes outlives the drop.
+	// that nothing it publishes outlives the drop (builders are root's, and
+	// bounded: builderTimeout). The lock files go too, each removed while
+	// held (a builder waiting on one takes the next: lockFile).
 	locks, _ := filepath.Glob(filepath.Join(dir, stemPrefix(tree)+"*lock"))
 	for _, l := range locks {
 		f, err := os.OpenFile(l, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -472,6 +507,7 @@ func DropCache(dir, tree string) error {
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 			return fmt.Errorf("locking %s: %w", l, err)
 		}
+		defer os.Remove(l)
 	}
 	entries, err := ListCache(dir)
 	if err != nil {
@@ -479,7 +515,7 @@ func DropCache(dir, tree string) error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if tree == "" || e.Stem == fileStem(tree) {
+		if tree == "" || e.Stem == spec.Stem(tree) {
 			if err := dropFile(e.File); err != nil {
 				errs = append(errs, err)
 			}
@@ -512,6 +548,7 @@ func DropCache(dir, tree string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("removing %s: %w", dir, err)
 	}
+	removeFreeLock(dir + ".lock")
 	return nil
 }
 

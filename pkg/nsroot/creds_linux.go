@@ -3,10 +3,13 @@ package nsroot
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // The credential calls below are raw, per-thread system calls on purpose:
@@ -71,6 +74,48 @@ func AsUser(uid, gid int, groups []int, fn func() error) error {
 	return ferr
 }
 
+// AsCallerWhereDenied runs a lookup fn with this thread's own rights and,
+// where they are denied and caller is set (chos holds root for a caller),
+// again as the caller on a thread of its own. Some file systems refuse
+// root, or anyone whose ids are not all their owner's: a user's FUSE mount
+// without allow_other checks the real, effective and saved uid and gid
+// (fuse_allow_current_process), NFS maps root to nobody (root_squash).
+// There AsUser, which keeps root's saved uid to come back, is denied too.
+// The lookup must not depend on the thread's root or mount namespace (the
+// new thread has the process's).
+func AsCallerWhereDenied(caller *spec.Credentials, fn func() error) error {
+	err := fn()
+	if caller == nil || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+		return err
+	}
+	return onCallersThread(*caller, fn)
+}
+
+// onCallersThread runs fn on a thread whose real, effective and saved ids
+// and groups are all the caller's, and which ends with fn: it never has
+// root's rights again, and nothing else ever runs on it.
+func onCallersThread(c spec.Credentials, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the runtime ends the thread with the goroutine.
+		runtime.LockOSThread()
+		if err := setgroups(c.Groups); err != nil {
+			done <- fmt.Errorf("switching to the groups of uid %d for a lookup: %w", c.UID, err)
+			return
+		}
+		if err := setresgid(c.GID, c.GID, c.GID); err != nil {
+			done <- fmt.Errorf("switching to gid %d for a lookup: %w", c.GID, err)
+			return
+		}
+		if err := setresuid(c.UID, c.UID, c.UID); err != nil {
+			done <- fmt.Errorf("switching to uid %d for a lookup: %w", c.UID, err)
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
+}
+
 // restoreRoot gives the thread root's euid, and its egid and groups back.
 func restoreRoot(groups []int, egid int) {
 	// Cannot fail with a saved uid of 0; never go on half-switched.
@@ -89,7 +134,7 @@ func restoreRoot(groups []int, egid int) {
 // the caller is root, no capability in any set and no way to regain one
 // (but through the setuid programs of a `setuid = allow` tree, whose
 // bounding set is kept for them).
-func setCredentials(c Credentials) error {
+func setCredentials(c spec.Credentials) error {
 	if !c.KeepCaps {
 		if !c.KeepBounding {
 			if err := dropBounding(); err != nil {
@@ -129,7 +174,7 @@ func setCredentials(c Credentials) error {
 
 // verifyDropped checks, after the fact, that no privilege is left: a launch
 // that cannot prove it is not root does not exec.
-func verifyDropped(c Credentials) error {
+func verifyDropped(c spec.Credentials) error {
 	r, e, s := unix.Getresuid() // reads this thread's ids
 	if r != c.UID || e != c.UID || s != c.UID {
 		return fmt.Errorf("uid is %d/%d/%d after switching to %d", r, e, s, c.UID)

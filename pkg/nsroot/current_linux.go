@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/moby/sys/mountinfo"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // CurrentTree names the tree this process runs in, from its own mount
@@ -23,6 +25,6 @@ func CurrentTree() (string, bool, error) {
 	if top.FSType != "tmpfs" {
 		return "", false, nil
 	}
-	name, ok := TreeFromMountSource(top.Source)
+	name, ok := spec.TreeFromMountSource(top.Source)
 	return name, ok, nil
 }

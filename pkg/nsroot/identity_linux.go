@@ -12,11 +12,9 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-)
 
-// IdentityDir is the directory of every view on which a user's identity
-// layer mounts the files it binds over /etc/passwd and /etc/group.
-const IdentityDir = "/.chos/id"
+	"github.com/chos-hpc/chos/pkg/spec"
+)
 
 // maxIdentityFile bounds what is read of a view's passwd or group file.
 const maxIdentityFile = 64 << 20
@@ -24,14 +22,14 @@ const maxIdentityFile = 64 << 20
 // applyIdentity adds id's lines to the view's /etc/passwd and /etc/group.
 // The calling thread must be in a mount namespace of its own whose root is
 // the view (a private view, or a copy of a cached one): the files are
-// written on a small tmpfs mounted on IdentityDir and bound over the
+// written on a small tmpfs mounted on spec.LayerDir and bound over the
 // view's, which stay as they are for everyone else.
-func applyIdentity(id *Identity) error {
+func applyIdentity(id *spec.Layer) error {
 	if id == nil || len(id.Passwd)+len(id.Group) == 0 {
 		return nil
 	}
-	if err := unix.Mount("chos-identity", IdentityDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=64m"); err != nil {
-		return fmt.Errorf("mounting a tmpfs on %s: %w", IdentityDir, err)
+	if err := unix.Mount("chos-identity", spec.LayerDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=64m"); err != nil {
+		return fmt.Errorf("mounting a tmpfs on %s: %w", spec.LayerDir, err)
 	}
 	for _, f := range []struct {
 		name  string
@@ -40,12 +38,12 @@ func applyIdentity(id *Identity) error {
 		if len(f.lines) == 0 {
 			continue
 		}
-		if err := extend("/etc/"+f.name, filepath.Join(IdentityDir, f.name), f.lines); err != nil {
+		if err := extend("/etc/"+f.name, filepath.Join(spec.LayerDir, f.name), f.lines); err != nil {
 			return err
 		}
 	}
-	if err := unix.Mount("", IdentityDir, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("making %s read-only: %w", IdentityDir, err)
+	if err := unix.Mount("", spec.LayerDir, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("making %s read-only: %w", spec.LayerDir, err)
 	}
 	return nil
 }
@@ -96,16 +94,16 @@ func extend(file, copyPath string, lines []string) error {
 }
 
 // layerDir keeps the cached identity layers, below the cache directory.
-func (c *Cache) layerDir() string { return filepath.Join(c.Dir, "id") }
+func layerDir(c *spec.Cache) string { return filepath.Join(c.Dir, "id") }
 
-// layerPrefix starts the names of every layer of this view for uid.
-func (c *Cache) layerPrefix(uid int) string {
-	return fileStem(c.Tree) + "." + c.Key + "." + strconv.Itoa(uid) + "."
+// layerPrefix starts the names of every layer of c's view for uid.
+func layerPrefix(c *spec.Cache, uid int) string {
+	return spec.Stem(c.Tree) + "." + c.Key + "." + strconv.Itoa(uid) + "."
 }
 
-// LayerFile is the namespace file of id's layer on this view.
-func (c *Cache) LayerFile(id *Identity) string {
-	return filepath.Join(c.layerDir(), c.layerPrefix(id.UID)+id.Key+".mnt")
+// layerFile is the namespace file of id's layer on c's view.
+func layerFile(c *spec.Cache, id *spec.Layer) string {
+	return filepath.Join(layerDir(c), layerPrefix(c, id.UID)+id.Key+".mnt")
 }
 
 // dropLayers unmounts and removes the layers whose names start with

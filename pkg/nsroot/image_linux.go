@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/loopdev"
+	"github.com/chos-hpc/chos/pkg/spec"
 	"github.com/chos-hpc/chos/pkg/trust"
 )
 
@@ -35,7 +36,7 @@ func CheckImageTrust(image string) error {
 }
 
 // mountImage carries out an OpImage step.
-func mountImage(root *os.File, m Mount, mode Mode) error {
+func mountImage(root *os.File, m spec.Mount, mode Mode) error {
 	if mode == UserNamespace {
 		return mountImageFUSE(root, m)
 	}
@@ -72,7 +73,7 @@ func mountImage(root *os.File, m Mount, mode Mode) error {
 	if m.NoSuid {
 		flags |= unix.MS_NOSUID
 	}
-	err = unix.Mount(dev.Name(), fdPath(dst), "squashfs", flags, "")
+	err = unix.Mount(dev.Name(), fdPath(dst.point), "squashfs", flags, "")
 	switch {
 	case errors.Is(err, unix.ENODEV):
 		return fmt.Errorf("mounting image %s: %w (mount: %w)", m.Source, loopdev.ErrNoSquashfs, err)
@@ -108,7 +109,7 @@ func useImageServer(arg string) bool {
 // connection must be opened in the namespace that mounts it), mounts it,
 // and hands the connection to the parent, which starts squashfuse on it
 // outside this namespace (see imageServer for why).
-func mountImageFUSE(root *os.File, m Mount) error {
+func mountImageFUSE(root *os.File, m spec.Mount) error {
 	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening /dev/fuse to mount image %s with squashfuse: %w%s", m.Source, err, fuseHint(err))
@@ -122,7 +123,7 @@ func mountImageFUSE(root *os.File, m Mount) error {
 	// default_permissions: the kernel checks modes as for any file system;
 	// no allow_other: only the caller's own processes see it.
 	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,default_permissions", fd, os.Getuid(), os.Getgid())
-	if err := unix.Mount(m.Source, fdPath(dst), "fuse.squashfuse", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+	if err := unix.Mount(m.Source, fdPath(dst.point), "fuse.squashfuse", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mounting FUSE for image %s: %w", m.Source, err)
 	}
 	if imageServerFD < 0 {
@@ -161,10 +162,10 @@ func fuseHint(err error) string {
 }
 
 // imageSteps are the OpImage steps of v.
-func imageSteps(v *View) []Mount {
-	var out []Mount
+func imageSteps(v *spec.View) []spec.Mount {
+	var out []spec.Mount
 	for _, m := range v.Mounts {
-		if m.Op == OpImage {
+		if m.Op == spec.OpImage {
 			out = append(out, m)
 		}
 	}

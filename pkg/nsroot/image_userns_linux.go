@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // In user-namespace mode an image is served by squashfuse, run as the
@@ -48,18 +50,18 @@ func FindSquashfuse(hostRoot string) (string, error) {
 // imageServer starts squashfuse for the images a user-namespace child
 // mounts.
 type imageServer struct {
-	steps []Mount
+	steps []spec.Mount
 	prog  string // squashfuse, below steps' HostRoot
 	here  *os.File
 	child *os.File // the child's end, fd imageServerFD there
 	// hidden are the descriptors serve made close-on-exec.
-	hidden   []int
-	mu       sync.Mutex
-	failures []string // what squashfuse said when it ended badly
+	hidden []int
+	mu     sync.Mutex
+	failed []string // what squashfuse said when it ended badly
 }
 
 // newImageServer prepares the server of v's images; nil when v has none.
-func newImageServer(v *View) (*imageServer, error) {
+func newImageServer(v *spec.View) (*imageServer, error) {
 	steps := imageSteps(v)
 	if len(steps) == 0 {
 		return nil, nil
@@ -151,7 +153,7 @@ func (s *imageServer) receive() (string, *os.File, error) {
 // one of the plan's images. squashfuse reads the image through a
 // descriptor opened here, so that the file served is the one checked.
 func (s *imageServer) start(image string, fuse *os.File) error {
-	var step *Mount
+	var step *spec.Mount
 	for i := range s.steps {
 		if s.steps[i].Source == image {
 			step = &s.steps[i]
@@ -194,24 +196,26 @@ func (s *imageServer) start(image string, fuse *os.File) error {
 		// Reaped here while chos lives; by init after.
 		if err := cmd.Wait(); err != nil {
 			s.mu.Lock()
-			s.failures = append(s.failures, fmt.Sprintf("%s serving %s: %v: %s", filepath.Base(s.prog), image, err, firstLine(stderr.String())))
+			s.failed = append(s.failed, fmt.Sprintf("%s serving %s: %v: %s", filepath.Base(s.prog), image, err, firstLine(stderr.String())))
 			s.mu.Unlock()
 		}
 	}()
 	return nil
 }
 
-// report prints what squashfuse said if it ended badly while the launch
+// failures are what squashfuse said if it ended badly while the launch
 // ran (the child reported its own error already).
-func (s *imageServer) report() {
+func (s *imageServer) failures() []spec.Note {
 	if s == nil {
-		return
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, f := range s.failures {
-		fmt.Fprintln(os.Stderr, "chos: "+f)
+	var notes []spec.Note
+	for _, f := range s.failed {
+		notes = append(notes, spec.Warning("%s", f))
 	}
+	return notes
 }
 
 // close ends the server's side (squashfuse goes on).

@@ -19,7 +19,8 @@ import (
 // things do not, and are recorded when chos starts and put back just
 // before the command is executed: the signals the caller ignored and the
 // signal mask, which the Go runtime takes over before main runs, and a
-// soft stack limit above 8 MiB, which the kernel caps on a setuid exec.
+// soft stack limit above 8 MiB, which the kernel caps on a setuid exec
+// (where it can be known: see callersStack).
 
 var start Inherited
 
@@ -146,29 +147,68 @@ func (in *Inherited) apply() error {
 // on a setuid exec (_STK_LIM, fs/exec.c), losing the caller's.
 const stackCap = 8 << 20
 
-// stackBeforeSetuidExec guesses the soft stack limit the caller had when
-// the setuid exec of chos capped it, or returns 0 to leave it. The rule:
-// after a setuid exec (AT_SECURE) whose soft limit is exactly the cap, the
-// parent process's soft limit is taken when it is above the cap and within
-// chos's hard limit (which the cap does not change). So a job inherits the
-// `ulimit -s` of the shell that starts chos; a caller that set its own
-// limit before executing chos in place (`ulimit -s X; exec chos`) gets its
-// parent's, or the cap.
+// stackBeforeSetuidExec gives the soft stack limit the caller had when a
+// setuid exec of chos capped it, where it can be known, or 0 to leave the
+// limit as it is (see callersStack).
 func stackBeforeSetuidExec() uint64 {
 	if !secureExec() {
 		return 0
 	}
 	var own unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_STACK, &own); err != nil || own.Cur != stackCap {
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &own); err != nil {
 		return 0
 	}
-	// (/proc/PID/limits is world-readable; prlimit(2) of another user's
-	// process needs CAP_SYS_RESOURCE)
-	parent, ok := softStackLimit(fmt.Sprintf("/proc/%d/limits", os.Getppid()))
-	if !ok || parent <= stackCap || parent > own.Max {
+	// (/proc/PID/limits and status are world-readable; prlimit(2) of
+	// another user's process needs CAP_SYS_RESOURCE)
+	ppid := os.Getppid()
+	limit, ok := softStackLimit(fmt.Sprintf("/proc/%d/limits", ppid))
+	if !ok {
 		return 0
 	}
-	return parent
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", ppid))
+	return callersStack(own, stackParent{limit: limit, asCaller: runsAs(status, os.Getuid())})
+}
+
+// stackParent is what the soft stack limit rule knows of chos's parent.
+type stackParent struct {
+	limit    uint64 // its soft stack limit
+	asCaller bool   // its real, effective and saved uids are the caller's
+}
+
+// callersStack is the rule. A setuid exec lowers a soft stack limit above
+// 8 MiB to 8 MiB, so chos (own: its limits after the exec) has exactly
+// that when the caller had that much or more, and the caller's is lost:
+// then chos takes its parent's soft limit, when the parent runs as the
+// caller (the shell that started chos, whose `ulimit -s` the caller
+// inherited) and the limit is above 8 MiB and within chos's hard limit,
+// which the exec keeps. Raising a soft limit up to the hard limit is the
+// user's own right. A parent of another user is not asked: root's daemons
+// set the limits of a child after forking it (slurmstepd sets a task's to
+// those srun propagated, and removes SLURM_RLIMIT_* from its environment),
+// so its own says nothing of the caller's, and would often raise it (slurmd
+// is started with LimitSTACK=infinity). The one case left: a process that
+// set its own soft limit above 8 MiB and then executed chos in place
+// (Python's os.execvp after setrlimit, `ulimit -s X; exec chos`, a Slurm
+// task, a job of cron's that sh -c executes in place) gets its parent's
+// limit if that parent runs as the caller, else 8 MiB. 0: leave it.
+func callersStack(own unix.Rlimit, parent stackParent) uint64 {
+	if own.Cur != stackCap || !parent.asCaller || parent.limit <= stackCap || parent.limit > own.Max {
+		return 0
+	}
+	return parent.limit
+}
+
+// runsAs says whether a /proc/PID/status file is of a process whose real,
+// effective and saved uids are all uid.
+func runsAs(status []byte, uid int) bool {
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			want := strconv.Itoa(uid)
+			return len(f) >= 3 && f[0] == want && f[1] == want && f[2] == want
+		}
+	}
+	return false
 }
 
 // softStackLimit reads the soft stack limit from a /proc/PID/limits file.

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // startProbeEnv makes the test binary print what RecordStart recorded and
@@ -71,20 +73,20 @@ func TestSignalSetIsTheKernelsLayout(t *testing.T) {
 // The plan reaches the user-namespace child byte for byte; JSON, which it
 // crossed as before, turns bytes that are not UTF-8 into U+FFFD.
 func TestPlanCrossesToTheChildByteForByte(t *testing.T) {
-	p := Plan{View: View{Tree: "el7", Mounts: []Mount{{Op: OpBind, Source: "/srv/\xff", Target: "/x\xfe"}}},
-		Process: Process{Dir: "/home/a/\xff\x01dir", DirID: &FileID{Dev: 1, Ino: 2},
-			Path: "printf", Argv: []string{"printf", "%s", "\xff", ""}, Env: []string{"A=\xff\xfe", "", "NOEQUALS", "A=2"},
-			Inherit: Inherited{Recorded: true, Ignored: SignalSet(0).With(13), Blocked: SignalSet(0).With(10), StackLimit: unix.RLIM_INFINITY}}}
-	got, err := decodePlan(encodePlan(&p))
-	if err != nil {
+	p := childRequest{Plan: spec.Plan{View: spec.View{Tree: "el7", Mounts: []spec.Mount{{Op: spec.OpBind, Source: "/srv/\xff", Target: "/x\xfe"}}},
+		Process: spec.Process{Dir: "/home/a/\xff\x01dir", DirID: &spec.FileID{Dev: 1, Ino: 2},
+			Path: "printf", Argv: []string{"printf", "%s", "\xff", ""}, Env: []string{"A=\xff\xfe", "", "NOEQUALS", "A=2"}}},
+		Inherit: Inherited{Recorded: true, Ignored: SignalSet(0).With(13), Blocked: SignalSet(0).With(10), StackLimit: unix.RLIM_INFINITY}}
+	var got childRequest
+	if err := got.decode(p.encode()); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(*got, p) {
+	if !reflect.DeepEqual(got, p) {
 		t.Errorf("the encoding changed the plan:\n got %+v\nwant %+v", got, p)
 	}
 	// control: the comparison sees what JSON does to it
 	data, _ := json.Marshal(&p)
-	var viaJSON Plan
+	var viaJSON childRequest
 	json.Unmarshal(data, &viaJSON)
 	if reflect.DeepEqual(viaJSON, p) {
 		t.Error("JSON kept the bytes too: the test proves nothing")
@@ -144,6 +146,49 @@ func TestSoftStackLimitReadsProcLimits(t *testing.T) {
 		os.WriteFile(file, []byte(content), 0o644)
 		if got, ok := softStackLimit(file); !ok || got != want {
 			t.Errorf("%q: %d, %v; want %d", strings.TrimSpace(content), got, ok, want)
+		}
+	}
+}
+
+// The soft stack limit a setuid exec capped at 8 MiB is the parent's when
+// the parent runs as the caller, above the cap and within the hard limit;
+// never another user's parent's, which sets its children's limits itself.
+func TestCallersStackRule(t *testing.T) {
+	const inf = unix.RLIM_INFINITY
+	capped := unix.Rlimit{Cur: stackCap, Max: inf}
+	for _, tc := range []struct {
+		name   string
+		own    unix.Rlimit
+		parent stackParent
+		want   uint64
+	}{
+		{"the caller's shell has unlimited", capped, stackParent{inf, true}, inf},
+		{"the caller's shell has 64 MiB", capped, stackParent{64 << 20, true}, 64 << 20},
+		{"not capped: below 8 MiB", unix.Rlimit{Cur: 4 << 20, Max: inf}, stackParent{inf, true}, 0},
+		{"the parent's is the cap too", capped, stackParent{stackCap, true}, 0},
+		{"the parent's is lower", capped, stackParent{4 << 20, true}, 0},
+		{"above the hard limit, which the exec kept", unix.Rlimit{Cur: stackCap, Max: 32 << 20}, stackParent{64 << 20, true}, 0},
+		{"root's parent (slurmstepd of slurmd with LimitSTACK=infinity)", capped, stackParent{inf, false}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := callersStack(tc.own, tc.parent); got != tc.want {
+				t.Errorf("callersStack = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunsAs(t *testing.T) {
+	for status, want := range map[string]bool{
+		"Name:\tsh\nUid:\t1000\t1000\t1000\t1000\n":      true,
+		"Uid:\t1000\t0\t0\t0\n":                          false, // setuid root
+		"Uid:\t0\t0\t0\t0\n":                             false,
+		"Uid:\t1000\t1000\t0\t1000\n":                    false, // keeps root's saved uid
+		"Name:\tx\n":                                     false,
+		"Uid:\t10000\t10000\t10000\t10000\nGid:\t1000\n": false,
+	} {
+		if got := runsAs([]byte(status), 1000); got != want {
+			t.Errorf("runsAs(%q, 1000) = %v, want %v", status, got, want)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // A launch enters a kept view (keeper_linux.go) by joining the keeper's
@@ -78,9 +80,8 @@ type joinSpec struct {
 	argv, envv []*byte // each ends with nil
 	ignored    SignalSet
 	blocked    SignalSet
-	stack      uint64 // soft RLIMIT_STACK to restore (0: leave it)
-	nofile     unix.Rlimit
-	setNofile  bool
+	stack      uint64      // soft RLIMIT_STACK to restore (0: leave it)
+	nofile     unix.Rlimit // what chos was started with (callerNofile)
 	capHdr     unix.CapUserHeader
 	capData    [2]unix.CapUserData
 	sigIgn     sigaction
@@ -88,14 +89,11 @@ type joinSpec struct {
 
 // prepareJoin lays out the child's work for p, joining the namespaces open
 // at user and mnt.
-func prepareJoin(p *Plan, user, mnt int, report int, nofile *unix.Rlimit) (*joinSpec, []string, error) {
+func prepareJoin(p *spec.Plan, user, mnt int, report int, nofile unix.Rlimit) (*joinSpec, []string, error) {
 	s := &joinSpec{userNS: uintptr(user), mntNS: uintptr(mnt), report: uintptr(report),
-		ppid: uintptr(unix.Getpid()), ignored: p.Inherit.Ignored, blocked: p.Inherit.Blocked,
-		stack: p.Inherit.StackLimit, sigIgn: sigaction{sigIgn}}
+		ppid: uintptr(unix.Getpid()), ignored: start.Ignored, blocked: start.Blocked,
+		stack: start.StackLimit, sigIgn: sigaction{sigIgn}, nofile: nofile}
 	s.capHdr.Version = unix.LINUX_CAPABILITY_VERSION_3
-	if nofile != nil {
-		s.nofile, s.setNofile = *nofile, true
-	}
 	var err error
 	if s.dir, err = unix.BytePtrFromString(p.Dir); err != nil {
 		return nil, nil, err
@@ -310,7 +308,7 @@ func joinChild(s *joinSpec) {
 	// The open file limit the Go runtime raised for itself (package
 	// syscall's rlimit.go), back as ForkExec and Exec put it, unless
 	// someone changed it since.
-	if s.setNofile {
+	{
 		if _, _, e = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&lim)), 0, 0); e != 0 ||
 			(lim.Cur == s.nofile.Max-1 && lim.Max == s.nofile.Max) {
 			syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(&s.nofile)), 0, 0, 0)
@@ -344,7 +342,7 @@ var atFDCWD = func() uintptr { fd := unix.AT_FDCWD; return uintptr(fd) }()
 // joinError is how Launch would have reported where the child stopped.
 // private, when not empty, says why the launch builds a view of its own
 // instead.
-func joinError(p *Plan, cands []string, rep joinReport) (lerr *LaunchError, private string) {
+func joinError(p *spec.Plan, cands []string, rep joinReport) (lerr *LaunchError, private string) {
 	errno := syscall.Errno(rep.Errno)
 	cand := func() string {
 		if rep.Index >= 0 && int(rep.Index) < len(cands) {
@@ -360,7 +358,7 @@ func joinError(p *Plan, cands []string, rep joinReport) (lerr *LaunchError, priv
 	case joinDir:
 		var err error = errno
 		if rep.Errno == 0 {
-			err = &errOtherDir{FileID{rep.Dev, rep.Ino}, *p.DirID}
+			err = &errOtherDir{spec.FileID{Dev: rep.Dev, Ino: rep.Ino}, *p.DirID}
 		}
 		return failed("working directory %s is not available in tree %s: %w", p.Dir, p.Tree, err), ""
 	case joinNotFound:
@@ -389,7 +387,7 @@ func joinError(p *Plan, cands []string, rep joinReport) (lerr *LaunchError, priv
 	case joinSignals:
 		return failed("ignoring signal %d as the caller did: %w", rep.Index, errno), ""
 	case joinLimit:
-		return failed("restoring the soft stack limit %d: %w", p.Inherit.StackLimit, errno), ""
+		return failed("restoring the soft stack limit %d: %w", start.StackLimit, errno), ""
 	case joinMask:
 		return failed("restoring the signal mask: %w", errno), ""
 	}

@@ -1,74 +1,19 @@
+//go:build chos_linkname && !mips && !mipsle && !mips64 && !mips64le
+
 package nsroot
 
 import (
-	"bufio"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
-
-// holderEnv makes the test binary a holder of namespaces (see TestMain):
-// in the user and mount namespace it was started in, it mounts a tmpfs on
-// the directory the variable names, writes holderMark there, says "ready"
-// and waits.
-const holderEnv = "CHOS_NSROOT_NS_HOLDER"
-
-const holderMark = "only in the joined view\n"
-
-func runHolder(dir string) {
-	if err := unix.Mount("holder", dir, "tmpfs", 0, "mode=0755"); err != nil {
-		os.Stdout.WriteString("mount: " + err.Error() + "\n")
-		os.Exit(1)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "mark"), []byte(holderMark), 0o644); err != nil {
-		os.Stdout.WriteString("write: " + err.Error() + "\n")
-		os.Exit(1)
-	}
-	os.Stdout.WriteString("ready\n")
-	time.Sleep(time.Hour)
-}
-
-// holdNamespaces starts a holder in a user and mount namespace of its own
-// (mapping this process's ids to themselves, as a keeper's) and returns
-// descriptors of its namespaces and the directory only they show marked.
-func holdNamespaces(t *testing.T) (user, mnt int, dir string) {
-	t.Helper()
-	dir = t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holderEnv+"="+dir)
-	cmd.SysProcAttr = ownNamespaces()
-	cmd.SysProcAttr.Pdeathsig = 0
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting a namespace holder (user namespaces allowed?): %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("the namespace holder said %q", line)
-	}
-	for _, ns := range []struct {
-		fd   *int
-		name string
-	}{{&user, "user"}, {&mnt, "mnt"}} {
-		fd, err := unix.Open("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/ns/"+ns.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Close(fd) })
-		*ns.fd = fd
-	}
-	return user, mnt, dir
-}
 
 // A command started by forkJoin runs in the joined namespaces, and where it
 // cannot run, says so as Launch does (status and message), or asks for a
@@ -84,17 +29,19 @@ func TestJoinedCommandRunsInTheNamespacesOrSaysWhyNot(t *testing.T) {
 	if err := unix.Stat("/", &here); err != nil {
 		t.Fatal(err)
 	}
-	nofile, _ := startNofile()
-	plan := func(path string, argv ...string) *Plan {
-		p := &Plan{View: View{Tree: "joined"}}
+	nofile, known := callerNofile()
+	if !known {
+		t.Fatal("the open file limit this process was started with is unknown (built without chos_linkname?)")
+	}
+	plan := func(path string, argv ...string) *spec.Plan {
+		p := &spec.Plan{View: spec.View{Tree: "joined"}}
 		p.Dir, p.Path, p.Argv = "/", path, append([]string{path}, argv...)
 		p.Env = []string{"PATH=/usr/bin:/bin"}
-		p.Inherit = StartState()
 		return p
 	}
 	for _, c := range []struct {
 		name    string
-		p       *Plan
+		p       *spec.Plan
 		status  int    // 0: it ran
 		message string // Launch's
 		private bool
@@ -107,16 +54,16 @@ func TestJoinedCommandRunsInTheNamespacesOrSaysWhyNot(t *testing.T) {
 		{name: "a directory", p: plan("/"), status: StatusNotExecutable, message: "/: is a directory"},
 		{name: "not executable", p: plan(dir + "/mark"), status: StatusNotExecutable,
 			message: dir + "/mark: permission denied"},
-		{name: "working directory missing", p: func() *Plan { p := plan("true"); p.Dir = "/chos/no/such/dir"; return p }(),
+		{name: "working directory missing", p: func() *spec.Plan { p := plan("true"); p.Dir = "/chos/no/such/dir"; return p }(),
 			status: StatusFailed, message: "working directory /chos/no/such/dir is not available in tree joined: no such file or directory"},
-		{name: "working directory is another", p: func() *Plan {
+		{name: "working directory is another", p: func() *spec.Plan {
 			p := plan("true")
-			p.DirID = &FileID{Dev: here.Dev, Ino: here.Ino + 1}
+			p.DirID = &spec.FileID{Dev: here.Dev, Ino: here.Ino + 1}
 			return p
 		}(), private: true},
-		{name: "control: the working directory is the one", p: func() *Plan {
+		{name: "control: the working directory is the one", p: func() *spec.Plan {
 			p := plan("true")
-			p.DirID = &FileID{Dev: here.Dev, Ino: here.Ino}
+			p.DirID = &spec.FileID{Dev: here.Dev, Ino: here.Ino}
 			return p
 		}()},
 	} {
@@ -187,12 +134,16 @@ func TestJoinedCommandGetsWhatExecKeeps(t *testing.T) {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	nofile, known := startNofile()
-	p := &Plan{View: View{Tree: "joined"}}
+	nofile, known := callerNofile()
+	if !known {
+		t.Fatal("the open file limit this process was started with is unknown (built without chos_linkname?)")
+	}
+	p := &spec.Plan{View: spec.View{Tree: "joined"}}
 	p.Dir, p.Path, p.Env = "/", "/bin/sh", []string{"PATH=/usr/bin:/bin"}
 	p.Argv = []string{"sh", "-c", "{ ls /proc/self/fd; echo --; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|SigIgn)' /proc/self/status; ulimit -Sn; } > " + out}
-	p.Inherit = StartState()
-	p.Inherit.Ignored = p.Inherit.Ignored.With(int(syscall.SIGUSR2))
+	saved := start
+	defer func() { start = saved }()
+	start.Ignored = start.Ignored.With(int(syscall.SIGUSR2))
 	pid, lerr, private, err := startJoined(p, user, mnt, nofile)
 	if err != nil || lerr != nil || private != "" {
 		t.Fatalf("%v %v %q", err, lerr, private)
@@ -238,16 +189,7 @@ func TestJoinedCommandGetsWhatExecKeeps(t *testing.T) {
 	if len(listed) != len(inherited)+1 {
 		t.Errorf("the command has descriptors %v, want %v and the one ls reads", listed, inherited)
 	}
-	if !known {
-		// (Built without chos_linkname, with a soft limit the runtime
-		// raised: RunInUserNS then never joins a kept view.)
-		t.Logf("the soft open file limit this process was started with is unknown: not checked")
-		return
-	}
-	wantLimit := lim.Cur
-	if nofile != nil {
-		wantLimit = nofile.Cur
-	}
+	wantLimit := nofile.Cur
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	if last := lines[len(lines)-1]; last != strconv.Itoa(int(wantLimit)) && !(wantLimit == unix.RLIM_INFINITY && last == "unlimited") {
 		t.Errorf("the command's soft open file limit is %s, want %d (this process's is %d)", last, wantLimit, lim.Cur)

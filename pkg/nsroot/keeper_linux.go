@@ -7,10 +7,13 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // In user-namespace mode a view is the user's own: a user namespace mapping
@@ -52,7 +55,7 @@ func IsKeeper(args []string) bool { return len(args) >= 2 && args[1] == keeperAr
 
 // KeeperIdle is how long a keeper keeps its view after the last launch
 // using it ended.
-const KeeperIdle = 10 * time.Second
+const KeeperIdle = spec.KeptFor
 
 // The keeper's descriptors: its request (the view), its result, the
 // mount namespace its view's binds come from (pinned), and the image
@@ -71,15 +74,15 @@ const keeperJoinTimeout = 5 * time.Second
 
 // KeeperAddress is the abstract socket name of the keeper of view c for
 // uid.
-func KeeperAddress(c *Cache, uid int) string {
-	return "@chos-userns/" + strconv.Itoa(uid) + "/" + fileStem(c.Tree) + "." + c.Key
+func KeeperAddress(c *spec.Cache, uid int) string {
+	return "@chos-userns/" + strconv.Itoa(uid) + "/" + spec.Stem(c.Tree) + "." + c.Key
 }
 
 // keptView is a joined keeper: its namespaces, and the connection the
 // launch holds while its command runs.
 type keptView struct {
 	conn, user, mnt int
-	notes           []string
+	notes           []spec.Note
 }
 
 func (k *keptView) close() {
@@ -96,14 +99,14 @@ var errNoKeeper = errors.New("no keeper")
 // it took the name first, or something is amiss, which the notes say):
 // the launch builds a view of its own. An error is a build that failed:
 // the launch fails as it would have building the view itself.
-func startAndJoinKeeper(p *Plan, images *imageServer) (*keptView, []string, error) {
+func startAndJoinKeeper(p *spec.Plan, images *imageServer) (*keptView, []spec.Note, error) {
 	res, err := startKeeper(p, images)
 	if err != nil || res.Private {
 		return nil, res.Notes, err
 	}
 	k, err := dialKeeper(KeeperAddress(p.Cache, os.Getuid()))
 	if err != nil {
-		return nil, []string{fmt.Sprintf("not joining the kept view of tree %s: %v", p.Tree, err)}, nil
+		return nil, []spec.Note{spec.Notef("not joining the kept view of tree %s: %v", p.Tree, err)}, nil
 	}
 	return k, nil, nil // (the build's notes come with the keeper's answer)
 }
@@ -154,7 +157,7 @@ func dialKeeper(addr string) (*keptView, error) {
 	}
 	k := &keptView{conn: conn, user: fds[0], mnt: fds[1]}
 	r := &wireReader{b: buf[:n]}
-	k.notes = r.strs()
+	k.notes = r.notes()
 	if err := r.done("the keeper's answer"); err != nil {
 		k.close()
 		return nil, err
@@ -220,7 +223,7 @@ func checkKeptNamespaces(user, mnt int) error {
 
 // startKeeper starts the keeper of p's view and waits until it serves (or
 // says that it will not).
-func startKeeper(p *Plan, images *imageServer) (res builderResult, err error) {
+func startKeeper(p *spec.Plan, images *imageServer) (res builderResult, err error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return res, fmt.Errorf("starting a keeper: %w", err)
@@ -265,7 +268,7 @@ func startKeeper(p *Plan, images *imageServer) (res builderResult, err error) {
 	images.serve()
 	defer images.inheritAgain()
 	go func() {
-		req := builderRequest{View: p.View, Identity: p.Identity}
+		req := builderRequest{View: p.View, Layer: p.Layer}
 		inW.Write(req.encode())
 		inW.Close()
 	}()
@@ -276,7 +279,7 @@ func startKeeper(p *Plan, images *imageServer) (res builderResult, err error) {
 	if err != nil {
 		// Gone without a word: the launch builds its own.
 		res.Private = true
-		res.Notes = append(res.Notes, fmt.Sprintf("the keeper of tree %s ended before it served: %v", p.Tree, err))
+		res.Notes = append(res.Notes, spec.Notef("the keeper of tree %s ended before it served: %v", p.Tree, err))
 		return res, nil
 	}
 	if res.Err != "" {
@@ -347,13 +350,10 @@ func RunKeeper(args []string) int {
 	}
 	if err != nil {
 		res.Private = true
-		res.Notes = []string{fmt.Sprintf("not keeping the view of tree %s: %v", v.Tree, err)}
+		res.Notes = []spec.Note{spec.Notef("not keeping the view of tree %s: %v", v.Tree, err)}
 		return report(0)
 	}
-	notes, err := assemble(v, UserNamespace)
-	if err == nil && v.RootSource == "" {
-		err = applyIdentity(req.Identity)
-	}
+	notes, err := enterView(v, req.Layer, UserNamespace)
 	if err == nil {
 		// Nothing in the view may change it from now on: neither this
 		// process nor the launches (which drop theirs before their
@@ -373,17 +373,17 @@ func RunKeeper(args []string) int {
 	mnt, err2 := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err := errors.Join(err1, err2); err != nil {
 		res.Private = true
-		res.Notes = []string{fmt.Sprintf("not keeping the view of tree %s: opening its namespaces: %v", v.Tree, err)}
+		res.Notes = []spec.Note{spec.Notef("not keeping the view of tree %s: opening its namespaces: %v", v.Tree, err)}
 		return report(0)
 	}
 	if err := unix.Listen(lis, 128); err != nil {
 		res.Private = true
-		res.Notes = []string{fmt.Sprintf("not keeping the view of tree %s: %v", v.Tree, err)}
+		res.Notes = []spec.Note{spec.Notef("not keeping the view of tree %s: %v", v.Tree, err)}
 		return report(0)
 	}
 	report(0)
 	w := &wireWriter{}
-	w.strs(notes)
+	w.notes(notes)
 	serveKept(lis, user, mnt, w.b)
 	return 0
 }
@@ -405,14 +405,34 @@ func serveKept(lis, user, mnt int, answer []byte) {
 		}
 	})
 	uid := os.Getuid()
+	// Accepted through the runtime's poller: no thread waits for them.
+	var listener syscall.RawConn
+	if unix.SetNonblock(lis, true) == nil {
+		listener, _ = os.NewFile(uintptr(lis), "keeper").SyscallConn()
+	}
+	accept := func() (int, error) {
+		if listener == nil {
+			conn, _, err := unix.Accept4(lis, unix.SOCK_CLOEXEC)
+			return conn, err
+		}
+		conn, aerr := -1, error(nil)
+		err := listener.Read(func(fd uintptr) bool {
+			conn, _, aerr = unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
+			return !errors.Is(aerr, unix.EAGAIN)
+		})
+		if err != nil {
+			return -1, err
+		}
+		return conn, aerr
+	}
 	go func() {
 		for {
-			conn, _, err := unix.Accept4(lis, unix.SOCK_CLOEXEC)
+			conn, err := accept()
 			if err != nil {
 				if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
 					continue
 				}
-				return // (closed)
+				return // (shut down)
 			}
 			cred, err := unix.GetsockoptUcred(conn, unix.SOL_SOCKET, unix.SO_PEERCRED)
 			if err != nil || int(cred.Uid) != uid {

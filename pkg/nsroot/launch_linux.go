@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/inroot"
+	"github.com/chos-hpc/chos/pkg/spec"
 	"github.com/chos-hpc/chos/pkg/trust"
 )
 
@@ -51,46 +52,59 @@ func failed(format string, args ...any) *LaunchError {
 	return &LaunchError{Status: StatusFailed, Err: fmt.Errorf(format, args...)}
 }
 
-// Launch carries out p and replaces the process with its command: same PID,
-// so the command's exit status and signals are chos's. It returns only when
-// the command could not be started. The caller must hold the OS thread
-// locked (namespace and credential changes apply to the calling thread, and
-// the exec must happen from that same thread).
-func Launch(p *Plan, mode Mode) *LaunchError {
-	if !p.Inherit.Recorded {
-		p.Inherit = start
-	}
+// Ready is a process that has carried out a plan up to its exec: in the
+// view, with the command's credentials and working directory, the program
+// found.
+type Ready struct {
+	p    *spec.Plan
+	prog string
+}
+
+// Enter carries out p up to the exec of its command, which Exec does: in
+// between, the entry path shows the notes (this package prints nothing).
+// The caller must hold the OS thread locked (namespace and credential
+// changes apply to the calling thread, and the exec must happen from that
+// same thread).
+func Enter(p *spec.Plan, mode Mode) (*Ready, []spec.Note, *LaunchError) {
+	var notes []spec.Note
+	var callerLimits limitSet
 	if mode == Privileged {
 		if err := holdPrivilege(); err != nil {
-			return failed("%w", err)
+			return nil, nil, failed("%w", err)
+		}
+		var err error
+		if callerLimits, err = useChosLimits(); err != nil {
+			return nil, nil, failed("%w", err)
 		}
 	}
 	if !p.Host {
-		notes, err := enterViewShowingDir(p, mode)
-		if p.Verbose {
-			printNotes(notes)
-		}
+		var err error
+		notes, err = enterViewShowingDir(p, mode)
 		if err != nil {
-			return failed("setting up tree %s: %w", p.Tree, err)
+			return nil, notes, failed("setting up tree %s: %w", p.Tree, err)
 		}
 	}
 	switch mode {
 	case Privileged:
+		// (while root: a hard limit chos lowered goes up again)
+		if err := restoreLimits(callerLimits); err != nil {
+			return nil, notes, failed("%w", err)
+		}
 		if err := setCredentials(p.Creds); err != nil {
-			return failed("switching to uid %d: %w", p.Creds.UID, err)
+			return nil, notes, failed("switching to uid %d: %w", p.Creds.UID, err)
 		}
 	case UserNamespace:
 		// The ids are already the caller's (mapped to themselves); what
 		// the namespace gave must not reach the command.
 		if err := dropCapabilities(); err != nil {
-			return failed("%w", err)
+			return nil, notes, failed("%w", err)
 		}
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return failed("setting no_new_privs: %w", err)
+			return nil, notes, failed("setting no_new_privs: %w", err)
 		}
 	}
 	if err := enterDir(p); err != nil {
-		return failed("%w", err)
+		return nil, notes, failed("%w", err)
 	}
 	prog, lerr := lookPath(p.Path, envValue(p.Env, "PATH"))
 	if lerr != nil {
@@ -98,19 +112,27 @@ func Launch(p *Plan, mode Mode) *LaunchError {
 			// (the PATH searched is the tree's, not the host's)
 			lerr.Err = fmt.Errorf("%w in tree %s", lerr.Err, p.Tree)
 		}
-		return lerr
+		return nil, notes, lerr
 	}
-	if err := p.Inherit.apply(); err != nil {
+	return &Ready{p: p, prog: prog}, notes, nil
+}
+
+// Exec replaces the process with the command: same PID, so the command's
+// exit status and signals are chos's, and what chos was started with
+// (RecordStart) restored. It returns only when the command could not be
+// started.
+func (r *Ready) Exec() *LaunchError {
+	if err := start.apply(); err != nil {
 		return failed("%w", err)
 	}
-	err := unix.Exec(prog, p.Argv, p.Env)
+	err := unix.Exec(r.prog, r.p.Argv, r.p.Env)
 	status := StatusNotExecutable
 	if errors.Is(err, unix.ENOENT) {
 		// The file exists, so its interpreter or loader is what is missing.
 		status = StatusNotFound
 		err = fmt.Errorf("%w (its interpreter or dynamic loader is missing in the tree)", err)
 	}
-	return &LaunchError{Status: status, Err: fmt.Errorf("executing %s: %w", prog, err)}
+	return &LaunchError{Status: status, Err: fmt.Errorf("executing %s: %w", r.prog, err)}
 }
 
 // holdPrivilege prepares a process that runs with root's rights for acting
@@ -132,16 +154,33 @@ func holdPrivilege() error {
 // EnterView puts the calling thread (locked) in the mount namespace of v,
 // with id's identity layer on top (nil for none): the cached one where v
 // has a cache and chos is privileged, else a private one built for this
-// process. It returns the optional steps that were skipped, for --verbose.
-func EnterView(v *View, id *Identity, mode Mode) (notes []string, err error) {
+// process. Its notes say what was skipped or could not be cached. With
+// privilege, the process keeps chos's resource limits afterwards: for
+// `chos prepare`, whose process ends with its work.
+func EnterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err error) {
+	if mode == Privileged {
+		if err := takeChosLimits(); err != nil {
+			return nil, err
+		}
+	}
+	return enterView(v, id, mode)
+}
+
+// enterView is EnterView with the process's limits as they are. With
+// privilege, every view is built by a builder (builder_linux.go), never
+// by this process, which its user may stop.
+func enterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err error) {
 	if mode == Unprivileged {
 		return nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
 	}
 	if id != nil && len(id.Passwd)+len(id.Group) == 0 {
 		id = nil
 	}
-	if v.Cache != nil && mode == Privileged {
-		return enterCachedView(v, id)
+	if mode == Privileged {
+		if v.Cache != nil {
+			return enterCachedView(v, id)
+		}
+		return enterBuiltView(v, id)
 	}
 	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
 		return notes, err
@@ -149,16 +188,10 @@ func EnterView(v *View, id *Identity, mode Mode) (notes []string, err error) {
 	return notes, applyIdentity(id)
 }
 
-func printNotes(notes []string) {
-	for _, n := range notes {
-		fmt.Fprintln(os.Stderr, "chos: note: "+n)
-	}
-}
-
 // assemble builds the view on v.Root in a new mount namespace and makes it
 // the root.
-func assemble(v *View, mode Mode) (notes []string, err error) {
-	if err := v.Finish(); err != nil {
+func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
+	if err := completeView(v, mode); err != nil {
 		return nil, err
 	}
 	// CLONE_NEWNS implies CLONE_FS: this thread gets its own root and cwd.
@@ -184,7 +217,7 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 	if mode == Privileged {
 		opts += ",uid=0,gid=0" // not the caller's, whose ids a user namespace may not map
 	}
-	if err := unix.Mount(MountSource(v.Tree), v.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+	if err := unix.Mount(spec.MountSource(v.Tree), v.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return nil, fmt.Errorf("mounting tmpfs on %s: %w", v.Root, err)
 	}
 	root, err := os.OpenFile(v.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -200,40 +233,44 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 	for _, m := range v.Mounts {
 		var err error
 		switch m.Op {
-		case OpBind:
+		case spec.OpBind:
 			if err = checked(m); err == nil {
 				err = bind(root, m)
 			}
-		case OpSymlink:
+		case spec.OpSymlink:
 			err = symlink(root, m)
-		case OpMkdir:
+		case spec.OpMkdir:
 			var h *os.File
 			if h, err = inroot.MkdirAll(root, m.Target, 0o755); err == nil {
 				h.Close()
 			}
-		case OpFile:
+		case spec.OpFile:
 			err = addFile(root, m)
-		case OpImage:
+		case spec.OpImage:
 			err = mountImage(root, m, mode)
-		case OpOverlay:
+		case spec.OpOverlay:
 			if err = checked(m); err == nil {
 				err = overlay(root, m)
 			}
 			if errors.Is(err, errNoOverlay) {
-				notes = append(notes, fmt.Sprintf("%v: %s shows the tree's own, without the files chos adds", err, m.Target))
-				err = bind(root, Mount{Op: OpBind, Source: m.Source, Target: m.Target, Recursive: true,
+				notes = append(notes, spec.Notef("%v: %s shows the tree's own, without the files chos adds", err, m.Target))
+				err = bind(root, spec.Mount{Op: spec.OpBind, Source: m.Source, Target: m.Target, Recursive: true,
 					ReadOnly: true, NoSuid: m.NoSuid, NoDev: m.NoDev, NoFollow: true, InView: m.InView, Why: m.Why})
 			}
 		default:
 			err = fmt.Errorf("unknown step %q", m.Op)
 		}
 		if errors.Is(err, errSkipped) {
-			notes = append(notes, fmt.Sprintf("skipped optional %s %s -> %s (%s): missing on the host or in the tree", m.Op, m.Source, m.Target, m.Why))
+			notes = append(notes, spec.Notef("skipped optional %s %s -> %s (%s): missing on the host or in the tree", m.Op, m.Source, m.Target, m.Why))
 			continue
 		}
 		var untrusted *untrustedSource
 		if errors.As(err, &untrusted) && m.Optional {
-			notes = append(notes, fmt.Sprintf("skipped optional %s %s -> %s (%s): %v", m.Op, m.Source, m.Target, m.Why, untrusted.err))
+			notes = append(notes, spec.Notef("skipped optional %s %s -> %s (%s): %v", m.Op, m.Source, m.Target, m.Why, untrusted.err))
+			continue
+		}
+		if errors.Is(err, errUserLink) && m.Optional {
+			notes = append(notes, spec.Notef("skipped optional %s %s -> %s (%s): %v", m.Op, m.Source, m.Target, m.Why, err))
 			continue
 		}
 		if err != nil {
@@ -249,7 +286,7 @@ func assemble(v *View, mode Mode) (notes []string, err error) {
 
 // openSource opens m.Source as an O_PATH descriptor (plus flags): a host
 // path, or a path inside the view (InView) resolved within it.
-func openSource(root *os.File, m Mount, flags int) (*os.File, error) {
+func openSource(root *os.File, m spec.Mount, flags int) (*os.File, error) {
 	flags |= unix.O_PATH | unix.O_CLOEXEC
 	if m.NoFollow {
 		flags |= unix.O_NOFOLLOW
@@ -273,12 +310,12 @@ func (e *untrustedSource) Unwrap() error { return e.err }
 // rights, every directory leading to it must be root's and not writable by
 // group or others (the rule of configuration files, pkg/trust). Each
 // directory is checked once per view.
-func sourceChecker(privileged bool) func(Mount) error {
+func sourceChecker(privileged bool) func(spec.Mount) error {
 	if !privileged {
-		return func(Mount) error { return nil }
+		return func(spec.Mount) error { return nil }
 	}
 	trusted := map[string]bool{}
-	return func(m Mount) error {
+	return func(m spec.Mount) error {
 		if m.InView {
 			return nil // the view's own: what chos mounted there
 		}
@@ -308,7 +345,7 @@ func sourceChecker(privileged bool) func(Mount) error {
 // bind mounts m.Source at m.Target. Both ends are held as O_PATH
 // descriptors and mounted through /proc/self/fd, so that what is checked is
 // what is mounted.
-func bind(root *os.File, m Mount) error {
+func bind(root *os.File, m spec.Mount) error {
 	src, err := openSource(root, m, 0)
 	if err != nil {
 		if m.Optional && errors.Is(err, fs.ErrNotExist) {
@@ -343,15 +380,15 @@ func bind(root *os.File, m Mount) error {
 	if m.Recursive {
 		mflags |= unix.MS_REC
 	}
-	if err := unix.Mount(fdPath(src), fdPath(dst), "", mflags, ""); err != nil {
+	if err := unix.Mount(fdPath(src), fdPath(dst.point), "", mflags, ""); err != nil {
 		return fmt.Errorf("binding %s: %w", m.Source, err)
 	}
 	if !m.ReadOnly && !m.NoSuid && !m.NoDev {
 		return nil
 	}
 	// The mount point's descriptor still names what lies under the new
-	// mount: open the target again to reach the mount itself.
-	top, err := inroot.Open(root, m.Target, unix.O_PATH)
+	// mount: open it again, from its directory, to reach the mount itself.
+	top, err := dst.top()
 	if err != nil {
 		return fmt.Errorf("reopening %s after mounting: %w", m.Target, err)
 	}
@@ -361,7 +398,7 @@ func bind(root *os.File, m Mount) error {
 
 // restrict applies ro/nosuid/nodev to a mount and, if recursive, to every
 // mount below it.
-func restrict(top *os.File, m Mount) error {
+func restrict(top *os.File, m spec.Mount) error {
 	attr := &unix.MountAttr{}
 	var ms uintptr = unix.MS_REMOUNT | unix.MS_BIND
 	if m.ReadOnly {
@@ -386,47 +423,10 @@ func restrict(top *os.File, m Mount) error {
 		err = unix.Mount("", fdPath(top), "", ms, "")
 	}
 	if err != nil {
-		return fmt.Errorf("restricting %s to %s: %w", m.Target, m.flags(), err)
+		return fmt.Errorf("restricting %s to %s: %w", m.Target, m.Flags(), err)
 	}
 	return nil
 }
-
-// mountpoint opens, creating it if needed, a directory or file at target
-// inside the view. chos creates mount points only on the view's own tmpfs:
-// never inside a tree (read-only anyway) and never on a host file system
-// bound into the view, where root would be creating files in places users
-// can write to.
-func mountpoint(root *os.File, target string, dir bool) (*os.File, error) {
-	if h, err := inroot.Open(root, target, unix.O_PATH); err == nil {
-		return h, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("opening mount point: %w", err)
-	}
-	if err := onViewRoot(root, target); err != nil {
-		return nil, err
-	}
-	if dir {
-		h, err := inroot.MkdirAll(root, target, 0o755)
-		if err != nil {
-			return nil, fmt.Errorf("making mount point: %w", err)
-		}
-		return h, nil
-	}
-	parent, err := inroot.MkdirAll(root, path.Dir(target), 0o755)
-	if err != nil {
-		return nil, fmt.Errorf("making mount point: %w", err)
-	}
-	defer parent.Close()
-	fd, err := unix.Openat(int(parent.Fd()), path.Base(target), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("making mount point: %w", &fs.PathError{Op: "create", Path: target, Err: err})
-	}
-	unix.Close(fd)
-	return inroot.Open(root, target, unix.O_PATH)
-}
-
-// errNotOnView refuses to create a mount point outside the view's tmpfs.
-var errNotOnView = errors.New("missing, and chos creates mount points only on the view's own root")
 
 // onViewRoot checks that the deepest existing ancestor of target is on the
 // same file system as the view's root (its tmpfs).
@@ -456,7 +456,7 @@ func onViewRoot(root *os.File, target string) error {
 	}
 }
 
-func symlink(root *os.File, m Mount) error {
+func symlink(root *os.File, m spec.Mount) error {
 	parent, err := inroot.MkdirAll(root, path.Dir(m.Target), 0o755)
 	if err != nil {
 		return err
@@ -489,11 +489,11 @@ func pivot(dir string) error {
 // enterDir changes to the planned directory as the caller (credentials are
 // already the caller's, so permissions are theirs), and checks that it is
 // the caller's own where it must be (p.DirID).
-func enterDir(p *Plan) error {
+func enterDir(p *spec.Plan) error {
 	if p.Host && p.DirID != nil && isDir(".", p.DirID) == nil {
 		return nil // still there: the path may lead elsewhere now (a mount on it)
 	}
-	err := unix.Chdir(p.Dir)
+	err := chdir(p.Dir)
 	if err == nil {
 		if err = isDir(".", p.DirID); err == nil {
 			return nil

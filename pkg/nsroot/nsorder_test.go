@@ -142,10 +142,10 @@ func TestUncachedViewIsWarnedOncePerNamespace(t *testing.T) {
 	var first, second builderResult
 	first.warnUncached(file, "not caching tree one: a reason")
 	second.warnUncached(file, "not caching tree one: a reason")
-	if !first.Private || first.Warning == "" || len(first.Notes) != 0 {
+	if !first.Private || len(first.Notes) != 1 || !first.Notes[0].Warning {
 		t.Errorf("first launch: %+v, want a private view and a warning", first)
 	}
-	if !second.Private || second.Warning != "" || len(second.Notes) != 1 {
+	if !second.Private || len(second.Notes) != 1 || second.Notes[0].Warning {
 		t.Errorf("second launch: %+v, want a private view and only a note", second)
 	}
 	if got := Uncached(dir); len(got) != 1 || got[0] != "not caching tree one: a reason" {

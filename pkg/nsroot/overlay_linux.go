@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/inroot"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // errNoOverlay: the kernel has no overlay file system here (or refuses it
@@ -19,7 +20,7 @@ var errNoOverlay = errors.New("overlay file system unavailable")
 
 // addFile writes m.Source as the content of a new file m.Target on the
 // view's tmpfs.
-func addFile(root *os.File, m Mount) error {
+func addFile(root *os.File, m spec.Mount) error {
 	if err := onViewRoot(root, m.Target); err != nil {
 		return err
 	}
@@ -48,7 +49,7 @@ func addFile(root *os.File, m Mount) error {
 // overlay mounts m.Added (a directory of the view) on top of m.Source (the
 // tree's directory) at m.Target, read-only, after making in m.Added the
 // mount points the tree lacks.
-func overlay(root *os.File, m Mount) error {
+func overlay(root *os.File, m spec.Mount) error {
 	m.NoFollow = true
 	src, err := openSource(root, m, unix.O_DIRECTORY)
 	if err != nil {
@@ -79,7 +80,7 @@ func overlay(root *os.File, m Mount) error {
 	}
 	// Both layers by descriptor: what was checked is what is stacked.
 	opts := "lowerdir=" + fdPath(added) + ":" + fdPath(src)
-	err = unix.Mount("chos-overlay", fdPath(dst), "overlay", flags, opts)
+	err = unix.Mount("chos-overlay", fdPath(dst.point), "overlay", flags, opts)
 	switch {
 	case errors.Is(err, unix.ENODEV):
 		return errNoOverlay
@@ -91,7 +92,7 @@ func overlay(root *os.File, m Mount) error {
 
 // provide makes an empty mount point for pr in the overlay's top layer
 // when the host has pr.Source and the tree does not have pr.Path.
-func provide(root, src *os.File, m Mount, pr Provision) error {
+func provide(root, src *os.File, m spec.Mount, pr spec.Provision) error {
 	rel := strings.TrimPrefix(strings.TrimPrefix(pr.Path, m.Target), "/")
 	if rel == "" || rel == pr.Path {
 		return fmt.Errorf("%s is not below %s", pr.Path, m.Target)
@@ -119,5 +120,5 @@ func provide(root, src *os.File, m Mount, pr Provision) error {
 		}
 		return err
 	}
-	return addFile(root, Mount{Target: path.Join(m.Added, rel)})
+	return addFile(root, spec.Mount{Target: path.Join(m.Added, rel)})
 }

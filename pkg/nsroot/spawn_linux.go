@@ -64,7 +64,14 @@ func prepareSpawn(files []*os.File, argv []string) (*spawnSpec, error) {
 		s.close()
 		return nil, err
 	}
-	s.argv, s.envv = append(s.argv, nil), []*byte{nil}
+	// The keeper's own environment: its Go runtime on one processor (it
+	// serves a few connections, and its threads count against the user's
+	// process limit: see keeperTasks).
+	if s.envv, err = syscall.SlicePtrFromStrings([]string{"GOMAXPROCS=1"}); err != nil {
+		s.close()
+		return nil, err
+	}
+	s.argv, s.envv = append(s.argv, nil), append(s.envv, nil)
 	return s, nil
 }
 

@@ -43,20 +43,24 @@ func runtimeStartSignals() (ignored, blocked SignalSet) {
 	return ignored, blocked
 }
 
-// The soft open file limit the process was started with, which the Go
-// runtime raises for itself before main runs (package syscall's
-// rlimit.go: origRlimitNofile, atomic.Pointer[Rlimit], as of Go 1.26,
-// unchanged since Go 1.21). ForkExec and Exec put it back for what they
-// start; a kept view's launch forks its command itself (join_linux.go).
+// The Go runtime raises the soft RLIMIT_NOFILE to the hard one when it
+// starts, and keeps the one the process was started with in
+// syscall.origRlimitNofile, to give it back to the programs it executes
+// (Go 1.19 onwards, unchanged as of Go 1.26). Setting RLIMIT_NOFILE
+// clears it: chos reads it first, so that the command still gets the
+// caller's soft limit.
 
 //go:linkname syscallOrigRlimitNofile syscall.origRlimitNofile
 var syscallOrigRlimitNofile atomic.Pointer[syscall.Rlimit]
 
-// startNofile is the soft open file limit to restore for the command (nil:
-// leave the current one), and whether it is known.
-func startNofile() (*unix.Rlimit, bool) {
-	if l := syscallOrigRlimitNofile.Load(); l != nil {
-		return &unix.Rlimit{Cur: l.Cur, Max: l.Max}, true
+// callerNofile is the RLIMIT_NOFILE chos was started with.
+func callerNofile() (unix.Rlimit, bool) {
+	var now unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &now); err != nil {
+		return now, false
 	}
-	return nil, true
+	if orig := syscallOrigRlimitNofile.Load(); orig != nil {
+		return unix.Rlimit{Cur: orig.Cur, Max: orig.Max}, true
+	}
+	return now, true // the runtime left it alone
 }

@@ -23,15 +23,7 @@ func runtimeStartSignals() (ignored, blocked SignalSet) {
 	return ignored, threadMask()
 }
 
-// startNofile is the soft open file limit to restore for the command (nil:
-// leave the current one), and whether it is known. The Go runtime raises
-// a soft limit below the hard one to the hard one less one before main
-// runs, keeping the old one to itself: a soft limit of that value is one
-// it raised, or the caller's own.
-func startNofile() (*unix.Rlimit, bool) {
-	var l unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil || l.Cur == l.Max-1 {
-		return nil, false
-	}
-	return nil, true
-}
+// callerNofile cannot tell the soft RLIMIT_NOFILE chos was started with:
+// the Go runtime raised it (see startsig_linkname_linux.go). Privileged
+// work then keeps the caller's descriptor limit.
+func callerNofile() (unix.Rlimit, bool) { return unix.Rlimit{}, false }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // childArg marks the re-executed chos that carries out a plan inside a new
@@ -26,65 +29,98 @@ const childArg = "__chos_userns_child"
 // starts its child (argv: chos, childArg, the plan's descriptor).
 func IsUserNSChild(args []string) bool { return len(args) >= 2 && args[1] == childArg }
 
+// childRequest is what RunInUserNS sends its child: the plan, what chos
+// was started with (the child restores it for the command), and whether
+// the child shows the notes of its launch (--verbose).
+type childRequest struct {
+	Plan    spec.Plan
+	Inherit Inherited
+	Verbose bool
+}
+
 // RunInUserNS carries out p without privilege: a child in a new user and
 // mount namespace (which a multithreaded Go process cannot enter in place)
 // builds the view and execs the command, while this process stays in
 // between. The child gets every descriptor this process inherited, at the
-// same numbers, and its plan (gob: bytes, not text) on a pipe above them,
-// which it closes before the exec. This process forwards signals, stops
-// when the command stops and continues it when continued, dies with it
-// (the child is killed if this process dies), and ends as it ends: with
-// its exit status, or killed by the same signal.
+// same numbers, and its plan (bytes, not text: wire.go) on a pipe above
+// them, which it closes before the exec. This process forwards signals,
+// stops when the command stops and continues it when continued, dies with
+// it (the child is killed if this process dies), and ends as it ends: with
+// its exit status, or killed by the same signal. Its notes are what went
+// wrong with an image's server while the command ran.
 //
 // A view with a Cache is kept (keeper_linux.go): the command's process is
 // forked from this one and joins the kept view, and only when there is none
 // does a keeper build it.
-func RunInUserNS(p *Plan) (int, error) {
-	if err := p.View.Finish(); err != nil {
-		return StatusFailed, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
-	}
-	if !p.Inherit.Recorded {
-		p.Inherit = start
+func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
+	if err := completeView(&p.View, Unprivileged); err != nil {
+		return StatusFailed, nil, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
 	}
 	// What the caller ignored, this process ignores too, as the command
 	// will (a Go program dies by a SIGTERM it was started ignoring).
-	p.Inherit.ignoreAsCaller()
+	start.ignoreAsCaller()
+	var kept []spec.Note
 	if p.Cache != nil {
-		if status, ran, err := runKept(p); ran {
-			return status, err
+		status, notes, ran, err := runKept(p, verbose)
+		if ran {
+			return status, notes, err
 		}
+		kept = notes
 	}
+	status, notes, err := runFresh(p, verbose)
+	return status, append(kept, notes...), err
+}
+
+// runFresh is RunInUserNS with a view built for this launch alone.
+func runFresh(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 	images, err := newImageServer(&p.View)
 	if err != nil {
-		return StatusFailed, err
+		return StatusFailed, nil, err
 	}
 	defer images.close()
-	plan := encodePlan(p)
+	need := userNSTasks + 1 // (the signal witness)
+	if images != nil {
+		need += imageTasks
+	}
+	if err := checkTaskRoom(os.Getuid(), need); err != nil {
+		return StatusFailed, nil, err
+	}
+	// While it waits, this process runs little Go code: one processor
+	// bounds the threads the runtime may still start (see checkTaskRoom).
+	runtime.GOMAXPROCS(1)
+	req := childRequest{Plan: *p, Inherit: start, Verbose: verbose}
+	plan := req.encode()
 	r, w, err := os.Pipe()
 	if err != nil {
-		return StatusFailed, fmt.Errorf("making a pipe for the plan: %w", err)
+		return StatusFailed, nil, fmt.Errorf("making a pipe for the plan: %w", err)
 	}
 	files, planFD, err := childFiles(int(r.Fd()))
 	if err != nil {
 		r.Close()
 		w.Close()
-		return StatusFailed, err
+		return StatusFailed, nil, err
 	}
 	// The signals it forwards it catches before starting the child, so
 	// that nothing is lost in between.
-	sigs := catchForwarded(&p.Inherit)
+	sigs := catchForwarded(&req.Inherit)
+	// (without one, the terminal tells group signals apart: see forward)
+	wit, _ := startWitness()
+	defer wit.stop()
 	argv := []string{"chos", childArg, strconv.Itoa(planFD)}
 	if images != nil {
 		// The image server's socket, right above the plan.
 		argv = append(argv, strconv.Itoa(len(files)))
 		files = append(files, images.child.Fd())
 	}
+	// The child's own environment (the command's is in the plan): its Go
+	// runtime on one processor and without a collector, which would start
+	// threads of its own before the exec (see checkTaskRoom).
 	pid, err := syscall.ForkExec("/proc/self/exe", argv,
-		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: ownNamespaces()})
+		&syscall.ProcAttr{Env: []string{"GOMAXPROCS=1", "GOGC=off"}, Files: files, Sys: ownNamespaces()})
 	r.Close()
 	if err != nil {
 		w.Close()
-		return StatusFailed, fmt.Errorf("starting a user namespace (see `chos check`): %w", err)
+		return StatusFailed, nil, fmt.Errorf("starting a user namespace (see `chos check`): %w", err)
 	}
 	images.serve()
 	c := &child{pid: pid}
@@ -94,10 +130,12 @@ func RunInUserNS(p *Plan) (int, error) {
 		w.Write(plan)
 		w.Close()
 	}()
-	go c.forward(sigs)
+	go c.forward(sigs, wit)
 	ws, err := c.wait()
-	images.report()
-	return endAs(ws, err)
+	notes := images.failures()
+	wit.stop()
+	status, err := endAs(ws, err)
+	return status, notes, err
 }
 
 // catchForwarded starts catching the signals the helper forwards (but
@@ -115,7 +153,7 @@ func catchForwarded(in *Inherited) chan os.Signal {
 }
 
 // endAs returns the command's exit status, or ends this process by the
-// signal that ended the command.
+// signal that ended the command (nothing can be shown after).
 func endAs(ws unix.WaitStatus, err error) (int, error) {
 	if err != nil {
 		return StatusFailed, err
@@ -126,75 +164,94 @@ func endAs(ws unix.WaitStatus, err error) (int, error) {
 	return ws.ExitStatus(), nil
 }
 
-// runKept runs p's command in the kept view of p.Cache (see
-// keeper_linux.go and join_linux.go). ran is false when the launch builds
-// a view of its own instead: no keeper can keep it, or the kept view does
-// not show the working directory.
-func runKept(p *Plan) (status int, ran bool, err error) {
-	nofile, known := startNofile()
+// keptTasks is the room a launch that joins a kept view needs beyond this
+// process's threads: the command, the signal witness, and this process's
+// threads while it waits (see userNSTasks), with 2 to spare. keeperTasks
+// is what starting a keeper adds: the process in between, the keeper and
+// its Go runtime's threads (GOMAXPROCS=1), with 2 to spare.
+const (
+	keptTasks   = 6
+	keeperTasks = 8
+)
+
+// runKept runs p's command in the kept view of p.Cache (keeper_linux.go,
+// join_linux.go). ran is false when the launch builds a view of its own
+// instead (the notes say why where that is worth knowing): no keeper can
+// keep it, or the kept view does not show the working directory, or the
+// soft open file limit chos was started with is unknown.
+func runKept(p *spec.Plan, verbose bool) (status int, notes []spec.Note, ran bool, err error) {
+	nofile, known := callerNofile()
 	if !known {
-		return 0, false, nil // (the command would get the runtime's limit)
+		return 0, nil, false, nil // (the command would get the runtime's limit)
 	}
 	var images *imageServer
 	k, err := dialKeeper(KeeperAddress(p.Cache, os.Getuid()))
 	if errors.Is(err, errNoKeeper) {
 		if images, err = newImageServer(&p.View); err != nil {
-			return StatusFailed, true, err
+			return StatusFailed, nil, true, err
 		}
 		defer images.close()
-		var notes []string
-		k, notes, err = startAndJoinKeeper(p, images)
-		if p.Verbose {
-			printNotes(notes)
+		need := keptTasks + keeperTasks
+		if images != nil {
+			need += imageTasks
 		}
+		if err := checkTaskRoom(os.Getuid(), need); err != nil {
+			return StatusFailed, nil, true, err
+		}
+		k, notes, err = startAndJoinKeeper(p, images)
 		if err != nil {
-			return StatusFailed, true, err
+			return StatusFailed, notes, true, err
 		}
 	} else if err != nil {
-		if p.Verbose {
-			printNotes([]string{fmt.Sprintf("not joining the kept view of tree %s: %v", p.Tree, err)})
-		}
-		return 0, false, nil
+		return 0, []spec.Note{spec.Notef("not joining the kept view of tree %s: %v", p.Tree, err)}, false, nil
+	} else if err := checkTaskRoom(os.Getuid(), keptTasks); err != nil {
+		k.close()
+		return StatusFailed, nil, true, err
 	}
 	if k == nil {
-		return 0, false, nil
+		return 0, notes, false, nil
 	}
 	// Held (close-on-exec) until the command ends: the keeper keeps the
 	// view while it runs.
 	defer k.close()
-	if p.Verbose {
-		printNotes(k.notes)
+	if verbose {
+		notes = append(notes, k.notes...)
 	}
-	sigs := catchForwarded(&p.Inherit)
+	// While it waits, this process runs little Go code: one processor
+	// bounds the threads the runtime may still start (see checkTaskRoom).
+	runtime.GOMAXPROCS(1)
+	sigs := catchForwarded(&start)
+	// (without one, the terminal tells group signals apart: see forward)
+	wit, _ := startWitness()
+	defer wit.stop()
 	pid, lerr, private, err := startJoined(p, k.user, k.mnt, nofile)
 	if err != nil || lerr != nil || private != "" {
 		signal.Stop(sigs)
 		close(sigs)
+		wit.stop()
 	}
 	switch {
 	case err != nil:
-		return StatusFailed, true, err
+		return StatusFailed, notes, true, err
 	case lerr != nil:
-		return lerr.Status, true, lerr
+		return lerr.Status, notes, true, lerr
 	case private != "":
-		if p.Verbose {
-			printNotes([]string{private})
-		}
-		return 0, false, nil
+		return 0, append(notes, spec.Notef("%s", private)), false, nil
 	}
 	c := &child{pid: pid}
-	go c.forward(sigs)
+	go c.forward(sigs, wit)
 	ws, err := c.wait()
-	images.report()
+	notes = append(notes, images.failures()...)
+	wit.stop()
 	status, err = endAs(ws, err)
-	return status, true, err
+	return status, notes, true, err
 }
 
 // startJoined starts p's command in the namespaces open at user and mnt
 // (forkJoin) and returns its pid once it is executed. Otherwise nothing
 // ran, and lerr says why as Launch would have, or private why the launch
 // builds a view of its own instead.
-func startJoined(p *Plan, user, mnt int, nofile *unix.Rlimit) (pid int, lerr *LaunchError, private string, err error) {
+func startJoined(p *spec.Plan, user, mnt int, nofile unix.Rlimit) (pid int, lerr *LaunchError, private string, err error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, nil, "", fmt.Errorf("making a pipe for the command's start: %w", err)
@@ -296,26 +353,56 @@ func (c *child) signal(sig syscall.Signal) {
 	}
 }
 
-// forward passes signals to the child. Those a terminal sends to its whole
-// foreground process group, or a shell to a job's, reach the child
-// already (it shares the helper's process group). So interrupt, quit and
-// resize are forwarded only when the helper is not in the foreground of a
-// terminal, and the job control stops only when it has no terminal at all
-// (a batch job, where they come from kill(2)): forwarded late, after the
-// shell's `bg`, they would stop the command again.
-func (c *child) forward(sigs <-chan os.Signal) {
+// forward passes signals to the child, those sent to this process alone:
+// one sent to its whole group, or to every process of its cgroup, reached
+// the child too (it shares the group), and would arrive twice. The witness
+// tells them apart (see witness_linux.go). Without it, those a terminal
+// sends to its foreground process group are told by whether this process
+// is in the foreground of one: interrupt, quit and resize are forwarded
+// only when it is not. The job control stops are forwarded only when it
+// has no terminal at all (a batch job, where they come from kill(2)), and
+// then only those the witness lacks at once: the SIGCONT of a shell's `bg`
+// discards every stop pending in the group, the witness's too, and a stop
+// forwarded after it would stop the command again.
+func (c *child) forward(sigs <-chan os.Signal, w *witness) {
 	for s := range sigs {
-		switch s {
-		case unix.SIGINT, unix.SIGQUIT, unix.SIGWINCH:
-			if inForeground() {
-				continue
-			}
+		sig := s.(syscall.Signal)
+		switch sig {
 		case unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
 			if hasTerminal() {
 				continue
 			}
+			if w != nil {
+				pending, err := w.has(sig)
+				if err == nil && pending {
+					err = w.takeBack(sig)
+				}
+				if err != nil {
+					w = nil
+				} else if pending {
+					continue
+				}
+			}
+			c.signal(sig)
+			continue
 		}
-		c.signal(s.(syscall.Signal))
+		if w != nil {
+			group, err := w.reachedGroup(sig)
+			if err == nil {
+				if !group {
+					c.signal(sig)
+				}
+				continue
+			}
+			w = nil
+		}
+		switch sig {
+		case unix.SIGINT, unix.SIGQUIT, unix.SIGWINCH:
+			if inForeground() {
+				continue
+			}
+		}
+		c.signal(sig)
 	}
 }
 
@@ -449,44 +536,41 @@ func dieBy(sig syscall.Signal) {
 	os.Exit(128 + int(sig))
 }
 
-// RunUserNSChild is the child's side: it reads the plan and carries it out.
-// It returns only on failure, with the status to exit with.
-func RunUserNSChild(args []string) int {
+// ReadChildPlan is the child's side: the plan RunInUserNS sent, for the
+// child to carry out (Enter with UserNamespace, then Exec), and whether to
+// show its notes. What the parent was started with becomes what this
+// process restores for the command: it is the same launch.
+func ReadChildPlan(args []string) (p *spec.Plan, verbose bool, err error) {
 	// Anyone can run chos with this argument. Executing a plan from a pipe
 	// is only harmless where it grants nothing: in a user namespace of the
 	// caller's own, never in a process with root's rights on the host (the
 	// setuid binary called directly).
 	if err := ownUserNamespace(); err != nil {
-		fmt.Fprintf(os.Stderr, "chos: refusing to act as a user-namespace child: %v\n", err)
-		return StatusFailed
+		return nil, false, fmt.Errorf("refusing to act as a user-namespace child: %w", err)
 	}
 	fd := -1
 	if len(args) == 3 || len(args) == 4 {
 		fd, _ = strconv.Atoi(args[2])
 	}
 	if len(args) == 4 && !useImageServer(args[3]) {
-		fmt.Fprintf(os.Stderr, "chos: %s: bad image server descriptor %q\n", childArg, args[3])
-		return StatusFailed
+		return nil, false, fmt.Errorf("%s: bad image server descriptor %q", childArg, args[3])
 	}
 	if fd < 3 {
-		fmt.Fprintf(os.Stderr, "chos: %s takes the plan's descriptor, above 2: %q\n", childArg, args[1:])
-		return StatusFailed
+		return nil, false, fmt.Errorf("%s takes the plan's descriptor, above 2: %q", childArg, args[1:])
 	}
 	// Read whole, and closed before the exec: the number is the caller's.
 	f := os.NewFile(uintptr(fd), "plan")
 	data, err := io.ReadAll(f)
 	f.Close()
-	var p *Plan
+	var req childRequest
 	if err == nil {
-		p, err = decodePlan(data)
+		err = req.decode(data)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "chos: reading the plan from the parent: %v\n", err)
-		return StatusFailed
+		return nil, false, fmt.Errorf("reading the plan from the parent: %w", err)
 	}
-	lerr := Launch(p, UserNamespace)
-	fmt.Fprintln(os.Stderr, "chos: "+lerr.Error())
-	return lerr.Status
+	start = req.Inherit
+	return &req.Plan, req.Verbose, nil
 }
 
 // ownNamespaces is how the child is started: in a new user and mount

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // The plan goes from chos to the processes it starts for it (the view
@@ -142,12 +144,13 @@ func (r *wireReader) done(what string) error {
 	return nil
 }
 
-func (w *wireWriter) view(v *View) {
+func (w *wireWriter) view(v *spec.View) {
 	w.str(v.Tree)
 	w.str(v.TreePath)
 	w.bool(v.Host)
 	w.str(v.Root)
 	w.str(v.RootSource)
+	w.str(v.OuterHost)
 	w.u64(uint64(len(v.Mounts)))
 	for i := range v.Mounts {
 		w.mount(&v.Mounts[i])
@@ -159,24 +162,25 @@ func (w *wireWriter) view(v *View) {
 	}
 }
 
-func (r *wireReader) view(v *View) {
+func (r *wireReader) view(v *spec.View) {
 	v.Tree = r.str()
 	v.TreePath = r.str()
 	v.Host = r.bool()
 	v.Root = r.str()
 	v.RootSource = r.str()
+	v.OuterHost = r.str()
 	if n := r.count(); n > 0 {
-		v.Mounts = make([]Mount, n)
+		v.Mounts = make([]spec.Mount, n)
 		for i := range v.Mounts {
 			r.mount(&v.Mounts[i])
 		}
 	}
 	if r.bool() {
-		v.Cache = &Cache{Dir: r.str(), Tree: r.str(), Key: r.str()}
+		v.Cache = &spec.Cache{Dir: r.str(), Tree: r.str(), Key: r.str()}
 	}
 }
 
-func (w *wireWriter) mount(m *Mount) {
+func (w *wireWriter) mount(m *spec.Mount) {
 	w.str(string(m.Op))
 	w.str(m.Source)
 	w.str(m.Target)
@@ -190,12 +194,14 @@ func (w *wireWriter) mount(m *Mount) {
 		w.str(p.Path)
 		w.str(p.Source)
 	}
+	w.strs(m.Except)
 	w.str(m.HostRoot)
+	w.str(string(m.Origin))
 	w.str(m.Why)
 }
 
-func (r *wireReader) mount(m *Mount) {
-	m.Op = Op(r.str())
+func (r *wireReader) mount(m *spec.Mount) {
+	m.Op = spec.Op(r.str())
 	m.Source = r.str()
 	m.Target = r.str()
 	for _, f := range []*bool{&m.File, &m.Recursive, &m.ReadOnly, &m.NoSuid, &m.NoDev, &m.NoFollow, &m.Optional, &m.InView} {
@@ -204,16 +210,18 @@ func (r *wireReader) mount(m *Mount) {
 	m.SameFileAs = r.str()
 	m.Added = r.str()
 	if n := r.count(); n > 0 {
-		m.Provide = make([]Provision, n)
+		m.Provide = make([]spec.Provision, n)
 		for i := range m.Provide {
-			m.Provide[i] = Provision{Path: r.str(), Source: r.str()}
+			m.Provide[i] = spec.Provision{Path: r.str(), Source: r.str()}
 		}
 	}
+	m.Except = r.strs()
 	m.HostRoot = r.str()
+	m.Origin = spec.Origin(r.str())
 	m.Why = r.str()
 }
 
-func (w *wireWriter) identity(id *Identity) {
+func (w *wireWriter) layer(id *spec.Layer) {
 	if w.present(id != nil) {
 		w.int(id.UID)
 		w.str(id.Key)
@@ -222,14 +230,14 @@ func (w *wireWriter) identity(id *Identity) {
 	}
 }
 
-func (r *wireReader) identity() *Identity {
+func (r *wireReader) layer() *spec.Layer {
 	if !r.bool() {
 		return nil
 	}
-	return &Identity{UID: r.int(), Key: r.str(), Passwd: r.strs(), Group: r.strs()}
+	return &spec.Layer{UID: r.int(), Key: r.str(), Passwd: r.strs(), Group: r.strs()}
 }
 
-func (w *wireWriter) process(p *Process) {
+func (w *wireWriter) process(p *spec.Process) {
 	c := &p.Creds
 	w.int(c.UID)
 	w.int(c.GID)
@@ -237,7 +245,6 @@ func (w *wireWriter) process(p *Process) {
 	w.bool(c.KeepCaps)
 	w.bool(c.KeepBounding)
 	w.bool(c.NoNewPrivs)
-	w.identity(p.Identity)
 	w.str(p.Dir)
 	w.strs(p.DirFallback)
 	if w.present(p.DirID != nil) {
@@ -247,13 +254,9 @@ func (w *wireWriter) process(p *Process) {
 	w.str(p.Path)
 	w.strs(p.Argv)
 	w.strs(p.Env)
-	w.bool(p.Inherit.Recorded)
-	w.u64(uint64(p.Inherit.Ignored))
-	w.u64(uint64(p.Inherit.Blocked))
-	w.u64(p.Inherit.StackLimit)
 }
 
-func (r *wireReader) process(p *Process) {
+func (r *wireReader) process(p *spec.Process) {
 	c := &p.Creds
 	c.UID = r.int()
 	c.GID = r.int()
@@ -261,59 +264,87 @@ func (r *wireReader) process(p *Process) {
 	c.KeepCaps = r.bool()
 	c.KeepBounding = r.bool()
 	c.NoNewPrivs = r.bool()
-	p.Identity = r.identity()
 	p.Dir = r.str()
 	p.DirFallback = r.strs()
 	if r.bool() {
-		p.DirID = &FileID{Dev: r.u64(), Ino: r.u64()}
+		p.DirID = &spec.FileID{Dev: r.u64(), Ino: r.u64()}
 	}
 	p.Path = r.str()
 	p.Argv = r.strs()
 	p.Env = r.strs()
-	p.Inherit.Recorded = r.bool()
-	p.Inherit.Ignored = SignalSet(r.u64())
-	p.Inherit.Blocked = SignalSet(r.u64())
-	p.Inherit.StackLimit = r.u64()
 }
 
-// encodePlan and decodePlan carry a whole plan (to the user-namespace child).
-func encodePlan(p *Plan) []byte {
+func (w *wireWriter) inherited(in *Inherited) {
+	w.bool(in.Recorded)
+	w.u64(uint64(in.Ignored))
+	w.u64(uint64(in.Blocked))
+	w.u64(in.StackLimit)
+}
+
+func (r *wireReader) inherited(in *Inherited) {
+	in.Recorded = r.bool()
+	in.Ignored = SignalSet(r.u64())
+	in.Blocked = SignalSet(r.u64())
+	in.StackLimit = r.u64()
+}
+
+func (w *wireWriter) notes(notes []spec.Note) {
+	w.u64(uint64(len(notes)))
+	for _, n := range notes {
+		w.bool(n.Warning)
+		w.str(n.Text)
+	}
+}
+
+func (r *wireReader) notes() []spec.Note {
+	n := r.count()
+	if n == 0 {
+		return nil
+	}
+	notes := make([]spec.Note, n)
+	for i := range notes {
+		notes[i] = spec.Note{Warning: r.bool(), Text: r.str()}
+	}
+	return notes
+}
+
+func (q *childRequest) encode() []byte {
 	w := &wireWriter{}
-	w.view(&p.View)
-	w.process(&p.Process)
-	w.strs(p.Notes)
-	w.bool(p.Verbose)
+	w.view(&q.Plan.View)
+	w.layer(q.Plan.Layer)
+	w.process(&q.Plan.Process)
+	w.inherited(&q.Inherit)
+	w.bool(q.Verbose)
 	return w.b
 }
 
-func decodePlan(b []byte) (*Plan, error) {
+func (q *childRequest) decode(b []byte) error {
 	r := &wireReader{b: b}
-	p := &Plan{}
-	r.view(&p.View)
-	r.process(&p.Process)
-	p.Notes = r.strs()
-	p.Verbose = r.bool()
-	return p, r.done("the plan")
+	r.view(&q.Plan.View)
+	q.Plan.Layer = r.layer()
+	r.process(&q.Plan.Process)
+	r.inherited(&q.Inherit)
+	q.Verbose = r.bool()
+	return r.done("the plan")
 }
 
 func (q *builderRequest) encode() []byte {
 	w := &wireWriter{}
 	w.view(&q.View)
-	w.identity(q.Identity)
+	w.layer(q.Layer)
 	return w.b
 }
 
 func (q *builderRequest) decode(b []byte) error {
 	r := &wireReader{b: b}
 	r.view(&q.View)
-	q.Identity = r.identity()
+	q.Layer = r.layer()
 	return r.done("the view to build")
 }
 
 func (res *builderResult) encode() []byte {
 	w := &wireWriter{}
-	w.strs(res.Notes)
-	w.str(res.Warning)
+	w.notes(res.Notes)
 	w.bool(res.Private)
 	w.str(res.Err)
 	return w.b
@@ -321,8 +352,7 @@ func (res *builderResult) encode() []byte {
 
 func (res *builderResult) decode(b []byte) error {
 	r := &wireReader{b: b}
-	res.Notes = r.strs()
-	res.Warning = r.str()
+	res.Notes = r.notes()
 	res.Private = r.bool()
 	res.Err = r.str()
 	return r.done("the builder's result")

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 func catalog(t *testing.T, files ...string) *Catalog {
@@ -236,11 +237,11 @@ func TestEntriesListsTopLevelWithoutFollowing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]Entry{}
+	got := map[string]spec.Entry{}
 	for _, e := range es {
 		got[e.Name] = e
 	}
-	if got["usr"].Kind != Dir || got["file"].Kind != File || got["bin"].Kind != Symlink || got["bin"].Target != "usr/bin" {
+	if got["usr"].Kind != spec.DirEntry || got["file"].Kind != spec.FileEntry || got["bin"].Kind != spec.LinkEntry || got["bin"].Target != "usr/bin" {
 		t.Errorf("entries = %+v", es)
 	}
 }

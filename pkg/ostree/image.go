@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chos-hpc/chos/pkg/loopdev"
+	"github.com/chos-hpc/chos/pkg/spec"
 	"github.com/chos-hpc/chos/pkg/trust"
 )
 
@@ -243,24 +244,24 @@ func parseMode(s string) (fs.FileMode, bool) {
 }
 
 // Entries lists the top level of the image, as Entries lists a directory.
-func (im *Image) Entries() ([]Entry, error) {
+func (im *Image) Entries() ([]spec.Entry, error) {
 	nodes, err := im.list("/", 1)
 	if err != nil {
 		return nil, err
 	}
-	var out []Entry
+	var out []spec.Entry
 	for name, n := range nodes {
 		if name == "/" {
 			continue
 		}
-		e := Entry{Name: strings.TrimPrefix(name, "/")}
+		e := spec.Entry{Name: strings.TrimPrefix(name, "/")}
 		switch {
 		case n.mode.IsDir():
-			e.Kind = Dir
+			e.Kind = spec.DirEntry
 		case n.mode.IsRegular():
-			e.Kind = File
+			e.Kind = spec.FileEntry
 		case n.mode&fs.ModeSymlink != 0:
-			e.Kind, e.Target = Symlink, n.target
+			e.Kind, e.Target = spec.LinkEntry, n.target
 		default:
 			continue
 		}
@@ -398,7 +399,7 @@ func withImage(p string, fn func(*Image) error) error {
 
 // ImageEntries lists the top level of the image p, read with the caller's
 // ids.
-func ImageEntries(p string) (entries []Entry, err error) {
+func ImageEntries(p string) (entries []spec.Entry, err error) {
 	err = withImage(p, func(im *Image) error {
 		entries, err = im.Entries()
 		return err
@@ -411,7 +412,7 @@ func ImageEntries(p string) (entries []Entry, err error) {
 // (the process must hold root). Its output becomes mount steps, so a
 // process of the caller's, which the caller could stop and whose output it
 // could take over (pidfd_getfd), must never produce it.
-func ImageEntriesAsRoot(p string) ([]Entry, error) {
+func ImageEntriesAsRoot(p string) ([]spec.Entry, error) {
 	if err := checkImageFile(p); err != nil {
 		return nil, err
 	}

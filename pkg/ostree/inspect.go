@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/inroot"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // OpenInTree opens a path inside a tree the way a process inside it would
@@ -135,27 +136,10 @@ func Problem(t *Tree, hostPrefix string) error {
 	return nil
 }
 
-// EntryKind is the type of a top-level entry of a tree.
-type EntryKind int
-
-const (
-	Dir EntryKind = iota
-	File
-	Symlink
-)
-
-// Entry is a top-level entry of a tree: each is bound into the view on its
-// own so that the view's root stays a writable-by-chos tmpfs.
-type Entry struct {
-	Name   string
-	Kind   EntryKind
-	Target string // for symlinks
-}
-
 // Entries lists the top level of a tree (directory or image) without
 // following links. Entries that are neither directories, regular files nor
 // links are left out.
-func Entries(root string) ([]Entry, error) {
+func Entries(root string) ([]spec.Entry, error) {
 	if IsImage(root) {
 		return ImageEntries(root)
 	}
@@ -163,16 +147,16 @@ func Entries(root string) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing the tree: %w", err) // (err names root)
 	}
-	out := make([]Entry, 0, len(des))
+	out := make([]spec.Entry, 0, len(des))
 	for _, de := range des {
-		e := Entry{Name: de.Name()}
+		e := spec.Entry{Name: de.Name()}
 		switch de.Type() {
 		case fs.ModeDir:
-			e.Kind = Dir
+			e.Kind = spec.DirEntry
 		case 0:
-			e.Kind = File
+			e.Kind = spec.FileEntry
 		case fs.ModeSymlink:
-			e.Kind = Symlink
+			e.Kind = spec.LinkEntry
 			if e.Target, err = os.Readlink(filepath.Join(root, de.Name())); err != nil {
 				return nil, fmt.Errorf("reading link %s in tree %s: %w", de.Name(), root, err)
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chos-hpc/chos/pkg/config"
 	"github.com/chos-hpc/chos/pkg/ostree"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // BenchmarkPlanLaunch measures the pure part of a launch for configurations
@@ -25,7 +26,7 @@ func BenchmarkPlanLaunch(b *testing.B) {
 				fmt.Fprintf(&src, "/global/b%d optional\n", i)
 			}
 			data := []byte(src.String())
-			entries := []ostree.Entry{{Name: "usr", Kind: ostree.Dir}, {Name: "etc", Kind: ostree.Dir}, {Name: "bin", Kind: ostree.Symlink, Target: "usr/bin"}}
+			entries := []spec.Entry{{Name: "usr", Kind: spec.DirEntry}, {Name: "etc", Kind: spec.DirEntry}, {Name: "bin", Kind: spec.LinkEntry, Target: "usr/bin"}}
 			b.Run(fmt.Sprintf("trees=%d/binds=%d", trees, binds), func(b *testing.B) {
 				b.ReportAllocs()
 				for i := 0; i < b.N; i++ {
@@ -41,7 +42,7 @@ func BenchmarkPlanLaunch(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					p, err := Build(Request{ViewRequest: ViewRequest{Catalog: c, Tree: sel.Tree, Entries: entries, Root: "/chos", Self: "/usr/bin/chos"},
+					p, _, err := Build(Request{ViewRequest: ViewRequest{Catalog: c, Tree: sel.Tree, Entries: entries, Root: "/chos", Self: "/usr/bin/chos"},
 						Caller: Caller{UID: 1000, GID: 1000, Cwd: "/home/u", Env: []string{"PATH=/usr/bin:/bin"}}, Argv: []string{"true"}})
 					if err != nil {
 						b.Fatal(err)

@@ -3,22 +3,22 @@ package plan
 import (
 	"testing"
 
-	"github.com/chos-hpc/chos/pkg/nsroot"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 func TestDirShowsHostOnlyWhereAHostDirectoryIsBoundAtItsOwnPlace(t *testing.T) {
 	tree := "/srv/trees/el7"
-	view := func(prefix string) *nsroot.View {
+	view := func(prefix string) *spec.View {
 		host := func(p string) string { return prefix + p }
-		return &nsroot.View{Tree: "el7", Mounts: []nsroot.Mount{
-			{Op: nsroot.OpBind, Source: host("/"), Target: HostDir},
-			{Op: nsroot.OpBind, Source: host(tree + "/usr"), Target: "/usr"},
-			{Op: nsroot.OpSymlink, Source: "usr/bin", Target: "/bin"},
-			{Op: nsroot.OpBind, Source: host("/home"), Target: "/home"},
-			{Op: nsroot.OpBind, Source: host("/tmp"), Target: "/tmp"},
-			{Op: nsroot.OpBind, Source: host("/opt/el7-local"), Target: "/usr/local"},
-			{Op: nsroot.OpBind, Source: host("/scratch"), Target: "/home/alice/scratch"},
-			{Op: nsroot.OpBind, Source: host("/tmp/t"), Target: "/tmp/t"},
+		return &spec.View{Tree: "el7", Mounts: []spec.Mount{
+			{Op: spec.OpBind, Source: host("/"), Target: HostDir},
+			{Op: spec.OpBind, Source: host(tree + "/usr"), Target: "/usr"},
+			{Op: spec.OpSymlink, Source: "usr/bin", Target: "/bin"},
+			{Op: spec.OpBind, Source: host("/home"), Target: "/home"},
+			{Op: spec.OpBind, Source: host("/tmp"), Target: "/tmp"},
+			{Op: spec.OpBind, Source: host("/opt/el7-local"), Target: "/usr/local"},
+			{Op: spec.OpBind, Source: host("/scratch"), Target: "/home/alice/scratch"},
+			{Op: spec.OpBind, Source: host("/tmp/t"), Target: "/tmp/t"},
 		}}
 	}
 	cases := []struct {
@@ -47,10 +47,10 @@ func TestDirShowsHostOnlyWhereAHostDirectoryIsBoundAtItsOwnPlace(t *testing.T) {
 			}
 		}
 	}
-	if !DirShowsHost(&nsroot.View{Host: true}, "", "/usr") {
+	if !DirShowsHost(&spec.View{Host: true}, "", "/usr") {
 		t.Error("on the host, /usr is not the host's")
 	}
-	if !DirShowsHost(&nsroot.View{RootSource: HostDir}, HostDir, "/usr") {
+	if !DirShowsHost(&spec.View{RootSource: HostDir}, HostDir, "/usr") {
 		t.Error("back on the host from a view, /usr is not the host's")
 	}
 }

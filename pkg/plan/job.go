@@ -6,10 +6,12 @@ import "github.com/chos-hpc/chos/pkg/ostree"
 // own: as `chos exec` sets it, with SelfDir appended in a tree (so that
 // chos is reachable from inside the job) and removed on the host. An
 // empty PATH gets SelfDir alone: ":/.chos/bin" would put the working
-// directory on it.
+// directory on it. A PATH too long for SelfDir to fit in one variable
+// (MaxArgStrlen) is kept as it is.
 func JobPath(jobPath string, t *ostree.Tree) string {
 	if jobPath == "" && !t.Host {
 		return SelfDir
 	}
-	return pathWithSelf(jobPath, t)
+	p, _ := pathWithSelf(jobPath, t)
+	return p
 }

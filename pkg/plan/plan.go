@@ -1,20 +1,20 @@
 // Package plan decides what a launch does: from the configuration, the
-// selected tree and the caller it computes an nsroot.Plan (mounts, root
+// selected tree and the caller it computes a spec.Plan (mounts, root
 // switch, credentials, working directory, environment, argv). It does no
 // I/O: everything it needs is in Request, so it is tested without root.
 package plan
 
 import (
 	"encoding/hex"
-	"hash/fnv"
 	"fmt"
+	"hash/fnv"
 	"path"
 	"sort"
 	"strings"
 
 	"github.com/chos-hpc/chos/pkg/config"
-	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // Caller is who asked for the launch and from where.
@@ -34,8 +34,8 @@ type Caller struct {
 type ViewRequest struct {
 	Catalog *ostree.Catalog
 	Tree    *ostree.Tree
-	// Entries is the top level of the tree (ostree.Entries).
-	Entries []ostree.Entry
+	// Entries is the top level of a directory tree (ostree.Entries).
+	Entries []spec.Entry
 	// Root is the host directory the view is assembled on (/chos).
 	Root string
 	// Self is the chos binary, bound into the view so that chos works there.
@@ -43,12 +43,16 @@ type ViewRequest struct {
 	// HostPrefix is where the host's root is seen from the caller: "" on
 	// the host, HostDir inside a view. Every host path is taken below it.
 	HostPrefix string
+	// FromView: chos was started inside a view and works from the host's
+	// root (nsroot.EnterHostRoot, privileged chos only): host paths are
+	// plain, but the host is a view to build too, and a build leaves the
+	// outer view first (spec.View.OuterHost).
+	FromView bool
 	// Image is set when the tree is a squashfs image file: the view mounts
-	// it on ImageDir and binds its entries from there. Entries may then be
-	// left out and listed by ListEntries when the view is built (a cached
-	// view's key covers the image's identity instead: see View).
-	Image       *ostree.ImageID
-	ListEntries func() ([]ostree.Entry, error)
+	// it on ImageDir and binds its entries from there, as the launch that
+	// builds the view lists them (spec.OpEntries); the key of a cached
+	// view covers the image's identity instead.
+	Image *ostree.ImageID
 }
 
 // Request is everything a plan depends on: the view, and the caller and
@@ -81,14 +85,6 @@ const (
 	ImageDir = "/.chos/image"
 )
 
-// Why of the steps the cache key stamps by device and inode.
-const (
-	WhyImage    = "image tree"
-	WhyTree     = "tree"
-	WhyIdentity = "identity"
-	WhySelf     = "chos itself"
-)
-
 // DefaultBinds are the host paths every tree gets, in mount order.
 var DefaultBinds = []config.Bind{
 	{Source: "/proc", Dest: "/proc"},
@@ -116,55 +112,45 @@ func DefaultPath(root bool) string {
 	return "/usr/local/bin:/usr/bin:/bin"
 }
 
-// Build computes the plan of a launch.
-func Build(r Request) (*nsroot.Plan, error) {
+// Build computes the plan of a launch (without its identity layer, which
+// the caller's names decide), and what the caller should be told of it.
+func Build(r Request) (*spec.Plan, []spec.Note, error) {
 	if r.Tree == nil {
-		return nil, fmt.Errorf("no tree selected")
+		return nil, nil, fmt.Errorf("no tree selected")
 	}
-	p := &nsroot.Plan{View: View(r.ViewRequest)}
+	p := &spec.Plan{View: View(r.ViewRequest)}
+	var notes []spec.Note
 	var err error
-	p.Process, p.Notes, err = process(r)
+	p.Process, notes, err = process(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return p, nil
+	return p, notes, nil
 }
 
 // View computes the mounts of a tree's view.
-func View(r ViewRequest) nsroot.View {
+func View(r ViewRequest) spec.View {
 	t := r.Tree
-	v := nsroot.View{Tree: t.Name, TreePath: t.Path, Host: t.Host, Root: r.Root}
+	v := spec.View{Tree: t.Name, TreePath: t.Path, Host: t.Host, Root: r.Root}
 	switch {
 	case !t.Host:
 		v.Mounts = mounts(r, t)
-		if r.Image != nil && r.Entries == nil && r.ListEntries != nil {
-			// Listing an image's entries reads the image: left to the
-			// launches that build the view. Keys are computed before.
-			list := r.ListEntries
-			v.Complete = func(v *nsroot.View) error {
-				entries, err := list()
-				if err != nil {
-					return err
-				}
-				full := r
-				full.Entries, full.ListEntries = entries, nil
-				v.Mounts = mounts(full, t)
-				return nil
-			}
-		}
-	case r.HostPrefix != "":
+	case r.HostPrefix != "" || r.FromView:
 		// Back to the host from inside a view: its root is the host's.
 		v.Host = false
-		v.RootSource = r.HostPrefix
+		v.RootSource = path.Join("/", r.HostPrefix)
+	}
+	if r.FromView && !v.Host {
+		v.OuterHost = HostDir
 	}
 	return v
 }
 
 // process computes what is applied per process on top of the view.
-func process(r Request) (nsroot.Process, []string, error) {
+func process(r Request) (spec.Process, []spec.Note, error) {
 	t := r.Tree
-	pr := nsroot.Process{
-		Creds: nsroot.Credentials{
+	pr := spec.Process{
+		Creds: spec.Credentials{
 			UID:      r.Caller.UID,
 			GID:      r.Caller.GID,
 			Groups:   r.Caller.Groups,
@@ -186,79 +172,61 @@ func process(r Request) (nsroot.Process, []string, error) {
 		return pr, nil, fmt.Errorf("no command to run")
 	}
 	pr.Path, pr.Argv = r.Argv[0], r.Argv
-	pr.Env = execEnv(r.Caller.Env, t)
-	return pr, nil, nil
+	var notes []spec.Note
+	pr.Env, notes = execEnv(r.Caller.Env, t)
+	return pr, notes, nil
 }
 
-// mounts lists the view's setup steps: the tree's top-level entries, then
-// host binds parents first, then identity files and chos itself.
-func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
+// mounts lists the view's setup steps: the host's root, the image of an
+// image tree, the tree's top-level entries, then host binds parents first,
+// then identity files and chos itself.
+func mounts(r ViewRequest, t *ostree.Tree) []spec.Mount {
 	binds := HostBinds(r.Catalog, t)
-	covered := map[string]bool{} // top-level names replaced by a host bind
-	for _, b := range binds {
-		if path.Dir(b.Dest) == "/" {
-			covered[b.Dest[1:]] = true
-		}
-	}
-
 	host := func(p string) string { return path.Join("/", r.HostPrefix, p) }
 	// The host root first: bound later, it would carry this half-built view.
 	// Not nodev: a view built from it in a user namespace could not lift
 	// that flag again from its /dev (its devices are the view's /dev anyway).
-	ms := []nsroot.Mount{{
-		Op: nsroot.OpBind, Source: host("/"), Target: HostDir, Recursive: true, NoSuid: true,
-		Why: "host root, for switching trees",
+	ms := []spec.Mount{{
+		Op: spec.OpBind, Source: host("/"), Target: HostDir, Recursive: true, NoSuid: true,
+		Origin: spec.OriginHostRoot, Why: "host root, for switching trees",
 	}}
-	// An entry of the tree: on the host, or inside the mounted image.
-	entry := nsroot.Mount{Source: host(t.Path)}
+	entries := treeEntries(t, binds, host)
 	if r.Image != nil {
-		ms = append(ms, nsroot.Mount{
-			Op: nsroot.OpImage, Source: host(t.Path), Target: ImageDir, ReadOnly: true,
-			NoSuid: !t.AllowSetuid, NoDev: true, HostRoot: r.HostPrefix, Why: WhyImage,
+		ms = append(ms, spec.Mount{
+			Op: spec.OpImage, Source: host(t.Path), Target: ImageDir, ReadOnly: true,
+			NoSuid: !t.AllowSetuid, NoDev: true, HostRoot: r.HostPrefix, Origin: spec.OriginImage, Why: "image tree",
 		})
-		entry = nsroot.Mount{Source: ImageDir, InView: true}
+		entries.Source, entries.InView = ImageDir, true
 	}
-	for _, e := range r.Entries {
-		if covered[e.Name] {
-			continue
-		}
-		target := "/" + e.Name
-		src := entry
-		src.Source = path.Join(entry.Source, e.Name)
-		switch {
-		case e.Name == "etc" && e.Kind == ostree.Dir:
-			ms = append(ms, etcOverlay(t, src, binds, host)...)
-		case e.Kind == ostree.Symlink:
-			ms = append(ms, nsroot.Mount{Op: nsroot.OpSymlink, Source: e.Target, Target: target, Why: WhyTree})
-		default:
-			ms = append(ms, nsroot.Mount{
-				Op: nsroot.OpBind, Source: src.Source, InView: src.InView, Target: target,
-				Recursive: e.Kind == ostree.Dir, ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true,
-				NoFollow: true, Why: WhyTree,
-			})
-		}
+	ms = append(ms, pathSnippets()...)
+	if r.Image != nil {
+		ms = append(ms, entries) // listed by the launch that builds the view
+	} else {
+		ms = append(ms, spec.ExpandEntries(entries, r.Entries)...)
 	}
 	for _, b := range binds {
-		ms = append(ms, nsroot.Mount{
-			Op: nsroot.OpBind, Source: host(b.Source), Target: b.Dest, Recursive: true,
-			ReadOnly: b.ReadOnly, Optional: b.Optional, Why: why(b),
+		ms = append(ms, spec.Mount{
+			Op: spec.OpBind, Source: host(b.Source), Target: b.Dest, Recursive: true,
+			ReadOnly: b.ReadOnly, Optional: b.Optional, Origin: spec.OriginBind, Why: why(b),
 			// Site binds are data; the default ones keep the host's flags
 			// (/dev must keep its devices).
 			NoSuid: !isDefault(b), NoDev: !isDefault(b),
 		})
 	}
 	for _, f := range t.Identity {
-		ms = append(ms, nsroot.Mount{
-			Op: nsroot.OpBind, Source: host(f), Target: f, ReadOnly: true, NoSuid: true, NoDev: true,
-			Optional: true, Why: WhyIdentity,
+		ms = append(ms, spec.Mount{
+			Op: spec.OpBind, Source: host(f), Target: f, ReadOnly: true, NoSuid: true, NoDev: true,
+			Optional: true, Origin: spec.OriginIdentity, Why: "identity",
 		})
 	}
-	ms = append(ms, nsroot.Mount{Op: nsroot.OpMkdir, Target: ViewDir, Why: "for switching trees"},
-		nsroot.Mount{Op: nsroot.OpMkdir, Target: nsroot.IdentityDir, Why: WhyNames})
+	ms = append(ms, spec.Mount{Op: spec.OpMkdir, Target: ViewDir, Origin: spec.OriginAdded, Why: "for switching trees"},
+		spec.Mount{Op: spec.OpMkdir, Target: spec.LayerDir, Origin: spec.OriginAdded, Why: "for the names of directory users"})
 	if r.Self != "" {
-		ms = append(ms, nsroot.Mount{
-			Op: nsroot.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
-			SameFileAs: "/proc/self/exe", Why: WhySelf,
+		// nosuid as the tree is: inside a tree, the setuid chos gives root
+		// only where the tree's own setuid programs do (setuid = allow).
+		ms = append(ms, spec.Mount{
+			Op: spec.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
+			NoSuid: !t.AllowSetuid, SameFileAs: spec.SelfExe, Origin: spec.OriginSelf, Why: "chos itself",
 		})
 	}
 	return ms
@@ -267,9 +235,6 @@ func mounts(r ViewRequest, t *ostree.Tree) []nsroot.Mount {
 // AddedDir holds, in every view, the files the view adds to the tree's
 // /etc (an overlay on top of it): the tree itself is never written.
 const AddedDir = "/.chos/etc"
-
-// WhyNames marks the directory a user's identity layer mounts on.
-const WhyNames = "for the names of directory users"
 
 // PathSnippets keep chos on PATH in login shells, whose profile (the
 // tree's /etc/profile, csh.login) resets PATH: they append SelfDir to it,
@@ -283,32 +248,47 @@ var PathSnippets = map[string]string{
 		"if ( \":${PATH}:\" !~ *:" + SelfDir + ":* ) setenv PATH \"${PATH}:" + SelfDir + "\"\n",
 }
 
-// etcOverlay shows the tree's /etc with what the view adds on top: the
-// PATH snippets, and mount points for the identity files and host binds
-// below /etc that the tree lacks (a minimal Debian has no /etc/hosts).
-func etcOverlay(t *ostree.Tree, etc nsroot.Mount, binds []config.Bind, host func(string) string) []nsroot.Mount {
-	var ms []nsroot.Mount
+// pathSnippets are the steps that write PathSnippets below AddedDir, which
+// the tree's /etc shows (treeEntries).
+func pathSnippets() []spec.Mount {
 	names := make([]string, 0, len(PathSnippets))
 	for n := range PathSnippets {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	ms := make([]spec.Mount, 0, len(names))
 	for _, n := range names {
-		ms = append(ms, nsroot.Mount{Op: nsroot.OpFile, Source: PathSnippets[n], Target: path.Join(AddedDir, n), Why: "chos on PATH in login shells"})
+		ms = append(ms, spec.Mount{Op: spec.OpFile, Source: PathSnippets[n], Target: path.Join(AddedDir, n),
+			Origin: spec.OriginAdded, Why: "chos on PATH in login shells"})
 	}
-	ov := nsroot.Mount{Op: nsroot.OpOverlay, Source: etc.Source, InView: etc.InView, Added: AddedDir, Target: "/etc",
-		ReadOnly: true, NoSuid: !t.AllowSetuid, NoDev: true, Why: WhyTree}
+	return ms
+}
+
+// treeEntries is the step that shows the tree's top-level entries
+// (spec.ExpandEntries): read-only, nosuid unless the tree allows setuid,
+// none that a host bind replaces, and /etc with what the view adds on top:
+// the PATH snippets, and mount points for the identity files and host
+// binds below /etc that the tree lacks (a minimal Debian has no
+// /etc/hosts).
+func treeEntries(t *ostree.Tree, binds []config.Bind, host func(string) string) spec.Mount {
+	m := spec.Mount{Op: spec.OpEntries, Source: host(t.Path), Target: "/", ReadOnly: true, NoSuid: !t.AllowSetuid,
+		NoDev: true, NoFollow: true, Added: AddedDir, Origin: spec.OriginTree, Why: "tree"}
+	for _, b := range binds {
+		if path.Dir(b.Dest) == "/" {
+			m.Except = append(m.Except, b.Dest[1:])
+		}
+	}
 	for _, f := range t.Identity {
 		if strings.HasPrefix(f, "/etc/") {
-			ov.Provide = append(ov.Provide, nsroot.Provision{Path: f, Source: host(f)})
+			m.Provide = append(m.Provide, spec.Provision{Path: f, Source: host(f)})
 		}
 	}
 	for _, b := range binds {
 		if strings.HasPrefix(b.Dest, "/etc/") {
-			ov.Provide = append(ov.Provide, nsroot.Provision{Path: b.Dest, Source: host(b.Source)})
+			m.Provide = append(m.Provide, spec.Provision{Path: b.Dest, Source: host(b.Source)})
 		}
 	}
-	return append(ms, ov)
+	return m
 }
 
 // HostBinds merges the default, site and tree binds: one bind per
@@ -372,24 +352,38 @@ func why(b config.Bind) string {
 	return b.At.String()
 }
 
-// execEnv is the caller's environment with CHOS set and chos on PATH.
-func execEnv(env []string, t *ostree.Tree) []string {
+// execEnv is the caller's environment with CHOS set and chos on PATH,
+// and the notes for --verbose.
+func execEnv(env []string, t *ostree.Tree) ([]string, []spec.Note) {
 	out := make([]string, 0, len(env)+2)
+	var notes []spec.Note
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "CHOS=") {
 			continue
 		}
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			kv = "PATH=" + pathWithSelf(v, t)
+			if p, fits := pathWithSelf(v, t); fits {
+				kv = "PATH=" + p
+			} else {
+				notes = append(notes, spec.Notef("PATH left unchanged, without %s: it would exceed the kernel's limit of %d bytes for one variable (PATH has %d)",
+					SelfDir, MaxArgStrlen-1, len(kv)))
+			}
 		}
 		out = append(out, kv)
 	}
-	return append(out, "CHOS="+t.Name)
+	return append(out, "CHOS="+t.Name), notes
 }
 
+// MaxArgStrlen is the kernel's limit on one argument or environment
+// string, its terminating NUL included (MAX_ARG_STRLEN, 32 pages of 4 KiB:
+// include/uapi/linux/binfmts.h): execve fails with E2BIG past it.
+const MaxArgStrlen = 32 * 4096
+
 // pathWithSelf appends SelfDir to PATH in a tree, last so that it never
-// shadows the tree's own commands, and removes it on the host.
-func pathWithSelf(v string, t *ostree.Tree) string {
+// shadows the tree's own commands, and removes it on the host. A PATH that
+// would no longer fit in one variable (MaxArgStrlen) is returned as it
+// is, with false: the command must still be executable.
+func pathWithSelf(v string, t *ostree.Tree) (string, bool) {
 	var dirs []string
 	for _, d := range strings.Split(v, ":") {
 		if d != SelfDir {
@@ -399,17 +393,21 @@ func pathWithSelf(v string, t *ostree.Tree) string {
 	if !t.Host {
 		dirs = append(dirs, SelfDir)
 	}
-	return strings.Join(dirs, ":")
+	p := strings.Join(dirs, ":")
+	if len("PATH=")+len(p)+1 > MaxArgStrlen {
+		return v, false
+	}
+	return p, true
 }
 
 // loginShell fills in the caller's login shell, as the original chos
 // started it: environment cleaned to the tree's %ENV list, PATH reset.
-func loginShell(r Request, p *nsroot.Process) (notes []string) {
+func loginShell(r Request, p *spec.Process) (notes []spec.Note) {
 	t := r.Tree
 	shell := r.Caller.Shell
 	if shell == "" || !r.ShellInTree {
 		if shell != "" {
-			notes = append(notes, fmt.Sprintf("your shell %s is not in tree %s; using /bin/sh", shell, t.Name))
+			notes = append(notes, spec.Warning("your shell %s is not in tree %s; using /bin/sh", shell, t.Name))
 		}
 		shell = "/bin/sh"
 	}
@@ -439,7 +437,7 @@ func loginShell(r Request, p *nsroot.Process) (notes []string) {
 		}
 	}
 	// What a login needs is set whatever the list says.
-	kept["PATH"] = pathWithSelf(DefaultPath(r.Caller.UID == 0), t)
+	kept["PATH"], _ = pathWithSelf(DefaultPath(r.Caller.UID == 0), t)
 	kept["CHOS"] = t.Name
 	kept["SHELL"] = shell
 	if r.Caller.Home != "" {
@@ -471,11 +469,11 @@ func contains(list []string, s string) bool {
 
 // CacheKey fingerprints everything a view is built from: the configuration,
 // every setup step, and the device and inode of what the stamps name (the
-// tree, its top-level entries, identity files, chos itself). A cached
-// namespace is only ever entered under its own key, so any change makes the
-// next launch build a new one. For an image tree, v is the view before
-// Finish: the image's identity (ostree.ImageID.Stamp, among the stamps)
-// stands for the entries listed from it.
+// tree, its top-level entries, identity files, chos itself: see Stamped).
+// A cached namespace is only ever entered under its own key, so any change
+// makes the next launch build a new one. For an image tree, the image's
+// identity (ostree.ImageID.Stamp, among the stamps) stands for the entries
+// its OpEntries step lists.
 //
 // The key is a 64-bit FNV-1a hash, not a cryptographic one: a collision
 // would let a launch enter a stale view of the same tree (the key is only
@@ -489,20 +487,24 @@ func contains(list []string, s string) bool {
 // trees), but a collision only shows them a stale view of their own,
 // which they could make anyway. Package crypto and its FIPS module's
 // initialisation are so left out of every launch.
-func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
+func CacheKey(configDigest string, v *spec.View, stamps []string) string {
 	h := fnv.New64a()
 	// (no fmt: this runs on every cached launch)
-	h.Write([]byte("v1\x00" + configDigest + "\x00" + v.Tree + "\x00" + v.TreePath + "\x00" + v.Root + "\x00"))
+	h.Write([]byte("v2\x00" + configDigest + "\x00" + v.Tree + "\x00" + v.TreePath + "\x00" + v.Root + "\x00"))
 	// Every field of every step (written out: reflection costs a launch
 	// with many binds a quarter of a millisecond).
 	for _, m := range v.Mounts {
-		h.Write([]byte(string(m.Op) + "\x00" + m.Source + "\x00" + m.Target + "\x00" + m.SameFileAs + "\x00" + m.Why + "\x00" + m.Added + "\x00"))
+		h.Write([]byte(string(m.Op) + "\x00" + m.Source + "\x00" + m.Target + "\x00" + m.SameFileAs + "\x00" +
+			string(m.Origin) + "\x00" + m.Why + "\x00" + m.Added + "\x00"))
 		for _, pr := range m.Provide {
 			h.Write([]byte(pr.Path + "\x00" + pr.Source + "\x00"))
 		}
+		for _, e := range m.Except {
+			h.Write([]byte(e + "\x00"))
+		}
 		h.Write([]byte(m.HostRoot + "\x00"))
-		flags := []bool{m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional, m.InView}
-		var bits [7]byte
+		flags := []bool{m.File, m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional, m.InView}
+		var bits [8]byte
 		for i, f := range flags {
 			bits[i] = '0'
 			if f {
@@ -515,4 +517,17 @@ func CacheKey(configDigest string, v *nsroot.View, stamps []string) string {
 		h.Write([]byte(s + "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Stamped says whether the cache key stamps m's source by device and
+// inode: what the view shows by reference (a tree's entry, an identity
+// file, chos itself), whose replacement must give a new key. A link's
+// text is part of its step already; what is inside the view is the
+// image's, which its own stamp covers.
+func Stamped(m spec.Mount) bool {
+	switch m.Origin {
+	case spec.OriginTree, spec.OriginIdentity, spec.OriginSelf:
+		return m.Op == spec.OpBind && !m.InView
+	}
+	return false
 }

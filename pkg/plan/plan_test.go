@@ -1,14 +1,15 @@
 package plan
 
 import (
+	"path"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chos-hpc/chos/pkg/config"
-	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 const site = `%SHELLS
@@ -44,10 +45,10 @@ func request(t *testing.T, tree string, sysconfig ...config.Bind) Request {
 	}
 	return Request{
 		ViewRequest: ViewRequest{Catalog: c, Tree: sel.Tree, Root: "/chos", Self: "/usr/bin/chos",
-			Entries: []ostree.Entry{
-				{Name: "usr", Kind: ostree.Dir}, {Name: "etc", Kind: ostree.Dir}, {Name: "proc", Kind: ostree.Dir},
-				{Name: "tmp", Kind: ostree.Symlink, Target: "var/tmp"}, {Name: "bin", Kind: ostree.Symlink, Target: "usr/bin"},
-				{Name: ".autorelabel", Kind: ostree.File},
+			Entries: []spec.Entry{
+				{Name: "usr", Kind: spec.DirEntry}, {Name: "etc", Kind: spec.DirEntry}, {Name: "proc", Kind: spec.DirEntry},
+				{Name: "tmp", Kind: spec.LinkEntry, Target: "var/tmp"}, {Name: "bin", Kind: spec.LinkEntry, Target: "usr/bin"},
+				{Name: ".autorelabel", Kind: spec.FileEntry},
 			}},
 		Caller: Caller{UID: 1000, GID: 100, Groups: []int{100, 27}, Name: "alice", Home: "/home/alice",
 			Shell: "/bin/bash", Cwd: "/home/alice/run",
@@ -56,36 +57,36 @@ func request(t *testing.T, tree string, sysconfig ...config.Bind) Request {
 	}
 }
 
-func build(t *testing.T, r Request) *nsroot.Plan {
+func build(t *testing.T, r Request) *spec.Plan {
 	t.Helper()
-	p, err := Build(r)
+	p, _, err := Build(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func find(p *nsroot.Plan, target string) (nsroot.Mount, bool) {
+func find(p *spec.Plan, target string) (spec.Mount, bool) {
 	for _, m := range p.Mounts {
 		if m.Target == target {
 			return m, true
 		}
 	}
-	return nsroot.Mount{}, false
+	return spec.Mount{}, false
 }
 
 func TestPlanBindsTreeEntriesReadOnlyWithoutSetuid(t *testing.T) {
 	p := build(t, request(t, "el7"))
 	usr, _ := find(p, "/usr")
-	want := nsroot.Mount{Op: nsroot.OpBind, Source: "/os/el7/usr", Target: "/usr", Recursive: true,
-		ReadOnly: true, NoSuid: true, NoDev: true, NoFollow: true, Why: "tree"}
+	want := spec.Mount{Op: spec.OpBind, Source: "/os/el7/usr", Target: "/usr", Recursive: true,
+		ReadOnly: true, NoSuid: true, NoDev: true, NoFollow: true, Origin: spec.OriginTree, Why: "tree"}
 	if !reflect.DeepEqual(usr, want) {
 		t.Errorf("usr = %+v, want %+v", usr, want)
 	}
 	if f, _ := find(p, "/.autorelabel"); f.Recursive || !f.ReadOnly || f.Source != "/os/el7/.autorelabel" {
 		t.Errorf("top-level file = %+v", f)
 	}
-	if l, _ := find(p, "/bin"); l.Op != nsroot.OpSymlink || l.Source != "usr/bin" {
+	if l, _ := find(p, "/bin"); l.Op != spec.OpSymlink || l.Source != "usr/bin" {
 		t.Errorf("top-level link must stay a link inside the view: %+v", l)
 	}
 }
@@ -95,14 +96,14 @@ func TestPlanBindsTreeEntriesReadOnlyWithoutSetuid(t *testing.T) {
 // mount points for the identity files the tree may lack.
 func TestPlanShowsTheTreesEtcWithWhatTheViewAdds(t *testing.T) {
 	p := build(t, request(t, "el7"))
-	var ov nsroot.Mount
+	var ov spec.Mount
 	at := map[string]int{}
 	for i, m := range p.Mounts {
 		at[m.Op.String()+" "+m.Target] = i
-		if m.Op == nsroot.OpOverlay {
+		if m.Op == spec.OpOverlay {
 			ov = m
 		}
-		if m.Op == nsroot.OpBind && m.Target == "/etc" {
+		if m.Op == spec.OpBind && m.Target == "/etc" {
 			t.Errorf("the tree's /etc is bound as a whole: %+v", m)
 		}
 	}
@@ -122,21 +123,21 @@ func TestPlanShowsTheTreesEtcWithWhatTheViewAdds(t *testing.T) {
 	if !ok || snippet > at["overlay /etc"] || at["overlay /etc"] > at["bind /etc/hosts"] {
 		t.Errorf("want the snippet, then the overlay, then the identity binds, in that order: %v", at)
 	}
-	if _, ok := at["mkdir "+nsroot.IdentityDir]; !ok {
-		t.Errorf("no %s for identity layers", nsroot.IdentityDir)
+	if _, ok := at["mkdir "+spec.LayerDir]; !ok {
+		t.Errorf("no %s for identity layers", spec.LayerDir)
 	}
 }
 
 func TestPlanReplacesTreeEntriesCoveredByHostBinds(t *testing.T) {
 	p := build(t, request(t, "el7"))
 	for _, target := range []string{"/proc", "/tmp"} {
-		var ms []nsroot.Mount
+		var ms []spec.Mount
 		for _, m := range p.Mounts {
 			if m.Target == target {
 				ms = append(ms, m)
 			}
 		}
-		if len(ms) != 1 || ms[0].Source != target || ms[0].Op != nsroot.OpBind {
+		if len(ms) != 1 || ms[0].Source != target || ms[0].Op != spec.OpBind {
 			t.Errorf("%s: %+v, want only the host bind (the tree's own %s, even a link, is not used)", target, ms, target)
 		}
 	}
@@ -147,7 +148,7 @@ func TestPlanHostBindsParentsFirstWithoutDuplicates(t *testing.T) {
 	p := build(t, request(t, "el7", legacy...))
 	var targets []string
 	for _, m := range p.Mounts {
-		if m.Op == nsroot.OpBind && m.Why != "tree" {
+		if m.Op == spec.OpBind && m.Origin != spec.OriginTree {
 			targets = append(targets, m.Target)
 		}
 	}
@@ -192,7 +193,7 @@ func TestPlanTreeBindOverridesSiteBind(t *testing.T) {
 
 func TestPlanCredentialsAreTheCallers(t *testing.T) {
 	p := build(t, request(t, "el7"))
-	want := nsroot.Credentials{UID: 1000, GID: 100, Groups: []int{100, 27}, NoNewPrivs: true}
+	want := spec.Credentials{UID: 1000, GID: 100, Groups: []int{100, 27}, NoNewPrivs: true}
 	if !reflect.DeepEqual(p.Creds, want) {
 		t.Errorf("creds = %+v, want %+v", p.Creds, want)
 	}
@@ -262,9 +263,17 @@ func TestPlanLoginShellArgv(t *testing.T) {
 		r.Login, r.Argv, r.ShellInTree = true, nil, c.inTree
 		r.Caller.Shell = c.shell
 		r.TreeConf = &config.File{Beh: c.beh}
-		p := build(t, r)
-		if p.Path != c.path || !reflect.DeepEqual(p.Argv, c.argv) || (len(p.Notes) > 0) != c.warning {
-			t.Errorf("%s %v: got %s %q notes %v", c.shell, c.beh, p.Path, p.Argv, p.Notes)
+		p, notes, err := Build(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Path != c.path || !reflect.DeepEqual(p.Argv, c.argv) || (len(notes) > 0) != c.warning {
+			t.Errorf("%s %v: got %s %q notes %v", c.shell, c.beh, p.Path, p.Argv, notes)
+		}
+		for _, n := range notes {
+			if !n.Warning {
+				t.Errorf("a missing shell is a note, not a warning: %v", n)
+			}
 		}
 	}
 }
@@ -318,6 +327,45 @@ func TestPlanBackToHostFromInsideViewBindsHostRoot(t *testing.T) {
 	}
 }
 
+// Inside a tree, chos's setuid bit gives root only where the tree's own
+// setuid programs do: the bind of chos is nosuid unless setuid = allow.
+func TestPlanBindsChosNosuidUnlessTheTreeAllowsSetuid(t *testing.T) {
+	for tree, nosuid := range map[string]bool{"el7": true, "suid": false} {
+		m, ok := find(build(t, request(t, tree)), path.Join(SelfDir, "chos"))
+		if !ok || m.Source != "/usr/bin/chos" || m.SameFileAs != spec.SelfExe || m.NoSuid != nosuid || !m.NoDev || !m.ReadOnly {
+			t.Errorf("tree %s: chos is bound %+v, want read-only, nodev, nosuid %v", tree, m, nosuid)
+		}
+	}
+}
+
+// A privileged chos started inside a view works from the host's root: host
+// paths are plain; going back to the host binds that root; every view it
+// builds leaves the outer view first. Without FromView (the host itself,
+// or a user-namespace chos reading through HostDir), neither.
+func TestPlanFromAViewAtTheHostsRoot(t *testing.T) {
+	r := request(t, "el7")
+	r.FromView = true
+	p := build(t, r)
+	if m, _ := find(p, "/usr"); m.Source != "/os/el7/usr" || p.OuterHost != HostDir || p.Root != "/chos" {
+		t.Errorf("from a view, at the host's root: /usr from %q, outer host %q, root %q", m.Source, p.OuterHost, p.Root)
+	}
+	r = request(t, "local")
+	r.FromView = true
+	if p := build(t, r); p.Host || p.RootSource != "/" || p.OuterHost != HostDir || len(p.Mounts) != 0 {
+		t.Errorf("back to the host from a view, at the host's root: %+v", p.View)
+	}
+	for name, r := range map[string]Request{"el7 on the host": request(t, "el7"), "local on the host": request(t, "local")} {
+		if p := build(t, r); p.OuterHost != "" || p.RootSource != "" {
+			t.Errorf("control: %s: outer host %q, root source %q", name, p.OuterHost, p.RootSource)
+		}
+	}
+	r = request(t, "el7")
+	r.HostPrefix, r.Root = HostDir, ViewDir
+	if p := build(t, r); p.OuterHost != "" {
+		t.Errorf("control: from a view, through %s (user namespace): outer host %q", HostDir, p.OuterHost)
+	}
+}
+
 // The plan's view is exactly the caller-independent view, whoever launches:
 // the cache key (computed from a View) cannot depend on the caller.
 func TestPlanViewIsTheSameForEveryCaller(t *testing.T) {
@@ -340,7 +388,7 @@ func TestCacheKeyChangesWithWhatTheViewIsBuiltFrom(t *testing.T) {
 	stamps := []string{"/os/el7 1:2", "/os/el7/usr 1:5"}
 	base := CacheKey("cfg", &p.View, stamps)
 	moreMounts := p.View
-	moreMounts.Mounts = append(append([]nsroot.Mount(nil), p.Mounts...), nsroot.Mount{Op: nsroot.OpBind, Source: "/x", Target: "/x"})
+	moreMounts.Mounts = append(append([]spec.Mount(nil), p.Mounts...), spec.Mount{Op: spec.OpBind, Source: "/x", Target: "/x"})
 	for name, key := range map[string]string{
 		"configuration":        CacheKey("cfg2", &p.View, stamps),
 		"replaced tree":        CacheKey("cfg", &p.View, []string{"/os/el7 1:3", "/os/el7/usr 1:5"}),
@@ -350,6 +398,74 @@ func TestCacheKeyChangesWithWhatTheViewIsBuiltFrom(t *testing.T) {
 	} {
 		if key == base {
 			t.Errorf("a changed %s must change the key", name)
+		}
+	}
+}
+
+// A PATH within the kernel's limit for one variable stays within it: chos
+// leaves it unchanged (and says so under -v) rather than make the command
+// unexecutable (E2BIG).
+func TestPlanLongPathLeftUnchanged(t *testing.T) {
+	head := "PATH=/usr/bin:"
+	for _, tc := range []struct {
+		name   string
+		length int // of PATH=..., without the NUL
+		self   bool
+	}{
+		{"fits exactly", MaxArgStrlen - 1 - len(":"+SelfDir), true},
+		{"one byte too long", MaxArgStrlen - len(":"+SelfDir), false},
+		{"at the kernel's limit already", MaxArgStrlen - 1, false},
+		{"a value of 131,060 bytes", len("PATH=") + 131060, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request(t, "el7")
+			path := head + strings.Repeat("x", tc.length-len(head))
+			r.Caller.Env = []string{path, "FOO=bar"}
+			p, notes, err := Build(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := path
+			if tc.self {
+				want = path + ":" + SelfDir
+			}
+			if p.Env[0] != want || len(p.Env[0])+1 > MaxArgStrlen {
+				t.Errorf("PATH of %d bytes became %d bytes, want %d", len(path), len(p.Env[0]), len(want))
+			}
+			if said := len(notes) == 1 && !notes[0].Warning && strings.Contains(notes[0].Text, "PATH left unchanged"); said == tc.self {
+				t.Errorf("notes %+v: a note (for -v) says PATH was left unchanged: %v, want %v", notes, said, !tc.self)
+			}
+			if job := JobPath(strings.TrimPrefix(path, "PATH="), r.Tree); "PATH="+job != want {
+				t.Errorf("JobPath gives %d bytes, want %d", len(job)+5, len(want))
+			}
+		})
+	}
+}
+
+// What the cache key stamps by device and inode is chosen by a step's
+// origin, never by its text for people.
+func TestCacheStampsAreChosenByOrigin(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		m    spec.Mount
+		want bool
+	}{
+		{"tree entry", spec.Mount{Op: spec.OpBind, Source: "/os/el7/usr", Origin: spec.OriginTree, Why: "tree"}, true},
+		{"identity file", spec.Mount{Op: spec.OpBind, Source: "/etc/passwd", Origin: spec.OriginIdentity}, true},
+		{"chos itself", spec.Mount{Op: spec.OpBind, Source: "/usr/bin/chos", Origin: spec.OriginSelf}, true},
+		{"a site bind whose text says tree", spec.Mount{Op: spec.OpBind, Source: "/scratch", Origin: spec.OriginBind, Why: "tree"}, false},
+		{"a tree entry from inside an image", spec.Mount{Op: spec.OpBind, Source: ImageDir + "/usr", InView: true, Origin: spec.OriginTree}, false},
+		{"a tree's link", spec.Mount{Op: spec.OpSymlink, Source: "usr/bin", Origin: spec.OriginTree}, false},
+		{"the host root", spec.Mount{Op: spec.OpBind, Source: "/", Origin: spec.OriginHostRoot}, false},
+	} {
+		if got := Stamped(c.m); got != c.want {
+			t.Errorf("%s: stamped %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Every step of a plan has an origin.
+	for _, m := range build(t, request(t, "el7")).Mounts {
+		if m.Origin == "" {
+			t.Errorf("a step without origin: %+v", m)
 		}
 	}
 }

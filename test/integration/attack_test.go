@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/plan"
 )
 
 // Attacks of one user on chos, seen from another: the setuid chos must not
@@ -136,8 +139,208 @@ func TestNoUserCanStallAnotherUsersFirstLaunch(t *testing.T) {
 			wantOSID(t, vr, h.osIDs["one"])
 			syscall.Kill(-att.pid, syscall.SIGKILL)
 			att.wait(promptly)
+			killStopped(t)
 		}
 	})
+}
+
+// killStopped kills what the attacker stopped outside their launch's
+// process group: a builder caught between its fork and its exec, while
+// its real uid is still the user's (it holds nothing yet, but would stay
+// stopped).
+func killStopped(t *testing.T) {
+	t.Helper()
+	run(t, call{Args: []string{"sh", "-c", `pkill -KILL -u "$(id -u)" -x chos; true`}})
+}
+
+// No user can stall another user's image trees. A launch of an image tree
+// sets up a loop device under a lock on /dev/loop-control; for private
+// views (--fresh, cache = no, a launch from a view) that was done in the
+// caller's own process, which its user could stop holding the lock. The
+// attacker does what issue 19 did: launches with the lowest priority,
+// watches /proc/locks (anyone may read it) for that lock held by a process
+// of theirs, and stops that process (anyone may stop their own) the moment
+// it appears; then stops every chos of theirs. Another user's fresh launch
+// of another image, and their first cached launch of it, then complete
+// promptly. Control: root holding that lock (as a stopped launch did)
+// makes the other user's launch wait.
+func TestNoUserCanStallAnotherUsersImageTrees(t *testing.T) {
+	needLoopSquashfs(t)
+	victim := otherUser(t)
+	attacked, _ := imageTree(t)
+	img, id := imageTree(t)
+	withImageTrees(t, "attacked", attacked, "img", img)
+	afterImages(t, attacked, img)
+	victimLaunch := func(t *testing.T, fresh bool, d time.Duration) (result, bool) {
+		args := []string{h.chos, "exec"}
+		if fresh {
+			args = append(args, "--fresh")
+		}
+		return timedRun(t, call{User: victim, Args: append(args, "img", "cat", "/etc/os-release")}, d)
+	}
+	waitBuilders := func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for len(pidsRunning("chos", "__chos_build_view")) > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	var ctl unix.Stat_t
+	must(t, unix.Stat("/dev/loop-control", &ctl))
+	// how /proc/locks names the file: MAJOR:MINOR:INODE of its file system
+	ctlKey := fmt.Sprintf("%02x:%02x:%d", unix.Major(ctl.Dev), unix.Minor(ctl.Dev), ctl.Ino)
+
+	t.Run("control: a held lock on /dev/loop-control stalls a launch", func(t *testing.T) {
+		emptyCache(t)
+		f, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
+		must(t, err)
+		defer f.Close()
+		must(t, unix.Flock(int(f.Fd()), unix.LOCK_EX))
+		if r, ok := victimLaunch(t, true, 3*time.Second); ok {
+			t.Fatalf("a fresh launch of an image completed while root held the lock on /dev/loop-control; the checks below cannot fail:\n%s", r)
+		}
+		f.Close()
+		waitBuilders()
+	})
+
+	for _, fresh := range []bool{true, false} {
+		kind := map[bool]string{true: "fresh", false: "cached"}[fresh]
+		t.Run("attacker stops its "+kind+" launches holding what they hold", func(t *testing.T) {
+			for try := 0; try < 8; try++ {
+				emptyCache(t)
+				args := []string{"chrt", "-i", "0", "nice", "-n", "19", h.chos, "exec"}
+				if fresh {
+					args = append(args, "--fresh")
+				}
+				att := start(t, call{Args: append(args, "attacked", "sleep", "30")})
+				stopped := stopLockHolder(t, h.uid, ctlKey, att.pid, promptly)
+				wantStatus(t, run(t, call{Args: []string{"sh", "-c", `for p in $(pgrep -u "$(id -u)" -x chos); do kill -STOP "$p" 2>/dev/null; done; kill -STOP -` + strconv.Itoa(att.pid) + ` 2>/dev/null; true`}}), 0)
+				if held := locksHeldBy(t, h.uid); len(held) > 0 {
+					t.Errorf("try %d: the attacker's stopped processes hold locks:\n%s", try, strings.Join(held, "\n"))
+				}
+				for _, victimFresh := range []bool{true, false} {
+					r, ok := victimLaunch(t, victimFresh, promptly)
+					if !ok {
+						t.Fatalf("try %d: another user's %s launch of an image did not complete while the attacker's %s launch was stopped (holding /dev/loop-control's lock: %v):\n%s",
+							try, map[bool]string{true: "fresh", false: "first cached"}[victimFresh], kind, stopped, r)
+					}
+					wantOSID(t, r, id)
+				}
+				syscall.Kill(-att.pid, syscall.SIGKILL)
+				att.wait(promptly)
+				killStopped(t)
+				waitBuilders()
+			}
+		})
+	}
+}
+
+// stopLockHolder watches /proc/locks until a process that a user with uid
+// may signal (its real or saved uid is theirs) holds the lock on the file
+// key names, and stops it, as that user could; or until the process pid
+// has executed its command (sleep), or d has passed. It says whether it
+// stopped one.
+func stopLockHolder(t *testing.T, uid int, key string, pid int, d time.Duration) bool {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		for _, l := range strings.Split(readFile(t, "/proc/locks"), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 6 || f[1] != "FLOCK" || f[5] != key {
+				continue
+			}
+			holder, _ := strconv.Atoi(f[4])
+			for _, line := range strings.Split(readFile(t, "/proc/"+f[4]+"/status"), "\n") {
+				ids, ok := strings.CutPrefix(line, "Uid:")
+				u := strings.Fields(ids)
+				if ok && len(u) >= 3 && (u[0] == strconv.Itoa(uid) || u[2] == strconv.Itoa(uid)) && holder > 0 {
+					syscall.Kill(holder, syscall.SIGSTOP)
+					return true
+				}
+			}
+		}
+		if strings.TrimSpace(readFile(t, "/proc/"+strconv.Itoa(pid)+"/comm")) == "sleep" {
+			return false
+		}
+	}
+	return false
+}
+
+// locksHeldBy lists the lines of /proc/locks (world-readable) whose
+// process runs with uid as its real or effective uid.
+func locksHeldBy(t testing.TB, uid int) []string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(readFile(t, "/proc/locks"), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		pid := f[4]
+		if f[1] == "->" && len(f) > 5 { // a waiter: "N: -> FLOCK ADVISORY WRITE PID ..."
+			pid = f[5]
+		}
+		for _, line := range strings.Split(readFile(t, "/proc/"+pid+"/status"), "\n") {
+			ids, ok := strings.CutPrefix(line, "Uid:")
+			if u := strings.Fields(ids); ok && len(u) >= 2 && (u[0] == strconv.Itoa(uid) || u[1] == strconv.Itoa(uid)) {
+				out = append(out, l+"  ("+strings.TrimSpace(readFile(t, "/proc/"+pid+"/comm"))+")")
+			}
+		}
+	}
+	return out
+}
+
+// timedRun runs c and says whether it completed within d (a process
+// group that is still running then is killed).
+func timedRun(t *testing.T, c call, d time.Duration) (result, bool) {
+	t.Helper()
+	argv := c.argv()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	u := c.account()
+	cmd.Dir, cmd.Env = u.home, mergeEnv(u.env(), c.Env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r, err := runWithTimeout(cmd, d, nil)
+	r.cmd = describe(c)
+	return r, err == nil && !r.timedOut && r.status == 0
+}
+
+// The builder of a shared view runs with the limits chos chose, not its
+// launcher's: a user whose first launch of a tree has a file size limit
+// of 0 and a limit of 10 descriptors still gets a complete view (the
+// files it adds to /etc whole), and so does the next user, who enters the
+// view that launch built; the command still has the caller's limits. The
+// limits are soft ones: raising a hard limit takes CAP_SYS_RESOURCE,
+// which root may lack in a container (README: "What the command keeps").
+// Control: the limits do bite a process that keeps them.
+func TestViewBuilderRunsWithChosLimits(t *testing.T) {
+	victim := otherUser(t)
+	const limits = "ulimit -S -f 0; ulimit -S -n 10"
+	r := run(t, call{Args: []string{"sh", "-c", limits + "; echo x > limit-probe; echo status=$?; rm -f limit-probe"}})
+	if strings.Contains(r.stdout, "status=0") {
+		t.Fatalf("control: a write under %q succeeded; the test cannot fail:\n%s", limits, r)
+	}
+	snippet := plan.PathSnippets["profile.d/chos.sh"]
+	show := "ulimit -S -f; ulimit -S -n; cat /etc/profile.d/chos.sh"
+	for _, fresh := range []bool{false, true} {
+		name := map[bool]string{false: "cached", true: "fresh"}[fresh]
+		t.Run(name, func(t *testing.T) {
+			emptyCache(t)
+			launch := h.chos + " exec one"
+			if fresh {
+				launch = h.chos + " exec --fresh one"
+			}
+			r := run(t, call{Args: []string{"sh", "-c", limits + "; exec " + launch + " sh -c '" + show + "'"}})
+			wantStatus(t, r, 0)
+			if want := "0\n10\n" + snippet; r.stdout != want {
+				t.Errorf("under %q: the command's limits and the view's /etc/profile.d/chos.sh:\n%q\nwant\n%q\n%s", limits, r.stdout, want, r)
+			}
+			if fresh {
+				return
+			}
+			r = run(t, call{User: victim, Args: []string{h.chos, "exec", "one", "cat", "/etc/profile.d/chos.sh"}})
+			if wantStatus(t, r, 0) && r.stdout != snippet {
+				t.Errorf("another user entering the view built under those limits sees /etc/profile.d/chos.sh as %q, want %q", r.stdout, snippet)
+			}
+		})
+	}
 }
 
 func readFile(t testing.TB, p string) string {
@@ -246,6 +449,72 @@ func TestRootBindsOnlyWhatOnlyRootCanRedirect(t *testing.T) {
 	})
 }
 
+// A bind's destination may lie below a host directory users write to (a
+// site binding into /tmp, or into a scratch file system): a user's link
+// there must not move root's mount onto another file of the view, which
+// every user of the cached view would then see. Here the attacker makes
+// the destination's directory, then the destination itself, a link to
+// /etc; the launch is refused (the bind is required), and another user's
+// /etc/passwd is the host's. Control: a plain directory there, made by the
+// same user, gets the bind.
+func TestBindDestinationNeverFollowsAUsersLink(t *testing.T) {
+	victim := otherUser(t)
+	src := filepath.Join(h.base, unique(t)+"-src")
+	must(t, os.MkdirAll(src, 0o755))
+	t.Cleanup(func() { os.RemoveAll(src) })
+	must(t, writeRootFile(filepath.Join(src, "passwd"), "chos-bound-content\n", 0o644))
+	place := filepath.Join("/tmp", unique(t)) // /tmp: a default bind, anyone's to write
+	t.Cleanup(func() { os.RemoveAll(place) })
+	cases := []struct {
+		name, dest string
+		attack     func(t *testing.T) // what the user makes at place
+		refused    bool
+	}{
+		{"control: a directory of the user's", place + "/sub/passwd", func(t *testing.T) {
+			run(t, call{Args: []string{"sh", "-c", "mkdir -p " + place + "/sub && : > " + place + "/sub/passwd"}})
+		}, false},
+		{"the destination's directory is a link", place + "/sub/passwd", func(t *testing.T) {
+			run(t, call{Args: []string{"sh", "-c", "mkdir -p " + place + " && ln -s /etc " + place + "/sub"}})
+		}, true},
+		{"the destination is a link", place + "/sub", func(t *testing.T) {
+			run(t, call{Args: []string{"sh", "-c", "mkdir -p " + place + " && ln -s /etc " + place + "/sub"}})
+		}, true},
+	}
+	for _, c := range cases {
+		for _, fresh := range []bool{false, true} {
+			name := c.name
+			args := []string{"exec", "one", "sh", "-c", "cat /etc/passwd " + place + "/sub/passwd"}
+			if fresh {
+				name += " (fresh)"
+				args = append([]string{"exec", "--fresh"}, args[1:]...)
+			}
+			t.Run(name, func(t *testing.T) {
+				emptyCache(t)
+				os.RemoveAll(place)
+				c.attack(t)
+				source := filepath.Join(src, "passwd")
+				if !strings.HasSuffix(c.dest, "/passwd") {
+					source = src
+				}
+				setConfig(t, h.configText+"%TREE one\nbind = "+source+" "+c.dest+"\n")
+				r := chos(t, args...)
+				if c.refused {
+					wantStatus(t, r, 125)
+					if !strings.Contains(r.stderr, "symbolic link") {
+						t.Errorf("the refusal does not name the link:\n%s", r)
+					}
+				} else if wantStatus(t, r, 0) && !strings.Contains(r.stdout, "chos-bound-content") {
+					t.Errorf("control: the bind did not land in the user's directory:\n%s", r)
+				}
+				vr := run(t, call{User: victim, Args: append([]string{h.chos}, args...)})
+				if strings.Contains(vr.stdout, "chos-bound-content\n") && !strings.Contains(vr.stdout, "root:") {
+					t.Errorf("another user's /etc/passwd is the bound file:\n%s", vr)
+				}
+			})
+		}
+	}
+}
+
 // What the setuid chos creates has the modes chos chose, whatever umask the
 // user who happens to launch first has.
 func TestCacheModesDoNotDependOnTheFirstLaunchersUmask(t *testing.T) {
@@ -348,8 +617,9 @@ func TestSetuidAllowTreeGivesItsSetuidProgramsRoot(t *testing.T) {
 
 // The root builder of a shared view does not keep what its launcher's
 // user gave it to slow it or to reach it: an idle scheduling class, a nice
-// value, a narrow CPU affinity, descriptors left open across exec. The
-// control is the user's own chos, which keeps them all.
+// value, a narrow CPU affinity, an idle I/O class, a high OOM score,
+// descriptors left open across exec. The control is the user's own chos,
+// which keeps them all.
 func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	emptyCache(t)
 	must(t, os.MkdirAll(hostCacheDir(t), 0o755))
@@ -361,7 +631,7 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	// would be), which the builder must leave.
 	cg, line := launchCgroup(t)
 	att := start(t, call{Root: true, Args: []string{"bash", "-c", "echo $$ > " + cg + "/cgroup.procs && exec 77</dev/null && " +
-		"exec setpriv --reuid=" + strconv.Itoa(h.uid) + " --regid=" + strconv.Itoa(h.gid) + " --init-groups taskset -c 0 chrt -i 0 nice -n 19 " + h.chos + " exec one true"}})
+		"exec setpriv --reuid=" + strconv.Itoa(h.uid) + " --regid=" + strconv.Itoa(h.gid) + " --init-groups taskset -c 0 chrt -i 0 nice -n 19 ionice -c 3 choom -n 900 -- " + h.chos + " exec one true"}})
 	waited := false
 	defer func() {
 		if !waited {
@@ -422,6 +692,20 @@ func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
 	nice, policy, fd77, cpus := look(builder)
 	if nice != "0" || policy != "0" || fd77 || (cpus == "0" && runtime.NumCPU() > 1) {
 		t.Errorf("the builder has nice %s, policy %s, fd 77 %v, CPUs %s; want 0, 0 (SCHED_OTHER), no fd 77, every CPU", nice, policy, fd77, cpus)
+	}
+	// The I/O class and the OOM score: idle and 900 for the user's chos
+	// (the control), none and 0 for the builder.
+	io := func(pid int) string {
+		return strings.TrimSpace(run(t, call{Root: true, Args: []string{"ionice", "-p", strconv.Itoa(pid)}}).stdout)
+	}
+	oom := func(pid int) string {
+		return strings.TrimSpace(readFile(t, "/proc/"+strconv.Itoa(pid)+"/oom_score_adj"))
+	}
+	if io(launcher) != "idle" || oom(launcher) != "900" {
+		t.Errorf("control: the user's chos has I/O class %q and oom_score_adj %s, want idle and 900", io(launcher), oom(launcher))
+	}
+	if got := io(builder); !strings.HasPrefix(got, "none") || oom(builder) != "0" {
+		t.Errorf("the builder has I/O class %q and oom_score_adj %s, want none and 0", got, oom(builder))
 	}
 	// and, the lock free, it builds the view: the launch completes
 	lock.Close()

@@ -286,6 +286,54 @@ func TestAuditLogsPreparedSessionsAndJobs(t *testing.T) {
 			}
 		}
 	}
+	seen = len(d.lines(t))
+
+	// A user's chos prepare in the root helper's form is refused before
+	// the configuration is read: its line still goes to %AUDIT's socket,
+	// not to /dev/log.
+	r := chos(t, "prepare", "--service=pam", "--user=root", "--uid=0", "--gid=0")
+	wantStatus(t, r, 125)
+	if got := d.lines(t)[seen:]; len(got) != 1 {
+		t.Errorf("a user's refused chos prepare: %d lines on %%AUDIT's socket, want 1: %v\n%s", len(got), got, r)
+	} else {
+		wantFields(t, got[0], map[string]string{"uid": strconv.Itoa(h.uid), "via": "prepare", "reason": "*not by users*"})
+		if got[0].priority != "local5.notice" {
+			t.Errorf("want a local5.notice refusal: %s", got[0].text)
+		}
+	}
+}
+
+// What a user gives (the command, a working directory's name, $CHOS)
+// cannot forge a line: a newline and the text of another line stay inside
+// one quoted value of the user's own line.
+func TestAuditLinesCannotBeForged(t *testing.T) {
+	d := startRsyslog(t)
+	auditConfig(t, "%AUDIT\nfacility = local5\nsocket = "+d.sock+"\n")
+	forged := "\nchos[1]: launch user=root uid=0 tree=two via=pam"
+	dir := filepath.Join(h.home, unique(t)+forged)
+	userDir(t, dir)
+	for _, c := range []struct {
+		name   string
+		c      call
+		status int
+	}{
+		{"command", chosCall("exec", "two", "true"+forged), 127},
+		{"working directory", call{Args: []string{h.chos, "exec", "two", "true"}, Dir: dir}, 0},
+		{"$CHOS", call{Args: []string{h.chos, "exec", "--", "true"}, Env: []string{"CHOS=two" + forged}}, 125},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			seen := len(d.lines(t))
+			wantStatus(t, run(t, c.c), c.status)
+			got := d.lines(t)[seen:]
+			if len(got) != 1 {
+				t.Fatalf("%d lines, want 1: %v", len(got), got)
+			}
+			wantFields(t, got[0], map[string]string{"uid": strconv.Itoa(h.uid), "user": h.user})
+			if !strings.Contains(got[0].text, `\n`) {
+				t.Errorf("the newline is not escaped in the line: %s", got[0].text)
+			}
+		})
+	}
 }
 
 func TestAuditOffWritesNothing(t *testing.T) {

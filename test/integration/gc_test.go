@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -70,3 +71,56 @@ func TestStaleNamespacesOfRemovedTreesAreCollected(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Lstat(p); return err == nil }
+
+// What a mount namespace that ended left in CACHEDIR/ns (its directory
+// INODE and claim lock INODE.lock) is collected by the next view build,
+// and by `chos check` as root; a namespace that still has a process keeps
+// its own (the control). `chos cache drop` leaves no lock file behind.
+func TestCacheOfAnEndedNamespaceIsCollected(t *testing.T) {
+	emptyCache(t)
+	t.Cleanup(func() { emptyCache(t) })
+	nsDir := filepath.Join(h.cacheDir, "ns")
+	u := call{}.account()
+	// A launch from a mount namespace of its own, which stays while a
+	// sleep of root's runs in it.
+	other := start(t, call{Root: true, Args: []string{"unshare", "-m", "--propagation", "slave", "--", "sh", "-c",
+		"setpriv --reuid " + u.name + " --regid " + u.group + " --init-groups -- " + h.chos + " exec one true && " +
+			"echo ns=$(readlink /proc/self/ns/mnt) && echo ready && exec sleep 60"}})
+	if !other.waitLine("ready", promptly) {
+		t.Fatalf("the launch from another namespace did not run:\n%s", other.result())
+	}
+	ino := strings.TrimSuffix(strings.TrimPrefix(grepLines(other.result().stdout, "ns="), "ns=mnt:["), "]")
+	dir := filepath.Join(nsDir, ino)
+	for _, p := range []string{dir, dir + ".lock"} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatalf("the other namespace's cache left no %s: %v", p, err)
+		}
+	}
+	build := func(t *testing.T) {
+		t.Helper()
+		wantStatus(t, run(t, call{Root: true, Args: []string{h.chos, "cache", "drop", "two"}}), 0)
+		wantOSID(t, chos(t, "exec", "two", "cat", "/etc/os-release"), h.osIDs["two"])
+	}
+	// Control: while the namespace lives, a build here keeps its cache.
+	build(t)
+	if _, err := os.Lstat(dir); err != nil {
+		t.Fatalf("a build collected the cache of a namespace still in use: %v", err)
+	}
+	syscall.Kill(-other.pid, syscall.SIGKILL)
+	other.wait(promptly)
+	build(t)
+	for _, p := range []string{dir, dir + ".lock"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s of the ended namespace is still there after a build", p)
+		}
+	}
+	// chos cache drop: nothing left, lock files included.
+	wantStatus(t, run(t, call{Root: true, Args: []string{h.chos, "cache", "drop"}}), 0)
+	if des, err := os.ReadDir(nsDir); err == nil && len(des) > 0 {
+		var names []string
+		for _, de := range des {
+			names = append(names, de.Name())
+		}
+		t.Errorf("after chos cache drop, %s holds %v", nsDir, names)
+	}
+}

@@ -272,7 +272,14 @@ func setup(cl *cleanups) error {
 			return nil
 		})
 	}
-	if out, err := runSetup(30*time.Second, "/", "useradd", "-m", "-U", "-s", "/bin/sh",
+	// A uid of its own on the machine: the kernel counts a uid's processes
+	// against RLIMIT_NPROC across every PID namespace, and another run in a
+	// fresh root of its own would have useradd's first one too.
+	uid, err := freeUID()
+	if err != nil {
+		return err
+	}
+	if out, err := runSetup(30*time.Second, "/", "useradd", "-m", "-U", "-u", strconv.Itoa(uid), "-s", "/bin/sh",
 		"-c", "chos integration test", "-G", strings.Join(h.extraGroups, ","), h.user); err != nil {
 		return fmt.Errorf("useradd %s: %w\n%s", h.user, err, out)
 	}
@@ -312,6 +319,23 @@ func setup(cl *cleanups) error {
 	fmt.Fprintf(os.Stderr, "integration: base %s, user %s (uid %d gid %d groups %v), chos %s (setuid), %s (userns)\n",
 		h.base, h.user, h.uid, h.gid, h.extraGIDs, h.chos, h.chosUserns)
 	return nil
+}
+
+// freeUID is a random uid from 20000 to 59999 that no account has.
+func freeUID() (int, error) {
+	for i := 0; i < 100; i++ {
+		n, err := strconv.ParseUint(randHex(2), 16, 16)
+		if err != nil {
+			return 0, err
+		}
+		uid := 20000 + int(n)%40000
+		if _, err := user.LookupId(strconv.Itoa(uid)); err != nil {
+			if _, err := user.LookupGroupId(strconv.Itoa(uid)); err != nil {
+				return uid, nil
+			}
+		}
+	}
+	return 0, errors.New("no free uid from 20000 to 59999")
 }
 
 // installPlainCopy copies the setuid binary src to dst (creating its

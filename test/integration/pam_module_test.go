@@ -14,7 +14,9 @@ import (
 
 // The PAM module (pam/pam_chos.c), loaded by pamtester: its side of the
 // root-helper protocol, against a scripted peer (testdata/prepare-peer)
-// that can also send what the real chos never sends.
+// that can also send what the real chos never sends. Its client of the
+// protocol is the SPANK plugin's (prepare/prepare_client.c): the same
+// checks and the same messages (slurm_spank_test.go).
 
 // pamModule is the module make install built and installed.
 func pamModule(t testing.TB) string {
@@ -81,7 +83,7 @@ func TestPamModuleEntersPreparedNamespace(t *testing.T) {
 	if !wantStatus(t, r, 0) {
 		return
 	}
-	for _, want := range []string{"CHOS=peer\n", helloText, "chos: a word from chos"} {
+	for _, want := range []string{"CHOS=peer\n", helloText, "chos: warning: a word from chos"} {
 		if !strings.Contains(r.stdout+r.stderr, want) {
 			t.Errorf("no %q in the session:\n%s", want, r)
 		}
@@ -154,13 +156,13 @@ func TestPamModuleHandlesReplies(t *testing.T) {
 		{"refusal with onerr=succeed", "status=125\n---\nerror=you may not use tree two\nend\n", succeed, 0, "chos: you may not use tree two; staying on the host", false},
 		{"a net namespace is not entered", "mode=netns\n---\ntree=peer\nenter=1\nend\n", fail, 1, "not a mount namespace", false},
 		{"a file is not entered", "mode=file\n---\ntree=peer\nenter=1\nend\n", succeed, 0, "not a mount namespace; staying on the host", false},
-		{"enter without a descriptor", "---\ntree=peer\nenter=1\nend\n", fail, 1, "wrong number of descriptors", false},
-		{"a descriptor without enter", "mode=mntns\n---\ntree=peer\nenter=0\nend\n", fail, 1, "wrong number of descriptors", false},
-		{"no end", "mode=mntns\n---\ntree=peer\nenter=1\n", fail, 1, "incomplete reply", false},
-		{"text after end", "mode=mntns\n---\ntree=peer\nenter=1\nend\nenter=0\n", fail, 1, "text after end", false},
-		{"unknown key", "mode=mntns\n---\ntree=peer\nenter=1\nhome=/x\nend\n", fail, 1, "unknown line", false},
-		{"failure without a reply", "status=3\nstderr=chos: cannot read /etc/chos\n---\n", fail, 1, "chos: cannot read /etc/chos\n", false},
-		{"no answer in time", "sleep=20\n---\ntree=local\nenter=0\nend\n", fail + " timeout=1", 1, "did not answer within 1 s", false},
+		{"enter without a descriptor", "---\ntree=peer\nenter=1\nend\n", fail, 1, "enter= and the descriptor sent do not agree", false},
+		{"a descriptor without enter", "mode=mntns\n---\ntree=peer\nenter=0\nend\n", fail, 1, "enter= and the descriptor sent do not agree", false},
+		{"no end", "mode=mntns\n---\ntree=peer\nenter=1\n", fail, 1, `the reply does not end with "end"`, false},
+		{"text after end", "mode=mntns\n---\ntree=peer\nenter=1\nend\nenter=0\n", fail, 1, `text after "end"`, false},
+		{"unknown key", "mode=mntns\n---\ntree=peer\nenter=1\nhome=/x\nend\n", fail, 1, "an unknown key in the reply", false},
+		{"failure without a reply", "status=3\nstderr=chos: cannot read /etc/chos\n---\n", fail, 1, "exit status 3: cannot read /etc/chos\n", false},
+		{"no answer in time", "sleep=20\n---\ntree=local\nenter=0\nend\n", fail + " timeout=1", 1, "no answer within 1 s", false},
 		{"a good reply", "mode=mntns\n---\ntree=peer\nenter=1\nend\n", fail, 0, "", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -193,9 +195,9 @@ func TestPamModuleWithoutChos(t *testing.T) {
 		status  int
 		message string
 	}{
-		{"", 1, "chos: cannot execute " + missing + ": No such file or directory\n"},
-		{"onerr=fail", 1, "chos: cannot execute " + missing + ": No such file or directory\n"},
-		{"onerr=succeed", 0, "chos: cannot execute " + missing + ": No such file or directory; staying on the host\n"},
+		{"", 1, "chos: cannot run " + missing + ": No such file or directory\n"},
+		{"onerr=fail", 1, "chos: cannot run " + missing + ": No such file or directory\n"},
+		{"onerr=succeed", 0, "chos: cannot run " + missing + ": No such file or directory; staying on the host\n"},
 	} {
 		svc := pamService(t, "session required "+pamModule(t)+" chos="+missing+" "+c.opts,
 			"session optional pam_exec.so stdout /bin/echo session-went-on")

@@ -36,10 +36,10 @@ func spankPlugin(t testing.TB) string {
 func (c *slurmCluster) wantNodeIdle(t testing.TB) {
 	t.Helper()
 	var state string
-	if waitFor(10*time.Second, func() bool { state = c.nodeState(t); return state == "idle" }) {
+	if waitFor(30*time.Second, func() bool { state = c.nodeState(t); return state == "idle" }) {
 		return
 	}
-	t.Errorf("the node is %q, not idle, 10 s after the job; reason: %s", state,
+	t.Errorf("the node is %q, not idle, 30 s after the job; reason: %s", state,
 		run(t, c.root("sinfo", "-h", "-R", "-o", "%E")).stdout)
 }
 

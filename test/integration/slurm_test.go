@@ -577,6 +577,7 @@ func TestSlurmCommandsWorkInsideATreeWithTheSiteBinds(t *testing.T) {
 
 	wantOSID(t, run(t, inTree("srun", "cat", "/etc/os-release")), "chosslurm")
 	wantOSID(t, run(t, inTree("srun", "--chos=local", "cat", "/etc/os-release")), h.hostOSRelease["ID"])
+	c.wantNodeIdle(t) // (the steps above may still be completing)
 	if r := run(t, inTree("sinfo", "-h", "-n", c.node, "-o", "%T")); wantStatus(t, r, 0) && strings.TrimSpace(r.stdout) != "idle" {
 		t.Errorf("sinfo in the tree: want idle:\n%s", r)
 	}

@@ -62,8 +62,9 @@ type stateCase struct {
 	dir string
 	// action is what the probe does last: exit:N or die:SIG.
 	action string
-	// stack, when not zero, is the soft RLIMIT_STACK of the process that
-	// starts the caller (this test), for the duration of the case.
+	// stack, when not zero, is the soft RLIMIT_STACK of the caller's
+	// parent, a shell of the user's that this test starts with it (as
+	// when the caller inherits a shell's `ulimit -s`).
 	stack uint64
 	// check proves that the reference run has the state set up.
 	check func(t *testing.T, ref probeReport)
@@ -409,8 +410,12 @@ func (s *stateSession) run(t *testing.T, launcher []string) (probeReport, bool) 
 	for _, g := range h.extraGIDs {
 		gids = append(gids, uint32(g))
 	}
+	path := s.bin
+	if s.c.stack != 0 {
+		path, argv = "/bin/sh", append([]string{"sh", "-c", `"$@"; exit $?`, "sh", s.bin}, argv[1:]...)
+	}
 	cmd := &exec.Cmd{
-		Path: s.bin, Args: argv, Dir: s.dir, Env: userEnv(),
+		Path: path, Args: argv, Dir: s.dir, Env: userEnv(),
 		Stdin: s.tty, Stdout: s.tty, Stderr: s.tty, ExtraFiles: s.files,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid: true, Setctty: true, Ctty: 0,

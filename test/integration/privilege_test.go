@@ -1,0 +1,200 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/chos-hpc/chos/pkg/hostexec"
+	"github.com/chos-hpc/chos/pkg/plan"
+)
+
+// No process with privilege runs with a tree as its root, reads a tree's
+// loader configuration or loads a library from a tree (the class of
+// sudo's CVE-2025-32463: a chroot whose nsswitch.conf the user wrote).
+// Whoever makes a tree's contents (an image from a container registry, a
+// project's tree) must not get root through chos. The probe is a library
+// that logs the effective uid of every process that loads it.
+
+// probeLib builds testdata/preloadprobe into dir, logging to log, which
+// it makes (empty, writable by everyone), and returns the library's path.
+func probeLib(t testing.TB, dir, log string) string {
+	t.Helper()
+	out := filepath.Join(dir, "preloadprobe.so")
+	src := filepath.Join(h.repo, "test/integration/testdata/preloadprobe/preloadprobe.c")
+	cmd := exec.Command("gcc", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", `-DPROBE_LOG="`+log+`"`, "-o", out, src)
+	cmd.Dir, cmd.Env = "/", rootEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if r, err := runWithTimeout(cmd, time.Minute, nil); err != nil || r.status != 0 {
+		t.Fatalf("building the probe library: %v\n%s", err, r)
+	}
+	must(t, writeRootFile(log, "", 0o666))
+	t.Cleanup(func() { os.Remove(log) })
+	return out
+}
+
+// probeLoads are the lines the probe logged since the log was emptied,
+// and those of them by a process with euid 0.
+func probeLoads(t testing.TB, log string) (all, asRoot []string) {
+	t.Helper()
+	data, err := os.ReadFile(log)
+	must(t, err)
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if l == "" {
+			continue
+		}
+		all = append(all, l)
+		if strings.HasPrefix(l, "euid=0 ") {
+			asRoot = append(asRoot, l)
+		}
+	}
+	must(t, os.Truncate(log, 0))
+	return all, asRoot
+}
+
+// preloadTree makes a busybox tree whose /etc/ld.so.preload names lib,
+// copied into it: every dynamic program run with the tree as its root
+// loads lib.
+func preloadTree(t *testing.T, lib string) string {
+	t.Helper()
+	dir := filepath.Join(h.base, unique(t)+"-preload-"+randHex(3))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if out, err := runSetup(2*time.Minute, h.repo, "scripts/mkbusyboxtree", dir, "chospreload", "Chos Preload"); err != nil {
+		t.Fatalf("mkbusyboxtree: %v\n%s", err, out)
+	}
+	must(t, os.MkdirAll(filepath.Join(dir, "usr", "lib"), 0o755))
+	copyFile(t, lib, filepath.Join(dir, "usr", "lib", "chos-probe.so"), 0o755)
+	must(t, writeRootFile(filepath.Join(dir, "etc", "ld.so.preload"), "/usr/lib/chos-probe.so\n", 0o644))
+	return dir
+}
+
+// In a PAM session in a tree whose /etc/ld.so.preload names the probe,
+// the user runs chos inside: a nested `chos exec` of an image tree (which
+// chos lists with unsquashfs), `chos list`, `check` and `select`. In a
+// tree without `setuid = allow` chos is not setuid there (its bind is
+// nosuid: it switches through a user namespace); in one with it, chos is
+// setuid and works from the host's root. Either way the probe never runs
+// as root. Control: a root process running a dynamic program in that tree
+// (what chos did before: the host's unsquashfs through the host's loader,
+// with the tree as its root) loads the probe as root.
+func TestTreeLoaderConfigurationNeverRunsAsRoot(t *testing.T) {
+	needLoopSquashfs(t)
+	fuseForUsers(t)
+	clearDotfile(t)
+	log := filepath.Join(h.tmp, unique(t)+"-probe.log")
+	lib := probeLib(t, t.TempDir(), log)
+	img, imgID := imageTree(t)
+	setConfig(t, h.configText+"denied:"+preloadTree(t, lib)+"\nallowed:"+preloadTree(t, lib)+"\nimg:"+img+"\n"+
+		"%TREE allowed\nsetuid = allow\n")
+	afterImages(t, img)
+
+	t.Run("control: a root process in the tree loads the probe", func(t *testing.T) {
+		argv, err := hostexec.Argv("/", plan.HostDir, "/usr/bin/true")
+		must(t, err)
+		r := run(t, call{Root: true, Args: append([]string{h.chos, "exec", "denied"}, argv...)})
+		wantStatus(t, r, 0)
+		if _, asRoot := probeLoads(t, log); len(asRoot) == 0 {
+			t.Fatalf("the host's loader, run as root in the tree (%q), did not load the tree's preload: the test cannot fail", argv)
+		}
+	})
+
+	suL := [][2]string{pamFileWith(t, "su-l", pamChos(t))}
+	const inside = `/.chos/bin/chos exec img sh -c 'echo osid=$(sed -n "s/^ID=//p" /etc/os-release); echo groups=$(id -G)'; ` +
+		`/.chos/bin/chos list >/dev/null; echo list=$?; /.chos/bin/chos check >/dev/null; ` +
+		`/.chos/bin/chos select img; echo select=$?; /.chos/bin/chos select`
+	for _, c := range []struct {
+		tree     string
+		setuid   bool // chos works setuid in the session
+		overflow bool // supplementary groups show as the overflow group (user namespace)
+	}{
+		{"denied", false, true},
+		{"allowed", true, false},
+	} {
+		t.Run("session in "+c.tree, func(t *testing.T) {
+			r := run(t, call{Root: true, Env: []string{"CHOS=" + c.tree}, Args: withBinds(suL, "su", "-l", h.user, "-c", inside)})
+			wantStatus(t, r, 0)
+			for _, want := range []string{"osid=" + imgID, "list=0", "select=0", "\nimg\n"} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("the session's chos commands did not all work (%q missing):\n%s", want, r)
+				}
+			}
+			if got := strings.Contains(r.stdout, "65534"); got != c.overflow {
+				t.Errorf("tree %s: overflow group shown %v, want %v (chos setuid in the session: %v):\n%s", c.tree, got, c.overflow, c.setuid, r)
+			}
+			all, asRoot := probeLoads(t, log)
+			if len(asRoot) > 0 {
+				t.Errorf("the tree's preloaded library ran as root:\n%s\n%s", strings.Join(asRoot, "\n"), r)
+			}
+			// The probe was in play: the user's own programs loaded it
+			// (the host's unsquashfs, listing the image for `chos list`).
+			if len(all) == 0 {
+				t.Errorf("the probe never loaded in the session: the check above proves nothing:\n%s", r)
+			}
+		})
+	}
+}
+
+// In a login session (PAM: no_new_privs is not set, so that sudo works
+// where a tree allows it), a tree's files give no privilege: its setuid
+// programs and chos itself run without root, and its device nodes cannot
+// be opened, unless (for setuid programs) the tree has `setuid = allow`.
+// Controls: the setuid program gives root on the host, and in the tree
+// that allows it; the device node opens on the host.
+func TestSessionGetsNoPrivilegeFromATreesFiles(t *testing.T) {
+	setConfig(t, h.configText+"%TREE three\nsetuid = allow\n")
+	bin := buildEuid(t, t.TempDir())
+	for _, tree := range []string{"one", "three"} {
+		dir := filepath.Join(h.trees[tree], "opt")
+		if _, err := os.Lstat(dir); err == nil {
+			t.Fatalf("%s exists already", dir)
+		}
+		must(t, os.MkdirAll(filepath.Join(dir, "probe"), 0o755))
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		copyFile(t, bin, filepath.Join(dir, "probe", "euid"), os.ModeSetuid|0o755)
+		must(t, syscall.Mknod(filepath.Join(dir, "probe", "null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+		must(t, os.Chmod(filepath.Join(dir, "probe", "null"), 0o666))
+	}
+	hostDir := filepath.Join(h.base, unique(t)+"-host")
+	must(t, os.MkdirAll(hostDir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(hostDir) })
+	copyFile(t, bin, filepath.Join(hostDir, "euid"), os.ModeSetuid|0o755)
+	must(t, syscall.Mknod(filepath.Join(hostDir, "null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	must(t, os.Chmod(filepath.Join(hostDir, "null"), 0o666))
+	r := run(t, call{Args: []string{"sh", "-c", hostDir + "/euid; cat " + hostDir + "/null && echo opened"}})
+	if !wantStatus(t, r, 0) || !strings.HasPrefix(r.stdout, "0\n") || !strings.Contains(r.stdout, "opened") {
+		t.Fatalf("control: on the host the setuid program does not give root, or the device does not open; the test cannot fail:\n%s", r)
+	}
+
+	suL := [][2]string{pamFileWith(t, "su-l", pamChos(t))}
+	const inside = `echo euid=$(/opt/probe/euid); cat /opt/probe/null 2>/dev/null && echo device=opened; ` +
+		`echo groups=$(/.chos/bin/chos exec two id -G)`
+	uid := strconv.Itoa(h.uid)
+	for _, c := range []struct {
+		tree, euid string
+		overflow   bool
+	}{
+		{"one", uid, true},
+		{"three", "0", false}, // control: setuid = allow
+	} {
+		t.Run(c.tree, func(t *testing.T) {
+			r := run(t, call{Root: true, Env: []string{"CHOS=" + c.tree}, Args: withBinds(suL, "su", "-l", h.user, "-c", inside)})
+			wantStatus(t, r, 0)
+			if !strings.Contains(r.stdout, "euid="+c.euid+"\n") {
+				t.Errorf("the tree's setuid-root program in a session in %s: want euid %s:\n%s", c.tree, c.euid, r)
+			}
+			if strings.Contains(r.stdout, "device=opened") {
+				t.Errorf("a device node of tree %s opened in a session:\n%s", c.tree, r)
+			}
+			if got := strings.Contains(r.stdout, "65534"); got != c.overflow || !strings.Contains(r.stdout, "groups=") {
+				t.Errorf("chos inside %s switched through a user namespace: %v, want %v:\n%s", c.tree, got, c.overflow, r)
+			}
+		})
+	}
+}
