@@ -184,6 +184,10 @@ func runKept(p *spec.Plan, verbose bool) (status int, notes []spec.Note, ran boo
 	if !known {
 		return 0, nil, false, nil // (the command would get the runtime's limit)
 	}
+	if len(p.Dir) >= unix.PathMax {
+		// (entered in pieces, which the joining child cannot do: chdir)
+		return 0, nil, false, nil
+	}
 	var images *imageServer
 	k, err := dialKeeper(KeeperAddress(p.Cache, os.Getuid()))
 	if errors.Is(err, errNoKeeper) {

@@ -70,11 +70,12 @@ func keptViews(uid int, tree string) map[string]bool {
 	return views
 }
 
-// waitNoKeepers waits until uid has no keeper left: nothing of a user's
-// launches stays longer than keeperIdle after the last one.
+// waitNoKeepers waits until uid has no keeper left, nor a keeper's
+// socket (an ending process's files go after its command line): nothing
+// of a user's launches stays longer than keeperIdle after the last one.
 func waitNoKeepers(uid int) error {
-	if !waitFor(keeperGone, func() bool { return len(keepersOf(uid)) == 0 }) {
-		return fmt.Errorf("keepers of uid %d still run %v after the last launch: %+v", keeperGone, uid, keepersOf(uid))
+	if !waitFor(keeperGone, func() bool { return len(keepersOf(uid))+len(keeperAddressesOf(uid)) == 0 }) {
+		return fmt.Errorf("keepers of uid %d still run %v after the last launch: %+v %v", uid, keeperGone, keepersOf(uid), keeperAddressesOf(uid))
 	}
 	return nil
 }
@@ -82,8 +83,14 @@ func waitNoKeepers(uid int) error {
 // keeperAddresses are the abstract socket names of uid's keepers.
 func keeperAddresses(t testing.TB, uid int) []string {
 	t.Helper()
-	data, err := os.ReadFile("/proc/net/unix")
-	must(t, err)
+	if _, err := os.Stat("/proc/net/unix"); err != nil {
+		t.Fatal(err)
+	}
+	return keeperAddressesOf(uid)
+}
+
+func keeperAddressesOf(uid int) []string {
+	data, _ := os.ReadFile("/proc/net/unix")
 	prefix := fmt.Sprintf("@chos-userns/%d/", uid)
 	var out []string
 	for _, l := range strings.Split(string(data), "\n") {
@@ -189,8 +196,8 @@ func TestUsernsLaunchesJoinTheViewTheirKeeperKeeps(t *testing.T) {
 		if ks[0].ppid == b.pid {
 			t.Errorf("the keeper %d is a child of the launch %d", ks[0].pid, b.pid)
 		}
-		if kids := childrenOf(b.pid); len(kids) != 1 {
-			t.Errorf("the launch %d has children %v, want only its command", b.pid, kids)
+		if kids := commandsOf(b.pid); len(kids) != 1 {
+			t.Errorf("the launch %d has children %v, want only its command (and its signal witness)", b.pid, kids)
 		}
 	})
 
