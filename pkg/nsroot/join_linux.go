@@ -140,27 +140,6 @@ func prepareJoin(p *spec.Plan, user, mnt int, report int, nofile unix.Rlimit) (*
 	return s, cands, nil
 }
 
-// forkJoin starts the child that carries out s; it returns its pid.
-//
-//go:noinline
-//go:norace
-//go:nocheckptr
-func forkJoin(s *joinSpec) (pid uintptr, err1 syscall.Errno) {
-	syscall.ForkLock.Lock()
-	defer syscall.ForkLock.Unlock()
-	// (Only raw system calls from here on in the child; the parent
-	// returns at once.)
-	runtimeBeforeFork()
-	pid, err1 = rawFork()
-	if err1 != 0 || pid != 0 {
-		runtimeAfterFork()
-		return pid, err1
-	}
-	runtimeAfterForkInChild()
-	joinChild(s)
-	return 0, 0 // (never reached)
-}
-
 // joinChild is the child's side of forkJoin; it never returns.
 //
 //go:nosplit
