@@ -33,24 +33,35 @@ const vforkFlags = unix.CLONE_VM | unix.CLONE_VFORK | uintptr(syscall.SIGCHLD)
 // forkJoin starts the child that carries out s (joinChild) and returns its
 // pid once the child has executed the command or stopped (its report then
 // waits in the pipe).
+func forkJoin(s *joinSpec) (pid uintptr, err1 syscall.Errno) {
+	syscall.ForkLock.Lock()
+	pid, err1, locked := vforkJoin(s)
+	if locked {
+		runtimeAfterFork()
+	}
+	syscall.ForkLock.Unlock()
+	return pid, err1
+}
+
+// vforkJoin is forkJoin's fork: the parent returns from it at once, using
+// nothing of its frame but what rawVforkSyscall wrote after the child was
+// replaced (the child goes on in this very frame).
 //
 //go:noinline
 //go:norace
 //go:nocheckptr
-func forkJoin(s *joinSpec) (pid uintptr, err1 syscall.Errno) {
-	syscall.ForkLock.Lock()
-	defer syscall.ForkLock.Unlock()
+func vforkJoin(s *joinSpec) (pid uintptr, err1 syscall.Errno, locked bool) {
 	runtimeBeforeFork()
+	locked = true
 	if runtime.GOARCH == "s390x" {
 		pid, err1 = rawVforkSyscall(syscall.SYS_CLONE, 0, vforkFlags, 0)
 	} else {
 		pid, err1 = rawVforkSyscall(syscall.SYS_CLONE, vforkFlags, 0, 0)
 	}
 	if err1 != 0 || pid != 0 {
-		runtimeAfterFork()
-		return pid, err1
+		return
 	}
 	runtimeAfterForkInChild()
 	joinChild(s)
-	return 0, 0 // (never reached)
+	return // (never reached)
 }
