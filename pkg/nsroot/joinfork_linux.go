@@ -1,4 +1,4 @@
-//go:build !chos_linkname
+//go:build !amd64
 
 package nsroot
 

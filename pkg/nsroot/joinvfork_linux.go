@@ -1,11 +1,9 @@
-//go:build chos_linkname
+//go:build amd64
 
 package nsroot
 
 import (
-	"runtime"
 	"syscall"
-	_ "unsafe" // for go:linkname
 
 	"golang.org/x/sys/unix"
 )
@@ -16,16 +14,19 @@ import (
 // it is copied (page tables, then every page this process writes while the
 // command runs) and no other processor's TLB is flushed to write-protect
 // it. This process waits, its other threads running on, until the child
-// has executed the command or ended. As in syscall.forkAndExecInChild1,
-// the system call goes through syscall.rawVforkSyscall (the child must not
-// overwrite the return address this process returns through), called
-// directly from the frame in which the child goes on and never returns.
-// (It has no linkname of its own in package syscall: hence -checklinkname=0
-// and the build tag chos_linkname, under which every launch that joins is
-// built, see callerNofile.)
+// has executed the command or ended. As syscall.forkAndExecInChild1 does,
+// the system call keeps its return address in a register across the call
+// (the child, on this very stack, must not overwrite what this process
+// returns through), is made straight from the frame in which the child
+// goes on and never returns (an assembly function of this package: one of
+// package syscall's would be called through a wrapper frame), and this
+// process leaves that frame at once. Measured, it saves a joining launch
+// about 1 ms of CPU time on this 2-core VM (7.7 ms against 8.7 ms, 400
+// launches each, interleaved). Other architectures fork (joinfork_linux.go).
 
-//go:linkname rawVforkSyscall syscall.rawVforkSyscall
-func rawVforkSyscall(trap, a1, a2, a3 uintptr) (r1 uintptr, err syscall.Errno)
+// vforkSyscall is clone(flags, 0, ...) keeping its return address out of
+// the stack it shares with the child (vfork_amd64.s).
+func vforkSyscall(flags uintptr) (pid uintptr, errno syscall.Errno)
 
 // vforkFlags: clone(2) as vfork(2), the exit signal SIGCHLD.
 const vforkFlags = unix.CLONE_VM | unix.CLONE_VFORK | uintptr(syscall.SIGCHLD)
@@ -53,11 +54,7 @@ func forkJoin(s *joinSpec) (pid uintptr, err1 syscall.Errno) {
 func vforkJoin(s *joinSpec) (pid uintptr, err1 syscall.Errno, locked bool) {
 	runtimeBeforeFork()
 	locked = true
-	if runtime.GOARCH == "s390x" {
-		pid, err1 = rawVforkSyscall(syscall.SYS_CLONE, 0, vforkFlags, 0)
-	} else {
-		pid, err1 = rawVforkSyscall(syscall.SYS_CLONE, vforkFlags, 0, 0)
-	}
+	pid, err1 = vforkSyscall(vforkFlags)
 	if err1 != 0 || pid != 0 {
 		return
 	}
