@@ -180,12 +180,35 @@ func enterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err 
 		if v.Cache != nil {
 			return enterCachedView(v, id)
 		}
-		return enterBuiltView(v, id)
+		if !privateInProcess(v) {
+			return enterBuiltView(v, id)
+		}
 	}
 	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
 		return notes, err
 	}
 	return notes, applyIdentity(id)
+}
+
+// privateInProcess says whether a privileged launch builds private view v
+// itself rather than have a builder build it: a view of a directory tree,
+// from the host. Building it takes no lock, sets up no loop device and
+// makes nothing another launch waits on or enters (the namespace is this
+// process's alone), so its user stopping or limiting this process (which
+// runs with chos's limits meanwhile: Enter) stalls no one else's launch,
+// and it saves the launch a second start of chos. An image tree's view
+// (the loop device's lock) and a launch from inside a view (the builder
+// leaves the outer view first) are still built by a builder.
+func privateInProcess(v *spec.View) bool {
+	if v.OuterHost != "" || v.RootSource != "" {
+		return false
+	}
+	for _, m := range v.Mounts {
+		if m.Op == spec.OpImage || m.Op == spec.OpEntries {
+			return false
+		}
+	}
+	return true
 }
 
 // assemble builds the view on v.Root in a new mount namespace and makes it
