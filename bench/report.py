@@ -39,13 +39,15 @@ machine's Debian mirror and kept under `/var/lib/chos-bench` for later runs.
 shell, `-N`) gives the median wall time of a launch and its CPU time, as root
 and as an unprivileged user; GNU time's `%M` the peak resident set size. The
 peers are `unshare -m chroot` (as the user: `unshare -rm chroot`, in a user
-namespace), bubblewrap (as it is usually run, and with `--unshare-user` given
-the same binds as chos's view, translated from `chos plan` by
-bench/bwrapargs.py), charliecloud's `ch-run` and schroot (a `type=directory`
-entry, default profile). chos is measured three ways: its default launch,
+namespace), bubblewrap (the six binds a user would type: the tree, `/proc`,
+`/dev`, `/sys`, `/tmp`, `/home`; and given the same binds as chos's view,
+translated from `chos plan` by bench/bwrapargs.py; each with and without
+`--unshare-user`), charliecloud's `ch-run` and schroot (a `type=directory`
+entry, default profile). chos is measured four ways: its default launch,
 which enters the tree's cached mount namespace; `chos exec --fresh`, which
 builds the view in a private namespace every time; and the same binary
-without the setuid bit, in user-namespace mode. The floor of any Go launcher
+without the setuid bit, in user-namespace mode, which joins the view a keeper
+of the user's keeps, and with `--fresh`. The floor of any Go launcher
 is measured too: a static Go program built as chos is (bench/gofloor) that
 exits, or that execs `/bin/true` directly. chos is the one of this checkout,
 installed by `make install` under the benchmark directory with its own
