@@ -1,12 +1,12 @@
 # Makefile for chos (GNU make).
 #
-#   make                 build bin/chos, and the PAM module and Slurm plugin where their headers are installed
+#   make                 build bin/chos and bin/chos-cdi, and the PAM module and Slurm plugin where their headers are installed
 #   make pam             build bin/pam_chos.so (needs libpam0g-dev / pam-devel)
 #   make spank           build bin/chos_spank.so (needs libslurm-dev / slurm-devel)
 #   make install         install (as root: setuid root) under $(DESTDIR)$(PREFIX)
 #   make test            vet, unit tests, fuzz smoke run, integration tests (root)
 #   make test-integration  the integration tests alone (RUN=regexp: only those)
-#   make test-trees      as root: build (once per machine) the Debian tree the tests share
+#   make test-trees      as root: build (once per machine) the Debian trees the tests share
 #   make demo            as root on Debian/Ubuntu: build a busybox tree and run chos in it
 #   make bench           as root on Debian/Ubuntu: benchmark against bwrap & co, write docs/PERFORMANCE.md
 #   make deb             Debian packages chos, libpam-chos, slurm-chos-plugin in build/deb
@@ -33,6 +33,10 @@ CC         ?= cc
 CFLAGS     ?= -O2 -g
 
 BINDIR  = $(PREFIX)/bin
+# The CDI helper (cmd/chos-cdi), which chos runs for launches that ask for
+# devices: outside PATH, its path compiled into chos.
+LIBEXECDIR ?= $(PREFIX)/libexec
+CDIHELPER   = $(LIBEXECDIR)/chos/chos-cdi
 MANDIR  = $(PREFIX)/share/man
 DOCDIR  = $(PREFIX)/share/doc/chos
 # The login profile hooks, for the admin to link into /etc/profile.d (sh) and
@@ -75,7 +79,8 @@ GO_LDFLAGS = -s -w -checklinkname=0 \
 	-X $(BUILDPKG).Version=$(VERSION) \
 	-X $(BUILDPKG).SysconfDir=$(SYSCONFDIR) \
 	-X $(BUILDPKG).ChosRoot=$(CHOSROOT) \
-	-X $(BUILDPKG).CacheDir=$(CACHEDIR)
+	-X $(BUILDPKG).CacheDir=$(CACHEDIR) \
+	-X $(BUILDPKG).CDIHelper=$(CDIHELPER)
 
 # fuzzing
 FUZZTIME  ?= 5m
@@ -88,17 +93,23 @@ FUZZSMOKE ?= 300000x
 # output of the integration tests is also kept here
 TESTLOG   ?= test-integration.log
 
-.PHONY: all build bin/chos pam spank modules-note install uninstall test test-integration test-trees fuzz bench demo clean deb rpm
+.PHONY: all build bin/chos bin/chos-cdi pam spank modules-note install uninstall test test-integration test-trees fuzz bench demo clean deb rpm
 
 all: build
 
-build: bin/chos $(MODULES) modules-note
+build: bin/chos bin/chos-cdi $(MODULES) modules-note
 
 # Phony on purpose: the go build cache keeps this fast, and a change of
 # SYSCONFDIR/CHOSROOT/VERSION always reaches the binary.
 bin/chos:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -tags $(GOTAGS) -ldflags "$(GO_LDFLAGS)" -o bin/chos ./cmd/chos
+
+# The spec reader: the CNCF CDI library and its YAML decoder live here, so
+# that launches without devices never start them.
+bin/chos-cdi:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/chos-cdi ./cmd/chos-cdi
 
 # The C shims (PAM module, SPANK plugin): phony for the same reason, as
 # $(BINDIR) is compiled in. The SPANK plugin runs only with the Slurm
@@ -137,6 +148,8 @@ install: build
 		echo "warning: not running as root: $(DESTDIR)$(BINDIR)/chos is NOT setuid root;" >&2; \
 		echo "warning: run 'chown root:root $(DESTDIR)$(BINDIR)/chos && chmod 4755 $(DESTDIR)$(BINDIR)/chos' as root" >&2; \
 	fi
+	umask 022 && install -d -m 0755 $(DESTDIR)$(dir $(CDIHELPER))
+	install -m 0755 bin/chos-cdi $(DESTDIR)$(CDIHELPER)
 	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 docs/chos.1 $(DESTDIR)$(MANDIR)/man1/chos.1
 	umask 022 && install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
@@ -172,6 +185,8 @@ endif
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/chos
+	rm -f $(DESTDIR)$(CDIHELPER)
+	-rmdir $(DESTDIR)$(dir $(CDIHELPER)) 2>/dev/null
 	rm -f $(DESTDIR)$(SPANKDIR)/chos_spank.so
 	rm -f $(DESTDIR)$(MANDIR)/man1/chos.1
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_chos.8
@@ -202,12 +217,14 @@ test-integration:
 	$(DEPS) test
 	$(GO) test -count=1 -p 1 -timeout 30m -v -run '$(RUN)' ./test/integration/... 2>&1 | tee $(TESTLOG)
 
-# The debootstrapped Debian 11 tree that integration tests share, built once
-# per machine under /var/cache/chos-test (scripts/mkdebiantree; the tests
-# build it themselves when it is missing or its recipe changed).
+# The debootstrapped Debian 11 trees that integration tests share, built once
+# per machine under /var/cache/chos-test (scripts/mkdebiantree, one per
+# recipe of scripts/recipes; the tests build them themselves when missing or
+# when their recipe changed).
 test-trees:
 	@if [ "$$(id -u)" != 0 ]; then echo "make test-trees: must be run as root" >&2; exit 1; fi
 	bash scripts/mkdebiantree
+	bash scripts/mkdebiantree --recipe scripts/recipes/bullseye-mpi
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^$(FUZZFUNC)$$' -fuzztime $(FUZZTIME) $(FUZZPKG)

@@ -60,9 +60,11 @@ table), and 256 launches 64 at a time with none and with 5,000; 200 launches
 against the number of `%BIND` entries and of trees in its configuration; the
 tree as a squashfs image; Slurm job steps (`srun -n2 true`) on a private
 one-node cluster, without chos, through the SPANK plugin and with the `chos
-exec` prefix; and where the time goes: the Go packages chos initialises on
-the exec path (`GODEBUG=inittrace=1`) and the system calls of one launch of
-each launcher (strace). The targets table at the top sets each ratio against
+exec` prefix, and on three nodes of `scripts/cluster` (job starts, steps as
+the tasks per node grow, also with `job_container/tmpfs`, and MPI start-up,
+with cold and warm views); and where the time goes: the Go packages chos
+initialises on the exec path (`GODEBUG=inittrace=1`) and the system calls of
+one launch of each launcher (strace). The targets table at the top sets each ratio against
 its target, from the same run.
 
 **Reproduce:** as root on Debian 12 (or Ubuntu), `make bench`. It installs
@@ -325,7 +327,9 @@ class Results:
         self.rows = {}
         for sec, param, lid, ident, status, value, rss, note in load_tsv(os.path.join(args.dir, "results.tsv"), 8):
             row = {"status": status, "note": note, "rss": rss, "value": value}
-            if status == "ok":
+            if status == "ok" and sec == "cluster_views":
+                pass  # (the value is the views per node, not a measurement)
+            elif status == "ok":
                 if sec in ("t3", "t3s"):
                     n = self.par_n if sec == "t3" else self.scale_n
                     batches = []
@@ -837,7 +841,7 @@ def generate(r, plots):
             w(c)
         w("```")
         w("")
-    out.extend(slurm_section(r, alone=False))
+    out.extend(slurm_section(r, alone=False, plots=plots))
 
     # ---- where the time goes
     w("### 7. Where the time goes")
@@ -923,6 +927,7 @@ def generate(r, plots):
 PLOTS = {
     "mounts": ("perf-mounts.png", "Launch time against the number of extra host mounts, per launcher"),
     "load": ("perf-load.png", "Launches per second and CPU time per launch under load, per launcher"),
+    "cluster": ("perf-cluster.png", "Slurm step time on three nodes against the tasks per node, with and without chos"),
 }
 
 
@@ -946,9 +951,9 @@ def plot_link(w, plots, key):
         w("")
 
 
-def draw_plots(r, outdir):
-    """draw the plots next to the report; returns {key: path} and, if none
-    could be drawn, {"why": reason}"""
+def draw_plots(r, outdir, only=None):
+    """draw the plots next to the report (only: these keys); returns {key:
+    path} and, if none could be drawn, {"why": reason}"""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -962,6 +967,9 @@ def draw_plots(r, outdir):
     when = r.meta.get("date", "?")
     if r.meta.get("quick") == "1":
         when += " (BENCH_QUICK=1: smoke test)"
+    if only is not None:
+        path = draw_cluster_plot(r, outdir, plt, meta, when) if "cluster" in only else None
+        return {"cluster": path} if path else {}
 
     # launch time against host mounts
     steps = sorted({int(k[1]) for k in r.rows if k[0] == "t2"})
@@ -1035,7 +1043,38 @@ def draw_plots(r, outdir):
         fig.savefig(path, metadata=meta)
         plt.close(fig)
         done["load"] = path
+    path = draw_cluster_plot(r, outdir, plt, meta, when)
+    if path:
+        done["cluster"] = path
     return done
+
+
+def draw_cluster_plot(r, outdir, plt, meta, when):
+    """step time on three nodes against the tasks per node (bench/cluster)"""
+    if not any(r.row("cluster", "%sstep-%d" % (p, k), lid) for p in ("", "jc-") for k in CLUSTER_TASKS for lid in ("none", "chos")):
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    for p, style, where in (("", "-", ""), ("jc-", "--", ", job_container/tmpfs")):
+        for lid, label, color in (("none", "no chos", "dimgray"), ("chos", "--chos, warm", "tab:blue"),
+                                  ("choscold", "--chos, cold", "tab:cyan")):
+            pts = [(k, r.median("cluster", "%sstep-%d" % (p, k), lid)) for k in CLUSTER_TASKS]
+            pts = [(k, v * 1000) for k, v in pts if v is not None]
+            if pts:
+                ax.plot([x[0] for x in pts], [x[1] for x in pts], marker="o", linestyle=style, color=color,
+                        label=label + where)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(CLUSTER_TASKS)
+    ax.set_xticklabels([str(k) for k in CLUSTER_TASKS])
+    ax.set_xlabel("tasks per node (3 nodes; srun -O)")
+    ax.set_ylabel("median step time (ms)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("A step of `true` in an allocation of three nodes, as the user — %s" % when, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(outdir, PLOTS["cluster"][0])
+    fig.savefig(path, metadata=meta)
+    plt.close(fig)
+    return path
 
 
 SLURM_ROWS = (
@@ -1047,9 +1086,135 @@ SLURM_ROWS = (
 SLURM_HEAD = "### 6. Slurm job steps"
 
 
-def slurm_section(r, alone):
-    """table 6 (bench/slurm); alone: measured by BENCH_ONLY=slurm, apart from
-    the tables above, so it says when and with what"""
+CLUSTER_TASKS = (1, 4, 16, 64)
+CLUSTER_STORM = (
+    ("none", "no chos"),
+    ("chos", "--chos=bench, warm"),
+    ("choscold", "--chos=bench, cold"),
+    ("prefix", "chos exec bench (the prefix), warm"),
+    ("prefixcold", "chos exec bench (the prefix), cold"),
+)
+CLUSTER_MPI = (
+    ("none", "`true`, no chos"),
+    ("chos", "`true`, --chos"),
+    ("hellochos", "hello, --chos"),
+    ("helloprefix", "hello, chos exec (the prefix)"),
+    ("allreducechos", "allreduce, --chos"),
+    ("allreduceprefix", "allreduce, chos exec (the prefix)"),
+)
+
+
+def cluster_views(r, param, lid):
+    """the views per node that one step's tasks were in, as n1:1,n2:1,n3:1"""
+    row = r.rows.get(("cluster_views", param, lid, "user"))
+    if row is None:
+        return ""
+    if row["status"] != "ok":
+        return row["status"]
+    return row["value"].replace(",", ", ")
+
+
+def one_view_per_node(r, param, lid):
+    v = cluster_views(r, param, lid)
+    if not v or ":" not in v:
+        return None
+    return all(x.split(":")[1] == "1" for x in v.split(", "))
+
+
+def cluster_part(r, plots):
+    """the three-node part of table 6 (bench/cluster)"""
+    m = r.meta
+    out = []
+    w = out.append
+    w("#### Across three nodes")
+    w("")
+    if m.get("cluster_skipped") or not any(k[0] == "cluster" for k in r.rows):
+        w("Not measured: %s." % md_escape(m.get("cluster_skipped", "bench/cluster did not run")))
+        w("")
+        return out
+    w("The cluster: %s." % md_escape(m.get("cluster_nodes", "three nodes (scripts/cluster)")))
+    w("As the user: hyperfine, run as root, runs each command after `setpriv` to the user;")
+    w("%s timed runs per row after 2 warm-up runs. **Cold**:" % m.get("cluster_runs", "several"))
+    w("a configuration never seen before each run (a new drop-in), so every node builds its")
+    w("view again; **warm**: the nodes' views are cached. **Views per node**: the distinct")
+    w("mount namespaces of one step's tasks on each node (1: built, or entered, once).")
+    w("")
+    w("**Job-start storm**: `srun -N3 -n48 true`, 16 tasks per node, a new job each run.")
+    w("")
+    w("| | median | mean ± σ | runs | × no chos | views per node |")
+    w("|---|--:|--:|--:|--:|---|")
+    base = r.median("cluster", "storm", "none")
+    for lid, label in CLUSTER_STORM:
+        row = r.rows.get(("cluster", "storm", lid, "user"))
+        if row is None:
+            continue
+        if row["status"] != "ok":
+            w("| %s | %s | | | | |" % (label, row["status"] + (": " + md_escape(row["note"]) if row["note"] else "")))
+            continue
+        h = row["hf"]
+        w("| %s | %s | %.1f ± %.1f ms | %d | %s | %s |" % (label, ms(h["median"], 1), h["mean"] * 1000, h["stddev"] * 1000,
+                                                        h["runs"], ratio(h["median"], base), cluster_views(r, "storm", lid)))
+    w("")
+    for p, title in (("", "**Steps in an allocation**"), ("jc-", "**The same, each job in a mount namespace of its own** (job_container/tmpfs)")):
+        if not any(r.rows.get(("cluster", "%sstep-%d" % (p, k), "none", "user")) for k in CLUSTER_TASKS):
+            continue
+        w("%s: `srun --jobid=JOB -N3 --ntasks-per-node=K -O true` in one allocation of the three nodes." % title)
+        w("Targets: warm within 1.05× of no chos at every size, cold within 1.2×, one view per node.")
+        w("")
+        w("| tasks per node | no chos | --chos, warm | × | --chos, cold | × |")
+        w("|--:|--:|--:|--:|--:|--:|")
+        for k in CLUSTER_TASKS:
+            param = "%sstep-%d" % (p, k)
+            none, warm, cold = (r.median("cluster", param, lid) for lid in ("none", "chos", "choscold"))
+            if none is None and warm is None and cold is None:
+                continue
+            w("| %d | %s | %s | %s | %s | %s |" % (k, ms(none, 1), ms(warm, 1), ratio(warm, none), ms(cold, 1), ratio(cold, none)))
+        warm_ok = [r.median("cluster", "%sstep-%d" % (p, k), "chos") / r.median("cluster", "%sstep-%d" % (p, k), "none") <= 1.05
+                   for k in CLUSTER_TASKS if r.median("cluster", "%sstep-%d" % (p, k), "chos") and r.median("cluster", "%sstep-%d" % (p, k), "none")]
+        cold_ok = [r.median("cluster", "%sstep-%d" % (p, k), "choscold") / r.median("cluster", "%sstep-%d" % (p, k), "none") <= 1.2
+                   for k in CLUSTER_TASKS if r.median("cluster", "%sstep-%d" % (p, k), "choscold") and r.median("cluster", "%sstep-%d" % (p, k), "none")]
+        w("")
+        w("Warm ≤ 1.05×: %s; cold ≤ 1.2×: %s; views per node in a step of 16 tasks per node, warm: %s (%s); cold: %s (%s)." % (
+            verdict(all(warm_ok) if warm_ok else None), verdict(all(cold_ok) if cold_ok else None),
+            cluster_views(r, p + "step-16", "chos") or "—", verdict(one_view_per_node(r, p + "step-16", "chos")),
+            cluster_views(r, p + "step-16", "choscold") or "—", verdict(one_view_per_node(r, p + "step-16", "choscold"))))
+        w("")
+    plot_link(w, plots, "cluster")
+    if any(k[0] == "cluster" and k[1] == "mpi" for k in r.rows):
+        w("**MPI start-up**: `srun --mpi=pmix -N3 -n6`, a program built with the mpicc of a Debian 11 tree")
+        w("(%s): MPI_Init and MPI_Finalize (hello), and one MPI_Allreduce (allreduce)." % md_escape(m.get("cluster_mpi", "?")))
+        w("The host has no Open MPI: the rows without chos run `true` in the same step.")
+        w("")
+        w("| | median | mean ± σ | runs | × `true` without chos |")
+        w("|---|--:|--:|--:|--:|")
+        base = r.median("cluster", "mpi", "none")
+        for lid, label in CLUSTER_MPI:
+            row = r.rows.get(("cluster", "mpi", lid, "user"))
+            if row is None:
+                continue
+            if row["status"] != "ok":
+                w("| %s | %s | | | |" % (label, row["status"] + (": " + md_escape(row["note"]) if row["note"] else "")))
+                continue
+            h = row["hf"]
+            w("| %s | %s | %.1f ± %.1f ms | %d | %s |" % (label, ms(h["median"], 1), h["mean"] * 1000, h["stddev"] * 1000,
+                                                        h["runs"], ratio(h["median"], base)))
+        w("")
+    cmds = [row["note"] for k, row in sorted(r.rows.items()) if k[0] == "cluster" and row["status"] == "ok" and row["note"]]
+    if cmds:
+        w("Commands (SLURM_CONF set; the plugin `required` in plugstack.conf; TREE and chos as installed by the benchmark):")
+        w("")
+        w("```")
+        for c in sorted(set(cmds)):
+            w(c)
+        w("```")
+        w("")
+    return out
+
+
+def slurm_section(r, alone, plots=None):
+    """table 6 (bench/slurm, bench/cluster); alone: measured by
+    BENCH_ONLY=slurm, apart from the tables above, so it says when and with
+    what"""
     m = r.meta
     out = []
     w = out.append
@@ -1103,6 +1268,7 @@ def slurm_section(r, alone):
             w(m["slurm_cmd_" + lid])
     w("```")
     w("")
+    out.extend(cluster_part(r, plots or {}))
     return out
 
 
@@ -1132,7 +1298,8 @@ def main():
         old = open(args.output).read()
         if BEGIN not in old or END not in old:
             sys.exit("%s has no generated part to update: run the whole benchmark" % args.output)
-        doc = replace_slurm_section(old, slurm_section(r, alone=True))
+        plots = draw_plots(r, os.path.dirname(os.path.abspath(args.output)), only=("cluster",))
+        doc = replace_slurm_section(old, slurm_section(r, alone=True, plots=plots))
         with open(args.output + ".tmp", "w") as f:
             f.write(doc)
         os.replace(args.output + ".tmp", args.output)

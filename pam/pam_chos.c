@@ -124,7 +124,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 	if (parse_options(pamh, argc, argv, &o) < 0)
 		return PAM_SERVICE_ERR;
 
-	const char *user = NULL, *service = NULL, *env_chos;
+	const char *user = NULL, *service = NULL, *env_chos, *env_devices;
 	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL)
 		return failure(pamh, flags, &o, "cannot get the user name");
 	struct passwd *pw = pam_modutil_getpwnam(pamh, user);
@@ -134,6 +134,9 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 	env_chos = pam_getenv(pamh, "CHOS");
 	if (env_chos == NULL)
 		env_chos = getenv("CHOS"); /* su passes it in its own environment */
+	env_devices = pam_getenv(pamh, "CHOS_DEVICES");
+	if (env_devices == NULL)
+		env_devices = getenv("CHOS_DEVICES");
 
 	char uid[16], gid[16], *groups = group_list(user, pw->pw_gid);
 	if (groups == NULL)
@@ -146,6 +149,10 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 	if (env_chos != NULL && env_chos[0] != '\0') {
 		args[n++] = "--env-chos";
 		args[n++] = env_chos;
+	}
+	if (env_devices != NULL && env_devices[0] != '\0') {
+		args[n++] = "--devices";
+		args[n++] = env_devices;
 	}
 	if (o.exempt_group != NULL) {
 		args[n++] = "--exempt-group";

@@ -3,6 +3,7 @@
  *
  *   plugstack.conf: required /path/chos_spank.so [chos=PATH] [default=TREE] [timeout=SECONDS]
  *   users:          srun|sbatch|salloc --chos=TREE ...   (or CHOS=TREE in the job's environment)
+ *                   [--chos-device=VENDOR/CLASS=NAME,...] (or CHOS_DEVICES=... likewise)
  *
  * It holds no policy. Once per job step, in slurmstepd (root), it runs
  * `chos prepare --service slurm` as a root helper, through the client it
@@ -11,8 +12,9 @@
  * namespace chos sent and applies the rest of the reply, and the first
  * task shows chos's warnings on the job's stderr. At submit time (sbatch,
  * salloc, as the user) it runs `chos prepare --check` to refuse an
- * unknown or forbidden tree before the job queues. Which tree, who may use
- * it, the cwd, PATH and the setuid rule are chos's decisions. The protocol
+ * unknown or forbidden tree (or device) before the job queues. Which tree,
+ * who may use it, which devices, the cwd, PATH and the setuid rule are
+ * chos's decisions. The protocol
  * is chos's root-helper protocol (docs: PREPARE-PROTOCOL.md); the callbacks
  * and their contexts are spank(8)'s. See chos_spank(8).
  */
@@ -53,6 +55,7 @@ static struct {
 	const char *chos_path, *default_tree;
 	int timeout; /* seconds */
 	char *opt_tree;
+	char *opt_devices; /* --chos-device, each one given, comma-separated */
 	/* the step: chos was asked (tasks act on the reply), and what it said */
 	int active;
 	char failure[1024]; /* non-empty: every task fails with it */
@@ -95,6 +98,28 @@ static struct spank_option chos_option = {
 	"chos", "TREE", "Run the job's tasks in the chos OS tree TREE (see chos(1)).", 1, 0, opt_chos,
 };
 
+static int opt_device(int val, const char *optarg, int remote)
+{
+	char *more;
+	(void)val;
+	(void)remote;
+	if (!optarg || !*optarg) {
+		slurm_error("chos: --chos-device needs a device (VENDOR/CLASS=NAME)");
+		return -1;
+	}
+	if (!pl.opt_devices)
+		return (pl.opt_devices = strdup(optarg)) ? 0 : -1;
+	if (asprintf(&more, "%s,%s", pl.opt_devices, optarg) < 0)
+		return -1;
+	free(pl.opt_devices);
+	pl.opt_devices = more;
+	return 0;
+}
+
+static struct spank_option device_option = {
+	"chos-device", "DEVICE", "With --chos: show the host's CDI device DEVICE (VENDOR/CLASS=NAME, a comma-separated list) in the tree.", 1, 0, opt_device,
+};
+
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
 	for (int i = 0; i < ac; i++) {
@@ -119,7 +144,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	case S_CTX_LOCAL:
 	case S_CTX_REMOTE:
 	case S_CTX_ALLOCATOR: /* sbatch and salloc see only registered options, not a static table */
-		return spank_option_register(sp, &chos_option) == ESPANK_SUCCESS ? 0 : -1;
+		return spank_option_register(sp, &chos_option) == ESPANK_SUCCESS &&
+		       spank_option_register(sp, &device_option) == ESPANK_SUCCESS ? 0 : -1;
 	default:
 		return 0;
 	}
@@ -178,7 +204,7 @@ static void free_args(void)
  */
 static int submit_check(void)
 {
-	const char *env_chos = getenv("CHOS");
+	const char *env_chos = getenv("CHOS"), *devices = pl.opt_devices ? pl.opt_devices : getenv("CHOS_DEVICES");
 
 	if (env_chos && !*env_chos)
 		env_chos = NULL;
@@ -197,6 +223,8 @@ static int submit_check(void)
 		arg("--env-chos=%s", env_chos);
 	if (pl.default_tree)
 		arg("--default=%s", pl.default_tree);
+	if (devices && *devices)
+		arg("--devices=%s", devices);
 	if (!pl.failure[0])
 		prepare(1);
 	free_args();
@@ -214,8 +242,8 @@ static int submit_check(void)
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	static char env_path[32768];
-	char env_chos[1024], cwd[4096], pwbuf[16384], *groups;
-	int ngids = 0, argc_job = 0, have_env, have_cwd, have_path;
+	char env_chos[1024], env_devices[4096], cwd[4096], pwbuf[16384], *groups;
+	int ngids = 0, argc_job = 0, have_env, have_cwd, have_path, have_devices;
 	uid_t uid;
 	gid_t gid, *gids = NULL;
 	uint32_t job, step;
@@ -237,14 +265,18 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	if (!pl.opt_tree && job_env(sp, "SLURM_SPANK__SLURM_SPANK_OPTION_chos_chos", env_chos, sizeof env_chos) > 0 &&
 	    env_chos[0] && !(pl.opt_tree = strdup(env_chos)))
 		return fail("out of memory"), 0;
+	if (!pl.opt_devices && job_env(sp, "SLURM_SPANK__SLURM_SPANK_OPTION_chos_chos_device", env_devices, sizeof env_devices) > 0 &&
+	    env_devices[0] && !(pl.opt_devices = strdup(env_devices)))
+		return fail("out of memory"), 0;
 	have_env = job_env(sp, "CHOS", env_chos, sizeof env_chos);
 	have_cwd = job_env(sp, "PWD", cwd, sizeof cwd);
 	have_path = job_env(sp, "PATH", env_path, sizeof env_path);
+	have_devices = pl.opt_devices ? 0 : job_env(sp, "CHOS_DEVICES", env_devices, sizeof env_devices);
 	if (!pl.opt_tree && !have_env && !pl.default_tree)
 		return 0; /* nothing selected: the host, as without chos */
 	pl.active = 1;
-	if (have_env < 0 || have_cwd < 0 || have_path < 0)
-		return fail("$CHOS, $PWD or $PATH of the job is too long"), 0;
+	if (have_env < 0 || have_cwd < 0 || have_path < 0 || have_devices < 0)
+		return fail("$CHOS, $PWD, $PATH or $CHOS_DEVICES of the job is too long"), 0;
 	if (spank_get_item(sp, S_JOB_UID, &uid) || spank_get_item(sp, S_JOB_GID, &gid) ||
 	    spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids, &ngids) || spank_get_item(sp, S_JOB_ID, &job) ||
 	    (step == SLURM_BATCH_SCRIPT && (spank_get_item(sp, S_JOB_ARGV, &argc_job, &argv_job) || argc_job < 1)))
@@ -271,6 +303,10 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		arg("--cwd=%s", cwd);
 	if (have_path)
 		arg("--env-path=%s", env_path);
+	if (pl.opt_devices)
+		arg("--devices=%s", pl.opt_devices);
+	else if (have_devices)
+		arg("--devices=%s", env_devices);
 	if (step == SLURM_BATCH_SCRIPT)
 		arg("--batch-script=%s", argv_job[0]);
 	arg("--job=%u", job);
@@ -296,13 +332,17 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!pl.active)
 		return 0;
-	/* What chos warns about, once per step, on the job's stderr. */
-	if (spank_get_item(sp, S_TASK_ID, &task) == ESPANK_SUCCESS && task == 0)
+	/* What chos warns about, and a failure, said by the node's first task
+	 * only: they are the step's on this node, whatever its tasks there. */
+	if (spank_get_item(sp, S_TASK_ID, &task) != ESPANK_SUCCESS)
+		task = 0;
+	if (task == 0)
 		for (int i = 0; i < r->nwarnings; i++)
 			slurm_spank_log("chos: warning: %s", r->warnings[i]);
 	if (pl.failure[0]) {
-		slurm_error("chos: %s", pl.failure); /* fails the job, never drains the node */
-		return -1;
+		if (task == 0)
+			slurm_error("chos: %s", pl.failure); /* fails the job, never drains the node */
+		return -1; /* (every task fails) */
 	}
 	if (r->ns_fd >= 0 && setns(r->ns_fd, CLONE_NEWNS) < 0) {
 		slurm_error("chos: entering the tree's mount namespace: %s", strerror(errno));
@@ -340,5 +380,6 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 	(void)av;
 	prepare_release(&pl.reply);
 	free(pl.opt_tree), pl.opt_tree = NULL;
+	free(pl.opt_devices), pl.opt_devices = NULL;
 	return 0;
 }

@@ -68,32 +68,32 @@ func (cl *cmdline) commands() *cli.Command {
 			{
 				Name:            "exec",
 				Usage:           "run a command in a tree",
-				ArgsUsage:       "[--fresh] NAME [--] CMD [ARGS...] | [--fresh] -- CMD [ARGS...]",
-				Description:     "Runs CMD, looked up on PATH inside the tree, with the environment kept as it is plus CHOS=NAME.\nWithout NAME (`chos exec -- CMD`) the tree comes from $CHOS, ~/.chos, the default tree, or the host.\nNothing after NAME is taken as an option of chos.\n--fresh builds the tree's view in a private namespace instead of entering the cached one.",
+				ArgsUsage:       "[--fresh] [--device DEV]... NAME [--] CMD [ARGS...] | [OPTIONS] -- CMD [ARGS...]",
+				Description:     "Runs CMD, looked up on PATH inside the tree, with the environment kept as it is plus CHOS=NAME.\nWithout NAME (`chos exec -- CMD`) the tree comes from $CHOS, ~/.chos, the default tree, or the host.\nNothing after NAME is taken as an option of chos.\n--fresh builds the tree's view in a private namespace instead of entering the cached one.\n--device VENDOR/CLASS=NAME (repeatable, or a comma-separated list; else $CHOS_DEVICES) shows the host's\nCDI device in the tree: its files, libraries and environment, as the tree's devices = rules allow.",
 				SkipFlagParsing: true,
 				Action: func(ctx context.Context, c *cli.Command) error {
-					name, argv, fresh, err := parseExecArgs(c.Args().Slice())
+					name, argv, opts, err := parseExecArgs(c.Args().Slice())
 					if errors.Is(err, errHelp) {
 						return cli.ShowCommandHelp(ctx, c.Root(), "exec")
 					}
 					if err != nil {
 						return fail(statusUsage, err)
 					}
-					return exitWith(cl.launch(launch.Request{Tree: name, Argv: argv, Fresh: fresh}))
+					return exitWith(cl.launch(launch.Request{Tree: name, Argv: argv, Fresh: opts.fresh, Devices: opts.devices}))
 				},
 			},
 			{
 				Name:      "shell",
 				Usage:     "start your login shell in a tree",
-				ArgsUsage: "[--fresh] [NAME]",
-				Flags:     []cli.Flag{&cli.BoolFlag{Name: "fresh", Usage: "build the view in a private namespace instead of entering the cached one"}},
+				ArgsUsage: "[--fresh] [--device DEV]... [NAME]",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "fresh", Usage: "build the view in a private namespace instead of entering the cached one"}, deviceFlag()},
 				Description: "Starts your login shell (from passwd; /bin/sh if the tree lacks it) with the environment cleaned\n" +
 					"to the variables the tree's /etc/chos.conf %ENV lists, PATH reset and CHOS set.",
 				Action: func(_ context.Context, c *cli.Command) error {
 					if c.NArg() > 1 {
 						return fail(statusUsage, fmt.Errorf("shell takes at most one tree name"))
 					}
-					return exitWith(cl.launch(launch.Request{Tree: c.Args().First(), Login: true, Fresh: c.Bool("fresh")}))
+					return exitWith(cl.launch(launch.Request{Tree: c.Args().First(), Login: true, Fresh: c.Bool("fresh"), Devices: deviceLists(c)}))
 				},
 			},
 			{
@@ -136,7 +136,8 @@ func (cl *cmdline) commands() *cli.Command {
 			{
 				Name:      "plan",
 				Usage:     "print what a launch would do, without doing it",
-				ArgsUsage: "[NAME] [-- CMD [ARGS...]]",
+				ArgsUsage: "[--device DEV]... [NAME] [-- CMD [ARGS...]]",
+				Flags:     []cli.Flag{deviceFlag()},
 				Action:    cl.cmdPlan,
 			},
 			loginCommand(cl),
@@ -157,13 +158,45 @@ func noArgs(ctx context.Context, c *cli.Command) (context.Context, error) {
 	return ctx, nil
 }
 
-// parseExecArgs splits `[--] NAME [--] CMD ARGS` and `-- CMD ARGS`.
-func parseExecArgs(args []string) (name string, argv []string, fresh bool, err error) {
-	for len(args) > 0 && args[0] == "--fresh" {
-		fresh, args = true, args[1:]
+// execOptions are the options of `chos exec`, before NAME.
+type execOptions struct {
+	fresh   bool
+	devices []string // nil: no --device
+}
+
+// parseExecArgs splits `[OPTIONS] [--] NAME [--] CMD ARGS` and `[OPTIONS]
+// -- CMD ARGS`.
+func parseExecArgs(args []string) (name string, argv []string, opts execOptions, err error) {
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--fresh":
+			opts.fresh, args = true, args[1:]
+		case a == "--device" && len(args) > 1:
+			opts.devices, args = append(opts.devices, args[1]), args[2:]
+		case a == "--device":
+			return "", nil, opts, fmt.Errorf("exec: --device needs a device (VENDOR/CLASS=NAME)")
+		case strings.HasPrefix(a, "--device="):
+			opts.devices, args = append(opts.devices, strings.TrimPrefix(a, "--device=")), args[1:]
+		default:
+			name, argv, err = parseExecOperands(args)
+			return name, argv, opts, err
+		}
 	}
 	name, argv, err = parseExecOperands(args)
-	return name, argv, fresh, err
+	return name, argv, opts, err
+}
+
+// deviceFlag is --device of shell and plan (exec parses its own).
+func deviceFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "device", Usage: "show the host's CDI device VENDOR/CLASS=NAME in the tree (repeatable; else $CHOS_DEVICES)"}
+}
+
+// deviceLists are the --device options given to c, nil for none.
+func deviceLists(c *cli.Command) []string {
+	if !c.IsSet("device") {
+		return nil
+	}
+	return c.StringSlice("device")
 }
 
 func parseExecOperands(args []string) (name string, argv []string, err error) {

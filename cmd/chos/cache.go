@@ -17,8 +17,9 @@ import (
 // cachedState is a cached namespace as `chos cache` and `chos check` see it.
 type cachedState struct {
 	nsroot.CacheEntry
-	tree  *ostree.Tree // nil when no configured tree has this name
-	valid bool
+	tree    *ostree.Tree // nil when no configured tree has this name
+	valid   bool
+	devices bool // a view with devices, not checked
 }
 
 // cacheStates lists the cached namespaces and says which ones a launch
@@ -40,7 +41,11 @@ func (cl *cmdline) cacheStates(cat *ostree.Catalog) ([]cachedState, error) {
 	out := make([]cachedState, 0, len(entries))
 	for _, e := range entries {
 		s := cachedState{CacheEntry: e, tree: byStem[e.Stem]}
-		if s.tree != nil {
+		if s.tree != nil && spec.VariantOf(e.Key) != "" {
+			// A view with devices: its key covers spec files a listing
+			// does not read; its builder replaces it when they change.
+			s.devices = true
+		} else if s.tree != nil {
 			key, ok := current[e.Stem]
 			if !ok {
 				key = cl.currentKey(cat, s.tree)
@@ -89,6 +94,9 @@ func (cl *cmdline) cmdCacheList(_ context.Context, c *cli.Command) error {
 			}
 			if s.valid {
 				state = "valid"
+			}
+			if s.devices && s.Mounted {
+				name, state = s.tree.Name+" (devices)", "with devices: rebuilt when its spec files change"
 			}
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, time.Since(s.Built).Round(time.Second), state, s.File)

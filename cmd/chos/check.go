@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ func (cl *cmdline) cmdCheck(_ context.Context, c *cli.Command) error {
 			cl.checkImage(k, cat, t)
 			cl.checkNames(k, t)
 		}
+		cl.checkDevices(k, cat, trees)
 		cl.checkCache(k, cat)
 	}
 	cl.checkLogins(k)
@@ -191,6 +193,13 @@ func (cl *cmdline) checkConfig(k *checker) *ostree.Catalog {
 			k.fail("ownership", "%v", err)
 		} else {
 			k.ok("ownership", "%s and the directories above it are root's", f)
+		}
+	}
+	for _, hc := range cat.HostCommands {
+		if err := unix.Access(cl.inv.HostPath(hc.Path), unix.X_OK); err != nil {
+			k.warn("host command", "%s (%s): %v: in trees, %s fails", hc.Path, hc.At, err, filepath.Base(hc.Path))
+		} else {
+			k.ok("host command", "%s (%s): in every tree as %s", hc.Path, hc.At, filepath.Join(plan.SelfDir, filepath.Base(hc.Path)))
 		}
 	}
 	return cat
@@ -358,15 +367,22 @@ func (cl *cmdline) checkCache(k *checker, cat *ostree.Catalog) {
 		k.warn("cache", "%v", err)
 		return
 	}
-	valid := 0
+	valid, devices := 0, 0
 	for _, s := range states {
-		if s.valid {
+		switch {
+		case s.valid:
 			valid++
-		} else {
+		case s.devices && s.Mounted:
+			devices++ // (its key covers spec files a check does not read)
+		default:
 			k.warn("cache", "%s is stale (built %s ago); `chos cache drop` as root removes it", s.File, time.Since(s.Built).Round(time.Second))
 		}
 	}
-	k.ok("cache", "%d valid cached namespaces in %s", valid, dir)
+	withDevices := ""
+	if devices > 0 {
+		withDevices = fmt.Sprintf(", and %d with devices (rebuilt when their spec files change)", devices)
+	}
+	k.ok("cache", "%d valid cached namespaces in %s%s", valid, dir, withDevices)
 }
 
 // checkAudit says where audit lines go, and warns when they cannot.

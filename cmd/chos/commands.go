@@ -16,6 +16,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/launch"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
+	"github.com/chos-hpc/chos/pkg/spec"
 )
 
 // dotfile is the caller's ~/.chos, in passwd's home directory as the
@@ -264,15 +265,18 @@ func (cl *cmdline) cmdPlan(_ context.Context, c *cli.Command) error {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	l, err := cl.inv.Prepare(launch.Request{Tree: name, Argv: args, Login: len(args) == 0})
+	l, err := cl.inv.Prepare(launch.Request{Tree: name, Argv: args, Login: len(args) == 0, Devices: deviceLists(c)})
+	var more []spec.Note
 	if err == nil {
-		err = nsroot.CompleteView(&l.Plan.View) // an image tree's entries, as the view would bind them
+		// an image tree's entries and the devices' steps, as the view
+		// would show them
+		more, err = nsroot.CompleteView(&l.Plan.View)
 	}
 	if err != nil {
 		return fail(statusFailed, err)
 	}
 	fmt.Print(l.Plan.String())
-	for _, n := range l.Notes {
+	for _, n := range append(l.Notes, more...) {
 		fmt.Printf("note      %s\n", n.Text)
 	}
 	return nil

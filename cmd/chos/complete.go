@@ -91,14 +91,13 @@ func complete(app *cli.Command, words []string, cur string, trees func() []strin
 	rest, base := words[i+1:], i+2 // base: the index of rest[0], chos being 0
 	switch cmd.Name {
 	case "exec":
-		// [--fresh] NAME [--] CMD... | [--fresh] -- CMD...
-		j := 0
-		for j < len(rest) && rest[j] == "--fresh" {
-			j++
-		}
+		// [--fresh] [--device DEV]... NAME [--] CMD... | [OPTIONS] -- CMD...
+		j := skipLaunchOptions(rest)
 		switch {
+		case j > len(rest):
+			return nil // a device's name
 		case j == len(rest) && strings.HasPrefix(cur, "-"):
-			return []string{"--fresh", "--"}
+			return []string{"--fresh", "--device", "--"}
 		case j == len(rest):
 			return trees()
 		case rest[j] == "--":
@@ -109,7 +108,15 @@ func complete(app *cli.Command, words []string, cur string, trees func() []strin
 		}
 		return commandLine(base + j)
 	case "plan":
-		// [NAME] [-- CMD...]
+		// [--device DEV]... [NAME] [-- CMD...]
+		j := skipLaunchOptions(rest)
+		if j > len(rest) {
+			return nil
+		}
+		if j == len(rest) && strings.HasPrefix(cur, "-") && cur != "--" {
+			return []string{"--device", "--"}
+		}
+		rest, base = rest[j:], base+j
 		switch {
 		case len(rest) == 0:
 			return append(trees(), "--")
@@ -135,6 +142,23 @@ func complete(app *cli.Command, words []string, cur string, trees func() []strin
 		return trees()
 	}
 	return nil
+}
+
+// skipLaunchOptions is the index of the first word after --fresh and
+// --device DEV options; past the end when the last word wants a value.
+func skipLaunchOptions(words []string) int {
+	j := 0
+	for j < len(words) {
+		switch {
+		case words[j] == "--fresh" || strings.HasPrefix(words[j], "--device="):
+			j++
+		case words[j] == "--device":
+			j += 2
+		default:
+			return j
+		}
+	}
+	return j
 }
 
 func commandNamed(cmds []*cli.Command, name string) *cli.Command {

@@ -22,7 +22,10 @@ func TestCompleteCommandsOptionsAndTrees(t *testing.T) {
 		{"help|", commands},
 		{"exec|", "el7 local root"},
 		{"exec --fresh|", "el7 local root"},
-		{"exec|-", "--fresh --"},
+		{"exec|-", "--fresh --device --"},
+		{"exec --device|", ""},
+		{"exec --device nvidia.com/gpu=0|", "el7 local root"},
+		{"exec --device=nvidia.com/gpu=0 el7|", "@command 4"},
 		{"exec el7|", "@command 3"},
 		{"exec el7 make|", "@command 3"},
 		{"exec el7 --|", "@command 4"},
@@ -30,7 +33,7 @@ func TestCompleteCommandsOptionsAndTrees(t *testing.T) {
 		{"-v exec el7|", "@command 4"},
 		{"make|", "@command 1"}, // the legacy form chos CMD ARGS
 		{"shell|", "el7 local root"},
-		{"shell|-", "--fresh --help"},
+		{"shell|-", "--fresh --device --help"},
 		{"shell el7|", ""},
 		{"select|", "el7 local root"},
 		{"select|--", "--clear --help"},
@@ -43,6 +46,8 @@ func TestCompleteCommandsOptionsAndTrees(t *testing.T) {
 		{"plan|", "el7 local root --"},
 		{"plan el7|", "--"},
 		{"plan el7 --|", "@command 4"},
+		{"plan --device a.b/c=d|", "el7 local root --"},
+		{"plan --device a.b/c=d el7 --|", "@command 6"},
 		{"current|", ""},
 	} {
 		before, cur, _ := strings.Cut(c.line, "|")

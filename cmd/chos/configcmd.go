@@ -48,8 +48,10 @@ type effectiveConfig struct {
 	Files    []string     `json:"files"`
 	Trees    []treeConfig `json:"trees"`
 	Binds    []entry      `json:"binds,omitempty"`
+	HostCmds []entry      `json:"hostcmds,omitempty"`
 	Env      []entry      `json:"env,omitempty"`
 	Audit    []entry      `json:"audit,omitempty"`
+	CDI      []entry      `json:"cdi,omitempty"`
 	Problems []problem    `json:"problems"`
 }
 
@@ -59,7 +61,7 @@ func configCommand(cl *cmdline) *cli.Command {
 		Usage:     "print the configuration chos acts on, each value with the file and line it comes from",
 		ArgsUsage: "[NAME]",
 		Description: "Reads every configuration file and drop-in as a launch does, and prints every tree (aliases,\n" +
-			"path, settings, binds), the site binds, %ENV and %AUDIT: each value with the FILE:LINE that set it,\n" +
+			"path, settings, binds), the site binds, %ENV, %AUDIT and %CDI: each value with the FILE:LINE that set it,\n" +
 			"or `default`. Every error of every file is listed; then the exit status is 125.\n" +
 			"With NAME, only that tree.",
 		Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
@@ -144,6 +146,9 @@ func (cl *cmdline) effectiveConfig(paths config.Paths, name string) (*effectiveC
 	for _, b := range cat.Binds {
 		ec.Binds = append(ec.Binds, bindEntry("bind", b))
 	}
+	for _, hc := range cat.HostCommands {
+		ec.HostCmds = append(ec.HostCmds, entry{Key: "hostcmd", Value: hc.Path, Origin: []string{hc.At.String()}})
+	}
 	for _, f := range append(set.Files, set.Personal) {
 		if f == nil {
 			continue
@@ -154,6 +159,11 @@ func (cl *cmdline) effectiveConfig(paths config.Paths, name string) (*effectiveC
 	}
 	ac := set.Audit()
 	ec.Audit = []entry{origined("audit.facility", ac.Facility, ac.FacilityAt), origined("audit.socket", ac.Socket, ac.SocketAt)}
+	cc := set.CDI()
+	ec.CDI = []entry{origined("cdi.spec-dirs", strings.Join(cc.SpecDirs, " "), cc.SpecDirsAt)}
+	for _, r := range cc.Devices {
+		ec.CDI = append(ec.CDI, origined("cdi.devices", r.Pattern, r.At))
+	}
 	return ec, nil
 }
 
@@ -267,7 +277,7 @@ func (ec *effectiveConfig) print() {
 			line(e)
 		}
 	}
-	for _, list := range [][]entry{ec.Binds, ec.Env, ec.Audit} {
+	for _, list := range [][]entry{ec.Binds, ec.HostCmds, ec.Env, ec.Audit, ec.CDI} {
 		for _, e := range list {
 			line(e)
 		}

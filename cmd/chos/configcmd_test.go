@@ -54,12 +54,14 @@ users = alice
 SLURM_JOB_ID
 %AUDIT
 facility = local3
+%HOSTCMD
+/usr/bin/srun
 `
 
 // find returns the entries of ec with this key.
 func find(ec *effectiveConfig, key string) []entry {
 	var out []entry
-	for _, list := range [][]entry{ec.Binds, ec.Env, ec.Audit} {
+	for _, list := range [][]entry{ec.Binds, ec.HostCmds, ec.Env, ec.Audit} {
 		for _, e := range list {
 			if e.Key == key {
 				out = append(out, e)
@@ -102,6 +104,7 @@ func TestConfigShowsOriginsOfLegacyFilesAndDropIns(t *testing.T) {
 		{"env", entry{Value: "SLURM_JOB_ID", Origin: at(site, 12)}},
 		{"audit.facility", entry{Value: "local3", Origin: at(site, 14)}},
 		{"audit.socket", entry{Value: "/dev/log", Origin: []string{}, Default: true}},
+		{"hostcmd", entry{Value: "/usr/bin/srun", Origin: at(site, 16)}},
 	} {
 		got := find(ec, c.key)
 		c.want.Key = c.key
@@ -148,8 +151,8 @@ func TestConfigListsEveryErrorOfTheDropIns(t *testing.T) {
 	}
 	typo := filepath.Join(p.DropIns, "20-typo.conf")
 	want := []problem{
-		{typo + ":2", `unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups)`},
-		{typo + ":3", "unknown section %FOO (known: %SHELLS, %ENV, %BEH, %BIND, %TREE, %AUDIT)"},
+		{typo + ":2", `unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups, devices)`},
+		{typo + ":3", "unknown section %FOO (known: %SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT, %CDI)"},
 	}
 	if !reflect.DeepEqual(ec.Problems, want) {
 		t.Errorf("problems:\n%+v\nwant\n%+v", ec.Problems, want)

@@ -51,13 +51,17 @@ func (cl *cmdline) start(l *launch.Launch) int {
 		}
 		return status
 	}
-	return execute(l.Plan, cl.inv.Privilege.Mode(), cl.verbose)
+	return execute(l.Plan, cl.inv.Privilege.Mode(), cl.verbose, func(use nsroot.ViewUse) { cl.inv.Entered(l, use) })
 }
 
 // execute carries out p and execs its command, showing the notes of the
-// launch in between; it returns only on failure, with the exit status.
-func execute(p *spec.Plan, mode nsroot.Mode, verbose bool) int {
-	ready, notes, lerr := nsroot.Enter(p, mode)
+// launch in between, and telling entered (when set) how it entered the
+// view; it returns only on failure, with the exit status.
+func execute(p *spec.Plan, mode nsroot.Mode, verbose bool, entered func(nsroot.ViewUse)) int {
+	ready, use, notes, lerr := nsroot.Enter(p, mode)
+	if entered != nil {
+		entered(use)
+	}
 	showNotes(notes, verbose)
 	if lerr == nil {
 		lerr = ready.Exec()

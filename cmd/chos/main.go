@@ -15,6 +15,7 @@ import (
 
 	"github.com/chos-hpc/chos/pkg/launch"
 	"github.com/chos-hpc/chos/pkg/nsroot"
+	"github.com/chos-hpc/chos/pkg/ostree"
 )
 
 // Exit statuses of chos itself; a launched command's own status passes
@@ -53,7 +54,7 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "chos: "+err.Error())
 			return statusFailed
 		}
-		return execute(p, nsroot.UserNamespace, verbose)
+		return execute(p, nsroot.UserNamespace, verbose, nil)
 	case nsroot.IsViewBuilder(args):
 		if err := nsroot.RunViewBuilder(); err != nil {
 			fmt.Fprintln(os.Stderr, "chos: "+err.Error())
@@ -81,7 +82,18 @@ func run(args []string) int {
 	// command-line app, which only the other commands need.
 	prog := filepath.Base(args[0])
 	switch {
-	case !isChosName(prog):
+	case !ostree.IsChosName(prog):
+		// Inside a view, a host command's link (/.chos/bin/srun -> chos).
+		if cl.inv.HostPrefix != "" {
+			if l, ok, err := cl.inv.PrepareHostCommand(prog, args); ok {
+				if err != nil {
+					cl.inv.Log(l.Record)
+					fmt.Fprintln(os.Stderr, "chos: "+err.Error())
+					return statusFailed
+				}
+				return cl.start(l)
+			}
+		}
 		// vsys form: invoked as a link named after a tree (rh73 -> chos).
 		if len(args) == 1 || (len(args) == 2 && args[1] == "-sh") {
 			return cl.launch(launch.Request{Tree: prog, Login: true, Via: "vsys"})
@@ -90,8 +102,8 @@ func run(args []string) int {
 	case len(args) == 1:
 		return cl.launch(launch.Request{Login: true})
 	case args[1] == "exec":
-		if name, argv, fresh, err := parseExecArgs(args[2:]); err == nil {
-			return cl.launch(launch.Request{Tree: name, Argv: argv, Fresh: fresh})
+		if name, argv, opts, err := parseExecArgs(args[2:]); err == nil {
+			return cl.launch(launch.Request{Tree: name, Argv: argv, Fresh: opts.fresh, Devices: opts.devices})
 		}
 	case !strings.HasPrefix(args[1], "-") && !isCommand(args[1]):
 		// Legacy form: `chos CMD ARGS`, as the original batch job starter
@@ -108,15 +120,6 @@ var chosCommands = []string{"exec", "shell", "select", "list", "current", "check
 	"login", "config", "prepare", "__complete", "help", "h"}
 
 func isCommand(name string) bool { return slices.Contains(chosCommands, name) }
-
-// isChosName says whether a program name is chos's own rather than a
-// tree's (vsys form): "chos", or "chos" followed by '-', '.' or '_' and
-// anything (chos-1.2, chos.static, chos_debug). Every other name, "chosen"
-// included, is a tree name.
-func isChosName(prog string) bool {
-	rest, ok := strings.CutPrefix(prog, "chos")
-	return ok && (rest == "" || strings.ContainsRune("-._", rune(rest[0])))
-}
 
 // setMode applies a forced mode (--mode, CHOS_MODE).
 func (cl *cmdline) setMode(mode string) error {

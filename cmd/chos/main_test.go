@@ -12,40 +12,34 @@ import (
 
 func TestParseExecArgsNeverTakesCommandOptions(t *testing.T) {
 	cases := []struct {
-		args  []string
-		name  string
-		argv  []string
-		err   bool
-		fresh bool
+		args    []string
+		name    string
+		argv    []string
+		err     bool
+		fresh   bool
+		devices []string
 	}{
-		{[]string{"el7", "ls", "-l"}, "el7", []string{"ls", "-l"}, false, false},
-		{[]string{"el7", "--", "ls", "--help"}, "el7", []string{"ls", "--help"}, false, false},
-		{[]string{"--", "ls", "-l"}, "", []string{"ls", "-l"}, false, false},
-		{[]string{"--", "grep", "--", "-v", "f"}, "", []string{"grep", "--", "-v", "f"}, false, false},
-		{[]string{"el7", "--", "--"}, "el7", []string{"--"}, false, false},
-		{[]string{"el7"}, "", nil, true, false},
-		{[]string{"--"}, "", nil, true, false},
-		{[]string{}, "", nil, true, false},
-		{[]string{"--fresh", "el7", "ls"}, "el7", []string{"ls"}, false, true},
-		{[]string{"--fresh", "--", "ls"}, "", []string{"ls"}, false, true},
-		{[]string{"el7", "--fresh"}, "el7", []string{"--fresh"}, false, false},
-		{[]string{"--bogus", "el7", "ls"}, "", nil, true, false},
+		{[]string{"el7", "ls", "-l"}, "el7", []string{"ls", "-l"}, false, false, nil},
+		{[]string{"el7", "--", "ls", "--help"}, "el7", []string{"ls", "--help"}, false, false, nil},
+		{[]string{"--", "ls", "-l"}, "", []string{"ls", "-l"}, false, false, nil},
+		{[]string{"--", "grep", "--", "-v", "f"}, "", []string{"grep", "--", "-v", "f"}, false, false, nil},
+		{[]string{"el7", "--", "--"}, "el7", []string{"--"}, false, false, nil},
+		{[]string{"el7"}, "", nil, true, false, nil},
+		{[]string{"--"}, "", nil, true, false, nil},
+		{[]string{}, "", nil, true, false, nil},
+		{[]string{"--fresh", "el7", "ls"}, "el7", []string{"ls"}, false, true, nil},
+		{[]string{"--fresh", "--", "ls"}, "", []string{"ls"}, false, true, nil},
+		{[]string{"el7", "--fresh"}, "el7", []string{"--fresh"}, false, false, nil},
+		{[]string{"--bogus", "el7", "ls"}, "", nil, true, false, nil},
+		{[]string{"--device", "nvidia.com/gpu=0", "el7", "ls"}, "el7", []string{"ls"}, false, false, []string{"nvidia.com/gpu=0"}},
+		{[]string{"--device=a.com/b=c,a.com/b=d", "--fresh", "--device", "x.io/y=z", "--", "ls"}, "", []string{"ls"}, false, true, []string{"a.com/b=c,a.com/b=d", "x.io/y=z"}},
+		{[]string{"el7", "--device", "a.com/b=c", "ls"}, "el7", []string{"--device", "a.com/b=c", "ls"}, false, false, nil},
+		{[]string{"--device"}, "", nil, true, false, nil},
 	}
 	for _, c := range cases {
-		name, argv, fresh, err := parseExecArgs(c.args)
-		if (err != nil) != c.err || name != c.name || !reflect.DeepEqual(argv, c.argv) || fresh != c.fresh {
-			t.Errorf("parseExecArgs(%q) = %q, %q, %v", c.args, name, argv, err)
-		}
-	}
-}
-
-func TestProgramNamesOfChosAndOfTrees(t *testing.T) {
-	for prog, want := range map[string]bool{
-		"chos": true, "chos-1.2": true, "chos.static": true, "chos_debug": true, "chos-": true,
-		"rh73": false, "chosen": false, "choss": false, "el7": false, "Chos": false, "-chos": false, "": false,
-	} {
-		if got := isChosName(prog); got != want {
-			t.Errorf("isChosName(%q) = %v, want %v", prog, got, want)
+		name, argv, opts, err := parseExecArgs(c.args)
+		if (err != nil) != c.err || name != c.name || !reflect.DeepEqual(argv, c.argv) || opts.fresh != c.fresh || !reflect.DeepEqual(opts.devices, c.devices) {
+			t.Errorf("parseExecArgs(%q) = %q, %q, %+v, %v", c.args, name, argv, opts, err)
 		}
 	}
 }

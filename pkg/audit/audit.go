@@ -75,6 +75,9 @@ type Event struct {
 	Argv0 string // the command's argv[0] (never the environment)
 	Argc  int    // the command's number of arguments, argv[0] included
 	Cwd   string
+	// Devices are the CDI devices the view shows, comma-separated (for a
+	// refusal, those asked for); left out of the line when none.
+	Devices string
 	// Service is the PAM service (pam only); Job the job and step
 	// (slurm only). Both are left out of the line when empty.
 	Service string
@@ -140,8 +143,8 @@ func (l *Logger) line(e Event, now time.Time) []byte {
 //	launch user=alice uid=1000 tree=el7 selected=dotfile mode=setuid view=cached via=exec argv0=make argc=3 cwd=/home/alice/src
 //	refuse user=bob uid=1001 tree=el9 selected=env mode=setuid view=- via=exec argv0=ls argc=1 cwd=/tmp reason="unknown OS tree \"el9\" ..."
 //
-// service= (pam), job= (slurm) and warning= come after cwd when set;
-// reason= is last.
+// devices= (CDI devices), service= (pam), job= (slurm) and warning= come
+// after cwd when set; reason= is last.
 func Message(e Event) string {
 	var b strings.Builder
 	word := "launch"
@@ -162,6 +165,9 @@ func Message(e Event) string {
 	field("argv0", e.Argv0, 256)
 	field("argc", strconv.Itoa(e.Argc), 0)
 	field("cwd", e.Cwd, 1024)
+	if e.Devices != "" {
+		field("devices", e.Devices, 1024)
+	}
 	if e.Service != "" {
 		field("service", e.Service, 64)
 	}

@@ -18,3 +18,8 @@ var ChosRoot = "/chos"
 // there by the setuid launcher; a tmpfs such as /run, so that none survives
 // a reboot.
 var CacheDir = "/run/chos"
+
+// CDIHelper is the program that reads Container Device Interface specs for
+// launches that ask for devices (cmd/chos-cdi, package devices): installed
+// under LIBEXECDIR, outside PATH.
+var CDIHelper = "/usr/local/libexec/chos/chos-cdi"

@@ -29,6 +29,12 @@ func (f *File) Format() string {
 			b.WriteString(bd.spec() + "\n")
 		}
 	}
+	if len(f.HostCommands) > 0 {
+		b.WriteString("%HOSTCMD\n")
+		for _, hc := range f.HostCommands {
+			b.WriteString(hc.Path + "\n")
+		}
+	}
 	if a := f.Audit; a != nil {
 		b.WriteString("%AUDIT\n")
 		if a.Facility != "" {
@@ -36,6 +42,15 @@ func (f *File) Format() string {
 		}
 		if a.Socket != "" {
 			fmt.Fprintf(&b, "socket = %s\n", a.Socket)
+		}
+	}
+	if c := f.CDI; c != nil {
+		b.WriteString("%CDI\n")
+		if c.SpecDirsSet {
+			fmt.Fprintf(&b, "spec-dirs = %s\n", strings.Join(c.SpecDirs, " "))
+		}
+		if len(c.Devices) > 0 {
+			fmt.Fprintf(&b, "devices = %s\n", patterns(c.Devices))
 		}
 	}
 	for _, t := range f.Trees {
@@ -61,8 +76,19 @@ func (f *File) Format() string {
 		if len(t.Groups) > 0 {
 			fmt.Fprintf(&b, "groups = %s\n", strings.Join(t.Groups, " "))
 		}
+		if len(t.Devices) > 0 {
+			fmt.Fprintf(&b, "devices = %s\n", patterns(t.Devices))
+		}
 	}
 	return b.String()
+}
+
+func patterns(rules []DeviceRule) string {
+	words := make([]string, len(rules))
+	for i, r := range rules {
+		words[i] = r.Pattern
+	}
+	return strings.Join(words, " ")
 }
 
 func (bd Bind) spec() string {

@@ -15,7 +15,20 @@ func sameSettings(a, b *File) bool {
 			c.Shells[i].At = Position{}
 		}
 		c.Binds = stripBinds(f.Binds)
+		c.HostCommands = append([]HostCommand(nil), f.HostCommands...)
+		for i := range c.HostCommands {
+			c.HostCommands[i].At = Position{}
+		}
 		c.EnvAt = nil
+		if f.CDI != nil {
+			cdi := *f.CDI
+			cdi.Lines, cdi.At = nil, Position{}
+			cdi.Devices = stripRules(cdi.Devices)
+			if len(cdi.SpecDirs) == 0 {
+				cdi.SpecDirs = nil
+			}
+			c.CDI = &cdi
+		}
 		if f.Audit != nil {
 			a := *f.Audit
 			a.Lines, a.At = nil, Position{}
@@ -29,10 +42,19 @@ func sameSettings(a, b *File) bool {
 			if len(c.Trees[i].Identity) == 0 {
 				c.Trees[i].Identity = nil
 			}
+			c.Trees[i].Devices = stripRules(c.Trees[i].Devices)
 		}
 		return c
 	}
 	return reflect.DeepEqual(strip(a), strip(b))
+}
+
+func stripRules(rs []DeviceRule) []DeviceRule {
+	var out []DeviceRule
+	for _, r := range rs {
+		out = append(out, DeviceRule{Pattern: r.Pattern})
+	}
+	return out
 }
 
 func stripBinds(bs []Bind) []Bind {
@@ -48,11 +70,15 @@ func stripBinds(bs []Bind) []Bind {
 // settings.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("%SHELLS\nlocal:/\n\n%ENV\n"))
+	f.Add([]byte("%HOSTCMD\n/usr/bin/srun /usr/bin/sbatch # Slurm\n"))
 	f.Add([]byte("%SHELLS\nrh73:/auto/redhat73\n/auto/redhat73:/auto/redhat73\n"))
 	f.Add([]byte("%ENV\nCHOS\nUSER\n%BEH\nBASHLOGIN\n"))
 	f.Add([]byte("%BIND\n/global/scratch\n/project /proj ro optional\n"))
 	f.Add([]byte("%TREE el7\ndescription = x\nbind = /a /b ro\nidentity = /etc/passwd\nsetuid = allow\nusers = a\ngroups = b\n"))
 	f.Add([]byte("%AUDIT\nfacility = local3\nsocket = /run/log\n%FOO\nx\n%TREE a\ncolour = red\n"))
+	f.Add([]byte("%CDI\nspec-dirs = /etc/cdi /var/run/cdi\ndevices = nvidia.com/gpu=* amd.com/gpu=all\nspec-dirs =\n"))
+	f.Add([]byte("%TREE el7\ndevices = nvidia.com/gpu=0 example.com/net=eth0:1 # two\ndevices = x.y/z=*\n%CDI\ndevices = a/b=c\n"))
+	f.Add([]byte("%TREE a\ndevices = nvidia.com/gpu\n%CDI x\n%CDI\nspec-dirs = rel\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parsed, err := Parse("fuzz", data)
 		// ParseAll stops at nothing, but agrees with Parse.

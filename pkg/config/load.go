@@ -192,6 +192,40 @@ func (s *Set) Audit() AuditConfig {
 	return c
 }
 
+// DefaultSpecDirs are where Container Device Interface specs are read when
+// no %CDI section sets spec-dirs: the CDI's own defaults, lowest priority
+// first (tags.cncf.io/container-device-interface/pkg/cdi.DefaultSpecDirs).
+var DefaultSpecDirs = []string{"/etc/cdi", "/var/run/cdi"}
+
+// CDIConfig is the effective %CDI configuration.
+type CDIConfig struct {
+	SpecDirs   []string
+	SpecDirsAt Position // zero for the default
+	// Devices are the rules of every %CDI section, in reading order: what
+	// every tree allows.
+	Devices []DeviceRule
+}
+
+// CDI merges the %CDI sections of the system files: spec-dirs as the last
+// file that sets it says, devices from all.
+func (s *Set) CDI() CDIConfig {
+	c := CDIConfig{SpecDirs: DefaultSpecDirs}
+	if s == nil {
+		return c
+	}
+	for _, f := range s.Files {
+		if f.CDI == nil {
+			continue
+		}
+		if f.CDI.SpecDirsSet {
+			at := f.CDI.Lines["spec-dirs"]
+			c.SpecDirs, c.SpecDirsAt = f.CDI.SpecDirs, at[len(at)-1]
+		}
+		c.Devices = append(c.Devices, f.CDI.Devices...)
+	}
+	return c
+}
+
 // CheckRootOwned refuses a configuration file unless it, every directory
 // above it, and (if it is reached through symbolic links) every component
 // of its target are owned by root and not writable by group or others.
@@ -223,6 +257,9 @@ func LoadPersonal(path string) (*File, error) {
 	f, err := Parse(path, data)
 	if err == nil && f.Audit != nil {
 		return nil, &Error{f.Audit.At, "%AUDIT is for the system configuration: a user's own file cannot change where chos logs"}
+	}
+	if err == nil && f.CDI != nil {
+		return nil, &Error{f.CDI.At, "%CDI is for the system configuration; allow devices in a personal tree with `devices =` in its %TREE section"}
 	}
 	return f, err
 }

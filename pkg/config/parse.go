@@ -1,6 +1,6 @@
 // Package config parses the CHOS configuration files: the system file
-// /etc/chos (legacy %SHELLS and %ENV, plus chos's own %BIND and %TREE
-// sections), drop-ins in /etc/chos.d, a tree's own /etc/chos.conf (%ENV,
+// /etc/chos (legacy %SHELLS and %ENV, plus chos's own %BIND, %HOSTCMD, %TREE
+// and %AUDIT sections), drop-ins in /etc/chos.d, a tree's own /etc/chos.conf (%ENV,
 // %BEH) and the legacy /etc/sysconfig/chos. Parsing is pure; Load adds the
 // file reading and the ownership rules a setuid program needs.
 package config
@@ -11,6 +11,8 @@ import (
 	"path"
 	"strings"
 	"unicode"
+
+	"tags.cncf.io/container-device-interface/pkg/parser"
 
 	"github.com/chos-hpc/chos/pkg/audit"
 )
@@ -54,6 +56,13 @@ type Bind struct {
 	At       Position
 }
 
+// HostCommand is a host program that every tree runs on the host, from
+// inside the tree by its base name (a %HOSTCMD line).
+type HostCommand struct {
+	Path string
+	At   Position
+}
+
 // TreeSettings is one %TREE section: chos's per-tree additions.
 type TreeSettings struct {
 	Name        string // any alias of the tree
@@ -73,6 +82,9 @@ type TreeSettings struct {
 	Groups              []string
 	// NoCache launches this tree in a private namespace every time.
 	NoCache bool
+	// Devices are the CDI devices users may ask for in this tree, in
+	// addition to those %CDI allows in every tree.
+	Devices []DeviceRule
 	At      Position
 	// Lines are the lines that set each key in this section, in order
 	// (`chos config` shows them; a refusal names the users/groups lines).
@@ -88,6 +100,27 @@ type Audit struct {
 	Lines    map[string][]Position
 }
 
+// DeviceRule is one word of a `devices =` line: the CDI devices a user may
+// ask for. Pattern is a qualified device name, VENDOR/CLASS=NAME, or
+// VENDOR/CLASS=* for every device of that kind (the names follow the
+// Container Device Interface, checked with its parser package).
+type DeviceRule struct {
+	Pattern string
+	At      Position
+}
+
+// CDI is a %CDI section: where the Container Device Interface specs are
+// read, and the devices every tree allows.
+type CDI struct {
+	// SpecDirs replaces the default directories when SpecDirsSet, lowest
+	// priority first (a later directory's device wins, as in CDI).
+	SpecDirs    []string
+	SpecDirsSet bool
+	Devices     []DeviceRule
+	At          Position // the file's first %CDI line
+	Lines       map[string][]Position
+}
+
 // File is the parsed content of one configuration file.
 type File struct {
 	Name   string
@@ -96,8 +129,11 @@ type File struct {
 	EnvAt  []Position // the line of each Env entry
 	Beh    []string
 	Binds  []Bind
-	Trees  []TreeSettings
-	Audit  *Audit // nil without an %AUDIT section
+	// HostCommands are the %HOSTCMD lines, in file order.
+	HostCommands []HostCommand
+	Trees        []TreeSettings
+	Audit        *Audit // nil without an %AUDIT section
+	CDI          *CDI   // nil without a %CDI section
 }
 
 // Section names. The first three are the original CHOS ones.
@@ -107,14 +143,16 @@ const (
 	sectionEnv    = "ENV"
 	sectionBeh    = "BEH"
 	sectionBind   = "BIND"
+	sectionHost   = "HOSTCMD"
 	sectionTree   = "TREE"
 	sectionAudit  = "AUDIT"
+	sectionCDI    = "CDI"
 	// sectionSkip follows a section line in error: its lines are not
 	// reported again (ParseAll).
 	sectionSkip = "%skip"
 )
 
-const knownSections = "%SHELLS, %ENV, %BEH, %BIND, %TREE, %AUDIT"
+const knownSections = "%SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT, %CDI"
 
 // Parse reads one configuration file, and stops at the first error. name
 // is used in error messages only.
@@ -171,12 +209,15 @@ func (f *File) startSection(line string, at Position) (string, *TreeSettings, er
 	}
 	section := fields[0]
 	switch section {
-	case sectionShells, sectionEnv, sectionBeh, sectionBind, sectionAudit:
+	case sectionShells, sectionEnv, sectionBeh, sectionBind, sectionHost, sectionAudit, sectionCDI:
 		if len(fields) != 1 {
 			return sectionSkip, nil, fmt.Errorf("%%%s takes no argument", section)
 		}
 		if section == sectionAudit && f.Audit == nil {
 			f.Audit = &Audit{At: at}
+		}
+		if section == sectionCDI && f.CDI == nil {
+			f.CDI = &CDI{At: at}
 		}
 	case sectionTree:
 		if len(fields) != 2 {
@@ -226,10 +267,20 @@ func (f *File) parseLine(section string, tree *TreeSettings, line string, at Pos
 		}
 		b.At = at
 		f.Binds = append(f.Binds, b)
+	case sectionHost:
+		for _, p := range strings.Fields(stripComment(line)) {
+			clean, err := absPath(p)
+			if err != nil {
+				return fmt.Errorf("host command: %w", err)
+			}
+			f.HostCommands = append(f.HostCommands, HostCommand{Path: clean, At: at})
+		}
 	case sectionTree:
 		return parseTreeKey(tree, line, at)
 	case sectionAudit:
 		return parseAuditKey(f.Audit, line, at)
+	case sectionCDI:
+		return parseCDIKey(f.CDI, line, at)
 	}
 	return nil
 }
@@ -348,8 +399,14 @@ func parseTreeKey(t *TreeSettings, line string, at Position) error {
 		t.Users = append(t.Users, strings.Fields(value)...)
 	case "groups":
 		t.Groups = append(t.Groups, strings.Fields(value)...)
+	case "devices":
+		rules, err := parseDeviceRules(value, at)
+		if err != nil {
+			return err
+		}
+		t.Devices = append(t.Devices, rules...)
 	default:
-		return fmt.Errorf("unknown key %q in %%TREE %s (known: description, bind, identity, setuid, cache, users, groups)", key, t.Name)
+		return fmt.Errorf("unknown key %q in %%TREE %s (known: description, bind, identity, setuid, cache, users, groups, devices)", key, t.Name)
 	}
 	addLine(&t.Lines, key, at)
 	return nil
@@ -377,6 +434,75 @@ func parseAuditKey(a *Audit, line string, at Position) error {
 		return fmt.Errorf("unknown key %q in %%AUDIT (known: facility, socket)", key)
 	}
 	addLine(&a.Lines, key, at)
+	return nil
+}
+
+// parseCDIKey reads a key of %CDI.
+func parseCDIKey(c *CDI, line string, at Position) error {
+	key, value, err := keyValue(line)
+	if err != nil {
+		return err
+	}
+	switch key {
+	case "spec-dirs":
+		c.SpecDirsSet = true
+		c.SpecDirs = c.SpecDirs[:0]
+		for _, p := range strings.Fields(value) {
+			clean, err := absPath(p)
+			if err != nil {
+				return fmt.Errorf("spec-dirs: %w", err)
+			}
+			c.SpecDirs = append(c.SpecDirs, clean)
+		}
+	case "devices":
+		rules, err := parseDeviceRules(value, at)
+		if err != nil {
+			return err
+		}
+		c.Devices = append(c.Devices, rules...)
+	default:
+		return fmt.Errorf("unknown key %q in %%CDI (known: spec-dirs, devices)", key)
+	}
+	addLine(&c.Lines, key, at)
+	return nil
+}
+
+// parseDeviceRules reads the words of a `devices =` line.
+func parseDeviceRules(value string, at Position) ([]DeviceRule, error) {
+	words := strings.Fields(value)
+	if len(words) == 0 {
+		return nil, fmt.Errorf("devices: no device named (VENDOR/CLASS=NAME, or VENDOR/CLASS=* for all of a kind)")
+	}
+	rules := make([]DeviceRule, 0, len(words))
+	for _, w := range words {
+		if err := ValidDevicePattern(w); err != nil {
+			return nil, err
+		}
+		rules = append(rules, DeviceRule{Pattern: w, At: at})
+	}
+	return rules, nil
+}
+
+// ValidDevicePattern checks a device rule: a qualified CDI device name, or
+// VENDOR/CLASS=* for every device of that kind.
+func ValidDevicePattern(p string) error {
+	kind, name, ok := strings.Cut(p, "=")
+	if ok && name == "*" {
+		vendor, class := parser.ParseQualifier(kind)
+		if vendor == "" {
+			return fmt.Errorf("device %q: want VENDOR/CLASS=NAME or VENDOR/CLASS=*", p)
+		}
+		if err := parser.ValidateVendorName(vendor); err != nil {
+			return fmt.Errorf("device %q: %w", p, err)
+		}
+		if err := parser.ValidateClassName(class); err != nil {
+			return fmt.Errorf("device %q: %w", p, err)
+		}
+		return nil
+	}
+	if _, _, _, err := parser.ParseQualifiedName(p); err != nil {
+		return fmt.Errorf("%w (want VENDOR/CLASS=NAME or VENDOR/CLASS=*)", err)
+	}
 	return nil
 }
 

@@ -79,6 +79,8 @@ SLURM_JOB_ID OMP_NUM_THREADS
 %BIND
 /global/scratch
 /project /proj ro optional   # comment
+%HOSTCMD
+/usr/bin/srun /usr/bin//sbatch   # Slurm's client
 %TREE el7
 description = CentOS 7 for the climate codes
 bind = /opt/el7 /opt/modules ro
@@ -107,6 +109,10 @@ groups = climate
 	if !reflect.DeepEqual(f.Binds, wantBinds) {
 		t.Errorf("binds = %+v", f.Binds)
 	}
+	wantHost := []HostCommand{{Path: "/usr/bin/srun", At: Position{"chos", 12}}, {Path: "/usr/bin/sbatch", At: Position{"chos", 12}}}
+	if !reflect.DeepEqual(f.HostCommands, wantHost) {
+		t.Errorf("host commands = %+v, want %+v", f.HostCommands, wantHost)
+	}
 	tr := f.Trees[0]
 	if tr.Name != "el7" || tr.Description != "CentOS 7 for the climate codes" || !tr.AllowSetuid ||
 		!tr.IdentitySet || len(tr.Identity) != 2 || !reflect.DeepEqual(tr.Users, []string{"alice", "bob"}) ||
@@ -127,6 +133,8 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"bad env name", "%ENV\nFOO-BAR\n", `f:2: "FOO-BAR" is not a valid`},
 		{"bad bind option", "%BIND\n/x rx\n", `f:2: unknown bind option "rx"`},
 		{"bind over root", "%BIND\n/x /\n", "f:2: bind destination cannot be /"},
+		{"relative host command", "%HOSTCMD\nsrun\n", `f:2: host command: path "srun" is not absolute`},
+		{"host command with an argument", "%HOSTCMD /usr/bin/srun\n", "f:1: %HOSTCMD takes no argument"},
 		{"tree without name", "%TREE\n", "f:1: %TREE needs exactly one tree name"},
 		{"unknown tree key", "%TREE a\ncolour = blue\n", `f:2: unknown key "colour"`},
 		{"bad setuid", "%TREE a\nsetuid = yes\n", "f:2: setuid must be allow or deny"},
@@ -230,8 +238,8 @@ B-C
 		got = append(got, e.Error())
 	}
 	want := []string{
-		`d.conf:4: unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups)`,
-		`d.conf:6: unknown section %COLOURS (known: %SHELLS, %ENV, %BEH, %BIND, %TREE, %AUDIT)`,
+		`d.conf:4: unknown key "user" in %TREE el7 (known: description, bind, identity, setuid, cache, users, groups, devices)`,
+		`d.conf:6: unknown section %COLOURS (known: %SHELLS, %ENV, %BEH, %BIND, %HOSTCMD, %TREE, %AUDIT, %CDI)`,
 		`d.conf:10: "B-C" is not a valid environment variable name`,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -253,5 +261,54 @@ func TestTreeSettingsRecordTheLinesOfEachKey(t *testing.T) {
 	want := map[string][]Position{"users": {{"c", 2}, {"c", 4}}, "groups": {{"c", 3}}, "cache": {{"c", 5}}}
 	if !reflect.DeepEqual(f.Trees[0].Lines, want) {
 		t.Errorf("lines = %v, want %v", f.Trees[0].Lines, want)
+	}
+}
+
+func TestParseCDISectionAndTreeDevices(t *testing.T) {
+	src := `%CDI
+spec-dirs = /etc/cdi /var/run/cdi/   # lowest priority first
+devices = nvidia.com/gpu=*
+devices = example.com/dev=0 example.com/dev=all
+%SHELLS
+el7:/os/el7
+%TREE el7
+devices = amd.com/gpu=all
+`
+	f, err := Parse("c", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &CDI{SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}, SpecDirsSet: true,
+		Devices: []DeviceRule{{"nvidia.com/gpu=*", Position{"c", 3}}, {"example.com/dev=0", Position{"c", 4}}, {"example.com/dev=all", Position{"c", 4}}},
+		At:      Position{"c", 1},
+		Lines:   map[string][]Position{"spec-dirs": {{"c", 2}}, "devices": {{"c", 3}, {"c", 4}}}}
+	if !reflect.DeepEqual(f.CDI, want) {
+		t.Errorf("cdi = %+v\nwant  %+v", f.CDI, want)
+	}
+	if got := f.Trees[0].Devices; !reflect.DeepEqual(got, []DeviceRule{{"amd.com/gpu=all", Position{"c", 8}}}) {
+		t.Errorf("tree devices = %+v", got)
+	}
+	again, err := Parse("c", []byte(f.Format()))
+	if err != nil || !sameSettings(f, again) {
+		t.Errorf("round trip: %v\n%s", err, f.Format())
+	}
+}
+
+func TestParseRefusesBadDeviceRules(t *testing.T) {
+	for src, msg := range map[string]string{
+		"%TREE a\ndevices = nvidia.com/gpu\n":      `c:2: unqualified device "nvidia.com/gpu", missing vendor (want VENDOR/CLASS=NAME or VENDOR/CLASS=*)`,
+		"%TREE a\ndevices = gpu=0\n":               `c:2: unqualified device "gpu=0", missing vendor`,
+		"%TREE a\ndevices = nvidia.com/gpu=a/b\n":  `c:2: invalid device "nvidia.com/gpu=a/b"`,
+		"%TREE a\ndevices = *\n":                   `c:2: unqualified device "*"`,
+		"%TREE a\ndevices = nvi$dia.com/gpu=*\n":   `c:2: device "nvi$dia.com/gpu=*": invalid vendor. invalid character '$'`,
+		"%TREE a\ndevices =\n":                     `c:2: devices: no device named`,
+		"%CDI\nspec-dirs = etc/cdi\n":              `c:2: spec-dirs: path "etc/cdi" is not absolute`,
+		"%CDI\nhooks = none\n":                     `c:2: unknown key "hooks" in %CDI (known: spec-dirs, devices)`,
+		"%CDI all\n":                               `c:1: %CDI takes no argument`,
+		"%CDI\ndevices = nvidia.com/gpu=0 gpu=1\n": `c:2: unqualified device "gpu=1"`,
+	} {
+		if _, err := Parse("c", []byte(src)); err == nil || !strings.HasPrefix(err.Error(), msg) {
+			t.Errorf("%q: error %v, want prefix %q", src, err, msg)
+		}
 	}
 }

@@ -24,6 +24,7 @@ const (
 	dtNull    = 0
 	dtStrtab  = 5
 	dtStrsz   = 10
+	dtSoname  = 14
 	dtRpath   = 15
 	dtRunpath = 29
 
@@ -33,10 +34,35 @@ const (
 var errNotELF = errors.New("not an ELF file")
 
 // elfInfo is what an executable asks of the loader: its PT_INTERP ("" for
-// a static program) and its DT_RUNPATH, else DT_RPATH, entries.
+// a static program) and its DT_RUNPATH, else DT_RPATH, entries; and what
+// the loader's cache records of a library: its DT_SONAME, machine, class
+// and flags (the ELF header's e_machine, EI_CLASS, e_flags).
 type elfInfo struct {
 	interp   string
 	runPaths []string
+	soname   string
+	machine  uint16
+	is64     bool
+	flags    uint32
+}
+
+// Library is what the dynamic loader's cache records of a shared library
+// (ldconfig(8) reads the same): its soname ("" when it has none), and the
+// ELF machine, class and e_flags that give the cache entry's flags.
+type Library struct {
+	Soname  string
+	Machine uint16
+	Is64    bool
+	Flags   uint32
+}
+
+// ReadLibrary reads what the loader's cache records of the ELF file name.
+func ReadLibrary(name string) (Library, error) {
+	info, err := readELF(name)
+	if err != nil {
+		return Library{}, err
+	}
+	return Library{Soname: info.soname, Machine: info.machine, Is64: info.is64, Flags: info.flags}, nil
 }
 
 type progHeader struct {
@@ -79,10 +105,13 @@ func readELF(name string) (*elfInfo, error) {
 	}
 	var phoff uint64
 	var phentsize, phnum uint16
+	info := &elfInfo{is64: is64, machine: bo.Uint16(hdr[18:])}
 	if is64 {
 		phoff, phentsize, phnum = bo.Uint64(hdr[32:]), bo.Uint16(hdr[54:]), bo.Uint16(hdr[56:])
+		info.flags = bo.Uint32(hdr[48:])
 	} else {
 		phoff, phentsize, phnum = uint64(bo.Uint32(hdr[28:])), bo.Uint16(hdr[42:]), bo.Uint16(hdr[44:])
+		info.flags = bo.Uint32(hdr[36:])
 	}
 	want := uint16(56)
 	if !is64 {
@@ -118,7 +147,6 @@ func readELF(name string) (*elfInfo, error) {
 		return data, nil
 	}
 
-	info := &elfInfo{}
 	for _, p := range progs {
 		switch p.typ {
 		case ptInterp:
@@ -135,7 +163,7 @@ func readELF(name string) (*elfInfo, error) {
 			if err != nil {
 				return nil, fmt.Errorf("PT_DYNAMIC: %w", err)
 			}
-			if info.runPaths, err = dynRunPaths(f, bo, is64, data, progs); err != nil {
+			if info.runPaths, info.soname, err = dynStrings(f, bo, is64, data, progs); err != nil {
 				return nil, fmt.Errorf("PT_DYNAMIC: %w", err)
 			}
 		}
@@ -143,15 +171,16 @@ func readELF(name string) (*elfInfo, error) {
 	return info, nil
 }
 
-// dynRunPaths reads the DT_RUNPATH (else DT_RPATH) strings of a dynamic
-// section from the string table DT_STRTAB locates through PT_LOAD.
-func dynRunPaths(f io.ReaderAt, bo binary.ByteOrder, is64 bool, dyn []byte, progs []progHeader) ([]string, error) {
+// dynStrings reads the DT_RUNPATH (else DT_RPATH) and DT_SONAME strings of
+// a dynamic section from the string table DT_STRTAB locates through
+// PT_LOAD.
+func dynStrings(f io.ReaderAt, bo binary.ByteOrder, is64 bool, dyn []byte, progs []progHeader) (runPaths []string, soname string, err error) {
 	size := 16
 	if !is64 {
 		size = 8
 	}
 	var strtab, strsz uint64
-	var rpath, runpath []uint64
+	var rpath, runpath, sonames []uint64
 	for i := 0; i+size <= len(dyn); i += size {
 		var tag, val uint64
 		if is64 {
@@ -170,17 +199,19 @@ func dynRunPaths(f io.ReaderAt, bo binary.ByteOrder, is64 bool, dyn []byte, prog
 			rpath = append(rpath, val)
 		case dtRunpath:
 			runpath = append(runpath, val)
+		case dtSoname:
+			sonames = append(sonames, val)
 		}
 	}
 	offsets := runpath
 	if len(offsets) == 0 {
 		offsets = rpath
 	}
-	if len(offsets) == 0 {
-		return nil, nil
+	if len(offsets)+len(sonames) == 0 {
+		return nil, "", nil
 	}
 	if strsz > maxSegment {
-		return nil, fmt.Errorf("string table of %d bytes", strsz)
+		return nil, "", fmt.Errorf("string table of %d bytes", strsz)
 	}
 	// DT_STRTAB is an address: the PT_LOAD segment holding it says where
 	// in the file it is.
@@ -190,17 +221,28 @@ func dynRunPaths(f io.ReaderAt, bo binary.ByteOrder, is64 bool, dyn []byte, prog
 		}
 		table := make([]byte, strsz)
 		if _, err := f.ReadAt(table, int64(p.offset+(strtab-p.vaddr))); err != nil {
-			return nil, fmt.Errorf("string table: %w", err)
+			return nil, "", fmt.Errorf("string table: %w", err)
 		}
-		var out []string
-		for _, o := range offsets {
+		str := func(o uint64) (string, error) {
 			if o >= strsz {
-				return nil, fmt.Errorf("run path at %d outside the string table", o)
+				return "", fmt.Errorf("string at %d outside the string table", o)
 			}
 			s, _, _ := bytes.Cut(table[o:], []byte{0})
-			out = append(out, string(s))
+			return string(s), nil
 		}
-		return out, nil
+		for _, o := range offsets {
+			s, err := str(o)
+			if err != nil {
+				return nil, "", err
+			}
+			runPaths = append(runPaths, s)
+		}
+		if len(sonames) > 0 {
+			if soname, err = str(sonames[0]); err != nil {
+				return nil, "", err
+			}
+		}
+		return runPaths, soname, nil
 	}
-	return nil, errors.New("DT_STRTAB is in no loaded segment")
+	return nil, "", errors.New("DT_STRTAB is in no loaded segment")
 }

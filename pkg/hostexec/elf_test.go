@@ -20,7 +20,20 @@ func debugELF(t *testing.T, name string) (*elfInfo, bool) {
 		return nil, false
 	}
 	defer f.Close()
-	info := &elfInfo{}
+	info := &elfInfo{machine: uint16(f.Machine), is64: f.Class == elf.ELFCLASS64}
+	// (debug/elf does not keep e_flags: read from the header, elf(5))
+	if r, err := os.Open(name); err == nil {
+		hdr := make([]byte, 64)
+		if n, _ := r.ReadAt(hdr, 0); info.is64 && n >= 52 {
+			info.flags = f.ByteOrder.Uint32(hdr[48:])
+		} else if n >= 40 {
+			info.flags = f.ByteOrder.Uint32(hdr[36:])
+		}
+		r.Close()
+	}
+	if sonames, _ := f.DynString(elf.DT_SONAME); len(sonames) > 0 {
+		info.soname = sonames[0]
+	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			data := make([]byte, p.Filesz)
@@ -63,7 +76,7 @@ func TestReadELFAgreesWithDebugELF(t *testing.T) {
 			files = append(files, out)
 		}
 	}
-	var dynamic, static, withRunPath int
+	var dynamic, static, withRunPath, withSoname int
 	for _, name := range files {
 		want, ok := debugELF(t, name)
 		got, err := readELF(name)
@@ -91,12 +104,15 @@ func TestReadELFAgreesWithDebugELF(t *testing.T) {
 		if len(got.runPaths) > 0 {
 			withRunPath++
 		}
+		if got.soname != "" {
+			withSoname++
+		}
 	}
 	// the control: the comparison covered each kind
-	if dynamic == 0 || static == 0 {
-		t.Errorf("compared %d dynamic and %d static ELF files: the test proves little", dynamic, static)
+	if dynamic == 0 || static == 0 || withSoname == 0 {
+		t.Errorf("compared %d dynamic, %d static ELF files, %d with a soname: the test proves little", dynamic, static, withSoname)
 	}
-	t.Logf("%d files: %d dynamic, %d static or libraries, %d with run paths", len(files), dynamic, static, withRunPath)
+	t.Logf("%d files: %d dynamic, %d static or libraries, %d with run paths, %d with a soname", len(files), dynamic, static, withRunPath, withSoname)
 }
 
 // Truncated or corrupted files are errors, never panics.

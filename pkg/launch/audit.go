@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/chos-hpc/chos/pkg/audit"
 	"github.com/chos-hpc/chos/pkg/config"
@@ -74,26 +75,39 @@ func (r *Record) refused(err error, name string, argv []string) {
 	}
 }
 
-// launched records the launch of p; miss: its cached view is to be built.
-func (r *Record) launched(p *spec.Plan, miss bool) {
+// launched records the launch of p; use is how it entered its view, ""
+// when it has not (yet).
+func (r *Record) launched(p *spec.Plan, use nsroot.ViewUse) {
 	e := &r.Event
 	e.Tree, e.Cwd, e.Argc = p.Tree, p.Dir, len(p.Argv)
+	e.Devices = deviceField(p.Devices)
 	if len(p.Argv) > 0 {
 		e.Argv0 = p.Argv[0]
 	}
+	e.View = ""
 	switch {
-	case p.Host:
+	case p.Host || p.RootSource != "": // (back to the host from inside a view)
 		e.View = "host"
-	case p.Cache != nil && p.Cache.Dir == "":
-		e.View = "kept"
-	case p.Cache != nil && miss:
-		e.View = "built"
-	case p.Cache != nil:
-		e.View = "cached"
-	default:
-		e.View = "fresh"
+	case p.Cache != nil && p.Cache.Dir == "": // (userns mode)
+		e.View = string(nsroot.UsedKept)
+	case use != "":
+		e.View = string(use)
+	case p.Cache == nil:
+		e.View = string(nsroot.UsedFresh)
 	}
 }
+
+// deviceField is the audit line's devices= of a view showing d.
+func deviceField(d *spec.Devices) string {
+	if d == nil {
+		return ""
+	}
+	return strings.Join(d.Names, ",")
+}
+
+// asked records the devices a launch asks for, before it is planned: what
+// a refusal names.
+func (r *Record) asked(names []string) { r.Event.Devices = strings.Join(names, ",") }
 
 // Log sends r's line where the configuration says. The socket is a host
 // path: inside a view (from where chos was started, or the one `chos
@@ -116,7 +130,8 @@ func (inv Invocation) Log(r Record) {
 // and, on a cache miss, the collection of stale cached namespaces (a
 // build is about to happen, which costs far more). A cache that cannot
 // take the view to build makes the launch build a private one, with one
-// warning, which the audit line carries too.
+// warning, which the audit line carries too. A launch into a cached view
+// is logged by Entered instead, once it knows whether it built the view.
 func (inv Invocation) Announce(l *Launch) {
 	p := l.Plan
 	miss := false
@@ -132,13 +147,28 @@ func (inv Invocation) Announce(l *Launch) {
 			}
 		}
 	}
-	if !p.Host || inv.HostPrefix != "" {
-		l.Record.launched(p, miss)
+	if (!p.Host || inv.HostPrefix != "") && !inv.logsOnEntry(p) {
+		l.Record.launched(p, "")
 		inv.Log(l.Record)
 	}
 	if miss {
 		inv.CollectStale(p.Cache.Dir, l.catalog)
 	}
+}
+
+// logsOnEntry: the launch of p enters a cached view with root's rights,
+// and is logged by Entered.
+func (inv Invocation) logsOnEntry(p *spec.Plan) bool { return p.Cache != nil && inv.Privilege.Root }
+
+// Entered logs the launch of l, which Announce left, once nsroot.Enter
+// has entered its view (use: how; "" when it failed before).
+func (inv Invocation) Entered(l *Launch, use nsroot.ViewUse) {
+	if !inv.logsOnEntry(l.Plan) {
+		return
+	}
+	l.Record.launched(l.Plan, use)
+	l.Record.InView = use != ""
+	inv.Log(l.Record)
 }
 
 // CollectStale drops the cached namespaces in dir of trees that cat does

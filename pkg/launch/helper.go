@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
@@ -43,6 +44,9 @@ type HelperRequest struct {
 	// directory, the batch step's script (a host path), the job and step
 	// ids, and the job's PATH (EnvPath, when Given["env-path"]).
 	Tree, Default, Cwd, BatchScript, Job, Step, EnvPath string
+	// Devices are the CDI devices the session or job asks for (its
+	// $CHOS_DEVICES, Slurm's --chos-device): a list.
+	Devices string
 	// Given are the options given, by name ("uid", "env-path"...).
 	Given map[string]bool
 }
@@ -76,6 +80,8 @@ type helperPlan struct {
 	layer *spec.Layer
 	// cwd is the job's working directory, checked in the view.
 	cwd string
+	// use is how enter entered the view (the audit line's view=).
+	use nsroot.ViewUse
 }
 
 // PrepareForHelper decides, for the user a shim names, which tree the
@@ -96,10 +102,8 @@ func (inv Invocation) PrepareForHelper(req HelperRequest) (Reply, *Record, error
 	if err != nil {
 		rec.Event.Refused = err.Error()
 	} else {
-		rec.Event.View = "fresh"
-		if hp.view.Cache != nil {
-			rec.Event.View = "cached"
-		}
+		rec.Event.View = string(hp.use)
+		rec.Event.Devices = deviceField(hp.view.Devices)
 	}
 	rec.InView = hp.reply.NS != nil
 	return hp.reply, rec, err
@@ -108,7 +112,8 @@ func (inv Invocation) PrepareForHelper(req HelperRequest) (Reply, *Record, error
 // enter enters the planned view and checks the job's working directory
 // there, as the user.
 func (hp *helperPlan) enter() error {
-	notes, err := nsroot.EnterView(hp.view, hp.layer, nsroot.Privileged)
+	use, notes, err := nsroot.EnterView(hp.view, hp.layer, nsroot.Privileged)
+	hp.use = use
 	for _, n := range notes {
 		if n.Warning {
 			hp.reply.Warnings = append(hp.reply.Warnings, n.Text)
@@ -116,6 +121,15 @@ func (hp *helperPlan) enter() error {
 	}
 	if err != nil {
 		return fmt.Errorf("setting up tree %s: %w", hp.tree.Name, err)
+	}
+	if hp.view.Devices != nil {
+		// (the view's, as it was built: a cached view's specs are not
+		// read again)
+		env, err := nsroot.ViewEnv()
+		if err != nil {
+			return err
+		}
+		hp.reply.Setenv = append(hp.reply.Setenv, env...)
 	}
 	if hp.cwd != "" {
 		// slurmstepd changes to the job's directory after the plugin, and
@@ -259,6 +273,14 @@ func (inv Invocation) planHelper(req HelperRequest) (helperPlan, *Record, error)
 	if err != nil {
 		return refuse(err)
 	}
+	names, err := devices.ParseRequest(req.Devices)
+	if err != nil {
+		return refuse(err)
+	}
+	rec.asked(names)
+	if vr.Devices, err = user.devicesFor(cat, t, names); err != nil {
+		return refuse(err)
+	}
 	v := plan.View(vr)
 	v.Cache = user.cacheFor(cat, t, &v)
 	if hp.layer, err = user.layer(t, u, gids); err != nil {
@@ -339,9 +361,14 @@ func (inv Invocation) checkForHelper(req HelperRequest) (Reply, *Record, error) 
 	c := inv.Caller
 	who := plan.Caller{UID: c.UID, GID: c.GID, Groups: c.Groups, Name: u.Name, Home: u.Home, Shell: u.Shell, Cwd: "/"}
 	sel, err := inv.choose(cat, ostree.Inputs{Argument: req.Tree, Env: req.EnvChos, Plugin: req.Default, Batch: true}, who)
+	var names []string
+	if err == nil {
+		names, err = inv.checkDevices(cat, sel.Tree, req.Devices)
+	}
 	if err != nil {
 		rep, rec, err := refuse(inv, err)
 		rec.selected(sel)
+		rec.asked(names)
 		rec.Event.User = u.Name
 		return rep, rec, err
 	}

@@ -12,10 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/identity"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/spec"
+	"github.com/chos-hpc/chos/pkg/trust"
 )
 
 // A machine made in a test's directory, so that every decision is made
@@ -218,6 +220,11 @@ type machine struct {
 	dropped     []int
 	// namesAsRoot: whether each name service made was root's.
 	namesAsRoot []bool
+	// userSpecs are CDI spec files a user owns (host paths): refused
+	// where root must vouch for them. specsAsRoot records what SpecFiles
+	// was asked.
+	userSpecs   []string
+	specsAsRoot []bool
 	// enteredHost: the directories EnterHostRoot moved to.
 	enteredHost []string
 	// mntNS is the inode of this process's mount namespace ("" for one).
@@ -265,6 +272,19 @@ func (m *machine) Namespaces() (string, string, error) {
 		return "mnt:[4026531841]", "user:[4026531837]", nil
 	}
 	return "mnt:[" + m.mntNS + "]", "user:[4026531837]", nil
+}
+
+func (m *machine) SpecFiles(dir string, requireRoot bool) ([]string, error) {
+	m.specsAsRoot = append(m.specsAsRoot, requireRoot)
+	files, err := devices.Specs([]string{dir}, false) // (the test's files are not root's)
+	for _, f := range files {
+		for _, u := range m.userSpecs {
+			if requireRoot && strings.HasSuffix(f, u) {
+				return nil, &devices.SpecError{Spec: f, Err: &trust.Error{Path: f, Component: f, Reason: "owned by uid 1000, not root"}}
+			}
+		}
+	}
+	return files, err
 }
 
 // chosOnHost is where EnterHostRoot finds chos on the host.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/spec"
@@ -675,19 +676,35 @@ func TestAuditRecordOfALaunch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Record.launched(l.Plan, true)
+	l.Record.launched(l.Plan, nsroot.UsedBuilt)
 	e := l.Record.Event
 	if e.Via != "legacy" || e.User != "alice" || e.UID != uidAlice || e.Selected != "env" || e.Mode != "setuid" ||
 		e.Tree != "deb" || e.View != "built" || e.Argv0 != "make" || e.Argc != 2 || e.Refused != "" {
 		t.Errorf("record %+v", e)
 	}
+	// view= is how the launch came into its view, which a launch into a
+	// cached view knows only once it has (Entered logs it then).
+	inv := h.inv(uidAlice, setuid)
+	for _, c := range []struct {
+		use  nsroot.ViewUse
+		want string
+	}{
+		{nsroot.UsedBuilt, "built"}, {nsroot.UsedCached, "cached"},
+		{nsroot.UsedFresh, "fresh"}, // (the cache could not be used)
+		{"", ""},                    // (failed before entering)
+	} {
+		l.Record.launched(l.Plan, c.use)
+		if l.Plan.Cache == nil || !inv.logsOnEntry(l.Plan) || l.Record.Event.View != c.want {
+			t.Errorf("use %q: view %q, logged on entry %v; want %q, true", c.use, l.Record.Event.View, inv.logsOnEntry(l.Plan), c.want)
+		}
+	}
 	l, _ = prepare(t, h.inv(uidAlice, userns), Request{Tree: "deb", Login: true})
-	l.Record.launched(l.Plan, false)
-	if e := l.Record.Event; e.Via != "shell" || e.Mode != "userns" || e.View != "kept" {
+	l.Record.launched(l.Plan, "")
+	if e := l.Record.Event; e.Via != "shell" || e.Mode != "userns" || e.View != "kept" || h.inv(uidAlice, userns).logsOnEntry(l.Plan) {
 		t.Errorf("record %+v", e)
 	}
 	l, _ = prepare(t, h.inv(uidAlice, userns), Request{Tree: "deb", Login: true, Fresh: true})
-	l.Record.launched(l.Plan, false)
+	l.Record.launched(l.Plan, "")
 	if e := l.Record.Event; e.Mode != "userns" || e.View != "fresh" {
 		t.Errorf("record %+v", e)
 	}

@@ -49,8 +49,13 @@ func (inv Invocation) PrepareLogin() (*Launch, error) {
 		return refuse(err)
 	}
 	t := sel.Tree
+	names, err := inv.deviceNames(nil) // ($CHOS_DEVICES, as sshd's AcceptEnv lets it through)
+	if err != nil {
+		return refuse(err)
+	}
+	l.Record.asked(names)
 	if !hasCommand {
-		if l.Plan, l.Notes, err = inv.planFor(cat, who, t, nil, true, false); err != nil {
+		if l.Plan, l.Notes, err = inv.planFor(cat, who, t, names, nil, true, false); err != nil {
 			return refuse(err)
 		}
 		l.Plan.Process.Env = keepSessionEnv(l.Plan.Process.Env, who.Env)
@@ -60,7 +65,7 @@ func (inv Invocation) PrepareLogin() (*Launch, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	p, more, err := inv.planFor(cat, who, t, argv, false, false)
+	p, more, err := inv.planFor(cat, who, t, names, argv, false, false)
 	if err != nil {
 		return refuse(err)
 	}

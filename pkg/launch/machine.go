@@ -10,6 +10,7 @@ import (
 
 	"github.com/chos-hpc/chos/pkg/build"
 	"github.com/chos-hpc/chos/pkg/config"
+	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/identity"
 	"github.com/chos-hpc/chos/pkg/nsroot"
 	"github.com/chos-hpc/chos/pkg/spec"
@@ -48,6 +49,9 @@ type Machine interface {
 	// /proc/thread-self/ns/mnt and ns/user read): a view kept for a
 	// user's launches is made from them.
 	Namespaces() (mnt, user string, err error)
+	// SpecFiles lists the CDI spec files of dir (devices.Specs); with
+	// requireRoot, only where root alone could have written them.
+	SpecFiles(dir string, requireRoot bool) ([]string, error)
 	// EnterHostRoot moves this process to the host's root, which a view
 	// shows at dir (nsroot.EnterHostRoot).
 	EnterHostRoot(dir string) (nsroot.HostRoot, error)
@@ -146,4 +150,8 @@ func (HostMachine) CacheDir() (string, error) {
 		return "", fmt.Errorf("finding this mount namespace's cache: %w", err)
 	}
 	return dir, nil
+}
+
+func (HostMachine) SpecFiles(dir string, requireRoot bool) ([]string, error) {
+	return devices.Specs([]string{dir}, requireRoot)
 }

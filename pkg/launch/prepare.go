@@ -23,6 +23,9 @@ type Request struct {
 	Login bool
 	// Fresh asks for a private view instead of the cached one.
 	Fresh bool
+	// Devices are the CDI devices asked for: lists of names (each
+	// --device option); nil when none was given, and $CHOS_DEVICES asks.
+	Devices []string
 	// Via is how chos was started, for the audit line: exec, shell, vsys,
 	// legacy, login.
 	Via string
@@ -64,17 +67,25 @@ func (inv Invocation) Prepare(req Request) (*Launch, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	if l.Plan, l.Notes, err = inv.planFor(cat, who, sel.Tree, req.Argv, req.Login, req.Fresh); err != nil {
+	names, err := inv.deviceNames(req.Devices)
+	if err != nil {
+		return refuse(err)
+	}
+	l.Record.asked(names)
+	if l.Plan, l.Notes, err = inv.planFor(cat, who, sel.Tree, names, req.Argv, req.Login, req.Fresh); err != nil {
 		return refuse(err)
 	}
 	return l, nil
 }
 
 // planFor computes the plan of a launch of argv (or the login shell) in
-// tree t, selected for who.
-func (inv Invocation) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, argv []string, login, fresh bool) (*spec.Plan, []spec.Note, error) {
+// tree t, selected for who, with the CDI devices names.
+func (inv Invocation) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tree, names, argv []string, login, fresh bool) (*spec.Plan, []spec.Note, error) {
 	vr, err := inv.viewRequest(cat, t)
 	if err != nil {
+		return nil, nil, err
+	}
+	if vr.Devices, err = inv.devicesFor(cat, t, names); err != nil {
 		return nil, nil, err
 	}
 	req := plan.Request{ViewRequest: vr, Caller: who, Argv: argv, Login: login}

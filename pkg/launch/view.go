@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/spec"
@@ -68,7 +69,11 @@ func (inv Invocation) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *spec.View
 	if err != nil {
 		return nil
 	}
-	return &spec.Cache{Dir: dir, Tree: t.Name, Key: plan.CacheKey(cat.Digest, v, inv.stamps(t, v))}
+	variant, ok := plan.DeviceVariant(v.Devices)
+	if !ok {
+		return nil // (too many devices to name a file: a private view)
+	}
+	return &spec.Cache{Dir: dir, Tree: t.Name, Key: plan.CacheKey(cat.Digest, v, inv.stamps(t, v)), Variant: variant}
 }
 
 // keptView names the view that a keeper of the caller's keeps for their
@@ -95,7 +100,8 @@ func (inv Invocation) keptView(cat *ostree.Catalog, t *ostree.Tree, v *spec.View
 
 // stamps are the device and inode of what view v of tree t shows by
 // reference (plan.Stamped): a replaced tree, top-level directory, identity
-// file, image or binary changes the key.
+// file, image or binary changes the key; and of the spec files its devices
+// come from (plan.StampedSpecs), which a regenerated spec changes.
 func (inv Invocation) stamps(t *ostree.Tree, v *spec.View) []string {
 	stamps := []string{ostree.Stamp(inv.HostPath(t.Path))}
 	if id, err := ostree.StatImage(inv.HostPath(t.Path)); err == nil {
@@ -104,6 +110,9 @@ func (inv Invocation) stamps(t *ostree.Tree, v *spec.View) []string {
 	for _, m := range v.Mounts {
 		if plan.Stamped(m) {
 			stamps = append(stamps, ostree.Stamp(inv.path(m.Source)))
+		}
+		for _, f := range plan.StampedSpecs(v, m) {
+			stamps = append(stamps, devices.Stamp(inv.path(f)))
 		}
 	}
 	return stamps

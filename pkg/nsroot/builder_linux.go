@@ -65,15 +65,21 @@ type builderResult struct {
 	// Private: the cache cannot be used (another namespace owns it, or
 	// publishing failed): the launch enters the namespace handed back.
 	Private bool
-	Err     string
+	// Built: this builder built and published the view (not a
+	// concurrent one, nor only the identity layer).
+	Built bool
+	Err   string
 }
 
 // runBuilder starts a builder for v (and id) and waits for its result, and
-// for the namespace it hands back (nil when it published the view).
+// for the namespace it hands back (nil when it published the view). The
+// notes of completing v come first.
 func runBuilder(v *spec.View, id *spec.Layer) (res builderResult, ns *os.File, err error) {
-	if err := completeView(v, Privileged); err != nil {
+	notes, err := completeView(v, Privileged)
+	if err != nil {
 		return res, nil, err
 	}
+	defer func() { res.Notes = append(notes, res.Notes...) }()
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return res, nil, fmt.Errorf("starting the view builder: %w", err)

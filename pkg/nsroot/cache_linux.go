@@ -23,13 +23,14 @@ func lockFileOf(c *spec.Cache) string { return filepath.Join(c.Dir, spec.Stem(c.
 // The launching process itself never holds the cache's locks: its caller
 // can stop it (SIGSTOP) or block it on a full stderr, and must not be able
 // to stall other users' launches so (see builder_linux.go).
-func enterCachedView(v *spec.View, id *spec.Layer) (notes []spec.Note, err error) {
+func enterCachedView(v *spec.View, id *spec.Layer) (use ViewUse, notes []spec.Note, err error) {
 	// setns(CLONE_NEWNS) refuses a thread that shares its root and cwd with
 	// the other threads of the process.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return nil, fmt.Errorf("unsharing file system attributes: %w", err)
+		return "", nil, fmt.Errorf("unsharing file system attributes: %w", err)
 	}
 	c := v.Cache
+	use = UsedCached
 	// A view replaced between the build and the entry (the configuration
 	// changed meanwhile) is built again, a bounded number of times.
 	for attempt := 0; attempt < 3; attempt++ {
@@ -38,22 +39,25 @@ func enterCachedView(v *spec.View, id *spec.Layer) (notes []spec.Note, err error
 			file = layerFile(c, id)
 		}
 		if entered, err := enterCached(file); entered || err != nil {
-			return notes, err
+			return use, notes, err
 		}
 		res, ns, err := runBuilder(v, id)
 		notes = append(notes, res.Notes...)
 		if err != nil {
-			return notes, err
+			return "", notes, err
 		}
 		if ns != nil {
 			// The cache cannot be used: the builder hands back what it built.
 			defer ns.Close()
-			return notes, enterNamespace(ns)
+			return UsedFresh, notes, enterNamespace(ns)
+		}
+		if res.Built {
+			use = UsedBuilt
 		}
 	}
 	// Rebuilt as often without being entered: a view of this launch's own.
 	more, err := enterBuiltView(v, id)
-	return append(notes, more...), err
+	return UsedFresh, append(notes, more...), err
 }
 
 // buildAndPublish is the builder's side: under the tree's lock, it builds
@@ -105,6 +109,7 @@ func buildAndPublish(v *spec.View, id *spec.Layer) (res builderResult, ns *os.Fi
 			res.warnUncached(c.File(), fmt.Sprintf("not caching tree %s: %v", v.Tree, errors.Join(err, order)))
 			return privateResult(res)
 		}
+		res.Built = true
 	} else if id != nil {
 		if _, err := enterCached(c.File()); err != nil {
 			return res, nil, err
@@ -426,12 +431,13 @@ func bindNamespace(view *os.File, file string) error {
 	return nil
 }
 
-// dropOlderViews drops the other views of c's tree, and every identity
-// layer on them: processes in them keep them; no new launch enters them.
+// dropOlderViews drops the other views of c's tree and variant, and every
+// identity layer on them: processes in them keep them; no new launch
+// enters them.
 func dropOlderViews(c *spec.Cache) {
 	entries, _ := ListCache(c.Dir)
 	for _, e := range entries {
-		if e.Stem == spec.Stem(c.Tree) && e.Key != c.Key {
+		if e.Stem == spec.Stem(c.Tree) && e.Key != c.FileKey() && spec.VariantOf(e.Key) == c.Variant {
 			dropFile(e.File)
 			dropLayers(layerDir(c), e.Stem+"."+e.Key+".", "")
 		}
@@ -442,7 +448,7 @@ func dropOlderViews(c *spec.Cache) {
 type CacheEntry struct {
 	File  string
 	Stem  string // the tree name as a file name
-	Key   string
+	Key   string // as the file name has it (spec.Cache.FileKey)
 	Built time.Time
 	// Mounted: the file holds a namespace in this mount namespace (it is
 	// a plain file where the cache is not owned).

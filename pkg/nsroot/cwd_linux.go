@@ -191,33 +191,33 @@ func chdir(dir string) error {
 // view that does not show the caller's working directory (p.DirID), it
 // goes back to the caller's mount namespace and builds a private view
 // instead, which copies the mounts the caller has now.
-func enterViewShowingDir(p *spec.Plan, mode Mode) (notes []spec.Note, err error) {
+func enterViewShowingDir(p *spec.Plan, mode Mode) (use ViewUse, notes []spec.Note, err error) {
 	if p.Cache == nil || mode != Privileged || p.DirID == nil {
 		return enterView(&p.View, p.Layer, mode)
 	}
 	caller, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
-		return nil, fmt.Errorf("opening your mount namespace: %w", err)
+		return "", nil, fmt.Errorf("opening your mount namespace: %w", err)
 	}
 	defer caller.Close()
-	if notes, err = enterView(&p.View, p.Layer, mode); err != nil {
-		return notes, err
+	if use, notes, err = enterView(&p.View, p.Layer, mode); err != nil {
+		return use, notes, err
 	}
 	// Looked up with the caller's rights, as the chdir will be.
 	shown := AsUser(p.Creds.UID, p.Creds.GID, p.Creds.Groups, func() error { return isDir(p.Dir, p.DirID) })
 	if err := holdPrivilege(); err != nil { // (AsUser gave the fsgid back)
-		return notes, err
+		return use, notes, err
 	}
 	var other *errOtherDir
 	if shown == nil || !(errors.As(shown, &other) || errors.Is(shown, unix.ENOENT) || errors.Is(shown, unix.ENOTDIR)) {
-		return notes, nil // shown, or not for a reason a private view would change
+		return use, notes, nil // shown, or not for a reason a private view would change
 	}
 	if err := unix.Setns(int(caller.Fd()), unix.CLONE_NEWNS); err != nil {
-		return notes, fmt.Errorf("returning to your mount namespace: %w", err)
+		return use, notes, fmt.Errorf("returning to your mount namespace: %w", err)
 	}
 	notes = append(notes, spec.Notef("the cached view of tree %s does not show your working directory %s (mounted after the view was built?): using a private view", p.Tree, p.Dir))
 	private := p.View
 	private.Cache = nil
-	more, err := enterView(&private, p.Layer, mode)
-	return append(notes, more...), err
+	use, more, err := enterView(&private, p.Layer, mode)
+	return use, append(notes, more...), err
 }

@@ -98,7 +98,7 @@ func layerDir(c *spec.Cache) string { return filepath.Join(c.Dir, "id") }
 
 // layerPrefix starts the names of every layer of c's view for uid.
 func layerPrefix(c *spec.Cache, uid int) string {
-	return spec.Stem(c.Tree) + "." + c.Key + "." + strconv.Itoa(uid) + "."
+	return spec.Stem(c.Tree) + "." + c.FileKey() + "." + strconv.Itoa(uid) + "."
 }
 
 // layerFile is the namespace file of id's layer on c's view.

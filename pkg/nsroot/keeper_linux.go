@@ -353,7 +353,7 @@ func RunKeeper(args []string) int {
 		res.Notes = []spec.Note{spec.Notef("not keeping the view of tree %s: %v", v.Tree, err)}
 		return report(0)
 	}
-	notes, err := enterView(v, req.Layer, UserNamespace)
+	_, notes, err := enterView(v, req.Layer, UserNamespace)
 	if err == nil {
 		// Nothing in the view may change it from now on: neither this
 		// process nor the launches (which drop theirs before their

@@ -58,14 +58,21 @@ func failed(format string, args ...any) *LaunchError {
 type Ready struct {
 	p    *spec.Plan
 	prog string
+	env  []string // p.Env, with the view's devices' environment
 }
 
 // Enter carries out p up to the exec of its command, which Exec does: in
 // between, the entry path shows the notes (this package prints nothing).
-// The caller must hold the OS thread locked (namespace and credential
-// changes apply to the calling thread, and the exec must happen from that
-// same thread).
-func Enter(p *spec.Plan, mode Mode) (*Ready, []spec.Note, *LaunchError) {
+// use says how it entered the view ("" if it did not). The caller must
+// hold the OS thread locked (namespace and credential changes apply to the
+// calling thread, and the exec must happen from that same thread).
+func Enter(p *spec.Plan, mode Mode) (ready *Ready, use ViewUse, notes []spec.Note, lerr *LaunchError) {
+	ready, notes, lerr = enter(p, mode, &use)
+	return ready, use, notes, lerr
+}
+
+// enter is Enter, telling use how it entered the view.
+func enter(p *spec.Plan, mode Mode, use *ViewUse) (*Ready, []spec.Note, *LaunchError) {
 	var notes []spec.Note
 	var callerLimits limitSet
 	if mode == Privileged {
@@ -77,11 +84,21 @@ func Enter(p *spec.Plan, mode Mode) (*Ready, []spec.Note, *LaunchError) {
 			return nil, nil, failed("%w", err)
 		}
 	}
+	env := p.Env
 	if !p.Host {
 		var err error
-		notes, err = enterViewShowingDir(p, mode)
+		*use, notes, err = enterViewShowingDir(p, mode)
 		if err != nil {
 			return nil, notes, failed("setting up tree %s: %w", p.Tree, err)
+		}
+		if p.Devices != nil {
+			// (the view's, as it was built: a cached view's specs are
+			// not read again)
+			more, err := ViewEnv()
+			if err != nil {
+				return nil, notes, failed("%w", err)
+			}
+			env = MergeEnv(env, more)
 		}
 	}
 	switch mode {
@@ -106,7 +123,7 @@ func Enter(p *spec.Plan, mode Mode) (*Ready, []spec.Note, *LaunchError) {
 	if err := enterDir(p); err != nil {
 		return nil, notes, failed("%w", err)
 	}
-	prog, lerr := lookPath(p.Path, envValue(p.Env, "PATH"))
+	prog, lerr := lookPath(p.Path, envValue(env, "PATH"))
 	if lerr != nil {
 		if lerr.Status == StatusNotFound && !p.Host && !strings.Contains(p.Path, "/") {
 			// (the PATH searched is the tree's, not the host's)
@@ -114,7 +131,7 @@ func Enter(p *spec.Plan, mode Mode) (*Ready, []spec.Note, *LaunchError) {
 		}
 		return nil, notes, lerr
 	}
-	return &Ready{p: p, prog: prog}, notes, nil
+	return &Ready{p: p, prog: prog, env: env}, notes, nil
 }
 
 // Exec replaces the process with the command: same PID, so the command's
@@ -125,7 +142,7 @@ func (r *Ready) Exec() *LaunchError {
 	if err := start.apply(); err != nil {
 		return failed("%w", err)
 	}
-	err := unix.Exec(r.prog, r.p.Argv, r.p.Env)
+	err := unix.Exec(r.prog, r.p.Argv, r.env)
 	status := StatusNotExecutable
 	if errors.Is(err, unix.ENOENT) {
 		// The file exists, so its interpreter or loader is what is missing.
@@ -151,16 +168,26 @@ func holdPrivilege() error {
 	return nil
 }
 
+// ViewUse says how a launch came into its view (the audit line's view=).
+type ViewUse string
+
+const (
+	UsedCached ViewUse = "cached" // entered the cached view, built before
+	UsedBuilt  ViewUse = "built"  // its builder built the cached view, which it entered
+	UsedFresh  ViewUse = "fresh"  // a private view of its own
+	UsedKept   ViewUse = "kept"   // userns mode: the view a keeper of the user's keeps
+)
+
 // EnterView puts the calling thread (locked) in the mount namespace of v,
 // with id's identity layer on top (nil for none): the cached one where v
 // has a cache and chos is privileged, else a private one built for this
-// process. Its notes say what was skipped or could not be cached. With
-// privilege, the process keeps chos's resource limits afterwards: for
-// `chos prepare`, whose process ends with its work.
-func EnterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err error) {
+// process. use says how; the notes, what was skipped or could not be
+// cached. With privilege, the process keeps chos's resource limits
+// afterwards: for `chos prepare`, whose process ends with its work.
+func EnterView(v *spec.View, id *spec.Layer, mode Mode) (use ViewUse, notes []spec.Note, err error) {
 	if mode == Privileged {
 		if err := takeChosLimits(); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 	}
 	return enterView(v, id, mode)
@@ -169,9 +196,9 @@ func EnterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err 
 // enterView is EnterView with the process's limits as they are. With
 // privilege, every view is built by a builder (builder_linux.go), never
 // by this process, which its user may stop.
-func enterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err error) {
+func enterView(v *spec.View, id *spec.Layer, mode Mode) (use ViewUse, notes []spec.Note, err error) {
 	if mode == Unprivileged {
-		return nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
+		return "", nil, fmt.Errorf("cannot enter tree %s without privilege; use RunInUserNS", v.Tree)
 	}
 	if id != nil && len(id.Passwd)+len(id.Group) == 0 {
 		id = nil
@@ -181,13 +208,14 @@ func enterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err 
 			return enterCachedView(v, id)
 		}
 		if !privateInProcess(v) {
-			return enterBuiltView(v, id)
+			notes, err = enterBuiltView(v, id)
+			return UsedFresh, notes, err
 		}
 	}
 	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
-		return notes, err
+		return UsedFresh, notes, err
 	}
-	return notes, applyIdentity(id)
+	return UsedFresh, notes, applyIdentity(id)
 }
 
 // privateInProcess says whether a privileged launch builds private view v
@@ -197,14 +225,16 @@ func enterView(v *spec.View, id *spec.Layer, mode Mode) (notes []spec.Note, err 
 // process's alone), so its user stopping or limiting this process (which
 // runs with chos's limits meanwhile: Enter) stalls no one else's launch,
 // and it saves the launch a second start of chos. An image tree's view
-// (the loop device's lock) and a launch from inside a view (the builder
-// leaves the outer view first) are still built by a builder.
+// (the loop device's lock), a view with devices (their specs are read by
+// a reader with root's ids only, as an image's listing) and a launch from
+// inside a view (the builder leaves the outer view first) are still built
+// by a builder.
 func privateInProcess(v *spec.View) bool {
-	if v.OuterHost != "" || v.RootSource != "" {
+	if v.OuterHost != "" || v.RootSource != "" || v.Devices != nil {
 		return false
 	}
 	for _, m := range v.Mounts {
-		if m.Op == spec.OpImage || m.Op == spec.OpEntries {
+		if m.Op == spec.OpImage || m.Op == spec.OpEntries || m.Op == spec.OpDevices {
 			return false
 		}
 	}
@@ -214,8 +244,9 @@ func privateInProcess(v *spec.View) bool {
 // assemble builds the view on v.Root in a new mount namespace and makes it
 // the root.
 func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
-	if err := completeView(v, mode); err != nil {
-		return nil, err
+	notes, err = completeView(v, mode)
+	if err != nil {
+		return notes, err
 	}
 	// CLONE_NEWNS implies CLONE_FS: this thread gets its own root and cwd.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
@@ -271,11 +302,15 @@ func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
 			err = addFile(root, m)
 		case spec.OpImage:
 			err = mountImage(root, m, mode)
+		case spec.OpLoaderCache:
+			err = loaderCache(root, m, checked)
 		case spec.OpOverlay:
 			if err = checked(m); err == nil {
-				err = overlay(root, m)
+				err = overlay(root, m, checked)
 			}
-			if errors.Is(err, errNoOverlay) {
+			if errors.Is(err, errNoOverlay) && m.Origin == spec.OriginDevice {
+				err = fmt.Errorf("%w: chos needs it to add a device's files to the tree's %s", err, m.Target)
+			} else if errors.Is(err, errNoOverlay) {
 				notes = append(notes, spec.Notef("%v: %s shows the tree's own, without the files chos adds", err, m.Target))
 				err = bind(root, spec.Mount{Op: spec.OpBind, Source: m.Source, Target: m.Target, Recursive: true,
 					ReadOnly: true, NoSuid: m.NoSuid, NoDev: m.NoDev, NoFollow: true, InView: m.InView, Why: m.Why})

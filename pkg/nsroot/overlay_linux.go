@@ -3,14 +3,18 @@ package nsroot
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/chos-hpc/chos/pkg/hostexec"
 	"github.com/chos-hpc/chos/pkg/inroot"
+	"github.com/chos-hpc/chos/pkg/ldcache"
 	"github.com/chos-hpc/chos/pkg/spec"
 )
 
@@ -48,17 +52,37 @@ func addFile(root *os.File, m spec.Mount) error {
 
 // overlay mounts m.Added (a directory of the view) on top of m.Source (the
 // tree's directory) at m.Target, read-only, after making in m.Added the
-// mount points the tree lacks.
-func overlay(root *os.File, m spec.Mount) error {
+// mount points and links the tree lacks. m.Source is a top-level directory
+// of the tree: its parent is the tree's root, in which links resolve.
+func overlay(root *os.File, m spec.Mount, checked func(spec.Mount) error) error {
 	m.NoFollow = true
 	src, err := openSource(root, m, unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("opening overlay source: %w", err)
 	}
 	defer src.Close()
-	for _, pr := range m.Provide {
-		if err := provide(root, src, m, pr); err != nil {
-			return err
+	if len(m.Provide) > 0 {
+		tree, err := openSource(root, spec.Mount{Source: path.Dir(m.Source), InView: m.InView}, unix.O_DIRECTORY)
+		if err != nil {
+			return fmt.Errorf("opening the tree's root: %w", err)
+		}
+		defer tree.Close()
+		made := make([]string, len(m.Provide))
+		for i, pr := range m.Provide {
+			if made[i], err = provide(root, tree, m, pr); err != nil {
+				return fmt.Errorf("providing %s: %w", pr.Path, err)
+			}
+		}
+		// Then the sonames, where no file of that name was provided.
+		for i, pr := range m.Provide {
+			if pr.Soname && made[i] != "" {
+				if err := checked(spec.Mount{Source: pr.Source}); err != nil {
+					return err
+				}
+				if err := linkSoname(root, pr, made[i]); err != nil {
+					return fmt.Errorf("linking the soname of %s: %w", pr.Path, err)
+				}
+			}
 		}
 	}
 	added, err := inroot.Open(root, m.Added, unix.O_PATH|unix.O_DIRECTORY)
@@ -90,35 +114,256 @@ func overlay(root *os.File, m spec.Mount) error {
 	return nil
 }
 
-// provide makes an empty mount point for pr in the overlay's top layer
-// when the host has pr.Source and the tree does not have pr.Path.
-func provide(root, src *os.File, m spec.Mount, pr spec.Provision) error {
-	rel := strings.TrimPrefix(strings.TrimPrefix(pr.Path, m.Target), "/")
-	if rel == "" || rel == pr.Path {
-		return fmt.Errorf("%s is not below %s", pr.Path, m.Target)
+// provide makes what pr needs in the overlay's top layer m.Added: an empty
+// mount point when the host has pr.Source and the tree lacks pr.Path, or
+// the link pr.Link. pr.Path is resolved as the tree's links resolve it;
+// one that leads out of m.Target is left alone (the bind that follows
+// resolves it in the view). It returns where pr.Path is in m.Added ("" when
+// nothing applies), whether it made something there or not.
+func provide(root, tree *os.File, m spec.Mount, pr spec.Provision) (string, error) {
+	if pr.Path == m.Target || !strings.HasPrefix(pr.Path, m.Target+"/") {
+		return "", fmt.Errorf("%s is not below %s", pr.Path, m.Target)
 	}
-	fi, err := os.Stat(pr.Source)
+	var fi os.FileInfo
+	if pr.Link == "" {
+		var err error
+		if fi, err = os.Stat(pr.Source); err != nil {
+			return "", nil // nothing to bind: the tree's own (or none) shows
+		}
+	}
+	dir, err := inTree(tree, path.Dir(pr.Path))
 	if err != nil {
-		return nil // nothing to bind: the tree's own (or none) shows
+		return "", err
 	}
+	if dir != m.Target && !strings.HasPrefix(dir, m.Target+"/") {
+		return "", nil
+	}
+	final := path.Join(dir, path.Base(pr.Path))
+	added := path.Join(m.Added, strings.TrimPrefix(final, m.Target))
 	// A link of the tree's (localtime into zoneinfo, resolv.conf into a
 	// resolver's directory) is shadowed rather than followed: the bind
-	// then lands on the identity file's own path, never on a file that
-	// other links of the tree share, and a dangling link still gets one.
+	// then lands on the file's own path, never on a file that other links
+	// of the tree share, and a dangling link still gets one.
 	var st unix.Stat_t
-	if err := unix.Fstatat(int(src.Fd()), rel, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		return nil // the tree has it: the bind goes over the tree's
-	}
-	if h, err := inroot.Open(root, path.Join(m.Added, rel), unix.O_PATH); err == nil {
-		h.Close()
-		return nil
-	}
-	if fi.IsDir() { // (a host directory bound below /etc: /etc/slurm)
-		h, err := inroot.MkdirAll(root, path.Join(m.Added, rel), 0o755)
-		if err == nil {
+	if pr.Link == "" && unix.Fstatat(int(tree.Fd()), strings.TrimPrefix(final, "/"), &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if pr.Soname {
+			h, err := inroot.MkdirAll(root, path.Dir(added), 0o755)
+			if err != nil {
+				return "", err
+			}
 			h.Close()
 		}
+		return added, nil // the tree has it: the bind goes over the tree's
+	}
+	parent, err := inroot.MkdirAll(root, path.Dir(added), 0o755)
+	if err != nil {
+		return "", err
+	}
+	defer parent.Close()
+	name := path.Base(added)
+	if unix.Fstatat(int(parent.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		return added, nil // made already (the same path named twice)
+	}
+	switch {
+	case pr.Link != "":
+		err = unix.Symlinkat(pr.Link, int(parent.Fd()), name)
+	case fi.IsDir(): // (a host directory bound below /etc: /etc/slurm)
+		err = unix.Mkdirat(int(parent.Fd()), name, 0o755)
+	default:
+		var fd int
+		if fd, err = unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644); err == nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		return "", &fs.PathError{Op: "create", Path: added, Err: err}
+	}
+	return added, nil
+}
+
+// linkSoname links the soname of the library pr.Source to it, next to
+// added (where pr.Path is in the overlay's top layer), as ldconfig links
+// a library's soname: over what the tree has of that name, unless the
+// layer has something of that name already (a library a spec mounts).
+func linkSoname(root *os.File, pr spec.Provision, added string) error {
+	lib, err := hostexec.ReadLibrary(pr.Source)
+	if err != nil || !fileName(lib.Soname) || lib.Soname == path.Base(pr.Path) {
+		return nil // not a library with a soname of its own: nothing to link
+	}
+	parent, err := inroot.Open(root, path.Dir(added), unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
 		return err
 	}
-	return addFile(root, spec.Mount{Target: path.Join(m.Added, rel)})
+	defer parent.Close()
+	var st unix.Stat_t
+	if unix.Fstatat(int(parent.Fd()), lib.Soname, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		return nil
+	}
+	return unix.Symlinkat(path.Base(pr.Path), int(parent.Fd()), lib.Soname)
+}
+
+// fileName says whether a library's soname can name a file beside it.
+func fileName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
+}
+
+// maxLinks bounds the links followed inside a tree, as the kernel's
+// ELOOP does.
+const maxLinks = 40
+
+// inTree resolves p inside the tree whose root is open as tree, as the
+// tree's own links resolve it (absolute ones from the tree's root, ".."
+// never above it), as far as the tree has it: from the first missing
+// component on, p is kept as it is.
+func inTree(tree *os.File, p string) (string, error) {
+	pending := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
+	cur, links := "/", 0
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, c)
+		var st unix.Stat_t
+		err := unix.Fstatat(int(tree.Fd()), strings.TrimPrefix(next, "/"), &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
+			return path.Join(append([]string{next}, pending...)...), nil
+		}
+		if err != nil {
+			return "", &fs.PathError{Op: "stat", Path: next, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", &fs.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
+		}
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(int(tree.Fd()), strings.TrimPrefix(next, "/"), buf)
+		if err != nil {
+			return "", &fs.PathError{Op: "readlink", Path: next, Err: err}
+		}
+		target := string(buf[:n])
+		if path.IsAbs(target) {
+			cur = "/"
+		}
+		pending = append(strings.Split(target, "/"), pending...)
+	}
+	return cur, nil
+}
+
+// loaderCache writes at m.Target the tree's loader cache with the
+// libraries m.Provide names added before any of the same name: each under
+// its soname (its file name when it has none), at the path linkSoname
+// gives it, with the flags ldconfig would give it. A file that is not a
+// library, or of an architecture chos does not know, is left out, as
+// ldconfig leaves out what it cannot read. A library with Soname lies on
+// the view's own root, where its soname is linked to it here (in a tree
+// directory, the overlay links it).
+func loaderCache(root *os.File, m spec.Mount, checked func(spec.Mount) error) error {
+	tree, err := openSource(root, spec.Mount{Source: m.Source, InView: m.InView}, unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("opening the tree's root: %w", err)
+	}
+	defer tree.Close()
+	c := ldcache.Empty()
+	f, err := inroot.Open(tree, "etc/ld.so.cache", unix.O_RDONLY)
+	switch {
+	case err == nil:
+		data, rerr := io.ReadAll(io.LimitReader(f, maxLoaderCache))
+		f.Close()
+		if rerr == nil {
+			c, rerr = ldcache.Parse(data)
+		}
+		if rerr != nil {
+			return fmt.Errorf("reading the tree's /etc/ld.so.cache: %w", rerr)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("opening the tree's /etc/ld.so.cache: %w", err)
+	}
+	for _, pr := range m.Provide {
+		if err := checked(spec.Mount{Source: pr.Source}); err != nil {
+			return err
+		}
+		lib, err := hostexec.ReadLibrary(pr.Source)
+		if err != nil {
+			continue
+		}
+		flags, ok := ldcache.Flags(lib.Machine, lib.Is64, lib.Flags)
+		if !ok {
+			continue
+		}
+		name := lib.Soname
+		if !fileName(name) {
+			name = path.Base(pr.Path)
+		}
+		at := path.Join(path.Dir(pr.Path), name)
+		if pr.Soname && name != path.Base(pr.Path) && !slices.ContainsFunc(m.Provide, func(o spec.Provision) bool { return o.Path == at }) {
+			if err := symlink(root, spec.Mount{Source: path.Base(pr.Path), Target: at}); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("linking %s: %w", at, err)
+			}
+		}
+		c.Add(ldcache.Entry{Flags: flags, Name: name, Path: at})
+	}
+	return addFile(root, spec.Mount{Target: m.Target, Source: string(c.Bytes())})
+}
+
+// maxLoaderCache bounds the tree's loader cache read (bytes): a few
+// hundred kilobytes on a full distribution.
+const maxLoaderCache = 64 << 20
+
+// ViewEnv is the environment the devices of the view the calling thread is
+// in set (spec.DeviceEnvFile), in order.
+func ViewEnv() ([]string, error) {
+	data, err := os.ReadFile(spec.DeviceEnvFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the devices' environment: %w", err)
+	}
+	return parseEnvFile(data), nil
+}
+
+// parseEnvFile reads what devices.EnvFileContent wrote.
+func parseEnvFile(data []byte) []string {
+	var env []string
+	for _, kv := range strings.Split(string(data), "\x00") {
+		if kv != "" {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// MergeEnv is env with each KEY=VALUE of add set: an earlier value of KEY
+// is replaced, in place.
+func MergeEnv(env, add []string) []string {
+	out := append([]string(nil), env...)
+	for _, kv := range add {
+		key, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range out {
+			if k, _, _ := strings.Cut(old, "="); k == key {
+				if !replaced {
+					out[i], replaced = kv, true
+				} else {
+					out[i] = "" // (dropped below)
+				}
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	kept := out[:0]
+	for _, kv := range out {
+		if kv != "" {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
 }

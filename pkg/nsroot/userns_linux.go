@@ -53,7 +53,10 @@ type childRequest struct {
 // forked from this one and joins the kept view, and only when there is none
 // does a keeper build it.
 func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
-	if err := completeView(&p.View, Unprivileged); err != nil {
+	// (The image server needs the image's entries; the child reads the
+	// devices' specs, and shows what it left out of them as its other
+	// notes.)
+	if err := expandEntries(&p.View, Unprivileged); err != nil {
 		return StatusFailed, nil, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
 	}
 	// What the caller ignored, this process ignores too, as the command

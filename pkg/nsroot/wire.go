@@ -159,6 +159,14 @@ func (w *wireWriter) view(v *spec.View) {
 		w.str(v.Cache.Dir)
 		w.str(v.Cache.Tree)
 		w.str(v.Cache.Key)
+		w.str(v.Cache.Variant)
+	}
+	if d := v.Devices; w.present(d != nil) {
+		w.strs(d.Names)
+		w.strs(d.SpecDirs)
+		w.strs(d.Specs)
+		w.str(d.Reader)
+		w.bool(d.Trusted)
 	}
 }
 
@@ -176,7 +184,10 @@ func (r *wireReader) view(v *spec.View) {
 		}
 	}
 	if r.bool() {
-		v.Cache = &spec.Cache{Dir: r.str(), Tree: r.str(), Key: r.str()}
+		v.Cache = &spec.Cache{Dir: r.str(), Tree: r.str(), Key: r.str(), Variant: r.str()}
+	}
+	if r.bool() {
+		v.Devices = &spec.Devices{Names: r.strs(), SpecDirs: r.strs(), Specs: r.strs(), Reader: r.str(), Trusted: r.bool()}
 	}
 }
 
@@ -193,6 +204,8 @@ func (w *wireWriter) mount(m *spec.Mount) {
 	for _, p := range m.Provide {
 		w.str(p.Path)
 		w.str(p.Source)
+		w.str(p.Link)
+		w.bool(p.Soname)
 	}
 	w.strs(m.Except)
 	w.str(m.HostRoot)
@@ -212,7 +225,7 @@ func (r *wireReader) mount(m *spec.Mount) {
 	if n := r.count(); n > 0 {
 		m.Provide = make([]spec.Provision, n)
 		for i := range m.Provide {
-			m.Provide[i] = spec.Provision{Path: r.str(), Source: r.str()}
+			m.Provide[i] = spec.Provision{Path: r.str(), Source: r.str(), Link: r.str(), Soname: r.bool()}
 		}
 	}
 	m.Except = r.strs()
@@ -346,6 +359,7 @@ func (res *builderResult) encode() []byte {
 	w := &wireWriter{}
 	w.notes(res.Notes)
 	w.bool(res.Private)
+	w.bool(res.Built)
 	w.str(res.Err)
 	return w.b
 }
@@ -354,6 +368,7 @@ func (res *builderResult) decode(b []byte) error {
 	r := &wireReader{b: b}
 	res.Notes = r.notes()
 	res.Private = r.bool()
+	res.Built = r.bool()
 	res.Err = r.str()
 	return r.done("the builder's result")
 }

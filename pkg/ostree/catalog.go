@@ -37,7 +37,10 @@ type Tree struct {
 	Users       []string
 	Groups      []string
 	NoCache     bool
-	At          config.Position
+	// Devices are the CDI devices users may ask for in this tree (its
+	// `devices =` lines; Catalog.CDI.Devices add those of every tree).
+	Devices []config.DeviceRule
+	At      config.Position
 	// Sections are the %TREE sections applied, in reading order: where
 	// each setting came from (origin.go).
 	Sections []config.TreeSettings
@@ -53,18 +56,26 @@ type Catalog struct {
 	Default *Tree   // the tree aliased "default", or nil
 	Env     []string
 	Binds   []config.Bind // sysconfig BINDMOUNT, then every %BIND, in file order
+	// HostCommands are the host programs every tree runs on the host
+	// (%HOSTCMD), each once, in file order.
+	HostCommands []config.HostCommand
+	// CDI is where device specs are read and what every tree allows.
+	CDI config.CDIConfig
 	// Digest fingerprints the system configuration (config.Set.Digest).
-	Digest string
-	byName map[string]*Tree
+	Digest     string
+	byName     map[string]*Tree
+	hostByName map[string]config.HostCommand
 }
 
 // NewCatalog resolves aliases into trees and attaches the %TREE settings.
 func NewCatalog(set *config.Set) (*Catalog, error) {
 	host := &Tree{Name: Local, Aliases: []string{localAlias}, Path: "/", Host: true,
 		At: config.Position{File: "built-in"}}
-	c := &Catalog{byName: map[string]*Tree{Local: host, localAlias: host}, Trees: []*Tree{host}}
+	c := &Catalog{byName: map[string]*Tree{Local: host, localAlias: host}, Trees: []*Tree{host},
+		hostByName: map[string]config.HostCommand{}}
 	byPath := map[string]*Tree{"/": host}
 	c.Digest = set.Digest
+	c.CDI = set.CDI()
 
 	if set.Sysconfig != nil {
 		c.Binds = append(c.Binds, set.Sysconfig.BindMounts...)
@@ -72,6 +83,9 @@ func NewCatalog(set *config.Set) (*Catalog, error) {
 	for _, f := range set.Files {
 		c.Env = append(c.Env, f.Env...)
 		c.Binds = append(c.Binds, f.Binds...)
+		if err := c.addHostCommands(f.HostCommands); err != nil {
+			return nil, err
+		}
 		for _, a := range f.Shells {
 			if prev, ok := c.byName[a.Name]; ok {
 				if prev.Path != a.Path {
@@ -138,6 +152,7 @@ func applySettings(t *Tree, ts config.TreeSettings) {
 	}
 	t.Users = append(t.Users, ts.Users...)
 	t.Groups = append(t.Groups, ts.Groups...)
+	t.Devices = append(t.Devices, ts.Devices...)
 	t.Sections = append(t.Sections, ts)
 }
 
@@ -147,6 +162,9 @@ func applySettings(t *Tree, ts config.TreeSettings) {
 func (c *Catalog) addPersonal(f *config.File) error {
 	if len(f.Binds) > 0 {
 		return &config.Error{At: f.Binds[0].At, Msg: "%BIND is for the system configuration; give a personal tree its binds with `bind =` in its %TREE section"}
+	}
+	if len(f.HostCommands) > 0 {
+		return &config.Error{At: f.HostCommands[0].At, Msg: "%HOSTCMD is for the system configuration"}
 	}
 	c.Env = append(c.Env, f.Env...)
 	mine := map[string]*Tree{}

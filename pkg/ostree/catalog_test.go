@@ -312,3 +312,55 @@ func TestHostIsDefinedByTheSitesLocalLine(t *testing.T) {
 		t.Errorf("without a local:/ line the host is defined at %q, want built-in", at)
 	}
 }
+
+func TestProgramNamesOfChosAndOfTrees(t *testing.T) {
+	for prog, want := range map[string]bool{
+		"chos": true, "chos-1.2": true, "chos.static": true, "chos_debug": true, "chos-": true,
+		"rh73": false, "chosen": false, "choss": false, "el7": false, "Chos": false, "-chos": false, "": false,
+	} {
+		if got := IsChosName(prog); got != want {
+			t.Errorf("IsChosName(%q) = %v, want %v", prog, got, want)
+		}
+	}
+}
+
+// Host commands are found by their base name; a name given twice, one of
+// chos's own, or a personal file's %HOSTCMD is refused with its line.
+func TestCatalogHostCommands(t *testing.T) {
+	c := catalog(t, site+"%HOSTCMD\n/usr/bin/srun /usr/bin/sbatch\n", "%HOSTCMD\n/usr/bin/srun\n/opt/slurm/bin/squeue\n")
+	var got []string
+	for _, hc := range c.HostCommands {
+		got = append(got, hc.Path+"@"+hc.At.String())
+	}
+	want := []string{"/usr/bin/srun@/etc/chos.d/a:8", "/usr/bin/sbatch@/etc/chos.d/a:8", "/opt/slurm/bin/squeue@/etc/chos.d/b:3"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("host commands = %v, want %v (each once)", got, want)
+	}
+	if hc, ok := c.HostCommand("squeue"); !ok || hc.Path != "/opt/slurm/bin/squeue" {
+		t.Errorf("HostCommand(squeue) = %+v, %v", hc, ok)
+	}
+	if _, ok := c.HostCommand("scancel"); ok {
+		t.Errorf("HostCommand(scancel) found a command no line names")
+	}
+	for _, tc := range []struct{ name, src, want string }{
+		{"one name, two paths", "%HOSTCMD\n/usr/bin/srun\n/opt/bin/srun\n", "/etc/chos.d/a:3: host command /opt/bin/srun: the name srun is taken by /usr/bin/srun at /etc/chos.d/a:2"},
+		{"chos's own name", "%HOSTCMD\n/usr/local/bin/chos-1.2\n", `/etc/chos.d/a:2: host command /usr/local/bin/chos-1.2: "chos-1.2" is a name of chos itself`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := config.Parse("/etc/chos.d/a", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := NewCatalog(&config.Set{Files: []*config.File{f}}); err == nil || err.Error() != tc.want {
+				t.Errorf("error = %v, want %s", err, tc.want)
+			}
+		})
+	}
+	t.Run("personal", func(t *testing.T) {
+		f, _ := config.Parse("/home/u/.config/chos/trees", []byte("%HOSTCMD\n/usr/bin/srun\n"))
+		_, err := NewCatalog(&config.Set{Personal: f})
+		if err == nil || !strings.HasPrefix(err.Error(), "/home/u/.config/chos/trees:2: %HOSTCMD is for the system configuration") {
+			t.Errorf("error = %v", err)
+		}
+	})
+}

@@ -10,7 +10,7 @@ import (
 func TestSettingsNameTheLinesTheyComeFrom(t *testing.T) {
 	c := catalog(t, site,
 		"%TREE el7\ndescription = first\nsetuid = deny\nusers = alice\n",
-		"%TREE default\ndescription = second\nsetuid = allow\ngroups = climate\nusers = bob\n")
+		"%TREE default\ndescription = second\nsetuid = allow\ngroups = climate\nusers = bob\ndevices = nvidia.com/gpu=all\n")
 	el7, _ := c.Lookup("el7")
 	at := func(file string, line int) config.Position {
 		return config.Position{File: "/etc/chos.d/" + file, Line: line}
@@ -22,6 +22,7 @@ func TestSettingsNameTheLinesTheyComeFrom(t *testing.T) {
 		{"cache", "yes", nil},
 		{"users", "alice bob", []config.Position{at("b", 4), at("c", 5)}},
 		{"groups", "climate", []config.Position{at("c", 4)}},
+		{"devices", "nvidia.com/gpu=all", []config.Position{at("c", 6)}},
 	}
 	if got := el7.Settings(); !reflect.DeepEqual(got, want) {
 		t.Errorf("settings:\n got %+v\nwant %+v", got, want)

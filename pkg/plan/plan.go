@@ -52,6 +52,11 @@ type ViewRequest struct {
 	// builds the view lists them (spec.OpEntries); the key of a cached
 	// view covers the image's identity instead.
 	Image *ostree.ImageID
+	// Devices, when set, are the CDI devices the view shows: a step the
+	// launch that builds the view expands once it has read their specs
+	// (spec.OpDevices); the key of a cached view covers the spec files'
+	// stamps instead.
+	Devices *spec.Devices
 }
 
 // Request is everything a plan depends on: the view, and the caller and
@@ -134,6 +139,10 @@ func View(r ViewRequest) spec.View {
 	switch {
 	case !t.Host:
 		v.Mounts = mounts(r, t)
+		if r.Devices != nil {
+			v.Devices = r.Devices
+			v.Mounts = append(v.Mounts, devicesStep(r, t))
+		}
 	case r.HostPrefix != "" || r.FromView:
 		// Back to the host from inside a view: its root is the host's.
 		v.Host = false
@@ -227,9 +236,68 @@ func mounts(r ViewRequest, t *ostree.Tree) []spec.Mount {
 			Op: spec.OpBind, Source: r.Self, Target: path.Join(SelfDir, "chos"), ReadOnly: true, NoDev: true,
 			NoSuid: !t.AllowSetuid, SameFileAs: spec.SelfExe, Origin: spec.OriginSelf, Why: "chos itself",
 		})
+		// chos, called by a host command's name from inside the view,
+		// runs that command on the host.
+		for _, hc := range r.Catalog.HostCommands {
+			ms = append(ms, spec.Mount{Op: spec.OpSymlink, Source: "chos", Target: path.Join(SelfDir, path.Base(hc.Path)),
+				Origin: spec.OriginAdded, Why: "host command " + hc.Path + " (" + hc.At.String() + ")"})
+		}
 	}
 	return ms
 }
+
+// AddedRoot holds, in a view with devices, what the view adds to the
+// tree's other top-level directories, as AddedDir does for /etc: the top
+// layers of their overlays (/.chos/add/usr on the tree's /usr).
+const AddedRoot = "/.chos/add"
+
+// devicesStep is the step that shows the devices of r in tree t, last:
+// what they add to the tree's directories, the loader cache, their binds,
+// links and environment (spec.OpDevices).
+func devicesStep(r ViewRequest, t *ostree.Tree) spec.Mount {
+	m := spec.Mount{Op: spec.OpDevices, Source: path.Join("/", r.HostPrefix, t.Path), Added: AddedRoot,
+		HostRoot: r.HostPrefix, NoSuid: !t.AllowSetuid, Origin: spec.OriginDevice, Why: "CDI devices"}
+	if r.Image != nil {
+		m.Source, m.InView = ImageDir, true
+	}
+	return m
+}
+
+// DeviceVariant names the cached view of a tree with these devices
+// (spec.Cache.Variant): views with other devices, and the tree's plain
+// view, are kept beside it. The name is the device names themselves,
+// letters and digits as they are, every other byte as Z and two hex
+// digits, Zz between two names: a user chooses the names (within the patterns the configuration
+// allows), and two selections must never share a view, which a hash of
+// them could not promise (see CacheKey). ok is false when the names are
+// too long for a file name: such a view is not cached.
+func DeviceVariant(d *spec.Devices) (variant string, ok bool) {
+	if d == nil || len(d.Names) == 0 {
+		return "", true
+	}
+	b := []byte("dev")
+	for i, n := range d.Names {
+		if i > 0 {
+			b = append(b, "Zz"...) // (never an escaped byte's: Z and hex digits)
+		}
+		for j := 0; j < len(n); j++ {
+			switch c := n[j]; {
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Y', c >= '0' && c <= '9':
+				b = append(b, c)
+			default:
+				b = append(b, 'Z', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+			}
+		}
+	}
+	if len(b) > maxVariant {
+		return "", false
+	}
+	return string(b), true
+}
+
+// maxVariant bounds a variant so that a cache file's name (the tree's
+// stem, the variant, the key, ".mnt") stays under NAME_MAX (255 bytes).
+const maxVariant = 160
 
 // AddedDir holds, in every view, the files the view adds to the tree's
 // /etc (an overlay on top of it): the tree itself is never written.
@@ -467,8 +535,9 @@ func contains(list []string, s string) bool {
 }
 
 // CacheKey fingerprints everything a view is built from: the configuration,
-// every setup step, and the device and inode of what the stamps name (the
-// tree, its top-level entries, identity files, chos itself: see Stamped).
+// every setup step, the devices it shows, and the device and inode of what
+// the stamps name (the tree, its top-level entries, identity files, chos
+// itself, the devices' spec files: see Stamped and StampedSpecs).
 // A cached namespace is only ever entered under its own key, so any change
 // makes the next launch build a new one. For an image tree, the image's
 // identity (ostree.ImageID.Stamp, among the stamps) stands for the entries
@@ -481,22 +550,38 @@ func contains(list []string, s string) bool {
 // are root's and writable by no one else (config.Load and trust check it),
 // the stamps are of those files, and nothing of the caller goes in. Root
 // has no need of a collision; an accidental one among the few states a
-// tree's view takes is about 2^-64 likely. Of a view kept for a user's
-// user-namespace launches, the user chooses some inputs (their personal
-// trees), but a collision only shows them a stale view of their own,
-// which they could make anyway. Package crypto and its FIPS module's
+// tree's view takes is about 2^-64 likely. The one input of a setuid
+// view a user chooses, the CDI devices it shows, also names its file, as
+// they are (DeviceVariant): views of two selections never share a name,
+// whatever their keys. Of a view kept for a user's user-namespace
+// launches, the user chooses some inputs (their personal trees), but a
+// collision only shows them a stale view of their own, which they could
+// make anyway. Package crypto and its FIPS module's
 // initialisation are so left out of every launch.
 func CacheKey(configDigest string, v *spec.View, stamps []string) string {
 	// (no fmt, no allocation per step: this runs on every cached launch)
 	h := keyHash(fnvOffset)
 	h.add("v2", configDigest, v.Tree, v.TreePath, v.Root)
+	if d := v.Devices; d != nil {
+		h.add("devices", d.Reader)
+		if d.Trusted {
+			h.add("trusted")
+		}
+		for _, l := range [][]string{d.Names, d.SpecDirs, d.Specs} {
+			h.add(l...)
+			h.byte(0)
+		}
+	}
 	// Every field of every step (written out: reflection costs a launch
 	// with many binds a quarter of a millisecond).
 	for i := range v.Mounts {
 		m := &v.Mounts[i]
 		h.add(string(m.Op), m.Source, m.Target, m.SameFileAs, string(m.Origin), m.Why, m.Added)
 		for _, pr := range m.Provide {
-			h.add(pr.Path, pr.Source)
+			h.add(pr.Path, pr.Source, pr.Link)
+			if pr.Soname {
+				h.add("soname")
+			}
 		}
 		for _, e := range m.Except {
 			h.add(e)
@@ -551,4 +636,15 @@ func Stamped(m spec.Mount) bool {
 		return m.Op == spec.OpBind && !m.InView
 	}
 	return false
+}
+
+// StampedSpecs are the files whose stamps stand for what step m of view v
+// shows but only the launch that builds the view reads: the spec files of
+// its devices (the OpDevices step), whose content, not only whose inode,
+// a regenerated spec changes (devices.Stamp).
+func StampedSpecs(v *spec.View, m spec.Mount) []string {
+	if m.Origin == spec.OriginDevice && m.Op == spec.OpDevices && v.Devices != nil {
+		return v.Devices.Specs
+	}
+	return nil
 }

@@ -20,6 +20,8 @@ local:/
 /global/scratch
 /dev/shm
 /project /proj ro optional
+%HOSTCMD
+/usr/bin/srun /opt/slurm/bin/squeue
 %TREE suid
 setuid = allow
 bind = /global/scratch /scratch ro
@@ -467,5 +469,25 @@ func TestCacheStampsAreChosenByOrigin(t *testing.T) {
 		if m.Origin == "" {
 			t.Errorf("a step without origin: %+v", m)
 		}
+	}
+}
+
+// A host command is a link to chos named after it in the view's chos
+// directory, which is on PATH (last); without chos in the view, none.
+func TestPlanLinksHostCommandsToChos(t *testing.T) {
+	r := request(t, "el7")
+	p := build(t, r)
+	for _, name := range []string{"srun", "squeue"} {
+		m, ok := find(p, SelfDir+"/"+name)
+		if !ok || m.Op != spec.OpSymlink || m.Source != "chos" || !strings.HasPrefix(m.Why, "host command /") {
+			t.Errorf("%s/%s: %+v (found %v), want a link to chos", SelfDir, name, m, ok)
+		}
+	}
+	if m, ok := find(p, SelfDir+"/sbatch"); ok {
+		t.Errorf("a link no %%HOSTCMD line names: %+v", m)
+	}
+	r.Self = ""
+	if m, ok := find(build(t, r), SelfDir+"/srun"); ok {
+		t.Errorf("a view without chos links srun to it: %+v", m)
 	}
 }

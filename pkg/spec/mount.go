@@ -32,6 +32,13 @@ const (
 	// chos is privileged, else by squashfuse. The image's entries are then
 	// bound from there (InView).
 	OpImage Op = "image"
+	// OpLoaderCache writes at Target, a file on the view's tmpfs shown as
+	// the tree's /etc/ld.so.cache, the tree's own cache (read inside the
+	// tree whose root is Source) with the libraries Provide names added
+	// (Path where the view shows them, Source on the host): the tree's
+	// dynamic loader then finds a device's libraries as it finds its own,
+	// without anything run from the tree or written into it.
+	OpLoaderCache Op = "ldcache"
 )
 
 func (o Op) String() string { return string(o) }
@@ -56,15 +63,28 @@ const (
 	// OriginAdded is what the view adds of its own: directories and files
 	// on its tmpfs.
 	OriginAdded Origin = "added"
+	// OriginDevice is what CDI devices add (View.Devices): their files,
+	// links, the loader cache and the environment, and the overlays of the
+	// tree's directories that show them (which, unlike /etc's for the
+	// identity files alone, cannot fall back to the tree's own).
+	OriginDevice Origin = "device"
 )
 
-// Provision is a file a view must be able to bind over (an identity file)
-// though the tree may lack it: if Source exists on the host and Path does
-// not exist in the tree, an empty mount point is made for it in the
-// overlay's Added directory.
+// Provision is a file a view must be able to bind over (an identity file,
+// a device's library) though the tree may lack it: if Source exists on the
+// host and Path does not exist in the tree, an empty mount point is made
+// for it in the overlay's Added directory, with the directories leading to
+// it. Path is resolved as the tree's own links resolve it; one that leads
+// out of the overlay's Target is left to the bind that follows.
 type Provision struct {
 	Path   string // inside the view, below the overlay's Target
 	Source string // on the host
+	// Link, when set, makes Path a symbolic link with this content
+	// instead (over whatever the tree has there), and Source is unused.
+	Link string
+	// Soname: Source is a shared library; its soname is also linked to
+	// Path, as ldconfig links it, where the tree has no such file.
+	Soname bool
 }
 
 // Mount is one setup step. Targets are absolute paths inside the view and
@@ -89,19 +109,22 @@ type Mount struct {
 	// and inode) as this path: a path is bound, but must still name the
 	// file it named when the plan was made (SelfExe for chos).
 	SameFileAs string
-	// Added is the view's directory an OpOverlay puts on top of Source.
+	// Added is the view's directory an OpOverlay puts on top of Source
+	// (for an OpDevices step, the one below which the overlays it makes
+	// get theirs).
 	Added string
 	// Provide are the mount points an OpOverlay makes where the tree
-	// lacks them.
+	// lacks them, and the libraries an OpLoaderCache adds.
 	Provide []Provision
 	// Except are the entries an OpEntries step leaves out.
 	Except []string
 	// InView: Source is a path inside the view being built (below an
 	// OpImage's Target), resolved within it, not a host path.
 	InView bool
-	// HostRoot is, for an OpImage, where the host's root is seen from the
-	// launching process ("" for /): a FUSE server for the image runs the
-	// host's squashfuse from there.
+	// HostRoot is, for an OpImage or OpDevices step, where the host's root
+	// is seen from the launching process ("" for /): a FUSE server for the
+	// image runs the host's squashfuse from there; a device's host paths
+	// are taken below it.
 	HostRoot string
 	// Origin is what the step is for; Why says where it comes from, for
 	// `chos plan` and errors.

@@ -46,6 +46,9 @@ func (p *Plan) String() string {
 		} else if p.Cache != nil {
 			fmt.Fprintf(&b, "cache     enter %s if it exists, else build as below and keep it there\n", p.Cache.File())
 		}
+		if d := p.Devices; d != nil {
+			fmt.Fprintf(&b, "devices   %s (their environment from %s)\n", strings.Join(d.Names, " "), DeviceEnvFile)
+		}
 		fmt.Fprintf(&b, "unshare   mount namespace, host mounts slave\n")
 		if p.RootSource != "" {
 			fmt.Fprintf(&b, "bind      %s -> /  [rec]\n", p.RootSource)
@@ -67,8 +70,26 @@ func (p *Plan) String() string {
 			case OpOverlay:
 				fmt.Fprintf(&b, "overlay   %s + %s -> %s  [%s]  (%s)\n", m.Added, m.Source, m.Target, m.Flags(), m.Why)
 				for _, pr := range m.Provide {
-					fmt.Fprintf(&b, "            mount point %s if the tree lacks it and %s exists\n", pr.Path, pr.Source)
+					switch {
+					case pr.Link != "":
+						fmt.Fprintf(&b, "            link %s -> %s\n", pr.Path, pr.Link)
+					case pr.Soname:
+						fmt.Fprintf(&b, "            mount point %s if the tree lacks it, and its soname linked to it\n", pr.Path)
+					default:
+						fmt.Fprintf(&b, "            mount point %s if the tree lacks it and %s exists\n", pr.Path, pr.Source)
+					}
 				}
+			case OpLoaderCache:
+				libs := "libraries"
+				if len(m.Provide) == 1 {
+					libs = "library"
+				}
+				fmt.Fprintf(&b, "ldcache   %s/etc/ld.so.cache + %d %s -> %s  (%s)\n", m.Source, len(m.Provide), libs, m.Target, m.Why)
+				for _, pr := range m.Provide {
+					fmt.Fprintf(&b, "            %s (%s)\n", pr.Path, pr.Source)
+				}
+			case OpDevices:
+				fmt.Fprintf(&b, "devices   their steps, from their specs, made by the launch that builds the view  (%s)\n", m.Why)
 			}
 		}
 		if p.RootSource == "" {

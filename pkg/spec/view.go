@@ -30,6 +30,10 @@ type View struct {
 	// mode, in a keeper process of the caller's (Dir empty) in user
 	// namespace mode.
 	Cache *Cache
+	// Devices, when set, are the CDI devices the view shows (its OpDevices
+	// step): their environment is then read from DeviceEnvFile in the
+	// view and added to the command's.
+	Devices *Devices
 }
 
 // KeptFor is how long a view kept for a user's user-namespace launches
@@ -47,11 +51,33 @@ type Cache struct {
 	Dir  string // a root-owned directory; made an unbindable mount of its own
 	Tree string
 	Key  string
+	// Variant names one of a tree's views that are kept side by side: a
+	// view with devices, for one set of them ("" for the tree's plain
+	// view). A new build replaces the views of its own variant only.
+	Variant string
 }
 
 // File is the namespace file of this view.
 func (c *Cache) File() string {
-	return path.Join(c.Dir, Stem(c.Tree)+"."+c.Key+".mnt")
+	return path.Join(c.Dir, Stem(c.Tree)+"."+c.FileKey()+".mnt")
+}
+
+// FileKey is the key as the view's file name has it: VARIANT-KEY for a
+// variant.
+func (c *Cache) FileKey() string {
+	if c.Variant == "" {
+		return c.Key
+	}
+	return c.Variant + "-" + c.Key
+}
+
+// VariantOf is the variant a cache file's key names ("" for none).
+func VariantOf(fileKey string) string {
+	v, _, ok := strings.Cut(fileKey, "-")
+	if !ok {
+		return ""
+	}
+	return v
 }
 
 // Stem makes a tree name (which may be a path) a file name: the stem of

@@ -28,19 +28,37 @@ type syslogDaemon struct {
 
 func startRsyslog(t testing.TB) *syslogDaemon {
 	t.Helper()
+	return startRsyslogAt(t, "", nil, "")
+}
+
+// startRsyslogAt starts rsyslogd with its socket at sock ("": in a
+// directory of its own), run through wrap (nil: here), and reached from
+// here at reach ("": sock itself).
+func startRsyslogAt(t testing.TB, sock string, wrap func(call) call, reach string) *syslogDaemon {
+	t.Helper()
 	dir, err := os.MkdirTemp(h.base, "rsyslog-")
 	must(t, err)
 	t.Cleanup(func() { removeUnmounted(dir) })
 	must(t, os.Chmod(dir, 0o755))
-	d := &syslogDaemon{sock: filepath.Join(dir, "log.sock"), out: filepath.Join(dir, "out.log")}
+	if sock == "" {
+		sock = filepath.Join(dir, "log.sock")
+	}
+	if reach == "" {
+		reach = sock
+	}
+	d := &syslogDaemon{sock: reach, out: filepath.Join(dir, "out.log")}
 	conf := filepath.Join(dir, "rsyslog.conf")
 	must(t, writeRootFile(conf, fmt.Sprintf(`global(workDirectory=%q)
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket=%q CreatePath="off" RateLimit.Interval="0")
 template(name="line" type="string" string="%%syslogfacility-text%%.%%syslogseverity-text%% %%syslogtag%%%%msg%%\n")
 *.* action(type="omfile" file=%q template="line")
-`, dir, d.sock, d.out), 0o644))
-	d.proc = start(t, call{Root: true, Args: []string{"rsyslogd", "-n", "-f", conf, "-i", filepath.Join(dir, "pid")}})
+`, dir, sock, d.out), 0o644))
+	cl := call{Root: true, Args: []string{"rsyslogd", "-n", "-f", conf, "-i", filepath.Join(dir, "pid")}}
+	if wrap != nil {
+		cl = wrap(cl)
+	}
+	d.proc = start(t, cl)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if fi, err := os.Stat(d.sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			break

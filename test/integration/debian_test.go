@@ -11,13 +11,19 @@ import (
 	"time"
 )
 
-// The debootstrapped Debian 11 tree shared by the tests: built once per
+// The debootstrapped Debian 11 trees shared by the tests: built once per
 // machine by scripts/mkdebiantree (into /var/cache/chos-test, kept between
-// runs), checked once per run of this package.
-var debian struct {
+// runs), each from its recipe (scripts/recipes), checked once per run of
+// this package.
+type debianBuild struct {
 	once sync.Once
 	path string
 	err  string
+}
+
+var debianBuilds struct {
+	sync.Mutex
+	byRecipe map[string]*debianBuild
 }
 
 // debianTree is the path of a Debian 11 (bullseye) minbase tree, root's and
@@ -25,8 +31,42 @@ var debian struct {
 // it outlives the run. The first call may take a few minutes (debootstrap).
 func debianTree(t testing.TB) string {
 	t.Helper()
-	debian.once.Do(func() {
-		cmd := exec.Command("bash", "scripts/mkdebiantree")
+	return recipeTree(t, "")
+}
+
+// mpiTree is a Debian 11 tree with gcc and Open MPI (recipe bullseye-mpi),
+// like debianTree.
+func mpiTree(t testing.TB) string {
+	t.Helper()
+	return recipeTree(t, "scripts/recipes/bullseye-mpi")
+}
+
+// debianGCCTree is a Debian 11 tree like debianTree's with a C compiler,
+// for programs built inside a tree: mpiTree's, which has one.
+func debianGCCTree(t testing.TB) string {
+	t.Helper()
+	return mpiTree(t)
+}
+
+// recipeTree is the tree of a recipe of scripts/recipes ("" for the default).
+func recipeTree(t testing.TB, recipe string) string {
+	t.Helper()
+	debianBuilds.Lock()
+	if debianBuilds.byRecipe == nil {
+		debianBuilds.byRecipe = map[string]*debianBuild{}
+	}
+	b := debianBuilds.byRecipe[recipe]
+	if b == nil {
+		b = &debianBuild{}
+		debianBuilds.byRecipe[recipe] = b
+	}
+	debianBuilds.Unlock()
+	b.once.Do(func() {
+		args := []string{"scripts/mkdebiantree"}
+		if recipe != "" {
+			args = append(args, "--recipe", recipe)
+		}
+		cmd := exec.Command("bash", args...)
 		cmd.Dir, cmd.Env = h.repo, rootEnv()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		start := time.Now()
@@ -34,23 +74,23 @@ func debianTree(t testing.TB) string {
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		switch {
 		case err != nil || r.status != 0:
-			debian.err = "scripts/mkdebiantree failed (" + errString(err) + "):\n" + r.String()
+			b.err = "scripts/mkdebiantree failed (" + errString(err) + "):\n" + r.String()
 		case len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "/"):
-			debian.err = "scripts/mkdebiantree printed no path:\n" + r.String()
+			b.err = "scripts/mkdebiantree printed no path:\n" + r.String()
 		default:
-			debian.path = lines[len(lines)-1]
-			if err := checkRootOwnedPath(debian.path); err != nil {
-				debian.err = "the Debian tree: " + err.Error()
+			b.path = lines[len(lines)-1]
+			if err := checkRootOwnedPath(b.path); err != nil {
+				b.err = "the Debian tree: " + err.Error()
 			}
 		}
 		if r.stderr != "" || time.Since(start) > 10*time.Second {
-			t.Logf("scripts/mkdebiantree (%v):\n%s", time.Since(start).Round(time.Second), r.stderr)
+			t.Logf("%s (%v):\n%s", strings.Join(args, " "), time.Since(start).Round(time.Second), r.stderr)
 		}
 	})
-	if debian.err != "" {
-		t.Fatal(debian.err)
+	if b.err != "" {
+		t.Fatal(b.err)
 	}
-	return debian.path
+	return b.path
 }
 
 func errString(err error) string {

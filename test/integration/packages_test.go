@@ -43,6 +43,7 @@ func TestMakeInstallStagesAsAPackagerWould(t *testing.T) {
 	}
 	want := map[string]string{
 		"/usr/bin/chos":                                  "-rwsr-xr-x",
+		"/usr/libexec/chos/chos-cdi":                     "-rwxr-xr-x",
 		"/usr/share/man/man1/chos.1":                     "-rw-r--r--",
 		"/usr/share/man/man8/pam_chos.8":                 "-rw-r--r--",
 		"/usr/share/man/man8/chos_spank.8":               "-rw-r--r--",
@@ -359,7 +360,7 @@ func TestRPMPackagesListTheirFilesWithTheirModes(t *testing.T) {
 		deps  []string
 	}{
 		{"chos", []string{
-			"-rwsr-xr-x /usr/bin/chos", "-rw-r--r-- /etc/chos", "drwxr-xr-x /etc/chos.d", "drwxr-xr-x /chos",
+			"-rwsr-xr-x /usr/bin/chos", "-rwxr-xr-x /usr/libexec/chos/chos-cdi", "-rw-r--r-- /etc/chos", "drwxr-xr-x /etc/chos.d", "drwxr-xr-x /chos",
 			"-rw-r--r-- /usr/share/man/man1/chos.1", "-rw-r--r-- /usr/share/bash-completion/completions/chos",
 			"-rw-r--r-- /usr/share/zsh/site-functions/_chos", "-rw-r--r-- /usr/share/fish/vendor_completions.d/chos.fish",
 			"-rw-r--r-- /usr/share/chos/profile.d/chos.sh", "-rw-r--r-- /usr/share/doc/chos/chos.example",

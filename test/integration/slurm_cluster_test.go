@@ -26,8 +26,15 @@ type slurmCluster struct {
 	dir         string // root's, 0755: configuration, state, spool, logs, munge
 	conf        string // slurm.conf (SLURM_CONF)
 	plugstack   string // plugstack.conf, rewritten by tests (setPlugstack)
-	node        string // NodeName: `hostname -s`
+	node        string // NodeName: `hostname -s` ("" for a cluster of several nodes)
 	mungeSocket string
+
+	// nodes are the node names of a cluster of several (scripts/cluster),
+	// each in namespaces of its own; hostLink is this machine's end of
+	// the link to their network.
+	nodes        []string
+	hostLink     string
+	jobContainer bool // each job in a mount namespace of its own (job_container/tmpfs)
 
 	// extra is added to slurm.conf, and files are written next to it
 	// (name -> content), for a variant of the cluster.
@@ -64,7 +71,7 @@ var (
 // cannot start fails every test that asks for it.
 func slurm(t testing.TB) *slurmCluster {
 	t.Helper()
-	return slurmMain.get(t, "", nil)
+	return slurmMain.get(t, slurmCluster{})
 }
 
 // slurmWithContainer is a second cluster, beside the first: with
@@ -72,14 +79,15 @@ func slurm(t testing.TB) *slurmCluster {
 // job_container/tmpfs, which gives every job a private /tmp.
 func slurmWithContainer(t testing.TB) *slurmCluster {
 	t.Helper()
-	return slurmContained.get(t, "PrologFlags=Contain\nJobContainerType=job_container/tmpfs\n",
-		map[string]string{"job_container.conf": "AutoBasePath=true\nBasePath=%DIR%/job_container\n"})
+	return slurmContained.get(t, slurmCluster{extra: "PrologFlags=Contain\nJobContainerType=job_container/tmpfs\n",
+		files: map[string]string{"job_container.conf": "AutoBasePath=true\nBasePath=%DIR%/job_container\n"}})
 }
 
-func (l *lazyCluster) get(t testing.TB, extra string, files map[string]string) *slurmCluster {
+// get starts the cluster described by proto, once.
+func (l *lazyCluster) get(t testing.TB, proto slurmCluster) *slurmCluster {
 	t.Helper()
 	l.once.Do(func() {
-		c := &slurmCluster{extra: extra, files: files}
+		c := &proto
 		// Registered first, so that a failed or interrupted start is undone too.
 		if l.err = atExit(c.stop); l.err != nil {
 			return
@@ -122,6 +130,9 @@ func (c *slurmCluster) start() error {
 	}
 	if err := os.Chmod(c.dir, 0o755); err != nil {
 		return err
+	}
+	if c.nodes != nil {
+		return c.startNodes()
 	}
 	c.conf = filepath.Join(c.dir, "slurm.conf")
 	c.plugstack = filepath.Join(c.dir, "plugstack.conf")
@@ -311,9 +322,17 @@ func (c *slurmCluster) waitIdle(timeout time.Duration) error {
 // logs is every daemon's log, for a failure message.
 func (c *slurmCluster) logs() string {
 	var b strings.Builder
+	logs := []string{}
 	for _, d := range c.daemons {
-		data, err := os.ReadFile(d.log)
-		fmt.Fprintf(&b, "\n----- %s (%s, %v) -----\n%s", d.name, d.log, err, data)
+		logs = append(logs, d.log)
+	}
+	if c.nodes != nil {
+		more, _ := filepath.Glob(filepath.Join(c.dir, "log", "*"))
+		logs = append(logs, more...)
+	}
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		fmt.Fprintf(&b, "\n----- %s (%v) -----\n%s", l, err, data)
 	}
 	return b.String()
 }
@@ -351,6 +370,12 @@ func (c *slurmCluster) stop() error {
 	}
 	if c.dir != "" && len(errs) > 0 {
 		errs = append(errs, errors.New(c.logs()))
+	}
+	if c.hostLink != "" {
+		if out, err := exec.Command("ip", "link", "show", c.hostLink).CombinedOutput(); err == nil {
+			exec.Command("ip", "link", "del", c.hostLink).Run()
+			errs = append(errs, fmt.Errorf("link %s of the cluster left after it stopped (deleted):\n%s", c.hostLink, out))
+		}
 	}
 	if c.dir != "" {
 		if err := removeUnmounted(c.dir); err != nil {
@@ -456,7 +481,11 @@ func (c *slurmCluster) root(args ...string) call {
 // nodeState is the node's state as sinfo reports it (idle, drained...).
 func (c *slurmCluster) nodeState(t testing.TB) string {
 	t.Helper()
-	r := run(t, c.root("sinfo", "-h", "-n", c.node, "-o", "%T"))
+	args := []string{"sinfo", "-h", "-o", "%T"} // (one line per state: "idle" when all are)
+	if c.node != "" {
+		args = append(args, "-n", c.node)
+	}
+	r := run(t, c.root(args...))
 	wantStatus(t, r, 0)
 	return strings.TrimSpace(r.stdout)
 }
