@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -338,6 +339,14 @@ func RunKeeper(args []string) int {
 		return report(StatusFailed)
 	}
 	v := &req.View
+	// A connection of another user's shows the kernel's overflow uid (they
+	// are not mapped here): a keeper of that uid (nobody) could not tell
+	// them from its own user's, and keeps nothing.
+	if data, err := os.ReadFile("/proc/sys/kernel/overflowuid"); err != nil || strings.TrimSpace(string(data)) == strconv.Itoa(os.Getuid()) {
+		res.Private = true
+		res.Notes = []spec.Note{spec.Notef("not keeping the view of tree %s: uid %d is the kernel's overflow uid", v.Tree, os.Getuid())}
+		return report(0)
+	}
 	// The name first: a concurrent first launch of the same view that
 	// took it builds and keeps that view; this launch builds its own.
 	lis, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
