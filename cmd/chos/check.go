@@ -382,7 +382,11 @@ func (cl *cmdline) checkCache(k *checker, cat *ostree.Catalog) {
 	if devices > 0 {
 		withDevices = fmt.Sprintf(", and %d with devices (rebuilt when their spec files change)", devices)
 	}
-	k.ok("cache", "%d valid cached namespaces in %s%s", valid, dir, withDevices)
+	noun := "namespaces"
+	if valid == 1 {
+		noun = "namespace"
+	}
+	k.ok("cache", "%d valid cached %s in %s%s", valid, noun, dir, withDevices)
 }
 
 // checkAudit says where audit lines go, and warns when they cannot.

@@ -64,7 +64,7 @@ func TestSquashImageOfTreesMounts(t *testing.T) {
 	cases := []struct {
 		name, tree, file, wantPrefix string
 	}{
-		{"busybox", h.trees["one"], "etc/os-release", "NAME=\"chos demo\"\nID=" + h.osIDs["one"] + "\n"},
+		{"busybox", h.trees["one"], "etc/os-release", "NAME=\"" + h.osNames["one"] + "\"\nID=" + h.osIDs["one"] + "\n"},
 		{"debian", debianTree(t), "etc/debian_version", "11."},
 	}
 	for _, c := range cases {
