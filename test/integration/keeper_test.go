@@ -42,8 +42,11 @@ func keepersOf(uid int) []keeper {
 	}) {
 		k := keeper{pid: pid}
 		k.ns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		// (Read again: a keeper that ended meanwhile shows no command line.)
 		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
-			k.tree = strings.Split(string(cmdline), "\x00")[2]
+			if args := strings.Split(string(cmdline), "\x00"); len(args) > 2 {
+				k.tree = args[2]
+			}
 		}
 		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 			if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
