@@ -117,6 +117,15 @@ func (cl *cmdline) effectiveConfig(paths config.Paths, name string) (*effectiveC
 	for _, f := range set.Files {
 		ec.Files = append(ec.Files, f.Name)
 	}
+	if !cl.inv.Privilege.UserNS {
+		// The setuid chos refuses a system file root alone does not
+		// vouch for: an error of the configuration it acts on.
+		for _, f := range ec.Files {
+			if err := config.CheckRootOwned(f); err != nil {
+				ec.Problems = append(ec.Problems, problem{Origin: f, Message: err.Error() + ": the setuid chos refuses every launch"})
+			}
+		}
+	}
 	if set.Personal != nil {
 		ec.Files = append(ec.Files, set.Personal.Name)
 	}

@@ -30,8 +30,9 @@ func (cl *cmdline) checkDevices(k *checker, cat *ostree.Catalog, trees []*ostree
 	for _, t := range trees {
 		allowing = allowing || (!t.Host && len(t.Devices)+len(cat.CDI.Devices) > 0)
 	}
-	// (as a launch reads them: root's to vouch for, installed setuid)
-	trusted := cl.inv.Privilege.Setuid
+	// (as the setuid chos reads them for a launch: root's to vouch for;
+	// root's own check holds them to the same rule, as it does the trees)
+	trusted := !cl.inv.Privilege.UserNS
 	dirs := cl.specDirs(cat)
 	specs, err := devices.Specs(dirs, trusted)
 	switch {

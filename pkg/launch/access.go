@@ -129,7 +129,7 @@ func (inv Invocation) TreeProblem(t *ostree.Tree) error {
 	if err := ostree.Problem(t, inv.HostPath("/")); err != nil || t.Host || inv.Privilege.UserNS {
 		return err
 	}
-	if err := trust.CheckPath(inv.HostPath(t.Path)); trust.IsUntrusted(err) {
+	if err := inv.Machine.Vouched(inv.HostPath(t.Path)); trust.IsUntrusted(err) {
 		return fmt.Errorf("%w: the setuid chos refuses it", err)
 	}
 	return nil

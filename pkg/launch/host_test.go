@@ -213,6 +213,9 @@ type machine struct {
 	cacheDir string
 	// unreadable paths: Access refuses them (EACCES).
 	unreadable []string
+	// unvouched paths: Vouched refuses them and what is below them (as
+	// a group-writable directory would be).
+	unvouched []string
 	// asUser are the uids AsUser ran something as; requireRoot what
 	// LoadConfig was asked; dropped the uid root was given up for (-1: not).
 	asUser      []int
@@ -254,6 +257,15 @@ func (m *machine) Access(path string, mode uint32) error {
 	}
 	_, err := os.Stat(path)
 	return err
+}
+
+func (m *machine) Vouched(path string) error {
+	for _, p := range m.unvouched {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return &trust.Error{Path: path, Component: p, Reason: "writable by group or others (mode 0775)"}
+		}
+	}
+	return nil
 }
 
 func (m *machine) DropRoot(uid int) error {

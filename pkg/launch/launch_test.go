@@ -228,6 +228,41 @@ func TestTreesTheCallerCannotReadAreRefused(t *testing.T) {
 	}
 }
 
+// A tree someone other than root could have changed is refused by every
+// privileged launch, one that would enter a cached view included (its key
+// does not see owners and modes); in user-namespace mode the caller's own
+// rights are all that is used, and nothing is asked.
+func TestTreesOnlyRootVouchesForAreRefusedEvenWhenCached(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		uid       int
+		p         Privilege
+		unvouched string
+		fresh     bool
+		refused   bool
+	}{
+		{"root's tree", uidAlice, setuid, "", false, false},
+		{"a group-writable tree, cached", uidAlice, setuid, "/os/el7", false, true},
+		{"a group-writable directory above it, cached", uidAlice, setuid, "/os", false, true},
+		{"a group-writable tree, fresh", uidAlice, setuid, "/os/el7", true, true},
+		{"root's own launch", 0, rootself, "/os/el7", false, true},
+		{"user namespaces", uidAlice, userns, "/os/el7", false, false},
+		{"another tree group-writable", uidAlice, setuid, "/os/deb", false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHost(t, site)
+			if c.unvouched != "" {
+				h.m.unvouched = []string{filepath.Join(h.root, c.unvouched)}
+			}
+			_, err := prepare(t, h.inv(c.uid, c.p), Request{Tree: "el7", Argv: []string{"true"}, Fresh: c.fresh})
+			refused := err != nil && strings.Contains(err.Error(), "the setuid chos refuses it")
+			if refused != c.refused || (!c.refused && err != nil) {
+				t.Fatalf("refused %v (%v), want %v", refused, err, c.refused)
+			}
+		})
+	}
+}
+
 func TestSetuidAllowKeepsSetuidProgramsWorking(t *testing.T) {
 	h := newHost(t, site)
 	for _, c := range []struct {

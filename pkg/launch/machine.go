@@ -55,6 +55,10 @@ type Machine interface {
 	// EnterHostRoot moves this process to the host's root, which a view
 	// shows at dir (nsroot.EnterHostRoot).
 	EnterHostRoot(dir string) (nsroot.HostRoot, error)
+	// Vouched says whether only root could have made path what it is:
+	// it and every directory above it root's and not writable by group
+	// or others (trust.CheckPath; a *trust.Error when not).
+	Vouched(path string) error
 }
 
 // NameService names users and groups (identity.Resolver).
@@ -108,6 +112,8 @@ func (HostMachine) Access(path string, mode uint32) error {
 }
 
 func (HostMachine) DropRoot(uid int) error { return nsroot.DropPrivilege(uid) }
+
+func (HostMachine) Vouched(path string) error { return trust.CheckPath(path) }
 
 func (HostMachine) Getwd(caller *spec.Credentials) (string, error) {
 	wd, err := nsroot.Getwd(caller)

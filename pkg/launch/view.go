@@ -8,6 +8,7 @@ import (
 	"github.com/chos-hpc/chos/pkg/ostree"
 	"github.com/chos-hpc/chos/pkg/plan"
 	"github.com/chos-hpc/chos/pkg/spec"
+	"github.com/chos-hpc/chos/pkg/trust"
 )
 
 // viewRequest is what a plan needs to know of a tree's view: the same for
@@ -17,8 +18,16 @@ func (inv Invocation) viewRequest(cat *ostree.Catalog, t *ostree.Tree) (plan.Vie
 	if t.Host {
 		return req, nil
 	}
+	root := inv.HostPath(t.Path)
+	if !inv.Privilege.UserNS {
+		// Every launch, a cached one too: a tree someone else could have
+		// changed since its view was built is refused, as a build would.
+		if err := inv.Machine.Vouched(root); trust.IsUntrusted(err) {
+			return req, fmt.Errorf("tree %s (%s): %w: the setuid chos refuses it", t.Name, t.At, err)
+		}
+	}
 	var err error
-	if root := inv.HostPath(t.Path); ostree.IsImage(root) {
+	if ostree.IsImage(root) {
 		// A launch that enters a cached view never reads the image: the
 		// identity in the key stands for its content.
 		var id ostree.ImageID

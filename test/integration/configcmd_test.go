@@ -70,3 +70,24 @@ func TestConfigAndCheckNameDropInErrors(t *testing.T) {
 		t.Errorf("the refusal does not name %s:2:\n%s", typo, r)
 	}
 }
+
+// A drop-in a user could change is an error of the configuration the
+// setuid chos acts on: `chos config` lists it (status 125) as `chos check`
+// FAILs it and every launch refuses it; root's own config says so too.
+func TestConfigNamesAFileTheSetuidChosRefuses(t *testing.T) {
+	dir := filepath.Join(h.etc, "chos.d")
+	must(t, os.MkdirAll(dir, 0o755))
+	drop := filepath.Join(dir, unique(t)+".conf")
+	t.Cleanup(func() { os.Remove(drop) })
+	must(t, writeRootFile(drop, "%TREE two\ndescription = the second\n", 0o644))
+	wantStatus(t, chos(t, "config"), 0) // the control: root's, 0644
+	must(t, os.Chmod(drop, 0o666))
+	for _, c := range []call{chosCall("config"), {Root: true, Args: []string{h.chos, "config"}}} {
+		r := run(t, c)
+		wantStatus(t, r, 125)
+		if !strings.Contains(r.stdout, drop) || !strings.Contains(r.stdout, "writable by group or others") {
+			t.Errorf("chos config does not name the unsafe %s:\n%s", drop, r)
+		}
+	}
+	wantStatus(t, chos(t, "exec", "one", "true"), 125)
+}

@@ -284,6 +284,13 @@ func TestDeviceSpecsAreTrustedConfiguration(t *testing.T) {
 	if r := chos(t, "exec", "--device", devName, "debgcc", "true"); r.status != 125 || !strings.Contains(r.stderr, spec+" is writable by group or others") {
 		t.Errorf("a spec anyone may write:\n%s", r)
 	}
+	// chos check FAILs it, for the user and for root alike (root may read
+	// it, but every user's launch refuses it)
+	for _, c := range []call{chosCall("check", "debgcc"), {Root: true, Args: []string{h.chos, "check", "debgcc"}}} {
+		if r := run(t, c); r.status != 1 || !strings.Contains(r.stdout, "FAIL devices: ") || !strings.Contains(r.stdout, spec+" is writable by group or others") {
+			t.Errorf("chos check of a spec anyone may write:\n%s", r)
+		}
+	}
 	must(t, os.Chmod(spec, 0o644))
 
 	// a hook program of the vendor's own: the device is refused, the

@@ -38,3 +38,24 @@ func TestUserNamespaceChildEntryIsRefusedWhenSetuid(t *testing.T) {
 		t.Errorf("root on the host: want the user-namespace refusal, got status %d, %q", r.status, r.stderr)
 	}
 }
+
+// A tree that has become changeable by someone other than root is refused
+// by every launch, one that would enter its cached view included, with a
+// line naming the tree (the view's key stamps the tree by device and
+// inode, not by owner and mode). The control: the same launch before.
+func TestATreeNoLongerRootsIsRefusedEvenWithACachedView(t *testing.T) {
+	emptyCache(t)
+	tree := h.trees["one"]
+	wantStatus(t, chos(t, "exec", "one", "true"), 0) // builds and caches the view
+	fi, err := os.Stat(tree)
+	must(t, err)
+	must(t, os.Chmod(tree, 0o775))
+	t.Cleanup(func() { os.Chmod(tree, fi.Mode().Perm()) })
+	for _, args := range [][]string{{"exec", "one", "true"}, {"exec", "--fresh", "one", "true"}} {
+		r := chos(t, args...)
+		wantStatus(t, r, 125)
+		if !strings.HasPrefix(r.stderr, "chos: tree one (") || !strings.Contains(r.stderr, "writable by group or others") {
+			t.Errorf("want one line naming the tree:\n%s", r)
+		}
+	}
+}
