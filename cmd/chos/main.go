@@ -61,6 +61,8 @@ func run(args []string) int {
 			return statusFailed
 		}
 		return 0
+	case nsroot.IsKeeper(args):
+		return nsroot.RunKeeper(args)
 	}
 	inv, err := launch.New()
 	if err != nil {

@@ -67,7 +67,8 @@ type Event struct {
 	Selected string
 	Mode     string // setuid or userns: how the tree is entered
 	// View is cached (the tree's shared namespace, entered or built),
-	// fresh (a private view built for this launch) or host.
+	// kept (a user-namespace view a process of the user's keeps, joined
+	// or built), fresh (a private view built for this launch) or host.
 	View string
 	// Via is how chos was started: exec, shell, vsys, legacy, pam, slurm.
 	Via   string

@@ -1,10 +1,10 @@
 package config
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,7 +43,8 @@ type Set struct {
 	// chos runs without privilege; nil when there is none.
 	Personal *File
 	// Digest fingerprints every system file read (names and contents):
-	// a cached view is never used once it changes.
+	// a cached view is never used once it changes. (FNV-1a, 64 bits: the
+	// files are root's; see plan.CacheKey.)
 	Digest string
 }
 
@@ -78,7 +79,7 @@ func (e *readError) Unwrap() error { return e.err }
 func load(p Paths, requireRoot, all bool) (*Set, []error) {
 	set := &Set{}
 	var errs []error
-	digest := sha256.New()
+	digest := fnv.New64a()
 	read := func(path string) ([]byte, error) {
 		if requireRoot {
 			if err := CheckRootOwned(path); err != nil {

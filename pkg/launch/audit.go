@@ -88,6 +88,8 @@ func (r *Record) launched(p *spec.Plan, use nsroot.ViewUse) {
 	switch {
 	case p.Host || p.RootSource != "": // (back to the host from inside a view)
 		e.View = "host"
+	case p.Cache != nil && p.Cache.Dir == "": // (userns mode)
+		e.View = string(nsroot.UsedKept)
 	case use != "":
 		e.View = string(use)
 	case p.Cache == nil:
@@ -133,7 +135,7 @@ func (inv Invocation) Log(r Record) {
 func (inv Invocation) Announce(l *Launch) {
 	p := l.Plan
 	miss := false
-	if p.Cache != nil {
+	if p.Cache != nil && p.Cache.Dir != "" { // (a setuid view's cache)
 		_, err := os.Lstat(p.Cache.File())
 		miss = err != nil
 		if miss {

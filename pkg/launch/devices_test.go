@@ -187,7 +187,7 @@ func TestDeviceViewsAreCachedApart(t *testing.T) {
 			t.Errorf("%s: %+v (with gpu=0: %+v)", c.name, c.got, gpu0)
 		}
 	}
-	if gpu0.Variant != plan.DeviceVariant(&spec.Devices{Names: []string{"nvidia.com/gpu=0"}}) ||
+	if v, _ := plan.DeviceVariant(&spec.Devices{Names: []string{"nvidia.com/gpu=0"}}); gpu0.Variant != v ||
 		!strings.HasSuffix(gpu0.File(), "/deb."+gpu0.Variant+"-"+gpu0.Key+".mnt") {
 		t.Errorf("cache file %s", gpu0.File())
 	}

@@ -230,6 +230,8 @@ type machine struct {
 	specsAsRoot []bool
 	// enteredHost: the directories EnterHostRoot moved to.
 	enteredHost []string
+	// mntNS is the inode of this process's mount namespace ("" for one).
+	mntNS string
 }
 
 func (m *machine) Names(root string, privileged bool) NameService {
@@ -277,6 +279,12 @@ func (m *machine) CwdID(*spec.Credentials) (*spec.FileID, error) {
 }
 func (m *machine) Executable() (string, error) { return "/usr/bin/chos", nil }
 func (m *machine) CacheDir() (string, error)   { return m.cacheDir, nil }
+func (m *machine) Namespaces() (string, string, error) {
+	if m.mntNS == "" {
+		return "mnt:[4026531841]", "user:[4026531837]", nil
+	}
+	return "mnt:[" + m.mntNS + "]", "user:[4026531837]", nil
+}
 
 func (m *machine) SpecFiles(dir string, requireRoot bool) ([]string, error) {
 	m.specsAsRoot = append(m.specsAsRoot, requireRoot)

@@ -387,7 +387,11 @@ func TestCacheNameIsTheViewsAndOnlyWhereRootBuildsIt(t *testing.T) {
 	}{
 		{"setuid", setuid, "el7", "", false, true},
 		{"root", rootself, "el7", "", false, true},
-		{"user namespaces", userns, "el7", "", false, false},
+		{"user namespaces (a kept view: see TestKeptViewIsTheUsersOwn)", userns, "el7", "", false, true},
+		{"user namespaces --fresh", userns, "el7", "", true, false},
+		{"user namespaces, the host", userns, "local", "", false, false},
+		{"user namespaces, cache = no", userns, "nocache", "", false, false},
+		{"user namespaces, from inside a view", userns, "el7", plan.HostDir, false, false},
 		{"the host", setuid, "local", "", false, false},
 		{"cache = no", setuid, "nocache", "", false, false},
 		{"--fresh", setuid, "el7", "", true, false},
@@ -409,7 +413,11 @@ func TestCacheNameIsTheViewsAndOnlyWhereRootBuildsIt(t *testing.T) {
 			if cached := l.Plan.Cache != nil; cached != c.cached {
 				t.Fatalf("cached %v, want %v", cached, c.cached)
 			}
-			if c.cached && (l.Plan.Cache.Tree != c.tree || l.Plan.Cache.Dir != h.m.cacheDir || len(l.Plan.Cache.Key) != 24) {
+			dir := h.m.cacheDir
+			if c.p.UserNS {
+				dir = "" // (kept by a process of the caller's)
+			}
+			if c.cached && (l.Plan.Cache.Tree != c.tree || l.Plan.Cache.Dir != dir || len(l.Plan.Cache.Key) != 16) {
 				t.Errorf("cache %+v", l.Plan.Cache)
 			}
 		})
@@ -460,6 +468,55 @@ func TestCacheKeyStampsWhatTheViewShows(t *testing.T) {
 	h.write("/os/el7/usr/new", "")
 	if key(uidAlice) != alice {
 		t.Error("a file inside a bound directory changed the key")
+	}
+}
+
+// The key of a view kept for a user's user-namespace launches is their own:
+// the same for the same view, user and namespaces, another one when any
+// changes, as it does when what the view shows by reference is replaced.
+func TestKeptViewIsTheUsersOwn(t *testing.T) {
+	h := newHost(t, site)
+	key := func(inv Invocation) string {
+		t.Helper()
+		l, err := prepare(t, inv, Request{Tree: "el7", Argv: []string{"true"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Plan.Cache.Key
+	}
+	alice := key(h.inv(uidAlice, userns))
+	if key(h.inv(uidAlice, userns)) != alice {
+		t.Fatal("control: the same launch gave another key")
+	}
+	otherGID := h.inv(uidAlice, userns)
+	otherGID.Caller.GID = gidWheel
+	for _, c := range []struct {
+		name  string
+		other func() string
+	}{
+		{"another user", func() string { return key(h.inv(uidBob, userns)) }},
+		{"another gid", func() string { return key(otherGID) }},
+		{"a directory user (an identity layer)", func() string { return key(h.inv(uidDave, userns)) }},
+		{"another mount namespace", func() string {
+			h.m.mntNS = "4026532999"
+			defer func() { h.m.mntNS = "" }()
+			return key(h.inv(uidAlice, userns))
+		}},
+		{"the setuid view's", func() string { return key(h.inv(uidAlice, setuid)) }},
+		{"a top-level directory replaced", func() string {
+			p := filepath.Join(h.root, "/os/el7/usr")
+			must(t, os.Rename(p, p+".old"))
+			must(t, os.Mkdir(p, 0o755))
+			defer func() { os.Remove(p); must(t, os.Rename(p+".old", p)) }()
+			return key(h.inv(uidAlice, userns))
+		}},
+	} {
+		if other := c.other(); other == alice {
+			t.Errorf("%s: the same key %s", c.name, other)
+		}
+	}
+	if key(h.inv(uidAlice, userns)) != alice {
+		t.Error("control: the key changed after everything was put back")
 	}
 }
 
@@ -678,7 +735,12 @@ func TestAuditRecordOfALaunch(t *testing.T) {
 	}
 	l, _ = prepare(t, h.inv(uidAlice, userns), Request{Tree: "deb", Login: true})
 	l.Record.launched(l.Plan, "")
-	if e := l.Record.Event; e.Via != "shell" || e.Mode != "userns" || e.View != "fresh" || h.inv(uidAlice, userns).logsOnEntry(l.Plan) {
+	if e := l.Record.Event; e.Via != "shell" || e.Mode != "userns" || e.View != "kept" || h.inv(uidAlice, userns).logsOnEntry(l.Plan) {
+		t.Errorf("record %+v", e)
+	}
+	l, _ = prepare(t, h.inv(uidAlice, userns), Request{Tree: "deb", Login: true, Fresh: true})
+	l.Record.launched(l.Plan, "")
+	if e := l.Record.Event; e.Mode != "userns" || e.View != "fresh" {
 		t.Errorf("record %+v", e)
 	}
 	if l.Record.Config.Socket == "" {

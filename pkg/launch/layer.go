@@ -1,10 +1,10 @@
 package launch
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -50,12 +50,14 @@ func (inv Invocation) layer(t *ostree.Tree, u identity.User, gids []int) (*spec.
 	if len(id.Passwd)+len(id.Group) == 0 {
 		return nil, nil
 	}
-	h := sha256.New()
+	// (FNV-1a, 64 bits, as plan.CacheKey: a collision would show this user
+	// a stale layer of their own, naming them and their groups only.)
+	h := fnv.New64a()
 	fmt.Fprintf(h, "%d\x00%d\x00%v\x00", u.UID, u.GID, gids)
 	for _, l := range append(append([]string{}, id.Passwd...), id.Group...) {
 		fmt.Fprintf(h, "%s\x00", l)
 	}
-	id.Key = hex.EncodeToString(h.Sum(nil))[:16]
+	id.Key = hex.EncodeToString(h.Sum(nil))
 	return id, nil
 }
 

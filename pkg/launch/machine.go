@@ -45,6 +45,10 @@ type Machine interface {
 	// CacheDir is where launches from this mount namespace keep their
 	// views (nsroot.NamespaceCacheDir).
 	CacheDir() (string, error)
+	// Namespaces names this process's mount and user namespaces (as
+	// /proc/thread-self/ns/mnt and ns/user read): a view kept for a
+	// user's launches is made from them.
+	Namespaces() (mnt, user string, err error)
 	// SpecFiles lists the CDI spec files of dir (devices.Specs); with
 	// requireRoot, only where root alone could have written them.
 	SpecFiles(dir string, requireRoot bool) ([]string, error)
@@ -131,6 +135,16 @@ func (HostMachine) Executable() (string, error) {
 
 func (HostMachine) EnterHostRoot(dir string) (nsroot.HostRoot, error) {
 	return nsroot.EnterHostRoot(dir)
+}
+
+func (HostMachine) Namespaces() (mnt, user string, err error) {
+	if mnt, err = os.Readlink("/proc/thread-self/ns/mnt"); err == nil {
+		user, err = os.Readlink("/proc/thread-self/ns/user")
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("reading this process's namespaces: %w", err)
+	}
+	return mnt, user, nil
 }
 
 // CacheDir is CACHEDIR/ns/INODE: every mount namespace has a cache of its

@@ -102,7 +102,9 @@ func (inv Invocation) planFor(cat *ostree.Catalog, who plan.Caller, t *ostree.Tr
 	if p.Layer, err = inv.layer(t, u, append([]int{who.GID}, who.Groups...)); err != nil {
 		return nil, nil, fmt.Errorf("naming you inside tree %s: %w", t.Name, err)
 	}
-	if !fresh {
+	if !fresh && inv.Privilege.UserNS {
+		p.Cache = inv.keptView(cat, t, &p.View, p.Layer)
+	} else if !fresh {
 		p.Cache = inv.cacheFor(cat, t, &p.View)
 	}
 	if plan.DirShowsHost(&p.View, inv.HostPrefix, p.Dir) {

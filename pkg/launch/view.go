@@ -2,6 +2,7 @@ package launch
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/ostree"
@@ -77,8 +78,33 @@ func (inv Invocation) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *spec.View
 	if err != nil {
 		return nil
 	}
-	return &spec.Cache{Dir: dir, Tree: t.Name, Key: plan.CacheKey(cat.Digest, v, inv.stamps(t, v)),
-		Variant: plan.DeviceVariant(v.Devices)}
+	variant, ok := plan.DeviceVariant(v.Devices)
+	if !ok {
+		return nil // (too many devices to name a file: a private view)
+	}
+	return &spec.Cache{Dir: dir, Tree: t.Name, Key: plan.CacheKey(cat.Digest, v, inv.stamps(t, v)), Variant: variant}
+}
+
+// keptView names the view that a keeper of the caller's keeps for their
+// user-namespace launches (nsroot.RunInUserNS), or nil where none is kept:
+// for the host, trees with `cache = no`, and from inside a view. Its key
+// covers what a setuid view's does and, the view being the caller's own,
+// their ids, their identity layer (nil for none), and the user and mount
+// namespaces the view is made from (the keeper pins the mount namespace,
+// so that its inode number is not reused while the view is kept).
+func (inv Invocation) keptView(cat *ostree.Catalog, t *ostree.Tree, v *spec.View, layer *spec.Layer) *spec.Cache {
+	if !inv.Privilege.UserNS || t.Host || t.NoCache || inv.HostPrefix != "" || inv.FromView {
+		return nil
+	}
+	mnt, user, err := inv.Machine.Namespaces()
+	if err != nil {
+		return nil
+	}
+	stamps := append(inv.stamps(t, v), "uid "+strconv.Itoa(inv.Caller.UID), "gid "+strconv.Itoa(inv.Caller.GID), mnt, user)
+	if layer != nil {
+		stamps = append(stamps, "layer "+layer.Key)
+	}
+	return &spec.Cache{Tree: t.Name, Key: plan.CacheKey(cat.Digest, v, stamps)}
 }
 
 // stamps are the device and inode of what view v of tree t shows by

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 
@@ -51,10 +50,12 @@ func FindSquashfuse(hostRoot string) (string, error) {
 // imageServer starts squashfuse for the images a user-namespace child
 // mounts.
 type imageServer struct {
-	steps  []spec.Mount
-	prog   string // squashfuse, below steps' HostRoot
-	here   *os.File
-	child  *os.File // the child's end, fd imageServerFD there
+	steps []spec.Mount
+	prog  string // squashfuse, below steps' HostRoot
+	here  *os.File
+	child *os.File // the child's end, fd imageServerFD there
+	// hidden are the descriptors serve made close-on-exec.
+	hidden []int
 	mu     sync.Mutex
 	failed []string // what squashfuse said when it ended badly
 }
@@ -87,10 +88,11 @@ func (s *imageServer) serve() {
 	// The descriptors this process inherited are the command's (the child
 	// has its copies now): squashfuse, which may outlive the command, must
 	// not hold a caller's pipe open.
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		for _, e := range ents {
-			if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+	if fds, err := inheritedFDs(); err == nil {
+		for _, fd := range fds {
+			if fd > 2 {
 				unix.CloseOnExec(fd)
+				s.hidden = append(s.hidden, fd)
 			}
 		}
 	}
@@ -110,6 +112,19 @@ func (s *imageServer) serve() {
 			}
 		}
 	}()
+}
+
+// inheritAgain gives back to the processes this one starts the
+// descriptors serve hid from squashfuse: once the view is built, for the
+// command, which a kept view's launch forks from this process.
+func (s *imageServer) inheritAgain() {
+	if s == nil {
+		return
+	}
+	for _, fd := range s.hidden {
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+	}
+	s.hidden = nil
 }
 
 // receive reads one request: the image's path and the FUSE connection.

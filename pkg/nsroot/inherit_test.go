@@ -22,6 +22,9 @@ import (
 const startProbeEnv = "CHOS_NSROOT_START_PROBE"
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(holderEnv); dir != "" {
+		runHolder(dir)
+	}
 	if os.Getenv(startProbeEnv) != "" {
 		RecordStart()
 		s := StartState()

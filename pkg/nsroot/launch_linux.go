@@ -175,6 +175,7 @@ const (
 	UsedCached ViewUse = "cached" // entered the cached view, built before
 	UsedBuilt  ViewUse = "built"  // its builder built the cached view, which it entered
 	UsedFresh  ViewUse = "fresh"  // a private view of its own
+	UsedKept   ViewUse = "kept"   // userns mode: the view a keeper of the user's keeps
 )
 
 // EnterView puts the calling thread (locked) in the mount namespace of v,
@@ -206,13 +207,38 @@ func enterView(v *spec.View, id *spec.Layer, mode Mode) (use ViewUse, notes []sp
 		if v.Cache != nil {
 			return enterCachedView(v, id)
 		}
-		notes, err = enterBuiltView(v, id)
-		return UsedFresh, notes, err
+		if !privateInProcess(v) {
+			notes, err = enterBuiltView(v, id)
+			return UsedFresh, notes, err
+		}
 	}
 	if notes, err = assemble(v, mode); err != nil || v.RootSource != "" {
 		return UsedFresh, notes, err
 	}
 	return UsedFresh, notes, applyIdentity(id)
+}
+
+// privateInProcess says whether a privileged launch builds private view v
+// itself rather than have a builder build it: a view of a directory tree,
+// from the host. Building it takes no lock, sets up no loop device and
+// makes nothing another launch waits on or enters (the namespace is this
+// process's alone), so its user stopping or limiting this process (which
+// runs with chos's limits meanwhile: Enter) stalls no one else's launch,
+// and it saves the launch a second start of chos. An image tree's view
+// (the loop device's lock), a view with devices (their specs are read by
+// a reader with root's ids only, as an image's listing) and a launch from
+// inside a view (the builder leaves the outer view first) are still built
+// by a builder.
+func privateInProcess(v *spec.View) bool {
+	if v.OuterHost != "" || v.RootSource != "" || v.Devices != nil {
+		return false
+	}
+	for _, m := range v.Mounts {
+		if m.Op == spec.OpImage || m.Op == spec.OpEntries || m.Op == spec.OpDevices {
+			return false
+		}
+	}
+	return true
 }
 
 // assemble builds the view on v.Root in a new mount namespace and makes it

@@ -1,6 +1,7 @@
 package nsroot
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,6 +48,10 @@ type childRequest struct {
 // it (the child is killed if this process dies), and ends as it ends: with
 // its exit status, or killed by the same signal. Its notes are what went
 // wrong with an image's server while the command ran.
+//
+// A view with a Cache is kept (keeper_linux.go): the command's process is
+// forked from this one and joins the kept view, and only when there is none
+// does a keeper build it.
 func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 	// (The image server needs the image's entries; the child reads the
 	// devices' specs, and shows what it left out of them as its other
@@ -54,6 +59,23 @@ func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 	if err := expandEntries(&p.View, Unprivileged); err != nil {
 		return StatusFailed, nil, fmt.Errorf("setting up tree %s: %w", p.Tree, err)
 	}
+	// What the caller ignored, this process ignores too, as the command
+	// will (a Go program dies by a SIGTERM it was started ignoring).
+	start.ignoreAsCaller()
+	var kept []spec.Note
+	if p.Cache != nil {
+		status, notes, ran, err := runKept(p, verbose)
+		if ran {
+			return status, notes, err
+		}
+		kept = notes
+	}
+	status, notes, err := runFresh(p, verbose)
+	return status, append(kept, notes...), err
+}
+
+// runFresh is RunInUserNS with a view built for this launch alone.
+func runFresh(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 	images, err := newImageServer(&p.View)
 	if err != nil {
 		return StatusFailed, nil, err
@@ -81,18 +103,9 @@ func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 		w.Close()
 		return StatusFailed, nil, err
 	}
-	// What the caller ignored, this process ignores too, as the command
-	// will (a Go program dies by a SIGTERM it was started ignoring). The
-	// rest it catches before starting, so that nothing is lost in between.
-	req.Inherit.ignoreAsCaller()
-	var watched []os.Signal
-	for _, s := range forwarded {
-		if !req.Inherit.Ignored.Has(int(s.(syscall.Signal))) {
-			watched = append(watched, s)
-		}
-	}
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, watched...)
+	// The signals it forwards it catches before starting the child, so
+	// that nothing is lost in between.
+	sigs := catchForwarded(&req.Inherit)
 	// (without one, the terminal tells group signals apart: see forward)
 	wit, _ := startWitness()
 	defer wit.stop()
@@ -124,14 +137,155 @@ func RunInUserNS(p *spec.Plan, verbose bool) (int, []spec.Note, error) {
 	ws, err := c.wait()
 	notes := images.failures()
 	wit.stop()
+	status, err := endAs(ws, err)
+	return status, notes, err
+}
+
+// catchForwarded starts catching the signals the helper forwards (but
+// those the caller ignored).
+func catchForwarded(in *Inherited) chan os.Signal {
+	var watched []os.Signal
+	for _, s := range forwarded {
+		if !in.Ignored.Has(int(s.(syscall.Signal))) {
+			watched = append(watched, s)
+		}
+	}
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, watched...)
+	return sigs
+}
+
+// endAs returns the command's exit status, or ends this process by the
+// signal that ended the command (nothing can be shown after).
+func endAs(ws unix.WaitStatus, err error) (int, error) {
 	if err != nil {
-		return StatusFailed, notes, err
+		return StatusFailed, err
 	}
 	if ws.Signaled() {
-		// (nothing can be shown after: the signal ends this process)
 		dieBy(ws.Signal())
 	}
-	return ws.ExitStatus(), notes, nil
+	return ws.ExitStatus(), nil
+}
+
+// keptTasks is the room a launch that joins a kept view needs beyond this
+// process's threads: the command, the signal witness, and this process's
+// threads while it waits (see userNSTasks), with 2 to spare. keeperTasks
+// is what starting a keeper adds: the process in between, the keeper and
+// its Go runtime's threads (GOMAXPROCS=1), with 2 to spare.
+const (
+	keptTasks   = 6
+	keeperTasks = 8
+)
+
+// runKept runs p's command in the kept view of p.Cache (keeper_linux.go,
+// join_linux.go). ran is false when the launch builds a view of its own
+// instead (the notes say why where that is worth knowing): no keeper can
+// keep it, or the kept view does not show the working directory, or the
+// soft open file limit chos was started with is unknown.
+func runKept(p *spec.Plan, verbose bool) (status int, notes []spec.Note, ran bool, err error) {
+	nofile, known := callerNofile()
+	if !known {
+		return 0, nil, false, nil // (the command would get the runtime's limit)
+	}
+	if len(p.Dir) >= unix.PathMax {
+		// (entered in pieces, which the joining child cannot do: chdir)
+		return 0, nil, false, nil
+	}
+	var images *imageServer
+	k, err := dialKeeper(KeeperAddress(p.Cache, os.Getuid()))
+	if errors.Is(err, errNoKeeper) {
+		if images, err = newImageServer(&p.View); err != nil {
+			return StatusFailed, nil, true, err
+		}
+		defer images.close()
+		need := keptTasks + keeperTasks
+		if images != nil {
+			need += imageTasks
+		}
+		if err := checkTaskRoom(os.Getuid(), need); err != nil {
+			return StatusFailed, nil, true, err
+		}
+		k, notes, err = startAndJoinKeeper(p, images)
+		if err != nil {
+			return StatusFailed, notes, true, err
+		}
+	} else if err != nil {
+		return 0, []spec.Note{spec.Notef("not joining the kept view of tree %s: %v", p.Tree, err)}, false, nil
+	} else if err := checkTaskRoom(os.Getuid(), keptTasks); err != nil {
+		k.close()
+		return StatusFailed, nil, true, err
+	}
+	if k == nil {
+		return 0, notes, false, nil
+	}
+	// Held (close-on-exec) until the command ends: the keeper keeps the
+	// view while it runs.
+	defer k.close()
+	if verbose {
+		notes = append(notes, k.notes...)
+	}
+	// While it waits, this process runs little Go code: one processor
+	// bounds the threads the runtime may still start (see checkTaskRoom).
+	runtime.GOMAXPROCS(1)
+	sigs := catchForwarded(&start)
+	// (without one, the terminal tells group signals apart: see forward)
+	wit, _ := startWitness()
+	defer wit.stop()
+	pid, lerr, private, err := startJoined(p, k.user, k.mnt, nofile)
+	if err != nil || lerr != nil || private != "" {
+		signal.Stop(sigs)
+		close(sigs)
+		wit.stop()
+	}
+	switch {
+	case err != nil:
+		return StatusFailed, notes, true, err
+	case lerr != nil:
+		return lerr.Status, notes, true, lerr
+	case private != "":
+		return 0, append(notes, spec.Notef("%s", private)), false, nil
+	}
+	c := &child{pid: pid}
+	go c.forward(sigs, wit)
+	ws, err := c.wait()
+	notes = append(notes, images.failures()...)
+	wit.stop()
+	status, err = endAs(ws, err)
+	return status, notes, true, err
+}
+
+// startJoined starts p's command in the namespaces open at user and mnt
+// (forkJoin) and returns its pid once it is executed. Otherwise nothing
+// ran, and lerr says why as Launch would have, or private why the launch
+// builds a view of its own instead.
+func startJoined(p *spec.Plan, user, mnt int, nofile unix.Rlimit) (pid int, lerr *LaunchError, private string, err error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, nil, "", fmt.Errorf("making a pipe for the command's start: %w", err)
+	}
+	defer r.Close()
+	s, cands, err := prepareJoin(p, user, mnt, int(w.Fd()), nofile)
+	if err != nil {
+		w.Close()
+		return 0, nil, "", fmt.Errorf("preparing the command: %w", err)
+	}
+	upid, errno := forkJoin(s)
+	w.Close()
+	if errno != 0 {
+		return 0, nil, "", fmt.Errorf("starting the command in tree %s: %w", p.Tree, errno)
+	}
+	var rep joinReport
+	if n, _ := io.ReadFull(r, unsafe.Slice((*byte)(unsafe.Pointer(&rep)), unsafe.Sizeof(rep))); n == 0 {
+		return int(upid), nil, "", nil
+	}
+	// Stopped before the exec: nothing ran.
+	for {
+		if _, err := unix.Wait4(int(upid), nil, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	lerr, private = joinError(p, cands, rep)
+	return 0, lerr, private, nil
 }
 
 // childFiles maps the child's descriptors: each one this process inherited

@@ -39,12 +39,14 @@ type witness struct {
 	ctl    *os.File // the signal it is to take back, one byte each
 	ack    *os.File // its answer, one byte each
 	status string   // its /proc/PID/status
+	mem    []byte   // its stack and witnessMem, if it shares this process's memory
 }
 
 // witnessMem is everything the witness uses after the fork, allocated
-// before it: the witness runs on a copy of this process with a single
-// thread and no working runtime, so it may not allocate, grow its stack or
-// call into the runtime, only make system calls.
+// before it: the witness runs with a single thread and no working runtime
+// (on a copy of this process, or in its memory on a stack of its own:
+// witnessfork_linux.go, witnessvm_linux.go), so it may not allocate, grow
+// its stack or call into the runtime, only make system calls.
 type witnessMem struct {
 	ctl, ack int // its ends of the pipes
 	ppid     int
@@ -77,7 +79,7 @@ func startWitness() (*witness, error) {
 	syscall.ForkLock.Lock()
 	old := threadMask()
 	setThreadMask(unix.SIG_SETMASK, ^SignalSet(0))
-	pid, errno := forkWitness(m)
+	pid, mem, errno := forkWitness(m)
 	setThreadMask(unix.SIG_SETMASK, old)
 	syscall.ForkLock.Unlock()
 	if errno != 0 {
@@ -85,20 +87,7 @@ func startWitness() (*witness, error) {
 		ackR.Close()
 		return nil, fmt.Errorf("starting the signal witness: %w", errno)
 	}
-	return &witness{pid: pid, ctl: ctlW, ack: ackR, status: "/proc/" + strconv.Itoa(pid) + "/status"}, nil
-}
-
-// forkWitness forks; the child becomes the witness and never returns.
-//
-//go:nosplit
-//go:norace
-func forkWitness(m *witnessMem) (int, syscall.Errno) {
-	pid, _, errno := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
-	if errno != 0 || pid != 0 {
-		return int(pid), errno
-	}
-	witnessLoop(m)
-	return 0, 0
+	return &witness{pid: pid, ctl: ctlW, ack: ackR, status: "/proc/" + strconv.Itoa(pid) + "/status", mem: mem}, nil
 }
 
 // witnessLoop is the witness: it dies with this process, keeps only its
@@ -218,6 +207,10 @@ func (w *witness) stop() {
 		}
 	}
 	w.pid = 0
+	if w.mem != nil {
+		unix.Munmap(w.mem)
+		w.mem = nil
+	}
 	w.ctl.Close()
 	w.ack.Close()
 }

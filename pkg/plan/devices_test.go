@@ -2,6 +2,7 @@ package plan
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chos-hpc/chos/pkg/spec"
@@ -106,12 +107,29 @@ func TestDeviceViewsHaveKeysAndVariantsOfTheirOwn(t *testing.T) {
 		{gpu("a.com/b=c"), gpu("a.com/b=d"), false},
 		{gpu("a.com/b=c"), gpu("a.com/b=c", "a.com/b=d"), false},
 	} {
-		va, vb := DeviceVariant(c.a), DeviceVariant(c.b)
-		if (va == vb) != c.same || len(va) != 15 {
+		va, _ := DeviceVariant(c.a)
+		vb, _ := DeviceVariant(c.b)
+		if (va == vb) != c.same || strings.Trim(va, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
 			t.Errorf("variants of %v and %v: %q, %q", c.a.Names, c.b.Names, va, vb)
 		}
 	}
-	if DeviceVariant(nil) != "" {
+	// The names as they are: selections whose hashes could collide never
+	// share a variant.
+	for _, c := range []struct{ a, b []string }{
+		{[]string{"a.com/b=c,d"}, []string{"a.com/b=c", "d"}},
+		{[]string{"a.com/b=Z2c"}, []string{"a.com/b=,"}},
+		{[]string{"a.com/b=-"}, []string{"a.com/b=Z2d"}},
+	} {
+		va, _ := DeviceVariant(&spec.Devices{Names: c.a})
+		vb, _ := DeviceVariant(&spec.Devices{Names: c.b})
+		if va == vb {
+			t.Errorf("%q and %q share the variant %q", c.a, c.b, va)
+		}
+	}
+	if v, ok := DeviceVariant(nil); v != "" || !ok {
 		t.Errorf("the plain view has a variant")
+	}
+	if _, ok := DeviceVariant(&spec.Devices{Names: []string{"a.com/b=" + strings.Repeat("x", 200)}}); ok {
+		t.Errorf("a variant too long for a file name")
 	}
 }

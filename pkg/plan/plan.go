@@ -5,7 +5,6 @@
 package plan
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"path"
@@ -266,14 +265,39 @@ func devicesStep(r ViewRequest, t *ostree.Tree) spec.Mount {
 
 // DeviceVariant names the cached view of a tree with these devices
 // (spec.Cache.Variant): views with other devices, and the tree's plain
-// view, are kept beside it.
-func DeviceVariant(d *spec.Devices) string {
+// view, are kept beside it. The name is the device names themselves,
+// letters and digits as they are, every other byte as Z and two hex
+// digits, Zz between two names: a user chooses the names (within the patterns the configuration
+// allows), and two selections must never share a view, which a hash of
+// them could not promise (see CacheKey). ok is false when the names are
+// too long for a file name: such a view is not cached.
+func DeviceVariant(d *spec.Devices) (variant string, ok bool) {
 	if d == nil || len(d.Names) == 0 {
-		return ""
+		return "", true
 	}
-	h := sha256.Sum256([]byte(strings.Join(d.Names, "\x00")))
-	return "dev" + hex.EncodeToString(h[:])[:12]
+	b := []byte("dev")
+	for i, n := range d.Names {
+		if i > 0 {
+			b = append(b, "Zz"...) // (never an escaped byte's: Z and hex digits)
+		}
+		for j := 0; j < len(n); j++ {
+			switch c := n[j]; {
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Y', c >= '0' && c <= '9':
+				b = append(b, c)
+			default:
+				b = append(b, 'Z', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+			}
+		}
+	}
+	if len(b) > maxVariant {
+		return "", false
+	}
+	return string(b), true
 }
+
+// maxVariant bounds a variant so that a cache file's name (the tree's
+// stem, the variant, the key, ".mnt") stays under NAME_MAX (255 bytes).
+const maxVariant = 160
 
 // AddedDir holds, in every view, the files the view adds to the tree's
 // /etc (an overlay on top of it): the tree itself is never written.
@@ -518,51 +542,87 @@ func contains(list []string, s string) bool {
 // makes the next launch build a new one. For an image tree, the image's
 // identity (ostree.ImageID.Stamp, among the stamps) stands for the entries
 // its OpEntries step lists.
+//
+// The key is a 64-bit FNV-1a hash, not a cryptographic one: a collision
+// would let a launch enter a stale view of the same tree (the key is only
+// ever compared with the same tree's), so what matters is who can choose
+// the inputs. Of a setuid view, only root: the configuration and the trees
+// are root's and writable by no one else (config.Load and trust check it),
+// the stamps are of those files, and nothing of the caller goes in. Root
+// has no need of a collision; an accidental one among the few states a
+// tree's view takes is about 2^-64 likely. The one input of a setuid
+// view a user chooses, the CDI devices it shows, also names its file, as
+// they are (DeviceVariant): views of two selections never share a name,
+// whatever their keys. Of a view kept for a user's user-namespace
+// launches, the user chooses some inputs (their personal trees), but a
+// collision only shows them a stale view of their own, which they could
+// make anyway. Package crypto and its FIPS module's
+// initialisation are so left out of every launch.
 func CacheKey(configDigest string, v *spec.View, stamps []string) string {
-	h := sha256.New()
-	// (no fmt: this runs on every cached launch)
-	h.Write([]byte("v2\x00" + configDigest + "\x00" + v.Tree + "\x00" + v.TreePath + "\x00" + v.Root + "\x00"))
+	// (no fmt, no allocation per step: this runs on every cached launch)
+	h := keyHash(fnvOffset)
+	h.add("v2", configDigest, v.Tree, v.TreePath, v.Root)
 	if d := v.Devices; d != nil {
-		h.Write([]byte("devices\x00" + d.Reader + "\x00"))
+		h.add("devices", d.Reader)
 		if d.Trusted {
-			h.Write([]byte("trusted\x00"))
+			h.add("trusted")
 		}
 		for _, l := range [][]string{d.Names, d.SpecDirs, d.Specs} {
-			for _, x := range l {
-				h.Write([]byte(x + "\x00"))
-			}
-			h.Write([]byte("\x00"))
+			h.add(l...)
+			h.byte(0)
 		}
 	}
 	// Every field of every step (written out: reflection costs a launch
 	// with many binds a quarter of a millisecond).
-	for _, m := range v.Mounts {
-		h.Write([]byte(string(m.Op) + "\x00" + m.Source + "\x00" + m.Target + "\x00" + m.SameFileAs + "\x00" +
-			string(m.Origin) + "\x00" + m.Why + "\x00" + m.Added + "\x00"))
+	for i := range v.Mounts {
+		m := &v.Mounts[i]
+		h.add(string(m.Op), m.Source, m.Target, m.SameFileAs, string(m.Origin), m.Why, m.Added)
 		for _, pr := range m.Provide {
-			h.Write([]byte(pr.Path + "\x00" + pr.Source + "\x00" + pr.Link + "\x00"))
+			h.add(pr.Path, pr.Source, pr.Link)
 			if pr.Soname {
-				h.Write([]byte("soname\x00"))
+				h.add("soname")
 			}
 		}
 		for _, e := range m.Except {
-			h.Write([]byte(e + "\x00"))
+			h.add(e)
 		}
-		h.Write([]byte(m.HostRoot + "\x00"))
-		flags := []bool{m.File, m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional, m.InView}
-		var bits [8]byte
-		for i, f := range flags {
-			bits[i] = '0'
+		h.add(m.HostRoot)
+		for _, f := range [...]bool{m.File, m.Recursive, m.ReadOnly, m.NoSuid, m.NoDev, m.NoFollow, m.Optional, m.InView} {
 			if f {
-				bits[i] = '1'
+				h.byte('1')
+			} else {
+				h.byte('0')
 			}
 		}
-		h.Write(bits[:])
 	}
 	for _, s := range stamps {
-		h.Write([]byte(s + "\x00"))
+		h.add(s)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:24]
+	var sum [8]byte
+	for i := range sum {
+		sum[i] = byte(h >> (56 - 8*i))
+	}
+	return hex.EncodeToString(sum[:])
+}
+
+// keyHash is 64-bit FNV-1a (hash/fnv's, written over strings so that
+// nothing is allocated), each string ended by a NUL.
+type keyHash uint64
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func (h *keyHash) byte(b byte) { *h = (*h ^ keyHash(b)) * fnvPrime }
+
+func (h *keyHash) add(strs ...string) {
+	for _, s := range strs {
+		for i := 0; i < len(s); i++ {
+			h.byte(s[i])
+		}
+		h.byte(0)
+	}
 }
 
 // Stamped says whether the cache key stamps m's source by device and

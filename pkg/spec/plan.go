@@ -41,7 +41,9 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "tree      %s (the host: no namespace)\n", p.Tree)
 	} else {
 		fmt.Fprintf(&b, "tree      %s (%s), assembled at %s\n", p.Tree, p.TreePath, p.Root)
-		if p.Cache != nil {
+		if p.Cache != nil && p.Cache.Dir == "" {
+			fmt.Fprintf(&b, "keep      join the view a process of yours keeps (%s) if there is one, else build as below in a user namespace and keep it until %v after your last launch of it ends\n", p.Cache.Key, KeptFor)
+		} else if p.Cache != nil {
 			fmt.Fprintf(&b, "cache     enter %s if it exists, else build as below and keep it there\n", p.Cache.File())
 		}
 		if d := p.Devices; d != nil {

@@ -3,6 +3,7 @@ package spec
 import (
 	"path"
 	"strings"
+	"time"
 )
 
 // View is what a tree looks like from inside: the mounts of its namespace.
@@ -25,13 +26,20 @@ type View struct {
 	OuterHost string
 	Mounts    []Mount
 	// Cache, when set, keeps the view's namespace for later launches and
-	// enters it when it is already there (setuid mode only).
+	// enters it when it is already there: in a file below Dir in setuid
+	// mode, in a keeper process of the caller's (Dir empty) in user
+	// namespace mode.
 	Cache *Cache
 	// Devices, when set, are the CDI devices the view shows (its OpDevices
 	// step): their environment is then read from DeviceEnvFile in the
 	// view and added to the command's.
 	Devices *Devices
 }
+
+// KeptFor is how long a view kept for a user's user-namespace launches
+// stays once the last launch using it has ended (a keeper: see
+// nsroot.RunKeeper).
+const KeptFor = 10 * time.Second
 
 // Cache names the cached mount namespace of a view. A view's mounts are the
 // same for every user (identity, cwd and environment are applied after

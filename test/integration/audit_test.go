@@ -190,6 +190,8 @@ func TestAuditLogsOneLinePerLaunch(t *testing.T) {
 		{"chos login (sshd's ForceCommand)", call{Args: []string{h.chos, "login"}, Env: []string{"SSH_ORIGINAL_COMMAND=true", "CHOS=two"}}, nil, 0,
 			with(map[string]string{"tree": "two", "selected": "env", "via": "login", "argv0": "sh", "argc": "3"})},
 		{"userns mode", call{Args: []string{h.chosUserns, "exec", "two", "true"}}, nil, 0,
+			with(map[string]string{"tree": "two", "mode": "userns", "view": "kept"})},
+		{"userns mode --fresh", call{Args: []string{h.chosUserns, "exec", "--fresh", "two", "true"}}, nil, 0,
 			with(map[string]string{"tree": "two", "mode": "userns", "view": "fresh"})},
 		{"odd cwd", call{Args: []string{h.chos, "exec", "two", "true"}, Dir: odd}, nil, 0,
 			with(map[string]string{"cwd": odd})},

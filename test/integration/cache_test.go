@@ -134,20 +134,30 @@ func TestCacheIsRebuiltWhenItsSourcesChange(t *testing.T) {
 			return func() {}
 		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			emptyCache(t)
-			before := nsID(t, "exec", "one")
-			if again := nsID(t, "exec", "one"); again != before {
-				t.Fatalf("control: unchanged sources gave namespaces %s and %s", before, again)
-			}
-			undo := c.change(t)
-			after := nsID(t, "exec", "one")
-			undo()
-			if after == "" || after == before {
-				t.Errorf("after %s the launch entered the old namespace %s", c.name, before)
-			}
-		})
+	// The setuid chos's cached view, and the view a keeper keeps for the
+	// user's user-namespace launches.
+	for _, m := range []struct {
+		name string
+		ns   func(t testing.TB) string
+	}{
+		{"setuid", func(t testing.TB) string { return nsID(t, "exec", "one") }},
+		{"userns", func(t testing.TB) string { return usernsNS(t, "exec", "one") }},
+	} {
+		for _, c := range cases {
+			t.Run(m.name+"/"+c.name, func(t *testing.T) {
+				emptyCache(t)
+				before := m.ns(t)
+				if again := m.ns(t); again != before {
+					t.Fatalf("control: unchanged sources gave namespaces %s and %s", before, again)
+				}
+				undo := c.change(t)
+				after := m.ns(t)
+				undo()
+				if after == "" || after == before {
+					t.Errorf("after %s the launch entered the old namespace %s", c.name, before)
+				}
+			})
+		}
 	}
 	// Once everything is back, a new launch must not enter a view built from
 	// the changed sources.

@@ -415,8 +415,9 @@ func TestBadImagesAreRefusedAndLeaveNothing(t *testing.T) {
 		onlyBefore, onlyAfter := lineDiff(before, after)
 		t.Errorf("the host's mount table differs:\nonly before: %v\nonly after: %v", onlyBefore, onlyAfter)
 	}
-	if left := squashfuseOf(h.uid); len(left) > 0 {
-		t.Errorf("squashfuse processes left: %v", left)
+	// (what a keeper keeps goes keeperIdle after the last launch)
+	if !waitFor(keeperGone, func() bool { return len(squashfuseOf(h.uid)) == 0 }) {
+		t.Errorf("squashfuse processes left: %v", squashfuseOf(h.uid))
 	}
 }
 
@@ -431,15 +432,31 @@ func squashfuseOf(uid int) []int {
 }
 
 // In userns mode squashfuse serves the image as long as a process uses the
-// view, the command or what it left running, and ends with the last one.
+// view, the command, what it left running or the view's keeper, and ends
+// with the last one.
 func TestUsernsImageServerEndsWithTheViewsLastProcess(t *testing.T) {
 	fuseForUsers(t)
 	img, id := imageTree(t)
 	withImageTrees(t, "img", img)
-	if left := squashfuseOf(h.uid); len(left) > 0 {
-		t.Fatalf("squashfuse processes of the test user before the test: %v", left)
+	if !waitFor(keeperGone, func() bool { return len(squashfuseOf(h.uid)) == 0 }) {
+		t.Fatalf("squashfuse processes of the test user before the test: %v", squashfuseOf(h.uid))
 	}
 	wantOSID(t, run(t, call{Args: []string{h.chosUserns, "exec", "img", "cat", "/etc/os-release"}}), id)
+	// The kept view: served until its keeper ends, keeperIdle after the
+	// last launch.
+	if got := squashfuseOf(h.uid); len(got) != 1 || len(keptViews(h.uid, "img")) != 1 {
+		t.Errorf("after the first launch, squashfuse processes %v and keepers %+v, want one of each", got, keepersOf(h.uid))
+	}
+	wantOSID(t, run(t, call{Args: []string{h.chosUserns, "exec", "img", "cat", "/etc/os-release"}}), id)
+	if got := squashfuseOf(h.uid); len(got) != 1 {
+		t.Errorf("a launch that joins the kept view started another squashfuse: %v", got)
+	}
+	if !waitFor(keeperGone, func() bool { return len(squashfuseOf(h.uid)) == 0 }) {
+		t.Errorf("squashfuse still runs %v after the last launch ended: %v", keeperGone, squashfuseOf(h.uid))
+	}
+
+	// A view of the launch's own (--fresh): served while the command runs.
+	wantOSID(t, run(t, call{Args: []string{h.chosUserns, "exec", "--fresh", "img", "cat", "/etc/os-release"}}), id)
 	if !waitFor(5*time.Second, func() bool { return len(squashfuseOf(h.uid)) == 0 }) {
 		t.Errorf("squashfuse still runs after the command exited: %v", squashfuseOf(h.uid))
 	}
@@ -449,7 +466,7 @@ func TestUsernsImageServerEndsWithTheViewsLastProcess(t *testing.T) {
 	// before the command exits.
 	marker := filepath.Join(h.home, unique(t))
 	defer os.Remove(marker)
-	r := run(t, call{Args: []string{h.chosUserns, "exec", "img", "sh", "-c",
+	r := run(t, call{Args: []string{h.chosUserns, "exec", "--fresh", "img", "sh", "-c",
 		"setsid sh -c 'echo $$ > " + marker + "; exec sleep " + dur + "' >/dev/null 2>&1 </dev/null & " +
 			"while [ ! -s " + marker + " ]; do sleep 0.05; done"}})
 	wantStatus(t, r, 0)

@@ -419,6 +419,9 @@ func dropCache() error {
 }
 
 func removeUser() error {
+	if err := waitNoKeepers(h.uid); err != nil {
+		return err
+	}
 	if m := mountsUnder(h.home); len(m) > 0 {
 		return fmt.Errorf("not removing user %s: mounts under %s: %v", h.user, h.home, m)
 	}

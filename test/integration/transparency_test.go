@@ -76,6 +76,7 @@ type launchVariant struct {
 	argv   []string // chos and its arguments, up to the command
 	tree   string   // canonical name: the value of CHOS ("local": the host)
 	cached bool     // the launch enters a cached view
+	kept   bool     // the launch joins the view a keeper of the user's keeps
 	fresh  bool     // every launch builds a view of its own
 }
 
@@ -84,7 +85,8 @@ func launchVariants() []launchVariant {
 		{name: "setuid cached", argv: []string{h.chos, "exec", "one"}, tree: "one", cached: true},
 		{name: "setuid fresh", argv: []string{h.chos, "exec", "--fresh", "one"}, tree: "one", fresh: true},
 		{name: "setuid host", argv: []string{h.chos, "exec", "local"}, tree: "local"},
-		{name: "userns", argv: []string{h.chosUserns, "exec", "one"}, tree: "one", fresh: true},
+		{name: "userns", argv: []string{h.chosUserns, "exec", "one"}, tree: "one", kept: true},
+		{name: "userns fresh", argv: []string{h.chosUserns, "exec", "--fresh", "one"}, tree: "one", fresh: true},
 		{name: "userns host", argv: []string{h.chosUserns, "exec", "local"}, tree: "local"},
 	}
 }
@@ -313,7 +315,8 @@ func TestCommandKeepsWhatExecKeeps(t *testing.T) {
 
 // wantVariantView checks, right after a launch, that it ran where its
 // variant says (a control): a cached launch in a view the cache holds, a
-// fresh one elsewhere but not on the host, a host launch on the host.
+// kept one in a view a keeper of the user's keeps, a fresh one elsewhere
+// but not on the host, a host launch on the host.
 // (Namespaces that ended may see their numbers again.)
 func wantVariantView(t *testing.T, v launchVariant, ns string) {
 	t.Helper()
@@ -328,11 +331,13 @@ func wantVariantView(t *testing.T, v launchVariant, ns string) {
 			cached[fmt.Sprintf("mnt:[%d]", st.Ino)] = true
 		}
 	}
+	kept := keptViews(h.uid, v.tree)
 	switch {
 	case v.cached && !cached[ns],
-		v.fresh && (cached[ns] || ns == host),
+		v.kept && !kept[ns],
+		v.fresh && (cached[ns] || kept[ns] || ns == host),
 		v.tree == "local" && ns != host:
-		t.Errorf("control: variant %q ran in mount namespace %s (host %s, cached views of %s %v)", v.name, ns, host, v.tree, cached)
+		t.Errorf("control: variant %q ran in mount namespace %s (host %s, cached views of %s %v, kept %v)", v.name, ns, host, v.tree, cached, kept)
 	}
 }
 
@@ -649,6 +654,11 @@ func jobRound(s *ptySession, from int, cmdline string, proc ...string) (int, err
 //     mount on top, and chos fails.
 func TestWorkingDirectoryIsTheCallersOwn(t *testing.T) {
 	wantStatus(t, chos(t, "exec", "one", "true"), 0) // the cached view exists first
+	// and so does the kept one, for the whole test
+	holder := start(t, call{Args: []string{h.chosUserns, "exec", "one", "sh", "-c", "echo ready; exec sleep 1000"}})
+	if !holder.waitLine("ready", 10*time.Second) {
+		return
+	}
 	top := filepath.Join(h.home, unique(t))
 	userDir(t, top)
 	mounted := filepath.Join(top, "mounted")
@@ -706,7 +716,8 @@ func TestWorkingDirectoryIsTheCallersOwn(t *testing.T) {
 	variants := []variant{
 		{"setuid cached", []string{h.chos, "-v", "exec"}, true, false},
 		{"setuid fresh", []string{h.chos, "-v", "exec", "--fresh"}, false, false},
-		{"userns", []string{h.chosUserns, "-v", "exec"}, false, false},
+		{"userns kept", []string{h.chosUserns, "-v", "exec"}, true, false},
+		{"userns fresh", []string{h.chosUserns, "-v", "exec", "--fresh"}, false, false},
 	}
 	for _, v := range variants {
 		t.Run("mounted after the view/"+v.name, func(t *testing.T) {
@@ -716,7 +727,7 @@ func TestWorkingDirectoryIsTheCallersOwn(t *testing.T) {
 				t.Errorf("the command did not run in the caller's directory %s (device:inode %s):\n%s", mounted, mountedID, r)
 			}
 			if says := strings.Contains(r.stderr, "private view"); says != v.cached {
-				t.Errorf("-v says a private view was built instead of the cached one: %v, want %v:\n%s", says, v.cached, r)
+				t.Errorf("-v says a private view was built instead of the cached (or kept) one: %v, want %v:\n%s", says, v.cached, r)
 			}
 			// without -v, nothing is said
 			quiet := append([]string{v.argv[0]}, v.argv[2:]...)

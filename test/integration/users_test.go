@@ -34,6 +34,12 @@ func makeUser(name string) (*testUser, error) {
 		return nil, fmt.Errorf("useradd %s: %w\n%s", name, err, out)
 	}
 	atExit(func() error {
+		if u, err := user.Lookup(name); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			if err := waitNoKeepers(uid); err != nil {
+				return err
+			}
+		}
 		if out, err := runSetup(30*time.Second, "/", "userdel", "-r", name); err != nil {
 			if _, lerr := user.Lookup(name); lerr == nil {
 				return fmt.Errorf("userdel -r %s: %w\n%s", name, err, out)
