@@ -114,7 +114,12 @@ func startAndJoinKeeper(p *spec.Plan, images *imageServer) (*keptView, []spec.No
 
 // dialKeeper connects to the keeper at addr and receives its namespaces.
 func dialKeeper(addr string) (*keptView, error) {
-	conn, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	// Connected without waiting: a blocking connect waits, with no bound,
+	// for room in the queue of whoever serves the name, and another user
+	// may have taken it first, listening with a full queue and never
+	// accepting (/proc/net/unix lists every keeper's name). A queue that
+	// is full (EAGAIN) is not joined: the launch builds its view.
+	conn, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("making a socket: %w", err)
 	}
@@ -126,6 +131,12 @@ func dialKeeper(addr string) (*keptView, error) {
 		if errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOENT) {
 			return fail(errNoKeeper)
 		}
+		if errors.Is(err, unix.EAGAIN) {
+			return fail(fmt.Errorf("%s accepts no connection now (its queue is full)", addr))
+		}
+		return fail(fmt.Errorf("connecting to %s: %w", addr, err))
+	}
+	if err := unix.SetNonblock(conn, false); err != nil {
 		return fail(fmt.Errorf("connecting to %s: %w", addr, err))
 	}
 	// The socket's owner, before anything is read from it.

@@ -295,3 +295,49 @@ func TestKeeperEndsAfterTheUsersLastLaunch(t *testing.T) {
 		t.Errorf("keeper sockets left: %v", addrs)
 	}
 }
+
+// Another user who takes a keeper's name first (abstract names are first
+// come, first served, and /proc/net/unix lists them all) and listens with
+// a full queue, never accepting, must cost the user's launches no more
+// than the view a fresh launch builds: a blocking connect would wait for
+// room in that queue forever.
+func TestAnotherUserCannotStallLaunchesBySquattingAKeeper(t *testing.T) {
+	other := otherUser(t)
+	if err := waitNoKeepers(h.uid); err != nil {
+		t.Fatal(err)
+	}
+	usernsNS(t, "exec", "one")
+	addrs := keeperAddresses(t, h.uid)
+	if len(addrs) != 1 {
+		t.Fatalf("keeper sockets of uid %d after one launch: %v, want one", h.uid, addrs)
+	}
+	addr := addrs[0]
+	if err := waitNoKeepers(h.uid); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	must(t, os.Chmod(dir, 0o755))
+	squatter := buildTestProgram(t, dir, "keepersquatter")
+	client := buildTestProgram(t, dir, "keeperclient")
+	s := start(t, call{User: other, Args: []string{squatter, addr}})
+	if !s.waitLine("ready", 10*time.Second) {
+		return
+	}
+	// Control: a plain (blocking) connect to the name, as the user's
+	// launches made it, waits.
+	c := start(t, call{Args: []string{client, addr}})
+	select {
+	case <-c.done:
+		t.Errorf("control: a blocking connect to the squatted %s returned: %s", addr, c.result())
+	case <-time.After(3 * time.Second):
+	}
+	began := time.Now()
+	l := start(t, call{Args: []string{h.chosUserns, "exec", "one", "readlink", "/proc/self/ns/mnt"}})
+	r := l.wait(20 * time.Second)
+	if took := time.Since(began); r.status != 0 || took > 10*time.Second || !strings.HasPrefix(r.stdout, "mnt:") {
+		t.Errorf("a launch of the user while uid %d squats %s took %v:\n%s", other.uid, addr, took, r)
+	}
+	if ks := keepersOf(h.uid); len(ks) != 0 {
+		t.Errorf("the user has keepers %+v, though the name was taken", ks)
+	}
+}

@@ -1,0 +1,53 @@
+package nsroot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A keeper's name taken by a process that listens with a full queue and
+// never accepts (another user can take it: abstract names are first come,
+// first served) must not hold a launch: dialKeeper says at once that it
+// cannot join, and the launch builds its own view. Control: a free name is
+// errNoKeeper.
+func TestDialKeeperDoesNotWaitOnAFullQueue(t *testing.T) {
+	addr := fmt.Sprintf("@chos-test-squat/%d/%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := dialKeeper(addr); !errors.Is(err, errNoKeeper) {
+		t.Fatalf("control: dialKeeper(%s) of a free name: %v, want errNoKeeper", addr, err)
+	}
+	lis, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lis)
+	if err := unix.Bind(lis, &unix.SockaddrUnix{Name: addr}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lis, 0); err != nil {
+		t.Fatal(err)
+	}
+	// (a queue of one, filled)
+	own, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(own)
+	if err := unix.Connect(own, &unix.SockaddrUnix{Name: addr}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := dialKeeper(addr); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, errNoKeeper) {
+			t.Errorf("dialKeeper(%s) with its queue full: %v, want an error that keeps the launch from joining", addr, err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("dialKeeper(%s) still waits after 3 s on a queue that is full", addr)
+	}
+}
