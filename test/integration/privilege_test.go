@@ -198,3 +198,46 @@ func TestSessionGetsNoPrivilegeFromATreesFiles(t *testing.T) {
 		})
 	}
 }
+
+// A host command (%HOSTCMD) called from a tree with `setuid = allow`
+// starts the setuid chos inside the view (/.chos/bin/NAME is a link to
+// it): that chos, privileged, must work from the host's root as every
+// other privileged chos inside a view does, and the host's program must
+// run on the host, as the caller, never with the tree's loader
+// configuration. The probe is preloaded by the tree: it logs every
+// dynamic program that runs with the tree as its root. Control: the
+// host's program, run through the host's loader with the tree as its
+// root, loads it.
+func TestHostCommandFromASetuidTreeNeverUsesTheTreeAsRoot(t *testing.T) {
+	clearDotfile(t)
+	log := filepath.Join(h.tmp, unique(t)+"-probe.log")
+	lib := probeLib(t, t.TempDir(), log)
+	setConfig(t, h.configText+"allowed:"+preloadTree(t, lib)+"\n%TREE allowed\nsetuid = allow\n%HOSTCMD\n/usr/bin/id /usr/bin/head\n")
+
+	// (the tree is busybox-static: a dynamic program is the host's, run
+	// through the host's loader with the tree as its root)
+	argv, err := hostexec.Argv("/", plan.HostDir, "/usr/bin/true")
+	must(t, err)
+	r := run(t, call{Args: append([]string{h.chos, "exec", "allowed"}, argv...)})
+	wantStatus(t, r, 0)
+	if all, _ := probeLoads(t, log); len(all) == 0 {
+		t.Fatalf("control: a dynamic program with the tree as its root did not load the probe: the test cannot fail\n%s", r)
+	}
+	host, err := os.ReadFile("/etc/os-release")
+	must(t, err)
+	first := strings.SplitN(string(host), "\n", 2)[0]
+	r = run(t, call{Args: []string{h.chos, "exec", "allowed", "sh", "-c", "/.chos/bin/id -u; /.chos/bin/head -n1 /etc/os-release"}})
+	if !wantStatus(t, r, 0) {
+		return
+	}
+	if want := strconv.Itoa(h.uid) + "\n" + first + "\n"; r.stdout != want {
+		t.Errorf("the host commands printed %q, want the caller's uid and the host's os-release (%q):\n%s", r.stdout, want, r)
+	}
+	all, asRoot := probeLoads(t, log)
+	if len(asRoot) > 0 {
+		t.Errorf("the tree's preloaded library ran as root:\n%s\n%s", strings.Join(asRoot, "\n"), r)
+	}
+	if len(all) > 0 {
+		t.Errorf("a host command ran with the tree as its root:\n%s\n%s", strings.Join(all, "\n"), r)
+	}
+}
