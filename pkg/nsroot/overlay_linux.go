@@ -273,7 +273,16 @@ func loaderCache(root *os.File, m spec.Mount, checked func(spec.Mount) error) er
 	}
 	defer tree.Close()
 	c := ldcache.Empty()
-	f, err := inroot.Open(tree, "etc/ld.so.cache", unix.O_RDONLY)
+	// The tree's file is whoever made the tree's: root opens it without
+	// waiting (a FIFO there would hold the builder, and the tree's lock)
+	// and reads it only if it is a regular file.
+	f, err := inroot.Open(tree, "etc/ld.so.cache", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err == nil {
+		if fi, serr := f.Stat(); serr != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return fmt.Errorf("the tree's /etc/ld.so.cache is not a regular file")
+		}
+	}
 	switch {
 	case err == nil:
 		data, rerr := io.ReadAll(io.LimitReader(f, maxLoaderCache))

@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -189,5 +191,27 @@ func TestMergeEnvReplacesInPlace(t *testing.T) {
 	env := []string{"A=1", "B=two\nlines", "C="}
 	if got := parseEnvFile([]byte(devices.EnvFileContent(env))); !slices.Equal(got, env) {
 		t.Errorf("env file read back as %q, want %q", got, env)
+	}
+}
+
+// The tree's loader cache is the tree maker's: a FIFO there must not hold
+// root's builder (nothing would ever write to it), nor anything else than
+// a regular file be read. Control: TestLoaderCacheAddsTheLibrariesToTheTreesCache.
+func TestLoaderCacheRefusesATreesCacheThatIsNoFile(t *testing.T) {
+	tree := t.TempDir()
+	mkTree(t, tree, map[string]string{"etc/hostname": "x\n"})
+	if err := unix.Mkfifo(filepath.Join(tree, "etc/ld.so.cache"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := spec.Mount{Op: spec.OpLoaderCache, Source: tree, Target: "/.chos/etc/ld.so.cache"}
+	done := make(chan error, 1)
+	go func() { done <- loaderCache(open(t, t.TempDir()), m, func(spec.Mount) error { return nil }) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("a FIFO as the tree's loader cache: %v, want a refusal", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("loaderCache still waits on the tree's FIFO after 3 s")
 	}
 }
