@@ -26,18 +26,23 @@ func OpenInTree(root, p string) (*os.File, error) {
 }
 
 // ReadInTree reads a small file inside a tree (at most 1 MiB); root may
-// name an image tree.
+// name an image tree. The file must be a regular one, opened without
+// waiting: a tree's maker could put a FIFO there, which would hold every
+// launch that reads it.
 func ReadInTree(root, p string) ([]byte, error) {
 	if IsImage(root) {
 		var data []byte
 		err := withImage(root, func(im *Image) (err error) { data, err = im.ReadFile(p); return err })
 		return data, err
 	}
-	f, err := OpenInTree(root, p)
+	f, err := inroot.OpenPath(root, p, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: errors.New("not a regular file")}
+	}
 	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
