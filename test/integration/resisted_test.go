@@ -69,6 +69,22 @@ func TestUserInputIsNeverAnOptionOfChos(t *testing.T) {
 			}
 		}
 	})
+	// Likewise the session's $CHOS_DEVICES, the value of --devices.
+	t.Run("chos prepare --devices --uid=0", func(t *testing.T) {
+		for _, c := range []struct {
+			devices []string
+			want    string
+		}{
+			{[]string{"--devices", "--uid=0"}, `error=device "--uid=0"`},
+			{[]string{"--devices", "--env-chos=two"}, `error=device "--env-chos=two"`},
+			{nil, "enter=1"}, // control
+		} {
+			reply := prepareAsPAM(t, append([]string{"--env-chos", "two"}, c.devices...)...)
+			if !strings.Contains(reply, c.want) {
+				t.Errorf("%q: the reply does not say %q:\n%s", c.devices, c.want, reply)
+			}
+		}
+	})
 	t.Run("a PAM session's $CHOS=--uid=0", func(t *testing.T) {
 		suL := [][2]string{pamFileWith(t, "su-l", pamChos(t))}
 		r := run(t, call{Root: true, Env: []string{"CHOS=--uid=0"}, Args: withBinds(suL, "su", "-l", h.user, "-c", "echo session=$(id -u)")})
