@@ -85,6 +85,13 @@ func run(args []string) int {
 	case !ostree.IsChosName(prog):
 		// Inside a view, a host command's link (/.chos/bin/srun -> chos).
 		if cl.inv.HostPrefix != "" {
+			// Privileged (a tree with setuid = allow, or root), chos
+			// reads the configuration and builds the host's view from
+			// the host's root, as every other launch from a view does.
+			if err := cl.atHost(); err != nil {
+				fmt.Fprintln(os.Stderr, "chos: "+err.Error())
+				return statusFailed
+			}
 			if l, ok, err := cl.inv.PrepareHostCommand(prog, args); ok {
 				if err != nil {
 					cl.inv.Log(l.Record)

@@ -226,18 +226,30 @@ func TestHostCommandFromASetuidTreeNeverUsesTheTreeAsRoot(t *testing.T) {
 	host, err := os.ReadFile("/etc/os-release")
 	must(t, err)
 	first := strings.SplitN(string(host), "\n", 2)[0]
-	r = run(t, call{Args: []string{h.chos, "exec", "allowed", "sh", "-c", "/.chos/bin/id -u; /.chos/bin/head -n1 /etc/os-release"}})
-	if !wantStatus(t, r, 0) {
-		return
-	}
-	if want := strconv.Itoa(h.uid) + "\n" + first + "\n"; r.stdout != want {
-		t.Errorf("the host commands printed %q, want the caller's uid and the host's os-release (%q):\n%s", r.stdout, want, r)
-	}
-	all, asRoot := probeLoads(t, log)
-	if len(asRoot) > 0 {
-		t.Errorf("the tree's preloaded library ran as root:\n%s\n%s", strings.Join(asRoot, "\n"), r)
-	}
-	if len(all) > 0 {
-		t.Errorf("a host command ran with the tree as its root:\n%s\n%s", strings.Join(all, "\n"), r)
+	for _, c := range []struct {
+		name string
+		root bool
+		uid  int
+	}{
+		{"the user (chos setuid in the tree)", false, h.uid},
+		{"root", true, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// (from /tmp, the host's in every view: the tree's / is not the host's)
+			r := run(t, call{Root: c.root, Dir: "/tmp", Args: []string{h.chos, "exec", "allowed", "sh", "-c", "/.chos/bin/id -u; /.chos/bin/head -n1 /etc/os-release"}})
+			if !wantStatus(t, r, 0) {
+				return
+			}
+			if want := strconv.Itoa(c.uid) + "\n" + first + "\n"; r.stdout != want {
+				t.Errorf("the host commands printed %q, want the caller's uid and the host's os-release (%q):\n%s", r.stdout, want, r)
+			}
+			all, asRoot := probeLoads(t, log)
+			if len(asRoot) > 0 {
+				t.Errorf("the tree's preloaded library ran as root:\n%s\n%s", strings.Join(asRoot, "\n"), r)
+			}
+			if len(all) > 0 {
+				t.Errorf("a host command ran with the tree as its root:\n%s\n%s", strings.Join(all, "\n"), r)
+			}
+		})
 	}
 }
