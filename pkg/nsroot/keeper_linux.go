@@ -68,6 +68,14 @@ const (
 	keeperImageFD = 6
 )
 
+// keeperQueueWait bounds the wait for room in a keeper's queue of
+// connections (checked every keeperQueueRetry): a keeper accepts at once,
+// so a queue full for longer is no keeper's (dialKeeper).
+const (
+	keeperQueueWait  = 100 * time.Millisecond
+	keeperQueueRetry = 5 * time.Millisecond
+)
+
 // keeperJoinTimeout bounds the wait for a keeper's answer: a keeper
 // stopped or gone astray costs a launch this much, then the view is built
 // for it.
@@ -117,8 +125,9 @@ func dialKeeper(addr string) (*keptView, error) {
 	// Connected without waiting: a blocking connect waits, with no bound,
 	// for room in the queue of whoever serves the name, and another user
 	// may have taken it first, listening with a full queue and never
-	// accepting (/proc/net/unix lists every keeper's name). A queue that
-	// is full (EAGAIN) is not joined: the launch builds its view.
+	// accepting (/proc/net/unix lists every keeper's name). A queue still
+	// full after keeperQueueWait (a keeper empties its own at once) is not
+	// joined: the launch builds its view.
 	conn, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("making a socket: %w", err)
@@ -127,12 +136,19 @@ func dialKeeper(addr string) (*keptView, error) {
 		unix.Close(conn)
 		return nil, err
 	}
-	if err := unix.Connect(conn, &unix.SockaddrUnix{Name: addr}); err != nil {
+	for waited := time.Duration(0); ; waited += keeperQueueRetry {
+		err = unix.Connect(conn, &unix.SockaddrUnix{Name: addr})
+		if !errors.Is(err, unix.EAGAIN) || waited >= keeperQueueWait {
+			break
+		}
+		time.Sleep(keeperQueueRetry)
+	}
+	if err != nil {
 		if errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOENT) {
 			return fail(errNoKeeper)
 		}
 		if errors.Is(err, unix.EAGAIN) {
-			return fail(fmt.Errorf("%s accepts no connection now (its queue is full)", addr))
+			return fail(fmt.Errorf("%s accepts no connection (its queue stayed full for %v)", addr, keeperQueueWait))
 		}
 		return fail(fmt.Errorf("connecting to %s: %w", addr, err))
 	}

@@ -51,3 +51,42 @@ func TestDialKeeperDoesNotWaitOnAFullQueue(t *testing.T) {
 		t.Fatalf("dialKeeper(%s) still waits after 3 s on a queue that is full", addr)
 	}
 }
+
+// A keeper's queue full for a moment (a burst of launches) is waited for:
+// once it has room, the launch connects and reads the keeper's answer
+// (here none: the connection is closed, errNoKeeper).
+func TestDialKeeperWaitsForAQueueFullForAMoment(t *testing.T) {
+	addr := fmt.Sprintf("@chos-test-burst/%d/%d", os.Getpid(), time.Now().UnixNano())
+	lis, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lis)
+	if err := unix.Bind(lis, &unix.SockaddrUnix{Name: addr}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lis, 0); err != nil {
+		t.Fatal(err)
+	}
+	own, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(own)
+	if err := unix.Connect(own, &unix.SockaddrUnix{Name: addr}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(keeperQueueWait / 3)
+		for i := 0; i < 2; i++ { // the filler's, then the launch's
+			conn, _, err := unix.Accept4(lis, unix.SOCK_CLOEXEC)
+			if err != nil {
+				return
+			}
+			unix.Close(conn)
+		}
+	}()
+	if _, err := dialKeeper(addr); !errors.Is(err, errNoKeeper) {
+		t.Errorf("dialKeeper(%s), its queue full for %v: %v, want errNoKeeper (connected, no answer)", addr, keeperQueueWait/3, err)
+	}
+}
