@@ -341,3 +341,39 @@ func TestAnotherUserCannotStallLaunchesBySquattingAKeeper(t *testing.T) {
 		t.Errorf("the user has keepers %+v, though the name was taken", ks)
 	}
 }
+
+// Only the user can enter their kept view: another user can neither open
+// the keeper's namespaces through /proc nor join them (setns needs
+// CAP_SYS_ADMIN in the keeper's user namespace, which only its owner has).
+// Control: the user themselves enters it so.
+func TestAnotherUserCannotEnterAKeptView(t *testing.T) {
+	other := otherUser(t)
+	b := start(t, call{Args: []string{h.chosUserns, "exec", "one", "sh", "-c", "readlink /proc/self/ns/mnt; exec sleep 1000"}})
+	var view string
+	select {
+	case view = <-b.lines:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the launch printed nothing:\n%s", b.result())
+	}
+	ks := keepersOf(h.uid)
+	if len(ks) != 1 || ks[0].ns != view {
+		t.Fatalf("keepers of the user: %+v, want one keeping %s", ks, view)
+	}
+	pid := strconv.Itoa(ks[0].pid)
+	enter := []string{"nsenter", "-t", pid, "-U", "-m", "--preserve-credentials", "readlink", "/proc/self/ns/mnt"}
+	for _, c := range []struct {
+		name string
+		user *testUser
+		in   bool
+	}{
+		{"another user", other, false},
+		{"control: the user", nil, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := run(t, call{User: c.user, Args: enter})
+			if in := r.status == 0 && strings.TrimSpace(r.stdout) == view; in != c.in {
+				t.Errorf("entered the kept view %s: %v, want %v:\n%s", view, in, c.in, r)
+			}
+		})
+	}
+}
