@@ -131,7 +131,14 @@ func (cl *cmdline) commands() *cli.Command {
 					{Name: "list", Usage: "list the cached namespaces, their tree, age and validity", Before: noArgs, Action: cl.cmdCacheList},
 					{Name: "drop", Usage: "drop the cached namespaces of a tree, or all (root only)", ArgsUsage: "[NAME]", Action: cl.cmdCacheDrop},
 				},
-				Action: cl.cmdCacheList,
+				// (`chos cache` alone lists; a word that is no subcommand
+				// is a usage error, not a list)
+				Action: func(ctx context.Context, c *cli.Command) error {
+					if c.NArg() > 0 {
+						return fail(statusUsage, fmt.Errorf("unknown cache command %q (known: list, drop)", c.Args().First()))
+					}
+					return cl.cmdCacheList(ctx, c)
+				},
 			},
 			{
 				Name:      "plan",

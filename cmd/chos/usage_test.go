@@ -18,6 +18,8 @@ func TestUsageErrorsAreOneLineWithoutHelp(t *testing.T) {
 		{[]string{"chos", "--bogus"}, "flag provided but not defined: -bogus (see `chos --help`)"},
 		{[]string{"chos", "shell", "tiny", "-c", "id"}, "shell: flag provided but not defined: -c (see `chos shell --help`)"},
 		{[]string{"chos", "cache", "list", "--x"}, "cache list: flag provided but not defined: -x (see `chos cache list --help`)"},
+		{[]string{"chos", "cache", "frob"}, `unknown cache command "frob" (known: list, drop)`},
+		{[]string{"chos", "current", "x"}, "current takes no arguments"},
 	}
 	for _, c := range cases {
 		st := &cmdline{}

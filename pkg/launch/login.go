@@ -25,35 +25,16 @@ import (
 func (inv Invocation) PrepareLogin() (*Launch, error) {
 	command, hasCommand := lookupEnv(inv.Caller.Env, "SSH_ORIGINAL_COMMAND")
 	l := &Launch{Record: inv.record("login", !hasCommand)}
-	refuse := func(err error) (*Launch, error) {
-		l.Record.refused(err, "", nil)
-		l.Record.Event.Cwd, _ = inv.Machine.Getwd(inv.lookupCaller())
-		return l, err
-	}
-	cat, set, err := inv.Catalog()
-	l.Record.Config, l.catalog = set.Audit(), cat
+	refuse := func(err error) (*Launch, error) { return inv.refuse(l, err, "", nil) }
+	// ($CHOS_DEVICES for devices, as sshd's AcceptEnv lets it through)
+	st, err := inv.begin(l, ostree.Inputs{Env: inv.Getenv("CHOS")}, nil)
 	if err != nil {
 		return refuse(err)
 	}
-	who, err := inv.who()
-	if err != nil {
-		return refuse(err)
-	}
-	l.Record.Event.User = who.Name
+	cat, who, t, names := st.cat, st.who, st.tree, st.devices
 	// sshd's note to the forced command: without ForceCommand the
 	// session never has it.
 	who.Env = withoutVar(who.Env, "SSH_ORIGINAL_COMMAND")
-	sel, err := inv.choose(cat, ostree.Inputs{Env: inv.Getenv("CHOS")}, who)
-	l.Record.selected(sel)
-	if err != nil {
-		return refuse(err)
-	}
-	t := sel.Tree
-	names, err := inv.deviceNames(nil) // ($CHOS_DEVICES, as sshd's AcceptEnv lets it through)
-	if err != nil {
-		return refuse(err)
-	}
-	l.Record.asked(names)
 	if !hasCommand {
 		if l.Plan, l.Notes, err = inv.planFor(cat, who, t, names, nil, true, false); err != nil {
 			return refuse(err)

@@ -47,35 +47,57 @@ type Launch struct {
 // an error holds the record of the refusal.
 func (inv Invocation) Prepare(req Request) (*Launch, error) {
 	l := &Launch{Record: inv.record(req.Via, req.Login)}
-	refuse := func(err error) (*Launch, error) {
-		l.Record.refused(err, req.Tree, req.Argv)
-		l.Record.Event.Cwd, _ = inv.Machine.Getwd(inv.lookupCaller())
-		return l, err
+	s, err := inv.begin(l, ostree.Inputs{Argument: req.Tree, Env: inv.Getenv("CHOS")}, req.Devices)
+	if err == nil {
+		l.Plan, l.Notes, err = inv.planFor(s.cat, s.who, s.tree, s.devices, req.Argv, req.Login, req.Fresh)
 	}
-	cat, set, err := inv.Catalog()
-	l.Record.Config, l.catalog = set.Audit(), cat
 	if err != nil {
-		return refuse(err)
-	}
-	who, err := inv.who()
-	if err != nil {
-		return refuse(err)
-	}
-	l.Record.Event.User = who.Name
-	sel, err := inv.choose(cat, ostree.Inputs{Argument: req.Tree, Env: inv.Getenv("CHOS")}, who)
-	l.Record.selected(sel)
-	if err != nil {
-		return refuse(err)
-	}
-	names, err := inv.deviceNames(req.Devices)
-	if err != nil {
-		return refuse(err)
-	}
-	l.Record.asked(names)
-	if l.Plan, l.Notes, err = inv.planFor(cat, who, sel.Tree, names, req.Argv, req.Login, req.Fresh); err != nil {
-		return refuse(err)
+		return inv.refuse(l, err, req.Tree, req.Argv)
 	}
 	return l, nil
+}
+
+// start is what every launch learns first, whatever started it.
+type start struct {
+	cat     *ostree.Catalog
+	who     plan.Caller
+	tree    *ostree.Tree
+	devices []string // the CDI devices asked for, by name
+}
+
+// begin reads the configuration, learns the caller, selects their tree
+// from in and names the devices asked (a request's --device lists; nil:
+// $CHOS_DEVICES), writing each into l's record as it is known.
+func (inv Invocation) begin(l *Launch, in ostree.Inputs, devices []string) (start, error) {
+	var s start
+	cat, set, err := inv.Catalog()
+	l.Record.Config, l.catalog, s.cat = set.Audit(), cat, cat
+	if err != nil {
+		return s, err
+	}
+	if s.who, err = inv.who(); err != nil {
+		return s, err
+	}
+	l.Record.Event.User = s.who.Name
+	sel, err := inv.choose(cat, in, s.who)
+	l.Record.selected(sel)
+	if err != nil {
+		return s, err
+	}
+	s.tree = sel.Tree
+	if s.devices, err = inv.deviceNames(devices); err != nil {
+		return s, err
+	}
+	l.Record.asked(s.devices)
+	return s, nil
+}
+
+// refuse records err as the refusal of l, a launch of argv in the tree
+// named (both as asked, for the audit line), and returns them.
+func (inv Invocation) refuse(l *Launch, err error, name string, argv []string) (*Launch, error) {
+	l.Record.refused(err, name, argv)
+	l.Record.Event.Cwd, _ = inv.Machine.Getwd(inv.lookupCaller())
+	return l, err
 }
 
 // planFor computes the plan of a launch of argv (or the login shell) in

@@ -391,8 +391,10 @@ ulimit -u $((lo - 2 + $1)) && shift && exec "$@"`
 				}
 			}
 			t.Logf("ran at %v above the user's processes; the Go runtime could not start at %v", ran, unstarted)
-			if len(unstarted) > 3 || (len(unstarted) > 0 && unstarted[len(unstarted)-1] != len(unstarted)) {
-				t.Errorf("the Go runtime cannot start chos at %v above the user's processes: more than the 3 it needs for itself", unstarted)
+			// (3 threads, or 4 when a goroutine of the runtime's start blocks
+			// long enough for it to start another: it varies with the load)
+			if len(unstarted) > 4 || (len(unstarted) > 0 && unstarted[len(unstarted)-1] != len(unstarted)) {
+				t.Errorf("the Go runtime cannot start chos at %v above the user's processes: more than the 4 it needs for itself", unstarted)
 			}
 			if m.bin == h.chos && !m.userns && len(ran) != 24 {
 				t.Errorf("setuid mode ran only at %v of 1 to 24 above the user's processes", ran)

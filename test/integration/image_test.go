@@ -374,8 +374,8 @@ func TestBadImagesAreRefusedAndLeaveNothing(t *testing.T) {
 		userns           bool // refused in userns mode too
 	}{
 		{"good", write(filepath.Join(dir, "good.sqsh"), data), "", false},
-		{"userowned", userOwned, "refusing to mount image " + userOwned + ": " + userOwned + " is owned by uid " + strconv.Itoa(h.uid) + ", not root", false},
-		{"groupwritable", write(filepath.Join(groupWritable, "x.sqsh"), data), "refusing to mount image " + groupWritable + "/x.sqsh: " + groupWritable + " is writable by group or others (mode 0775)", false},
+		{"userowned", userOwned, userOwned + " is owned by uid " + strconv.Itoa(h.uid) + ", not root: the setuid chos refuses it", false},
+		{"groupwritable", write(filepath.Join(groupWritable, "x.sqsh"), data), groupWritable + "/x.sqsh: " + groupWritable + " is writable by group or others (mode 0775): the setuid chos refuses it", false},
 		{"corrupt", write(filepath.Join(dir, "corrupt.sqsh"), corrupt), "not a squashfs image: " + filepath.Join(dir, "corrupt.sqsh") + " cannot be read", true},
 		{"plain", write(filepath.Join(dir, "plain"), []byte("#!/bin/sh\necho this file is a shell script, not a squashfs image\n")), "not a squashfs image: " + filepath.Join(dir, "plain") + " starts with", true},
 	}
