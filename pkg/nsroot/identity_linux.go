@@ -55,12 +55,17 @@ func applyIdentity(id *spec.Layer) error {
 func extend(file, copyPath string, lines []string) error {
 	var base []byte
 	var target string
+	// (without waiting: a tree's own file, where identity = leaves it, may
+	// be a FIFO, which would hold root's builder and the tree's lock)
 	fd, err := unix.Openat2(unix.AT_FDCWD, file, &unix.OpenHow{
-		Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+		Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
 	switch {
 	case err == nil:
 		f := os.NewFile(uintptr(fd), file)
 		defer f.Close()
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("the view's %s is not a regular file: chos adds your entry to a plain file only", file)
+		}
 		if base, err = io.ReadAll(io.LimitReader(f, maxIdentityFile)); err != nil {
 			return fmt.Errorf("reading the view's %s: %w", file, err)
 		}
