@@ -253,3 +253,43 @@ func TestHostCommandFromASetuidTreeNeverUsesTheTreeAsRoot(t *testing.T) {
 		})
 	}
 }
+
+// A tree's maker (an image from a registry) may put a FIFO where chos
+// reads a tree's file: its /etc/chos.conf (a login shell's %ENV), its own
+// /etc/passwd where identity = leaves it to the tree (every launch reads
+// it). Nothing ever writes to it: a launch must refuse it at once, never
+// wait. Control: the same file as a plain one.
+func TestATreesFIFOsNeverHoldALaunch(t *testing.T) {
+	clearDotfile(t)
+	dir := filepath.Join(h.base, unique(t)+"-fifo-"+randHex(3))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if out, err := runSetup(2*time.Minute, h.repo, "scripts/mkbusyboxtree", dir, "chosfifo", "Chos FIFO"); err != nil {
+		t.Fatalf("mkbusyboxtree: %v\n%s", err, out)
+	}
+	passwd, err := os.ReadFile("/etc/passwd")
+	must(t, err)
+	must(t, writeRootFile(filepath.Join(dir, "etc/passwd"), string(passwd), 0o644)) // (names the user)
+	setConfig(t, h.configText+"fifo:"+dir+"\n%TREE fifo\nidentity = /etc/group\n")
+	for _, c := range []struct {
+		name, file, plain string
+		c                 call
+	}{
+		{"login shell, its /etc/chos.conf", "etc/chos.conf", "%ENV\nHOME\n", call{Args: []string{h.chos, "shell", "fifo"}, Stdin: []byte("exit 0\n")}},
+		{"exec, the tree's own /etc/passwd", "etc/passwd", string(passwd), call{Args: []string{h.chos, "exec", "fifo", "true"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.file)
+			os.Remove(p)
+			must(t, unix.Mkfifo(p, 0o644))
+			c.c.Timeout = 15 * time.Second
+			began := time.Now()
+			r := run(t, c.c)
+			if took := time.Since(began); r.status != 125 || took > 10*time.Second || !strings.Contains(r.stderr, "not a regular file") {
+				t.Errorf("a FIFO at the tree's /%s: after %v:\n%s", c.file, took, r)
+			}
+			must(t, os.Remove(p))
+			must(t, writeRootFile(p, c.plain, 0o644))
+			wantStatus(t, run(t, c.c), 0) // control
+		})
+	}
+}
