@@ -212,7 +212,7 @@ func (cl *cmdline) checkTree(k *checker, cat *ostree.Catalog, t *ostree.Tree) {
 		return
 	}
 	if err := ostree.Problem(t, cl.inv.HostPrefix); err != nil {
-		k.fail(what, "%v", err)
+		k.fail(what, "%v (%s)", err, t.At) // (where the tree is configured, as a launch says)
 		return
 	}
 	// The setuid chos binds only what only root can redirect.
