@@ -78,8 +78,11 @@ def main():
             # tree      NAME (PATH), assembled at ROOT
             tree = rest[rest.index("(") + 1: rest.index("), assembled at ")]
             continue
-        if kind in ( "cache", "unshare", "pivot", "identity", "cwd", "exec", "names"):
-            continue  # bwrap does its own (a namespace, pivot_root, the caller's ids, the cwd kept)
+        if kind in ("cache", "keep", "unshare", "pivot", "identity", "cwd", "exec", "names"):
+            # bwrap does its own (a namespace, pivot_root, the caller's ids,
+            # the cwd kept); cache and keep name where chos keeps the view
+            # the steps below build
+            continue
         if kind == "tmpfs":
             continue  # bwrap's new root is a tmpfs too
         if kind == "bind":
