@@ -10,6 +10,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// fullQueue listens on the abstract socket addr with a queue of one, and
+// fills it with a connection of its own; both close with the test.
+func fullQueue(t *testing.T, addr string) (listener int) {
+	t.Helper()
+	lis, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(lis) })
+	if err := unix.Bind(lis, &unix.SockaddrUnix{Name: addr}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lis, 0); err != nil {
+		t.Fatal(err)
+	}
+	own, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(own) })
+	if err := unix.Connect(own, &unix.SockaddrUnix{Name: addr}); err != nil {
+		t.Fatal(err)
+	}
+	return lis
+}
+
 // A keeper's name taken by a process that listens with a full queue and
 // never accepts (another user can take it: abstract names are first come,
 // first served) must not hold a launch: dialKeeper says at once that it
@@ -20,26 +46,7 @@ func TestDialKeeperDoesNotWaitOnAFullQueue(t *testing.T) {
 	if _, err := dialKeeper(addr); !errors.Is(err, errNoKeeper) {
 		t.Fatalf("control: dialKeeper(%s) of a free name: %v, want errNoKeeper", addr, err)
 	}
-	lis, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lis)
-	if err := unix.Bind(lis, &unix.SockaddrUnix{Name: addr}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lis, 0); err != nil {
-		t.Fatal(err)
-	}
-	// (a queue of one, filled)
-	own, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(own)
-	if err := unix.Connect(own, &unix.SockaddrUnix{Name: addr}); err != nil {
-		t.Fatal(err)
-	}
+	fullQueue(t, addr)
 	done := make(chan error, 1)
 	go func() { _, err := dialKeeper(addr); done <- err }()
 	select {
@@ -57,25 +64,7 @@ func TestDialKeeperDoesNotWaitOnAFullQueue(t *testing.T) {
 // (here none: the connection is closed, errNoKeeper).
 func TestDialKeeperWaitsForAQueueFullForAMoment(t *testing.T) {
 	addr := fmt.Sprintf("@chos-test-burst/%d/%d", os.Getpid(), time.Now().UnixNano())
-	lis, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lis)
-	if err := unix.Bind(lis, &unix.SockaddrUnix{Name: addr}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lis, 0); err != nil {
-		t.Fatal(err)
-	}
-	own, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(own)
-	if err := unix.Connect(own, &unix.SockaddrUnix{Name: addr}); err != nil {
-		t.Fatal(err)
-	}
+	lis := fullQueue(t, addr)
 	go func() {
 		time.Sleep(keeperQueueWait / 3)
 		for i := 0; i < 2; i++ { // the filler's, then the launch's
