@@ -258,18 +258,9 @@ func TestKilledLaunchesLeaveNothing(t *testing.T) {
 		{h.chos, "exec", "img", "true"},
 		{h.chos, "exec", "--fresh", "img", "true"},
 	}
-	for _, argv := range launches {
-		for _, delay := range []time.Duration{0, 1 * time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond} {
-			emptyCache(t)
-			b := start(t, call{Args: argv})
-			time.Sleep(delay)
-			syscall.Kill(-b.pid, syscall.SIGKILL)
-			b.wait(promptly)
-		}
-	}
-	// The builders finish by themselves; then the cache goes too. A
-	// builder forked but not yet executed (out of the launch's group
-	// already) still shows the launch's command line.
+	// The builders of killed launches finish by themselves; then the
+	// cache goes too. A builder forked but not yet executed (out of the
+	// launch's group already) still shows the launch's command line.
 	builders := func() []int {
 		pids := pidsRunning("chos", "__chos_build_view")
 		for _, argv := range launches {
@@ -277,12 +268,25 @@ func TestKilledLaunchesLeaveNothing(t *testing.T) {
 		}
 		return pids
 	}
-	for deadline := time.Now().Add(20 * time.Second); len(builders()) > 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
+	waitBuilders := func() {
+		for deadline := time.Now().Add(20 * time.Second); len(builders()) > 0 && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if pids := builders(); len(pids) > 0 {
+			t.Fatalf("builders still running: %v", pids)
+		}
 	}
-	if pids := builders(); len(pids) > 0 {
-		t.Errorf("builders still running: %v", pids)
+	for _, argv := range launches {
+		for _, delay := range []time.Duration{0, 1 * time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond} {
+			waitBuilders() // (the last launch's, which may cache its view after a drop)
+			emptyCache(t)
+			b := start(t, call{Args: argv})
+			time.Sleep(delay)
+			syscall.Kill(-b.pid, syscall.SIGKILL)
+			b.wait(promptly)
+		}
 	}
+	waitBuilders()
 	emptyCache(t)
 	if gone, added := lineDiff(before, readMountinfo(t)); len(gone)+len(added) > 0 {
 		t.Errorf("killed launches changed the host's mount table: lost %q, gained %q", gone, added)
