@@ -126,6 +126,7 @@ func TestNoUserCanStallAnotherUsersFirstLaunch(t *testing.T) {
 	t.Run("attacker stops its own launches", func(t *testing.T) {
 		// The attacker stops every chos process it may signal, at several
 		// moments of its first launch.
+		t.Cleanup(func() { killStopped(t) }) // (also after a failure: a stopped builder stalls later tests)
 		for _, delay := range []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond} {
 			emptyCache(t)
 			att := start(t, call{Args: []string{h.chos, "exec", "one", "sleep", "30"}})
@@ -205,6 +206,7 @@ func TestNoUserCanStallAnotherUsersImageTrees(t *testing.T) {
 	for _, fresh := range []bool{true, false} {
 		kind := map[bool]string{true: "fresh", false: "cached"}[fresh]
 		t.Run("attacker stops its "+kind+" launches holding what they hold", func(t *testing.T) {
+			t.Cleanup(func() { killStopped(t) }) // (also after a failure: a stopped builder stalls later tests)
 			for try := 0; try < 8; try++ {
 				emptyCache(t)
 				args := []string{"chrt", "-i", "0", "nice", "-n", "19", h.chos, "exec"}
