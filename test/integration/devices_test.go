@@ -118,6 +118,20 @@ func devConfig(t testing.TB, f *devFixture, specDir string) string {
 		"\n%TREE debgcc\ndevices = " + devName + " " + devKind + "=nope\n"
 }
 
+// ownSpecDir makes a spec directory of the test's own, removed after it,
+// holding f's spec as root's file, and sets devConfig with it; it returns
+// the directory and the spec file's path.
+func ownSpecDir(t *testing.T, f *devFixture) (specDir, spec string) {
+	t.Helper()
+	specDir = filepath.Join(f.dir, unique(t))
+	must(t, os.Mkdir(specDir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(specDir) })
+	spec = filepath.Join(specDir, "chos-test.yaml")
+	must(t, writeRootFile(spec, f.specText, 0o644))
+	setConfig(t, devConfig(t, f, specDir))
+	return specDir, spec
+}
+
 // devProgram builds, inside the tree with the device, a program against
 // the device's header and library, in a directory of the user's; it
 // returns the program's path.
@@ -265,12 +279,7 @@ func TestDeviceRefusals(t *testing.T) {
 // not know refuses its device, and is never run.
 func TestDeviceSpecsAreTrustedConfiguration(t *testing.T) {
 	f := devices.get(t)
-	specDir := filepath.Join(f.dir, unique(t))
-	must(t, os.Mkdir(specDir, 0o755))
-	t.Cleanup(func() { os.RemoveAll(specDir) })
-	spec := filepath.Join(specDir, "chos-test.yaml")
-	must(t, writeRootFile(spec, f.specText, 0o644))
-	setConfig(t, devConfig(t, f, specDir))
+	specDir, spec := ownSpecDir(t, f)
 	if r := chos(t, "exec", "--device", devName, "debgcc", "chostest-tool"); !wantStatus(t, r, 0) {
 		t.FailNow()
 	}
@@ -321,12 +330,7 @@ func TestDeviceSpecsAreTrustedConfiguration(t *testing.T) {
 // changed spec file gives a new view, as a changed configuration does.
 func TestDeviceViewsAreCachedAndFollowTheirSpec(t *testing.T) {
 	f := devices.get(t)
-	specDir := filepath.Join(f.dir, unique(t))
-	must(t, os.Mkdir(specDir, 0o755))
-	t.Cleanup(func() { os.RemoveAll(specDir) })
-	spec := filepath.Join(specDir, "chos-test.yaml")
-	must(t, writeRootFile(spec, f.specText, 0o644))
-	setConfig(t, devConfig(t, f, specDir))
+	_, spec := ownSpecDir(t, f)
 	ns := func(args ...string) string {
 		r := chos(t, append(append([]string{"exec"}, args...), "sh", "-c", "readlink /proc/self/ns/mnt; echo $CHOSTEST_DEVICE")...)
 		wantStatus(t, r, 0)
