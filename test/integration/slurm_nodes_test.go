@@ -389,6 +389,30 @@ func (c *slurmCluster) nodeAudit(t *testing.T) map[string]*syslogDaemon {
 	return ds
 }
 
+// auditMarks is how many lines each node's audit log has so far.
+func auditMarks(t *testing.T, audit map[string]*syslogDaemon) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for n, d := range audit {
+		seen[n] = len(d.lines(t))
+	}
+	return seen
+}
+
+// viewsSince is "via:view" of each line node n's log d got since seen[n],
+// sorted; seen[n] moves past them.
+func viewsSince(t *testing.T, d *syslogDaemon, seen map[string]int, n string) []string {
+	t.Helper()
+	lines := d.lines(t)
+	var got []string
+	for _, l := range lines[seen[n]:] {
+		got = append(got, l.fields["via"]+":"+l.fields["view"])
+	}
+	seen[n] = len(lines)
+	sort.Strings(got)
+	return got
+}
+
 // Each node builds the job's view once, whatever the number of tasks on
 // it, and every launch's audit line, on its node, says whether it built
 // the view: one line per node and step through the plugin, one per task
@@ -396,10 +420,7 @@ func (c *slurmCluster) nodeAudit(t *testing.T) map[string]*syslogDaemon {
 func TestSlurmNodesBuildTheViewOncePerJob(t *testing.T) {
 	c := chosNodes(t)
 	audit := c.nodeAudit(t)
-	seen := map[string]int{}
-	for n, d := range audit {
-		seen[n] = len(d.lines(t))
-	}
+	seen := auditMarks(t, audit)
 	// A configuration never seen: every node builds its views again (kept
 	// for the next subtests: restored when the whole test ends).
 	cold := func() { setConfig(t, slurmCommandsConfig()+"# "+randHex(6)+"\n") }
@@ -434,13 +455,7 @@ func TestSlurmNodesBuildTheViewOncePerJob(t *testing.T) {
 				wantStatus(t, run(t, c.user(tc.job...)), 0)
 			}
 			for n, d := range audit {
-				lines := d.lines(t)
-				var got []string
-				for _, l := range lines[seen[n]:] {
-					got = append(got, l.fields["via"]+":"+l.fields["view"])
-				}
-				seen[n] = len(lines)
-				sort.Strings(got)
+				got := viewsSince(t, d, seen, n)
 				want := tc.n2
 				if n == "n1" {
 					want = tc.n1
@@ -598,10 +613,7 @@ func TestSlurmNodesCacheViewsForJobsInNamespacesOfTheirOwn(t *testing.T) {
 	c := chosNodesContained(t)
 	audit := c.nodeAudit(t)
 	setConfig(t, h.configText+"# "+randHex(6)+"\n") // (never seen: cold views)
-	seen := map[string]int{}
-	for n, d := range audit {
-		seen[n] = len(d.lines(t))
-	}
+	seen := auditMarks(t, audit)
 	step := `srun -N3 -n6 --chos=one sh -c 'echo node=$(hostname) mnt=$(readlink /proc/self/ns/mnt) os=$(. /etc/os-release; echo $ID)'`
 	want := map[int][]string{1: {"slurm:built", "slurm:cached"}, 2: {"slurm:cached", "slurm:cached"}}
 	nodeView := map[string]string{}
@@ -623,13 +635,7 @@ func TestSlurmNodesCacheViewsForJobsInNamespacesOfTheirOwn(t *testing.T) {
 			views[l["node"]][l["mnt"]] = true
 		}
 		for n, d := range audit {
-			lines := d.lines(t)
-			var got []string
-			for _, l := range lines[seen[n]:] {
-				got = append(got, l.fields["via"]+":"+l.fields["view"])
-			}
-			seen[n] = len(lines)
-			sort.Strings(got)
+			got := viewsSince(t, d, seen, n)
 			if strings.Join(got, " ") != strings.Join(want[job], " ") {
 				t.Errorf("job %d: %s logged %v, want %v", job, n, got, want[job])
 			}
