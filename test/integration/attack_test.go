@@ -91,10 +91,7 @@ func TestNoUserCanStallAnotherUsersFirstLaunch(t *testing.T) {
 		// what it builds); let it finish once the lock is free, before the
 		// next case drops the cache.
 		lock.Close()
-		deadline := time.Now().Add(promptly)
-		for len(pidsRunning("chos", "__chos_build_view")) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		buildersLeft(promptly)
 	})
 
 	t.Run("attacker's stderr is a full pipe", func(t *testing.T) {
@@ -154,6 +151,23 @@ func killStopped(t *testing.T) {
 	run(t, call{Args: []string{"sh", "-c", `pkill -KILL -u "$(id -u)" -x chos; true`}})
 }
 
+// buildersLeft waits up to d until no view builder runs, nor a process
+// with one of launches' command lines (a builder forked but not yet
+// executed still shows its launch's), and returns those running then.
+func buildersLeft(d time.Duration, launches ...[]string) []int {
+	builders := func() []int {
+		pids := pidsRunning("chos", "__chos_build_view")
+		for _, argv := range launches {
+			pids = append(pids, pidsRunning(argv...)...)
+		}
+		return pids
+	}
+	for deadline := time.Now().Add(d); len(builders()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return builders()
+}
+
 // No user can stall another user's image trees. A launch of an image tree
 // sets up a loop device under a lock on /dev/loop-control; for private
 // views (--fresh, cache = no, a launch from a view) that was done in the
@@ -179,12 +193,7 @@ func TestNoUserCanStallAnotherUsersImageTrees(t *testing.T) {
 		}
 		return timedRun(t, call{User: victim, Args: append(args, "img", "cat", "/etc/os-release")}, d)
 	}
-	waitBuilders := func() {
-		deadline := time.Now().Add(20 * time.Second)
-		for len(pidsRunning("chos", "__chos_build_view")) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	waitBuilders := func() { buildersLeft(20 * time.Second) }
 	var ctl unix.Stat_t
 	must(t, unix.Stat("/dev/loop-control", &ctl))
 	// how /proc/locks names the file: MAJOR:MINOR:INODE of its file system

@@ -261,18 +261,8 @@ func TestKilledLaunchesLeaveNothing(t *testing.T) {
 	// The builders of killed launches finish by themselves; then the
 	// cache goes too. A builder forked but not yet executed (out of the
 	// launch's group already) still shows the launch's command line.
-	builders := func() []int {
-		pids := pidsRunning("chos", "__chos_build_view")
-		for _, argv := range launches {
-			pids = append(pids, pidsRunning(argv...)...)
-		}
-		return pids
-	}
 	waitBuilders := func() {
-		for deadline := time.Now().Add(20 * time.Second); len(builders()) > 0 && time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if pids := builders(); len(pids) > 0 {
+		if pids := buildersLeft(20*time.Second, launches...); len(pids) > 0 {
 			t.Fatalf("builders still running: %v", pids)
 		}
 	}
