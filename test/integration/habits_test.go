@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -461,23 +460,10 @@ func TestSignalToProcessGroupArrivesOnce(t *testing.T) {
 	}
 }
 
-var (
-	sigcountOnce sync.Once
-	sigcountBin  string
-)
-
 // sigcount is testdata/sigcount, built once per run.
 func sigcount(t *testing.T) string {
 	t.Helper()
-	sigcountOnce.Do(func() {
-		dir := filepath.Join(h.tmp, "sigcount")
-		must(t, os.Mkdir(dir, 0o755))
-		sigcountBin = buildTestProgram(t, dir, "sigcount")
-	})
-	if sigcountBin == "" {
-		t.Fatal("testdata/sigcount was not built")
-	}
-	return sigcountBin
+	return tmpProgram(t, "sigcount")
 }
 
 // The soft stack limit reaches the command on every path where chos can

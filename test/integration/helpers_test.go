@@ -591,6 +591,28 @@ func buildTestProgram(t testing.TB, dir, name string, flags ...string) string {
 	return out
 }
 
+var (
+	tmpProgramsMu sync.Mutex
+	tmpPrograms   = map[string]string{}
+)
+
+// tmpProgram is testdata/NAME (with the extra go build flags), built once
+// per run where every tree sees it at the same path: below /tmp, in a
+// root-owned directory.
+func tmpProgram(t testing.TB, name string, flags ...string) string {
+	t.Helper()
+	tmpProgramsMu.Lock()
+	defer tmpProgramsMu.Unlock()
+	if p, ok := tmpPrograms[name]; ok {
+		return p
+	}
+	dir := filepath.Join(h.tmp, name)
+	must(t, os.MkdirAll(dir, 0o755))
+	p := buildTestProgram(t, dir, name, flags...)
+	tmpPrograms[name] = p
+	return p
+}
+
 // copyFile copies src to dst with mode, owned by root.
 func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
 	t.Helper()

@@ -23,27 +23,12 @@ import (
 // with testdata/procstate, runs the same probe with and without chos, and
 // compares what the probe reports.
 
-var (
-	procstateOnce sync.Once
-	procstateBin  string
-)
-
-// procstate builds testdata/procstate (once per run) where every tree sees
-// it at the same path: below /tmp, in a root-owned directory.
+// procstate is testdata/procstate, built once per run where every tree
+// sees it.
 func procstate(t testing.TB) string {
 	t.Helper()
-	procstateOnce.Do(func() {
-		dir := filepath.Join(h.tmp, "procstate")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		// It reads what the Go runtime recorded of its start state.
-		procstateBin = buildTestProgram(t, dir, "procstate", "-ldflags=-checklinkname=0")
-	})
-	if procstateBin == "" {
-		t.Fatal("testdata/procstate was not built")
-	}
-	return procstateBin
+	// It reads what the Go runtime recorded of its start state.
+	return tmpProgram(t, "procstate", "-ldflags=-checklinkname=0")
 }
 
 // stateCase is one process state a caller hands to its command.
