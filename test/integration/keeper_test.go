@@ -83,6 +83,20 @@ func waitNoKeepers(uid int) error {
 	return nil
 }
 
+// endKeepers is waitNoKeepers before a user is removed: keepers that
+// outlive keeperGone are reported and then killed, so that the user does
+// not stay on the machine for them.
+func endKeepers(uid int) error {
+	err := waitNoKeepers(uid)
+	if err != nil {
+		for _, k := range keepersOf(uid) {
+			syscall.Kill(k.pid, syscall.SIGKILL)
+		}
+		waitFor(5*time.Second, func() bool { return len(keepersOf(uid)) == 0 })
+	}
+	return err
+}
+
 // keeperAddresses are the abstract socket names of uid's keepers.
 func keeperAddresses(t testing.TB, uid int) []string {
 	t.Helper()

@@ -419,22 +419,20 @@ func dropCache() error {
 }
 
 func removeUser() error {
-	if err := waitNoKeepers(h.uid); err != nil {
-		return err
-	}
+	keepers := endKeepers(h.uid)
 	if m := mountsUnder(h.home); len(m) > 0 {
-		return fmt.Errorf("not removing user %s: mounts under %s: %v", h.user, h.home, m)
+		return errors.Join(keepers, fmt.Errorf("not removing user %s: mounts under %s: %v", h.user, h.home, m))
 	}
 	if out, err := runSetup(30*time.Second, "/", "userdel", "-r", h.user); err != nil {
 		// userdel -r exits 12 when only the mail spool is missing.
 		if _, lerr := user.Lookup(h.user); lerr == nil {
-			return fmt.Errorf("userdel -r %s: %w\n%s", h.user, err, out)
+			return errors.Join(keepers, fmt.Errorf("userdel -r %s: %w\n%s", h.user, err, out))
 		}
 	}
 	if _, err := os.Lstat(h.home); err == nil {
-		return fmt.Errorf("%s still exists after userdel -r", h.home)
+		return errors.Join(keepers, fmt.Errorf("%s still exists after userdel -r", h.home))
 	}
-	return nil
+	return keepers
 }
 
 // removeUnmounted removes dir, but never while anything is mounted under

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"os/user"
 	"strconv"
@@ -34,18 +35,17 @@ func makeUser(name string) (*testUser, error) {
 		return nil, fmt.Errorf("useradd %s: %w\n%s", name, err, out)
 	}
 	atExit(func() error {
+		var keepers error
 		if u, err := user.Lookup(name); err == nil {
 			uid, _ := strconv.Atoi(u.Uid)
-			if err := waitNoKeepers(uid); err != nil {
-				return err
-			}
+			keepers = endKeepers(uid)
 		}
 		if out, err := runSetup(30*time.Second, "/", "userdel", "-r", name); err != nil {
 			if _, lerr := user.Lookup(name); lerr == nil {
-				return fmt.Errorf("userdel -r %s: %w\n%s", name, err, out)
+				return errors.Join(keepers, fmt.Errorf("userdel -r %s: %w\n%s", name, err, out))
 			}
 		}
-		return nil
+		return keepers
 	})
 	u, err := user.Lookup(name)
 	if err != nil {
