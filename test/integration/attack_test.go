@@ -563,6 +563,19 @@ func TestCacheModesDoNotDependOnTheFirstLaunchersUmask(t *testing.T) {
 	wantStatus(t, run(t, call{User: bystander, Args: []string{h.chos, "check"}}), 0)
 }
 
+// optProbe makes /opt/probe in the test tree named tree, which must have
+// no /opt, removed after the test; it returns its path on the host.
+func optProbe(t *testing.T, tree string) string {
+	t.Helper()
+	dir := filepath.Join(h.trees[tree], "opt")
+	if _, err := os.Lstat(dir); err == nil {
+		t.Fatalf("%s exists already", dir)
+	}
+	must(t, os.MkdirAll(filepath.Join(dir, "probe"), 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "probe")
+}
+
 // `setuid = allow` makes the tree's setuid-root programs give root, as on
 // the host, and lets chos itself switch trees from inside it with root's
 // rights (exact groups); a tree without it gives neither.
@@ -570,13 +583,7 @@ func TestSetuidAllowTreeGivesItsSetuidProgramsRoot(t *testing.T) {
 	setConfig(t, h.configText+"%TREE three\nsetuid = allow\n")
 	probe := buildTestProgram(t, t.TempDir(), "capprobe")
 	for _, tree := range []string{"one", "three"} {
-		dir := filepath.Join(h.trees[tree], "opt")
-		if _, err := os.Lstat(dir); err == nil {
-			t.Fatalf("%s exists already", dir)
-		}
-		must(t, os.MkdirAll(filepath.Join(dir, "probe"), 0o755))
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		copyFile(t, probe, filepath.Join(dir, "probe", "capprobe"), os.ModeSetuid|0o755)
+		copyFile(t, probe, filepath.Join(optProbe(t, tree), "capprobe"), os.ModeSetuid|0o755)
 	}
 	parse := func(out string) map[string]string {
 		m := map[string]string{}

@@ -151,15 +151,10 @@ func TestSessionGetsNoPrivilegeFromATreesFiles(t *testing.T) {
 	setConfig(t, h.configText+"%TREE three\nsetuid = allow\n")
 	bin := buildEuid(t, t.TempDir())
 	for _, tree := range []string{"one", "three"} {
-		dir := filepath.Join(h.trees[tree], "opt")
-		if _, err := os.Lstat(dir); err == nil {
-			t.Fatalf("%s exists already", dir)
-		}
-		must(t, os.MkdirAll(filepath.Join(dir, "probe"), 0o755))
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		copyFile(t, bin, filepath.Join(dir, "probe", "euid"), os.ModeSetuid|0o755)
-		must(t, syscall.Mknod(filepath.Join(dir, "probe", "null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
-		must(t, os.Chmod(filepath.Join(dir, "probe", "null"), 0o666))
+		dir := optProbe(t, tree)
+		copyFile(t, bin, filepath.Join(dir, "euid"), os.ModeSetuid|0o755)
+		must(t, syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+		must(t, os.Chmod(filepath.Join(dir, "null"), 0o666))
 	}
 	hostDir := filepath.Join(h.base, unique(t)+"-host")
 	must(t, os.MkdirAll(hostDir, 0o755))
