@@ -71,6 +71,22 @@ func processState(pid int) string {
 	return ""
 }
 
+// holdBuildLock empties the cache and takes tree one's build lock, as a
+// builder holds it: a first launch's builder waits until the returned
+// file is closed.
+func holdBuildLock(t *testing.T) *os.File {
+	t.Helper()
+	emptyCache(t)
+	must(t, os.MkdirAll(hostCacheDir(t), 0o755))
+	lock, err := os.OpenFile(filepath.Join(hostCacheDir(t), "one.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	must(t, err)
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatal(err)
+	}
+	return lock
+}
+
 func TestNoUserCanStallAnotherUsersFirstLaunch(t *testing.T) {
 	victim := otherUser(t)
 	// An optional bind that is skipped gives the attacker's `chos -v` a
@@ -78,12 +94,8 @@ func TestNoUserCanStallAnotherUsersFirstLaunch(t *testing.T) {
 	setConfig(t, h.configText+"%TREE one\nbind = /nonexistent/chos-itest /chos-itest optional\n")
 
 	t.Run("control: a held build lock stalls a first launch", func(t *testing.T) {
-		emptyCache(t)
-		must(t, os.MkdirAll(hostCacheDir(t), 0o755))
-		lock, err := os.OpenFile(filepath.Join(hostCacheDir(t), "one.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-		must(t, err)
+		lock := holdBuildLock(t)
 		defer lock.Close()
-		must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
 		if r, ok := timedLaunch(t, victim, 3*time.Second); ok {
 			t.Fatalf("the first launch completed while root held the tree's build lock; the stall checks below cannot fail:\n%s", r)
 		}
@@ -639,12 +651,8 @@ func TestSetuidAllowTreeGivesItsSetuidProgramsRoot(t *testing.T) {
 // descriptors left open across exec. The control is the user's own chos,
 // which keeps them all.
 func TestViewBuilderDropsTheLaunchersSchedulingAndDescriptors(t *testing.T) {
-	emptyCache(t)
-	must(t, os.MkdirAll(hostCacheDir(t), 0o755))
-	lock, err := os.OpenFile(filepath.Join(hostCacheDir(t), "one.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	must(t, err)
+	lock := holdBuildLock(t) // the builder waits here, for us to look at it
 	defer lock.Close()
-	must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX)) // the builder waits here, for us to look at it
 	// The user's launch runs in a cgroup of its own (as a delegated one
 	// would be), which the builder must leave.
 	cg, line := launchCgroup(t)

@@ -162,12 +162,8 @@ func TestLoaderVariablesNeverReachRootsHelpers(t *testing.T) {
 	}
 
 	t.Run("the builder's environment", func(t *testing.T) {
-		emptyCache(t)
-		must(t, os.MkdirAll(hostCacheDir(t), 0o755))
-		lock, err := os.OpenFile(filepath.Join(hostCacheDir(t), "one.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-		must(t, err)
+		lock := holdBuildLock(t) // the builder waits here
 		defer lock.Close()
-		must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX)) // the builder waits here
 		att := start(t, call{Args: withEnv(h.chos, "exec", "one", "true")})
 		var builder int
 		for deadline := time.Now().Add(promptly); builder == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
