@@ -150,18 +150,19 @@ func TestTreeLoaderConfigurationNeverRunsAsRoot(t *testing.T) {
 func TestSessionGetsNoPrivilegeFromATreesFiles(t *testing.T) {
 	setConfig(t, h.configText+"%TREE three\nsetuid = allow\n")
 	bin := buildEuid(t, t.TempDir())
-	for _, tree := range []string{"one", "three"} {
-		dir := optProbe(t, tree)
+	// dir/euid, setuid root, and dir/null, a device node anyone may open
+	probes := func(dir string) {
 		copyFile(t, bin, filepath.Join(dir, "euid"), os.ModeSetuid|0o755)
 		must(t, syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
 		must(t, os.Chmod(filepath.Join(dir, "null"), 0o666))
 	}
+	for _, tree := range []string{"one", "three"} {
+		probes(optProbe(t, tree))
+	}
 	hostDir := filepath.Join(h.base, unique(t)+"-host")
 	must(t, os.MkdirAll(hostDir, 0o755))
 	t.Cleanup(func() { os.RemoveAll(hostDir) })
-	copyFile(t, bin, filepath.Join(hostDir, "euid"), os.ModeSetuid|0o755)
-	must(t, syscall.Mknod(filepath.Join(hostDir, "null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
-	must(t, os.Chmod(filepath.Join(hostDir, "null"), 0o666))
+	probes(hostDir)
 	r := run(t, call{Args: []string{"sh", "-c", hostDir + "/euid; cat " + hostDir + "/null && echo opened"}})
 	if !wantStatus(t, r, 0) || !strings.HasPrefix(r.stdout, "0\n") || !strings.Contains(r.stdout, "opened") {
 		t.Fatalf("control: on the host the setuid program does not give root, or the device does not open; the test cannot fail:\n%s", r)
