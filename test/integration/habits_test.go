@@ -60,12 +60,15 @@ func TestLongPathStillExecutes(t *testing.T) {
 	}
 }
 
-// unreadableDotfiles are ~/.chos files that are there but that the user
-// cannot read: each names tree two, which a readable one would select.
-var unreadableDotfiles = []struct {
+// dotfileCase is a ~/.chos a test makes.
+type dotfileCase struct {
 	name string
 	make func(t *testing.T)
-}{
+}
+
+// unreadableDotfiles are ~/.chos files that are there but that the user
+// cannot read: each names tree two, which a readable one would select.
+var unreadableDotfiles = []dotfileCase{
 	{"mode 000", func(t *testing.T) { setDotfile(t, "two\n"); must(t, os.Chmod(dotfilePath(), 0)) }},
 	{"a directory", func(t *testing.T) {
 		clearDotfile(t)
@@ -125,10 +128,7 @@ func TestUnreadableDotfileIsRefused(t *testing.T) {
 func TestUnreadableDotfileRefusesSSHLogin(t *testing.T) {
 	s := forcedSSHD(t, "internal-sftp")
 	marker := filepath.Join(h.home, "chos-itest-ran")
-	for _, d := range append(unreadableDotfiles, struct {
-		name string
-		make func(t *testing.T)
-	}{"control: readable", func(t *testing.T) { setDotfile(t, "two\n") }}) {
+	for _, d := range append(unreadableDotfiles, dotfileCase{"control: readable", func(t *testing.T) { setDotfile(t, "two\n") }}) {
 		t.Run(d.name, func(t *testing.T) {
 			d.make(t)
 			os.Remove(marker)
