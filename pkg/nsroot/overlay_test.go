@@ -3,14 +3,12 @@ package nsroot
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/ldcache"
 	"github.com/chos-hpc/chos/pkg/spec"
 )
@@ -179,18 +177,6 @@ func TestLoaderCacheAddsTheLibrariesToTheTreesCache(t *testing.T) {
 	data, _ = os.ReadFile(filepath.Join(view2, ".chos/etc/ld.so.cache"))
 	if c, err := ldcache.Parse(data); err != nil || len(c.Entries) != 1 {
 		t.Errorf("cache of a tree without one: %+v, %v", c, err)
-	}
-}
-
-func TestMergeEnvReplacesInPlace(t *testing.T) {
-	got := MergeEnv([]string{"PATH=/bin", "A=1", "B=2", "A=3"}, []string{"A=x", "C=y", "C=z"})
-	if want := []string{"PATH=/bin", "A=x", "B=2", "C=z"}; !slices.Equal(got, want) {
-		t.Errorf("MergeEnv = %v, want %v", got, want)
-	}
-	// what the view's file holds, read back as it was written
-	env := []string{"A=1", "B=two\nlines", "C="}
-	if got := parseEnvFile([]byte(devices.EnvFileContent(env))); !slices.Equal(got, env) {
-		t.Errorf("env file read back as %q, want %q", got, env)
 	}
 }
 
