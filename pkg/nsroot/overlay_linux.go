@@ -131,7 +131,7 @@ func provide(root, tree *os.File, m spec.Mount, pr spec.Provision) (string, erro
 			return "", nil // nothing to bind: the tree's own (or none) shows
 		}
 	}
-	dir, err := inTree(tree, path.Dir(pr.Path))
+	dir, err := inroot.Resolve(tree, path.Dir(pr.Path))
 	if err != nil {
 		return "", err
 	}
@@ -205,57 +205,6 @@ func linkSoname(root *os.File, pr spec.Provision, added string) error {
 // fileName says whether a library's soname can name a file beside it.
 func fileName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
-}
-
-// maxLinks bounds the links followed inside a tree, as the kernel's
-// ELOOP does.
-const maxLinks = 40
-
-// inTree resolves p inside the tree whose root is open as tree, as the
-// tree's own links resolve it (absolute ones from the tree's root, ".."
-// never above it), as far as the tree has it: from the first missing
-// component on, p is kept as it is.
-func inTree(tree *os.File, p string) (string, error) {
-	pending := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
-	cur, links := "/", 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, c)
-		var st unix.Stat_t
-		err := unix.Fstatat(int(tree.Fd()), strings.TrimPrefix(next, "/"), &st, unix.AT_SYMLINK_NOFOLLOW)
-		if errors.Is(err, unix.ENOENT) {
-			return path.Join(append([]string{next}, pending...)...), nil
-		}
-		if err != nil {
-			return "", &fs.PathError{Op: "stat", Path: next, Err: err}
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			cur = next
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", &fs.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
-		}
-		buf := make([]byte, unix.PathMax)
-		n, err := unix.Readlinkat(int(tree.Fd()), strings.TrimPrefix(next, "/"), buf)
-		if err != nil {
-			return "", &fs.PathError{Op: "readlink", Path: next, Err: err}
-		}
-		target := string(buf[:n])
-		if path.IsAbs(target) {
-			cur = "/"
-		}
-		pending = append(strings.Split(target, "/"), pending...)
-	}
-	return cur, nil
 }
 
 // loaderCache writes at m.Target the tree's loader cache with the

@@ -41,39 +41,6 @@ func open(t *testing.T, dir string) *os.File {
 	return f
 }
 
-// Paths resolve as the tree's links resolve them, never onto the host, and
-// as far as the tree has them.
-func TestInTreeFollowsTheTreesLinksWithinIt(t *testing.T) {
-	tree := t.TempDir()
-	mkTree(t, tree, map[string]string{
-		"usr/lib/x86_64-linux-gnu": "/",
-		"lib":                      "->usr/lib",
-		"usr/lib64":                "->/usr/lib", // absolute: from the tree's root
-		"var/run":                  "->../run",
-		"run":                      "/",
-		"usr/escape":               "->../../../../../etc", // ".." stops at the tree's root
-		"loop":                     "->loop",
-	})
-	h := open(t, tree)
-	for in, want := range map[string]string{
-		"/usr/lib/x86_64-linux-gnu":     "/usr/lib/x86_64-linux-gnu",
-		"/lib/x86_64-linux-gnu":         "/usr/lib/x86_64-linux-gnu",
-		"/usr/lib64/x86_64-linux-gnu/z": "/usr/lib/x86_64-linux-gnu/z",
-		"/var/run/nvidia/socket":        "/run/nvidia/socket",
-		"/usr/escape/passwd":            "/etc/passwd",
-		"/opt/vendor/lib":               "/opt/vendor/lib",
-		"/":                             "/",
-	} {
-		got, err := inTree(h, in)
-		if err != nil || got != want {
-			t.Errorf("inTree(%s) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := inTree(h, "/loop/x"); err == nil {
-		t.Errorf("a link loop resolved")
-	}
-}
-
 // What a view adds to a tree directory lands in the overlay's top layer,
 // where the tree's links lead, and never in the tree.
 func TestProvideMakesMountPointsAndLinksInTheTopLayer(t *testing.T) {
