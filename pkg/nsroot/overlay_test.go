@@ -112,7 +112,7 @@ func TestLoaderCacheAddsTheLibrariesToTheTreesCache(t *testing.T) {
 	root := open(t, view)
 	m := spec.Mount{Op: spec.OpLoaderCache, Source: tree, Target: "/.chos/etc/ld.so.cache",
 		Provide: []spec.Provision{{Path: "/opt/vendor/lib/libmvendor.so.6.1", Source: lib, Soname: true}, {Path: "/opt/vendor/lib/notes.txt", Source: "/etc/hostname"}}}
-	if err := loaderCache(root, m, func(spec.Mount) error { return nil }); err != nil {
+	if err := loaderCache(root, m, newHostLibraries(func(spec.Mount) error { return nil })); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(view, ".chos/etc/ld.so.cache"))
@@ -138,7 +138,7 @@ func TestLoaderCacheAddsTheLibrariesToTheTreesCache(t *testing.T) {
 	// a tree without a cache gets one of the devices' libraries alone
 	os.Remove(filepath.Join(tree, "etc/ld.so.cache"))
 	view2 := t.TempDir()
-	if err := loaderCache(open(t, view2), m, func(spec.Mount) error { return nil }); err != nil {
+	if err := loaderCache(open(t, view2), m, newHostLibraries(func(spec.Mount) error { return nil })); err != nil {
 		t.Fatal(err)
 	}
 	data, _ = os.ReadFile(filepath.Join(view2, ".chos/etc/ld.so.cache"))
@@ -158,7 +158,9 @@ func TestLoaderCacheRefusesATreesCacheThatIsNoFile(t *testing.T) {
 	}
 	m := spec.Mount{Op: spec.OpLoaderCache, Source: tree, Target: "/.chos/etc/ld.so.cache"}
 	done := make(chan error, 1)
-	go func() { done <- loaderCache(open(t, t.TempDir()), m, func(spec.Mount) error { return nil }) }()
+	go func() {
+		done <- loaderCache(open(t, t.TempDir()), m, newHostLibraries(func(spec.Mount) error { return nil }))
+	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
