@@ -151,7 +151,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 		args[n++] = env_chos;
 	}
 	if (env_devices != NULL && env_devices[0] != '\0') {
-		args[n++] = "--devices";
+		args[n++] = "--env-devices";
 		args[n++] = env_devices;
 	}
 	if (o.exempt_group != NULL) {

@@ -204,7 +204,7 @@ static void free_args(void)
  */
 static int submit_check(void)
 {
-	const char *env_chos = getenv("CHOS"), *devices = pl.opt_devices ? pl.opt_devices : getenv("CHOS_DEVICES");
+	const char *env_chos = getenv("CHOS"), *env_devices = getenv("CHOS_DEVICES");
 
 	if (env_chos && !*env_chos)
 		env_chos = NULL;
@@ -223,8 +223,10 @@ static int submit_check(void)
 		arg("--env-chos=%s", env_chos);
 	if (pl.default_tree)
 		arg("--default=%s", pl.default_tree);
-	if (devices && *devices)
-		arg("--devices=%s", devices);
+	if (pl.opt_devices)
+		arg("--devices=%s", pl.opt_devices);
+	if (env_devices && *env_devices)
+		arg("--env-devices=%s", env_devices);
 	if (!pl.failure[0])
 		prepare(1);
 	free_args();
@@ -271,7 +273,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	have_env = job_env(sp, "CHOS", env_chos, sizeof env_chos);
 	have_cwd = job_env(sp, "PWD", cwd, sizeof cwd);
 	have_path = job_env(sp, "PATH", env_path, sizeof env_path);
-	have_devices = pl.opt_devices ? 0 : job_env(sp, "CHOS_DEVICES", env_devices, sizeof env_devices);
+	have_devices = job_env(sp, "CHOS_DEVICES", env_devices, sizeof env_devices);
 	if (!pl.opt_tree && !have_env && !pl.default_tree)
 		return 0; /* nothing selected: the host, as without chos */
 	pl.active = 1;
@@ -305,8 +307,8 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		arg("--env-path=%s", env_path);
 	if (pl.opt_devices)
 		arg("--devices=%s", pl.opt_devices);
-	else if (have_devices)
-		arg("--devices=%s", env_devices);
+	if (have_devices)
+		arg("--env-devices=%s", env_devices);
 	if (step == SLURM_BATCH_SCRIPT)
 		arg("--batch-script=%s", argv_job[0]);
 	arg("--job=%u", job);

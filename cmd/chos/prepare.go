@@ -68,7 +68,8 @@ func prepareCommand(cl *cmdline) *cli.Command {
 			str("default", "slurm: the plugin's default tree"), str("cwd", "slurm: the job's working directory"),
 			str("batch-script", "slurm: the batch step's script"), str("job", "slurm: job id"), str("step", "slurm: step id"),
 			str("env-path", "slurm: the job's $PATH"),
-			str("devices", "the CDI devices asked for (--chos-device, $CHOS_DEVICES): a list"),
+			str("devices", "slurm: the CDI devices --chos-device asks for: a list"),
+			str("env-devices", "the $CHOS_DEVICES of the session or job"),
 			&cli.BoolFlag{Name: "check", Usage: "slurm, as the user: only check the selection (submit time)"},
 		},
 		Action: cl.cmdPrepare,
@@ -81,7 +82,8 @@ func (cl *cmdline) cmdPrepare(_ context.Context, c *cli.Command) error {
 		User: c.String("user"), UID: c.String("uid"), GID: c.String("gid"), Groups: c.String("groups"),
 		EnvChos: c.String("env-chos"), ExemptGroup: c.String("exempt-group"), PAMService: c.String("pam-service"),
 		Tree: c.String("tree"), Default: c.String("default"), Cwd: c.String("cwd"), BatchScript: c.String("batch-script"),
-		Job: c.String("job"), Step: c.String("step"), EnvPath: c.String("env-path"), Devices: c.String("devices"),
+		Job: c.String("job"), Step: c.String("step"), EnvPath: c.String("env-path"),
+		Devices: c.String("devices"), EnvDevices: c.String("env-devices"),
 		Given: map[string]bool{},
 	}
 	for _, name := range []string{"user", "uid", "gid", "groups", "env-path"} {

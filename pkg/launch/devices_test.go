@@ -240,8 +240,12 @@ func TestHelperDevicesAreTheSessionsOrJobs(t *testing.T) {
 		want    []string
 		refused string
 	}{
-		{"pam: the session's $CHOS_DEVICES", HelperRequest{Service: "pam", EnvChos: "el7", Devices: "nvidia.com/gpu=all"}, false, []string{"nvidia.com/gpu=all"}, ""},
+		{"pam: the session's $CHOS_DEVICES", HelperRequest{Service: "pam", EnvChos: "el7", EnvDevices: "nvidia.com/gpu=all"}, false, []string{"nvidia.com/gpu=all"}, ""},
 		{"slurm: --chos-device", HelperRequest{Service: "slurm", Tree: "deb", Devices: "nvidia.com/gpu=1,nvidia.com/gpu=0"}, false, []string{"nvidia.com/gpu=0", "nvidia.com/gpu=1"}, ""},
+		{"slurm: the job's $CHOS_DEVICES", HelperRequest{Service: "slurm", Tree: "deb", EnvDevices: "nvidia.com/gpu=1"}, false, []string{"nvidia.com/gpu=1"}, ""},
+		{"slurm: --chos-device over $CHOS_DEVICES", HelperRequest{Service: "slurm", Tree: "deb", Devices: "nvidia.com/gpu=0", EnvDevices: "nvidia.com/gpu=1"}, false, []string{"nvidia.com/gpu=0"}, ""},
+		{"submit: $CHOS_DEVICES not allowed", HelperRequest{Service: "slurm", Check: true, Tree: "el7", EnvDevices: "nvidia.com/gpu=0"}, true, nil, "device nvidia.com/gpu=0 is not allowed in tree el7"},
+		{"submit: --chos-device over $CHOS_DEVICES", HelperRequest{Service: "slurm", Check: true, Tree: "el7", Devices: "nvidia.com/gpu=all", EnvDevices: "nvidia.com/gpu=0"}, true, nil, ""},
 		{"slurm: a device the tree does not allow", HelperRequest{Service: "slurm", Tree: "el7", Devices: "nvidia.com/gpu=0"}, false, nil, "device nvidia.com/gpu=0 is not allowed in tree el7"},
 		{"nothing asked", HelperRequest{Service: "slurm", Tree: "el7"}, false, nil, ""},
 		{"submit: allowed", HelperRequest{Service: "slurm", Check: true, Tree: "el7", Devices: "nvidia.com/gpu=all"}, true, nil, ""},

@@ -44,11 +44,20 @@ type HelperRequest struct {
 	// directory, the batch step's script (a host path), the job and step
 	// ids, and the job's PATH (EnvPath, when Given["env-path"]).
 	Tree, Default, Cwd, BatchScript, Job, Step, EnvPath string
-	// Devices are the CDI devices the session or job asks for (its
-	// $CHOS_DEVICES, Slurm's --chos-device): a list.
-	Devices string
+	// Devices are the CDI devices Slurm's --chos-device asks for, and
+	// EnvDevices the $CHOS_DEVICES of the session or job: lists.
+	Devices, EnvDevices string
 	// Given are the options given, by name ("uid", "env-path"...).
 	Given map[string]bool
+}
+
+// devices is the list the request asks for: the option over the
+// environment's variable, as `chos exec --device` over $CHOS_DEVICES.
+func (req HelperRequest) devices() string {
+	if req.Devices != "" {
+		return req.Devices
+	}
+	return req.EnvDevices
 }
 
 // Reply is what `chos prepare` hands back to the shim.
@@ -273,7 +282,7 @@ func (inv Invocation) planHelper(req HelperRequest) (helperPlan, *Record, error)
 	if err != nil {
 		return refuse(err)
 	}
-	names, err := devices.ParseRequest(req.Devices)
+	names, err := devices.ParseRequest(req.devices())
 	if err != nil {
 		return refuse(err)
 	}
@@ -363,7 +372,7 @@ func (inv Invocation) checkForHelper(req HelperRequest) (Reply, *Record, error) 
 	sel, err := inv.choose(cat, ostree.Inputs{Argument: req.Tree, Env: req.EnvChos, Plugin: req.Default, Batch: true}, who)
 	var names []string
 	if err == nil {
-		names, err = inv.checkDevices(cat, sel.Tree, req.Devices)
+		names, err = inv.checkDevices(cat, sel.Tree, req.devices())
 	}
 	if err != nil {
 		rep, rec, err := refuse(inv, err)

@@ -69,14 +69,14 @@ func TestUserInputIsNeverAnOptionOfChos(t *testing.T) {
 			}
 		}
 	})
-	// Likewise the session's $CHOS_DEVICES, the value of --devices.
-	t.Run("chos prepare --devices --uid=0", func(t *testing.T) {
+	// Likewise the session's $CHOS_DEVICES, the value of --env-devices.
+	t.Run("chos prepare --env-devices --uid=0", func(t *testing.T) {
 		for _, c := range []struct {
 			devices []string
 			want    string
 		}{
-			{[]string{"--devices", "--uid=0"}, `error=device "--uid=0"`},
-			{[]string{"--devices", "--env-chos=two"}, `error=device "--env-chos=two"`},
+			{[]string{"--env-devices", "--uid=0"}, `error=device "--uid=0"`},
+			{[]string{"--env-devices", "--env-chos=two"}, `error=device "--env-chos=two"`},
 			{nil, "enter=1"}, // control
 		} {
 			reply := prepareAsPAM(t, append([]string{"--env-chos", "two"}, c.devices...)...)
