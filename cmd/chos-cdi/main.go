@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,20 +38,18 @@ func main() {
 
 func run(args []string) error {
 	var dirs, names []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, names = args[:i], args[i+1:]
+	}
 	trusted := false
-	for i, a := range args {
+	for _, a := range args {
 		switch {
-		case a == "--":
-			names = args[i+1:]
 		case a == devices.TrustedFlag:
 			trusted = true
 		case strings.HasPrefix(a, "--spec-dir="):
 			dirs = append(dirs, strings.TrimPrefix(a, "--spec-dir="))
 		default:
 			return fmt.Errorf("unknown argument %q (usage: chos-cdi [--trusted] --spec-dir=DIR... -- [DEVICE...])", a)
-		}
-		if a == "--" {
-			break
 		}
 	}
 	if len(dirs) == 0 {

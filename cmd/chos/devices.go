@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/chos-hpc/chos/pkg/build"
@@ -58,7 +58,7 @@ func (cl *cmdline) checkDevices(k *checker, cat *ostree.Catalog, trees []*ostree
 		k.fail("devices", "%v", err)
 		return
 	}
-	for _, f := range sortedKeys(a.Errors) {
+	for _, f := range slices.Sorted(maps.Keys(a.Errors)) {
 		k.warn("devices", "%s: %s", f, strings.Join(a.Errors[f], "; "))
 	}
 	for _, t := range trees {
@@ -73,15 +73,6 @@ func (cl *cmdline) checkDevices(k *checker, cat *ostree.Catalog, trees []*ostree
 			k.warn("devices", "%s", p)
 		}
 	}
-}
-
-func sortedKeys(m map[string][]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // treeDevices describes the devices users may ask for in t, rule by rule,

@@ -79,7 +79,7 @@ func (e *DeviceError) Error() string {
 // do faithfully is refused, naming the device and its spec file: mounts
 // other than binds, device nodes renamed or outside /dev, additional
 // groups, Intel RDT, network devices, and every hook but those whose
-// effect chos knows and performs itself (hookPrograms). chos never runs a
+// effect chos knows and performs itself (hookCommand). chos never runs a
 // hook program.
 func Interpret(devs []Resolved) (*Edits, error) {
 	e := &Edits{Devices: devs}
@@ -168,8 +168,9 @@ func (e *Edits) add(d Resolved, ce *specs.ContainerEdits, mountAt, linkAt map[st
 	return nil
 }
 
-// hookPrograms are the hook programs whose subcommands chos knows: the
-// NVIDIA Container Toolkit's (nvidia-cdi-hook SUBCOMMAND, and the older
+// hookCommand is the subcommand of h and its arguments, when h is one of
+// the hook programs whose subcommands chos knows (ok): the NVIDIA
+// Container Toolkit's (nvidia-cdi-hook SUBCOMMAND, and the older
 // nvidia-ctk hook SUBCOMMAND), which `nvidia-ctk cdi generate` writes.
 // Their subcommands' effects are described in its cmd/nvidia-cdi-hook.
 func hookCommand(h *specs.Hook) (sub string, args []string, ok bool) {

@@ -146,7 +146,7 @@ func Expand(v *spec.View, e *Edits) []spec.Note {
 		ms = slices.Insert(ms, etcAt, loader)
 	}
 	ms = append(append(ms, links...), binds...)
-	ms = append(ms, spec.Mount{Op: spec.OpFile, Source: EnvFileContent(e.Env), Target: spec.DeviceEnvFile,
+	ms = append(ms, spec.Mount{Op: spec.OpFile, Source: spec.DeviceEnvContent(e.Env), Target: spec.DeviceEnvFile,
 		Origin: spec.OriginDevice, Why: "the devices' environment"})
 	v.Mounts = ms
 	return notes
@@ -228,14 +228,3 @@ func isLibraryName(n string) bool {
 }
 
 func why(device, spec string) string { return "device " + device + ", " + spec }
-
-// EnvFileContent is what spec.DeviceEnvFile holds for env: each KEY=VALUE
-// ended by a NUL (a value may hold a newline).
-func EnvFileContent(env []string) string {
-	var b strings.Builder
-	for _, kv := range env {
-		b.WriteString(kv)
-		b.WriteByte(0)
-	}
-	return b.String()
-}

@@ -7,8 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os/exec"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -125,12 +126,7 @@ type UnknownError struct {
 
 func (e *UnknownError) Error() string {
 	msg := "unknown device " + e.Device + ": no CDI spec in " + strings.Join(e.Dirs, ", ") + " defines it"
-	files := make([]string, 0, len(e.Problems))
-	for f := range e.Problems {
-		files = append(files, f)
-	}
-	sort.Strings(files)
-	for _, f := range files {
+	for _, f := range slices.Sorted(maps.Keys(e.Problems)) {
 		msg += "; " + f + ": " + strings.Join(e.Problems[f], "; ")
 	}
 	return msg

@@ -93,3 +93,53 @@ func MkdirAll(root *os.File, p string, mode os.FileMode) (*os.File, error) {
 	}
 	return parent, nil
 }
+
+// maxLinks bounds the links Resolve follows, as the kernel's ELOOP does.
+const maxLinks = 40
+
+// Resolve is the path p names inside root, an open directory, as Open
+// resolves it (absolute links from root, ".." never above it), as far as
+// root has it: from the first missing component on, p is kept as it is.
+// It names what Open cannot: where a path not made yet would be.
+func Resolve(root *os.File, p string) (string, error) {
+	pending := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
+	cur, links := "/", 0
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, c)
+		var st unix.Stat_t
+		err := unix.Fstatat(int(root.Fd()), strings.TrimPrefix(next, "/"), &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
+			return path.Join(append([]string{next}, pending...)...), nil
+		}
+		if err != nil {
+			return "", &fs.PathError{Op: "stat", Path: next, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", &fs.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
+		}
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(int(root.Fd()), strings.TrimPrefix(next, "/"), buf)
+		if err != nil {
+			return "", &fs.PathError{Op: "readlink", Path: next, Err: err}
+		}
+		target := string(buf[:n])
+		if path.IsAbs(target) {
+			cur = "/"
+		}
+		pending = append(strings.Split(target, "/"), pending...)
+	}
+	return cur, nil
+}

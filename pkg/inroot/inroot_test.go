@@ -69,3 +69,41 @@ func TestMkdirAllCreatesInsideTheRoot(t *testing.T) {
 		t.Error("MkdirAll followed a link out of the root")
 	}
 }
+
+// Paths resolve as the tree's links resolve them, never onto the host, and
+// as far as the tree has them.
+func TestResolveFollowsTheTreesLinksWithinIt(t *testing.T) {
+	tree := t.TempDir()
+	for _, d := range []string{"usr/lib/x86_64-linux-gnu", "var", "run"} {
+		os.MkdirAll(filepath.Join(tree, d), 0o755)
+	}
+	for name, target := range map[string]string{
+		"lib":        "usr/lib",
+		"usr/lib64":  "/usr/lib", // absolute: from the tree's root
+		"var/run":    "../run",
+		"usr/escape": "../../../../../etc", // ".." stops at the tree's root
+		"loop":       "loop",
+	} {
+		if err := os.Symlink(target, filepath.Join(tree, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := openRoot(t, tree)
+	for in, want := range map[string]string{
+		"/usr/lib/x86_64-linux-gnu":     "/usr/lib/x86_64-linux-gnu",
+		"/lib/x86_64-linux-gnu":         "/usr/lib/x86_64-linux-gnu",
+		"/usr/lib64/x86_64-linux-gnu/z": "/usr/lib/x86_64-linux-gnu/z",
+		"/var/run/nvidia/socket":        "/run/nvidia/socket",
+		"/usr/escape/passwd":            "/etc/passwd",
+		"/opt/vendor/lib":               "/opt/vendor/lib",
+		"/":                             "/",
+	} {
+		got, err := Resolve(r, in)
+		if err != nil || got != want {
+			t.Errorf("Resolve(%s) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := Resolve(r, "/loop/x"); err == nil {
+		t.Errorf("a link loop resolved")
+	}
+}

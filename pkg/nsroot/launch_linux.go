@@ -284,6 +284,7 @@ func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
 	// (a user must not swap a component for a link to what they cannot
 	// read); in a user namespace the caller can only reach their own.
 	checked := sourceChecker(mode == Privileged)
+	libs := newHostLibraries(checked)
 	for _, m := range v.Mounts {
 		var err error
 		switch m.Op {
@@ -303,10 +304,10 @@ func assemble(v *spec.View, mode Mode) (notes []spec.Note, err error) {
 		case spec.OpImage:
 			err = mountImage(root, m, mode)
 		case spec.OpLoaderCache:
-			err = loaderCache(root, m, checked)
+			err = loaderCache(root, m, libs)
 		case spec.OpOverlay:
 			if err = checked(m); err == nil {
-				err = overlay(root, m, checked)
+				err = overlay(root, m, libs)
 			}
 			if errors.Is(err, errNoOverlay) && m.Origin == spec.OriginDevice {
 				err = fmt.Errorf("%w: chos needs it to add a device's files to the tree's %s", err, m.Target)

@@ -54,7 +54,7 @@ func addFile(root *os.File, m spec.Mount) error {
 // tree's directory) at m.Target, read-only, after making in m.Added the
 // mount points and links the tree lacks. m.Source is a top-level directory
 // of the tree: its parent is the tree's root, in which links resolve.
-func overlay(root *os.File, m spec.Mount, checked func(spec.Mount) error) error {
+func overlay(root *os.File, m spec.Mount, libs *hostLibraries) error {
 	m.NoFollow = true
 	src, err := openSource(root, m, unix.O_DIRECTORY)
 	if err != nil {
@@ -76,10 +76,14 @@ func overlay(root *os.File, m spec.Mount, checked func(spec.Mount) error) error 
 		// Then the sonames, where no file of that name was provided.
 		for i, pr := range m.Provide {
 			if pr.Soname && made[i] != "" {
-				if err := checked(spec.Mount{Source: pr.Source}); err != nil {
+				lib, ok, err := libs.library(pr.Source)
+				if err != nil {
 					return err
 				}
-				if err := linkSoname(root, pr, made[i]); err != nil {
+				if !ok {
+					continue // not a library: no soname to link
+				}
+				if err := linkSoname(root, pr, lib.Soname, made[i]); err != nil {
 					return fmt.Errorf("linking the soname of %s: %w", pr.Path, err)
 				}
 			}
@@ -131,7 +135,7 @@ func provide(root, tree *os.File, m spec.Mount, pr spec.Provision) (string, erro
 			return "", nil // nothing to bind: the tree's own (or none) shows
 		}
 	}
-	dir, err := inTree(tree, path.Dir(pr.Path))
+	dir, err := inroot.Resolve(tree, path.Dir(pr.Path))
 	if err != nil {
 		return "", err
 	}
@@ -181,14 +185,13 @@ func provide(root, tree *os.File, m spec.Mount, pr spec.Provision) (string, erro
 	return added, nil
 }
 
-// linkSoname links the soname of the library pr.Source to it, next to
-// added (where pr.Path is in the overlay's top layer), as ldconfig links
-// a library's soname: over what the tree has of that name, unless the
-// layer has something of that name already (a library a spec mounts).
-func linkSoname(root *os.File, pr spec.Provision, added string) error {
-	lib, err := hostexec.ReadLibrary(pr.Source)
-	if err != nil || !fileName(lib.Soname) || lib.Soname == path.Base(pr.Path) {
-		return nil // not a library with a soname of its own: nothing to link
+// linkSoname links soname, the soname of the library pr.Source, to it,
+// next to added (where pr.Path is in the overlay's top layer), as ldconfig
+// links a library's soname: over what the tree has of that name, unless
+// the layer has something of that name already (a library a spec mounts).
+func linkSoname(root *os.File, pr spec.Provision, soname, added string) error {
+	if !fileName(soname) || soname == path.Base(pr.Path) {
+		return nil // not a soname of its own: nothing to link
 	}
 	parent, err := inroot.Open(root, path.Dir(added), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
@@ -196,66 +199,47 @@ func linkSoname(root *os.File, pr spec.Provision, added string) error {
 	}
 	defer parent.Close()
 	var st unix.Stat_t
-	if unix.Fstatat(int(parent.Fd()), lib.Soname, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+	if unix.Fstatat(int(parent.Fd()), soname, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		return nil
 	}
-	return unix.Symlinkat(path.Base(pr.Path), int(parent.Fd()), lib.Soname)
+	return unix.Symlinkat(path.Base(pr.Path), int(parent.Fd()), soname)
+}
+
+// hostLibraries reads the host libraries a view's device steps name, each
+// once for the view: the overlays link their sonames, the loader cache
+// lists them. Root reads a source only once checked lets it.
+type hostLibraries struct {
+	checked func(spec.Mount) error
+	read    map[string]libraryRead
+}
+
+type libraryRead struct {
+	lib hostexec.Library
+	err error
+}
+
+func newHostLibraries(checked func(spec.Mount) error) *hostLibraries {
+	return &hostLibraries{checked: checked, read: map[string]libraryRead{}}
+}
+
+// library is what the loader's cache records of the host library source;
+// ok is false for a file that is not one (ldconfig skips it). err is the
+// refusal of the source.
+func (h *hostLibraries) library(source string) (lib hostexec.Library, ok bool, err error) {
+	if err := h.checked(spec.Mount{Source: source}); err != nil {
+		return hostexec.Library{}, false, err
+	}
+	r, seen := h.read[source]
+	if !seen {
+		r.lib, r.err = hostexec.ReadLibrary(source)
+		h.read[source] = r
+	}
+	return r.lib, r.err == nil, nil
 }
 
 // fileName says whether a library's soname can name a file beside it.
 func fileName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
-}
-
-// maxLinks bounds the links followed inside a tree, as the kernel's
-// ELOOP does.
-const maxLinks = 40
-
-// inTree resolves p inside the tree whose root is open as tree, as the
-// tree's own links resolve it (absolute ones from the tree's root, ".."
-// never above it), as far as the tree has it: from the first missing
-// component on, p is kept as it is.
-func inTree(tree *os.File, p string) (string, error) {
-	pending := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
-	cur, links := "/", 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, c)
-		var st unix.Stat_t
-		err := unix.Fstatat(int(tree.Fd()), strings.TrimPrefix(next, "/"), &st, unix.AT_SYMLINK_NOFOLLOW)
-		if errors.Is(err, unix.ENOENT) {
-			return path.Join(append([]string{next}, pending...)...), nil
-		}
-		if err != nil {
-			return "", &fs.PathError{Op: "stat", Path: next, Err: err}
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			cur = next
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", &fs.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
-		}
-		buf := make([]byte, unix.PathMax)
-		n, err := unix.Readlinkat(int(tree.Fd()), strings.TrimPrefix(next, "/"), buf)
-		if err != nil {
-			return "", &fs.PathError{Op: "readlink", Path: next, Err: err}
-		}
-		target := string(buf[:n])
-		if path.IsAbs(target) {
-			cur = "/"
-		}
-		pending = append(strings.Split(target, "/"), pending...)
-	}
-	return cur, nil
 }
 
 // loaderCache writes at m.Target the tree's loader cache with the
@@ -266,7 +250,7 @@ func inTree(tree *os.File, p string) (string, error) {
 // ldconfig leaves out what it cannot read. A library with Soname lies on
 // the view's own root, where its soname is linked to it here (in a tree
 // directory, the overlay links it).
-func loaderCache(root *os.File, m spec.Mount, checked func(spec.Mount) error) error {
+func loaderCache(root *os.File, m spec.Mount, libs *hostLibraries) error {
 	tree, err := openSource(root, spec.Mount{Source: m.Source, InView: m.InView}, unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("opening the tree's root: %w", err)
@@ -297,11 +281,11 @@ func loaderCache(root *os.File, m spec.Mount, checked func(spec.Mount) error) er
 		return fmt.Errorf("opening the tree's /etc/ld.so.cache: %w", err)
 	}
 	for _, pr := range m.Provide {
-		if err := checked(spec.Mount{Source: pr.Source}); err != nil {
+		lib, ok, err := libs.library(pr.Source)
+		if err != nil {
 			return err
 		}
-		lib, err := hostexec.ReadLibrary(pr.Source)
-		if err != nil {
+		if !ok {
 			continue
 		}
 		flags, ok := ldcache.Flags(lib.Machine, lib.Is64, lib.Flags)
@@ -326,53 +310,3 @@ func loaderCache(root *os.File, m spec.Mount, checked func(spec.Mount) error) er
 // maxLoaderCache bounds the tree's loader cache read (bytes): a few
 // hundred kilobytes on a full distribution.
 const maxLoaderCache = 64 << 20
-
-// ViewEnv is the environment the devices of the view the calling thread is
-// in set (spec.DeviceEnvFile), in order.
-func ViewEnv() ([]string, error) {
-	data, err := os.ReadFile(spec.DeviceEnvFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading the devices' environment: %w", err)
-	}
-	return parseEnvFile(data), nil
-}
-
-// parseEnvFile reads what devices.EnvFileContent wrote.
-func parseEnvFile(data []byte) []string {
-	var env []string
-	for _, kv := range strings.Split(string(data), "\x00") {
-		if kv != "" {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// MergeEnv is env with each KEY=VALUE of add set: an earlier value of KEY
-// is replaced, in place.
-func MergeEnv(env, add []string) []string {
-	out := append([]string(nil), env...)
-	for _, kv := range add {
-		key, _, _ := strings.Cut(kv, "=")
-		replaced := false
-		for i, old := range out {
-			if k, _, _ := strings.Cut(old, "="); k == key {
-				if !replaced {
-					out[i], replaced = kv, true
-				} else {
-					out[i] = "" // (dropped below)
-				}
-			}
-		}
-		if !replaced {
-			out = append(out, kv)
-		}
-	}
-	kept := out[:0]
-	for _, kv := range out {
-		if kv != "" {
-			kept = append(kept, kv)
-		}
-	}
-	return kept
-}

@@ -3,14 +3,12 @@ package nsroot
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/chos-hpc/chos/pkg/devices"
 	"github.com/chos-hpc/chos/pkg/ldcache"
 	"github.com/chos-hpc/chos/pkg/spec"
 )
@@ -41,39 +39,6 @@ func open(t *testing.T, dir string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
-}
-
-// Paths resolve as the tree's links resolve them, never onto the host, and
-// as far as the tree has them.
-func TestInTreeFollowsTheTreesLinksWithinIt(t *testing.T) {
-	tree := t.TempDir()
-	mkTree(t, tree, map[string]string{
-		"usr/lib/x86_64-linux-gnu": "/",
-		"lib":                      "->usr/lib",
-		"usr/lib64":                "->/usr/lib", // absolute: from the tree's root
-		"var/run":                  "->../run",
-		"run":                      "/",
-		"usr/escape":               "->../../../../../etc", // ".." stops at the tree's root
-		"loop":                     "->loop",
-	})
-	h := open(t, tree)
-	for in, want := range map[string]string{
-		"/usr/lib/x86_64-linux-gnu":     "/usr/lib/x86_64-linux-gnu",
-		"/lib/x86_64-linux-gnu":         "/usr/lib/x86_64-linux-gnu",
-		"/usr/lib64/x86_64-linux-gnu/z": "/usr/lib/x86_64-linux-gnu/z",
-		"/var/run/nvidia/socket":        "/run/nvidia/socket",
-		"/usr/escape/passwd":            "/etc/passwd",
-		"/opt/vendor/lib":               "/opt/vendor/lib",
-		"/":                             "/",
-	} {
-		got, err := inTree(h, in)
-		if err != nil || got != want {
-			t.Errorf("inTree(%s) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := inTree(h, "/loop/x"); err == nil {
-		t.Errorf("a link loop resolved")
-	}
 }
 
 // What a view adds to a tree directory lands in the overlay's top layer,
@@ -147,7 +112,7 @@ func TestLoaderCacheAddsTheLibrariesToTheTreesCache(t *testing.T) {
 	root := open(t, view)
 	m := spec.Mount{Op: spec.OpLoaderCache, Source: tree, Target: "/.chos/etc/ld.so.cache",
 		Provide: []spec.Provision{{Path: "/opt/vendor/lib/libmvendor.so.6.1", Source: lib, Soname: true}, {Path: "/opt/vendor/lib/notes.txt", Source: "/etc/hostname"}}}
-	if err := loaderCache(root, m, func(spec.Mount) error { return nil }); err != nil {
+	if err := loaderCache(root, m, newHostLibraries(func(spec.Mount) error { return nil })); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(view, ".chos/etc/ld.so.cache"))
@@ -173,24 +138,12 @@ func TestLoaderCacheAddsTheLibrariesToTheTreesCache(t *testing.T) {
 	// a tree without a cache gets one of the devices' libraries alone
 	os.Remove(filepath.Join(tree, "etc/ld.so.cache"))
 	view2 := t.TempDir()
-	if err := loaderCache(open(t, view2), m, func(spec.Mount) error { return nil }); err != nil {
+	if err := loaderCache(open(t, view2), m, newHostLibraries(func(spec.Mount) error { return nil })); err != nil {
 		t.Fatal(err)
 	}
 	data, _ = os.ReadFile(filepath.Join(view2, ".chos/etc/ld.so.cache"))
 	if c, err := ldcache.Parse(data); err != nil || len(c.Entries) != 1 {
 		t.Errorf("cache of a tree without one: %+v, %v", c, err)
-	}
-}
-
-func TestMergeEnvReplacesInPlace(t *testing.T) {
-	got := MergeEnv([]string{"PATH=/bin", "A=1", "B=2", "A=3"}, []string{"A=x", "C=y", "C=z"})
-	if want := []string{"PATH=/bin", "A=x", "B=2", "C=z"}; !slices.Equal(got, want) {
-		t.Errorf("MergeEnv = %v, want %v", got, want)
-	}
-	// what the view's file holds, read back as it was written
-	env := []string{"A=1", "B=two\nlines", "C="}
-	if got := parseEnvFile([]byte(devices.EnvFileContent(env))); !slices.Equal(got, env) {
-		t.Errorf("env file read back as %q, want %q", got, env)
 	}
 }
 
@@ -205,7 +158,9 @@ func TestLoaderCacheRefusesATreesCacheThatIsNoFile(t *testing.T) {
 	}
 	m := spec.Mount{Op: spec.OpLoaderCache, Source: tree, Target: "/.chos/etc/ld.so.cache"}
 	done := make(chan error, 1)
-	go func() { done <- loaderCache(open(t, t.TempDir()), m, func(spec.Mount) error { return nil }) }()
+	go func() {
+		done <- loaderCache(open(t, t.TempDir()), m, newHostLibraries(func(spec.Mount) error { return nil }))
+	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {

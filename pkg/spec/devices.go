@@ -1,5 +1,7 @@
 package spec
 
+import "strings"
+
 // OpDevices stands for the steps that show the CDI devices of the view's
 // Devices in the tree whose root is Source (InView: an image's, mounted
 // by the view): the launch that builds the view reads their specs and
@@ -31,3 +33,25 @@ type Devices struct {
 // set, each KEY=VALUE ended by a NUL: written when the view is built, so
 // that a launch entering a cached view needs no spec.
 const DeviceEnvFile = "/.chos/devices.env"
+
+// DeviceEnvContent is what DeviceEnvFile holds for env: each KEY=VALUE
+// ended by a NUL (a value may hold a newline).
+func DeviceEnvContent(env []string) string {
+	var b strings.Builder
+	for _, kv := range env {
+		b.WriteString(kv)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// ParseDeviceEnv reads what DeviceEnvContent wrote.
+func ParseDeviceEnv(data []byte) []string {
+	var env []string
+	for _, kv := range strings.Split(string(data), "\x00") {
+		if kv != "" {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
