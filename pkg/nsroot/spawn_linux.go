@@ -88,16 +88,9 @@ func spawnDetached(s *spawnSpec) error {
 	if errno != 0 {
 		return errno
 	}
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(int(pid), &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		break
+	ws, err := reapChild(int(pid))
+	if err != nil {
+		return err
 	}
 	if !ws.Exited() || ws.ExitStatus() != 0 {
 		return fmt.Errorf("forking: %w", syscall.Errno(ws.ExitStatus()))
