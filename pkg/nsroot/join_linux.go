@@ -136,7 +136,6 @@ func prepareJoin(p *spec.Plan, user, mnt int, report int, nofile unix.Rlimit) (*
 	if s.envv, err = syscall.SlicePtrFromStrings(p.Env); err != nil {
 		return nil, nil, err
 	}
-	s.argv, s.envv = append(s.argv, nil), append(s.envv, nil)
 	return s, cands, nil
 }
 

@@ -71,7 +71,6 @@ func prepareSpawn(files []*os.File, argv []string) (*spawnSpec, error) {
 		s.close()
 		return nil, err
 	}
-	s.argv, s.envv = append(s.argv, nil), append(s.envv, nil)
 	return s, nil
 }
 
