@@ -123,20 +123,16 @@ func prepareJoin(p *spec.Plan, user, mnt int, report int, nofile unix.Rlimit) (*
 			cands = append(cands, path.Join(dir, p.Path))
 		}
 	}
-	for _, c := range cands {
-		b, err := unix.BytePtrFromString(c)
-		if err != nil {
-			return nil, nil, err
-		}
-		s.cands = append(s.cands, b)
+	if s.cands, err = syscall.SlicePtrFromStrings(cands); err != nil {
+		return nil, nil, err
 	}
+	s.cands = s.cands[:len(cands)] // (joinChild counts them: no closing nil)
 	if s.argv, err = syscall.SlicePtrFromStrings(p.Argv); err != nil {
 		return nil, nil, err
 	}
 	if s.envv, err = syscall.SlicePtrFromStrings(p.Env); err != nil {
 		return nil, nil, err
 	}
-	s.argv, s.envv = append(s.argv, nil), append(s.envv, nil)
 	return s, cands, nil
 }
 

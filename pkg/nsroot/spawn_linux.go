@@ -71,7 +71,6 @@ func prepareSpawn(files []*os.File, argv []string) (*spawnSpec, error) {
 		s.close()
 		return nil, err
 	}
-	s.argv, s.envv = append(s.argv, nil), append(s.envv, nil)
 	return s, nil
 }
 
@@ -88,16 +87,9 @@ func spawnDetached(s *spawnSpec) error {
 	if errno != 0 {
 		return errno
 	}
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(int(pid), &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		break
+	ws, err := reapChild(int(pid))
+	if err != nil {
+		return err
 	}
 	if !ws.Exited() || ws.ExitStatus() != 0 {
 		return fmt.Errorf("forking: %w", syscall.Errno(ws.ExitStatus()))
@@ -152,6 +144,22 @@ func spawnChild(s *spawnSpec) {
 	spawnKeeperProcess(s)
 }
 
+// rawWriteFile writes data to the file at path (a /proc/self file of the
+// user namespace just made), after a fork.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func rawWriteFile(path *byte, data []byte) syscall.Errno {
+	fd, _, e := syscall.RawSyscall6(syscall.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(path)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	_, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&data[0])), uintptr(len(data)))
+	syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
+	return e
+}
+
 // spawnKeeperProcess is the keeper's process until it executes chos; it
 // never returns (a failure ends it, and the launch sees no result).
 //
@@ -160,9 +168,8 @@ func spawnChild(s *spawnSpec) {
 //go:nocheckptr
 func spawnKeeperProcess(s *spawnSpec) {
 	var (
-		e  syscall.Errno
-		fd uintptr
-		i  int
+		e syscall.Errno
+		i int
 	)
 	if _, _, e = syscall.RawSyscall(syscall.SYS_SETSID, 0, 0, 0); e != 0 {
 		goto fail
@@ -170,28 +177,13 @@ func spawnKeeperProcess(s *spawnSpec) {
 	if _, _, e = syscall.RawSyscall(syscall.SYS_UNSHARE, unix.CLONE_NEWUSER|unix.CLONE_NEWNS, 0, 0); e != 0 {
 		goto fail
 	}
-	if fd, _, e = syscall.RawSyscall6(syscall.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(s.setgroups)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0); e != 0 {
+	if e = rawWriteFile(s.setgroups, s.deny); e != 0 {
 		goto fail
 	}
-	_, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.deny[0])), uintptr(len(s.deny)))
-	syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
-	if e != 0 {
+	if e = rawWriteFile(s.gidMap, s.gidLine); e != 0 {
 		goto fail
 	}
-	if fd, _, e = syscall.RawSyscall6(syscall.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(s.gidMap)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0); e != 0 {
-		goto fail
-	}
-	_, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.gidLine[0])), uintptr(len(s.gidLine)))
-	syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
-	if e != 0 {
-		goto fail
-	}
-	if fd, _, e = syscall.RawSyscall6(syscall.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(s.uidMap)), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0); e != 0 {
-		goto fail
-	}
-	_, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.uidLine[0])), uintptr(len(s.uidLine)))
-	syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
-	if e != 0 {
+	if e = rawWriteFile(s.uidMap, s.uidLine); e != 0 {
 		goto fail
 	}
 	// The two capabilities the keeper builds with, through the exec.

@@ -279,11 +279,7 @@ func startJoined(p *spec.Plan, user, mnt int, nofile unix.Rlimit) (pid int, lerr
 		return int(upid), nil, "", nil
 	}
 	// Stopped before the exec: nothing ran.
-	for {
-		if _, err := unix.Wait4(int(upid), nil, 0, nil); err != unix.EINTR {
-			break
-		}
-	}
+	reapChild(int(upid))
 	lerr, private = joinError(p, cands, rep)
 	return 0, lerr, private, nil
 }
@@ -467,6 +463,17 @@ func waitChild(pid, options int) (childState, error) {
 	}, nil
 }
 
+// reapChild waits for the child pid to end and collects it.
+func reapChild(pid int) (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			return ws, err
+		}
+	}
+}
+
 // wait follows the child until it ends and returns how. A child that stops
 // stops this process too (see suspend). Its state is looked at without
 // being collected (WNOWAIT): a stop no longer reported is over, and the
@@ -491,8 +498,8 @@ func (c *child) wait() (unix.WaitStatus, error) {
 func (c *child) reap() (unix.WaitStatus, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(c.pid, &ws, 0, nil); err != nil {
+	ws, err := reapChild(c.pid)
+	if err != nil {
 		return 0, fmt.Errorf("waiting for the command: %w", err)
 	}
 	c.gone = true

@@ -200,12 +200,7 @@ func (w *witness) stop() {
 		return
 	}
 	unix.Kill(w.pid, unix.SIGKILL)
-	var ws unix.WaitStatus
-	for {
-		if _, err := unix.Wait4(w.pid, &ws, 0, nil); err != unix.EINTR {
-			break
-		}
-	}
+	reapChild(w.pid)
 	w.pid = 0
 	if w.mem != nil {
 		unix.Munmap(w.mem)
