@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,17 +85,29 @@ func waitNoKeepers(uid int) error {
 }
 
 // endKeepers is waitNoKeepers before a user is removed: keepers that
-// outlive keeperGone are reported and then killed, so that the user does
-// not stay on the machine for them.
+// outlive keeperGone are reported, and so is any other process of the
+// user's still running 10 s later (a keeper's image server ends just
+// after it); then they are killed, so that the user does not stay on the
+// machine for them.
 func endKeepers(uid int) error {
 	err := waitNoKeepers(uid)
-	if err != nil {
-		for _, k := range keepersOf(uid) {
-			syscall.Kill(k.pid, syscall.SIGKILL)
-		}
-		waitFor(5*time.Second, func() bool { return len(keepersOf(uid)) == 0 })
+	of := func() []int {
+		return processes(func(pid int, read func(string) (string, bool)) bool {
+			status, ok := read("status")
+			return ok && strings.Contains(status, fmt.Sprintf("\nUid:\t%d\t", uid)) && alive(pid)
+		})
 	}
-	return err
+	if waitFor(10*time.Second, func() bool { return len(of()) == 0 }) {
+		return err
+	}
+	var left []string
+	for _, pid := range of() {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		left = append(left, fmt.Sprintf("%d %q", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	waitFor(5*time.Second, func() bool { return len(of()) == 0 })
+	return errors.Join(err, fmt.Errorf("processes of uid %d left running: %s", uid, strings.Join(left, "; ")))
 }
 
 // keeperAddresses are the abstract socket names of uid's keepers.
