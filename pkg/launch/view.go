@@ -112,10 +112,7 @@ func (inv Invocation) keptView(cat *ostree.Catalog, t *ostree.Tree, v *spec.View
 // file, image or binary changes the key; and of the spec files its devices
 // come from (plan.StampedSpecs), which a regenerated spec changes.
 func (inv Invocation) stamps(t *ostree.Tree, v *spec.View) []string {
-	stamps := []string{ostree.Stamp(inv.HostPath(t.Path))}
-	if id, err := ostree.StatImage(inv.HostPath(t.Path)); err == nil {
-		stamps = append(stamps, id.Stamp())
-	}
+	stamps := ostree.TreeStamps(inv.HostPath(t.Path))
 	for _, m := range v.Mounts {
 		if plan.Stamped(m) {
 			stamps = append(stamps, ostree.Stamp(inv.path(m.Source)))

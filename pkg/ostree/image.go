@@ -53,8 +53,13 @@ func StatImage(p string) (ImageID, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return ImageID{}, fmt.Errorf("image %s is not a regular file", p)
 	}
+	return imageID(p, &st), nil
+}
+
+// imageID is the identity of image file p, which stat(2) described as st.
+func imageID(p string, st *syscall.Stat_t) ImageID {
 	return ImageID{Path: p, Dev: st.Dev, Ino: st.Ino, Size: st.Size,
-		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
+		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
 }
 
 // Stamp is the identity as one string, for a cache key.
