@@ -85,7 +85,11 @@ var Unsquashfs = "/usr/bin/unsquashfs"
 // UnsquashfsCommand is the command line that runs Unsquashfs with args.
 // Inside a view, the tree may have no squashfs-tools (or other ones): the
 // caller then runs the host's through the host's own loader (hostexec).
-var UnsquashfsCommand = func(args ...string) ([]string, error) {
+var UnsquashfsCommand = DirectUnsquashfs
+
+// DirectUnsquashfs runs Unsquashfs itself: where the process's root is
+// the host's.
+func DirectUnsquashfs(args ...string) ([]string, error) {
 	return append([]string{Unsquashfs}, args...), nil
 }
 
