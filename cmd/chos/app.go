@@ -174,23 +174,35 @@ type execOptions struct {
 // parseExecArgs splits `[OPTIONS] [--] NAME [--] CMD ARGS` and `[OPTIONS]
 // -- CMD ARGS`.
 func parseExecArgs(args []string) (name string, argv []string, opts execOptions, err error) {
-	for len(args) > 0 {
-		switch a := args[0]; {
+	opts, n := scanLaunchOptions(args)
+	if n > len(args) {
+		return "", nil, opts, fmt.Errorf("exec: --device needs a device (VENDOR/CLASS=NAME)")
+	}
+	name, argv, err = parseExecOperands(args[n:])
+	return name, argv, opts, err
+}
+
+// scanLaunchOptions reads the --fresh, --device DEV and --device=DEV
+// options that start words (exec's, parsed by chos itself, and what
+// completion skips): their values, and the index of the first word after
+// them, past the end when the last word is a --device without its value.
+func scanLaunchOptions(words []string) (opts execOptions, n int) {
+	for n < len(words) {
+		switch a := words[n]; {
 		case a == "--fresh":
-			opts.fresh, args = true, args[1:]
-		case a == "--device" && len(args) > 1:
-			opts.devices, args = append(opts.devices, args[1]), args[2:]
+			opts.fresh, n = true, n+1
 		case a == "--device":
-			return "", nil, opts, fmt.Errorf("exec: --device needs a device (VENDOR/CLASS=NAME)")
+			if n+1 < len(words) {
+				opts.devices = append(opts.devices, words[n+1])
+			}
+			n += 2
 		case strings.HasPrefix(a, "--device="):
-			opts.devices, args = append(opts.devices, strings.TrimPrefix(a, "--device=")), args[1:]
+			opts.devices, n = append(opts.devices, strings.TrimPrefix(a, "--device=")), n+1
 		default:
-			name, argv, err = parseExecOperands(args)
-			return name, argv, opts, err
+			return opts, n
 		}
 	}
-	name, argv, err = parseExecOperands(args)
-	return name, argv, opts, err
+	return opts, n
 }
 
 // deviceFlag is --device of shell and plan (exec parses its own).

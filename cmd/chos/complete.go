@@ -92,7 +92,7 @@ func complete(app *cli.Command, words []string, cur string, trees func() []strin
 	switch cmd.Name {
 	case "exec":
 		// [--fresh] [--device DEV]... NAME [--] CMD... | [OPTIONS] -- CMD...
-		j := skipLaunchOptions(rest)
+		_, j := scanLaunchOptions(rest)
 		switch {
 		case j > len(rest):
 			return nil // a device's name
@@ -109,7 +109,7 @@ func complete(app *cli.Command, words []string, cur string, trees func() []strin
 		return commandLine(base + j)
 	case "plan":
 		// [--device DEV]... [NAME] [-- CMD...]
-		j := skipLaunchOptions(rest)
+		_, j := scanLaunchOptions(rest)
 		if j > len(rest) {
 			return nil
 		}
@@ -142,23 +142,6 @@ func complete(app *cli.Command, words []string, cur string, trees func() []strin
 		return trees()
 	}
 	return nil
-}
-
-// skipLaunchOptions is the index of the first word after --fresh and
-// --device DEV options; past the end when the last word wants a value.
-func skipLaunchOptions(words []string) int {
-	j := 0
-	for j < len(words) {
-		switch {
-		case words[j] == "--fresh" || strings.HasPrefix(words[j], "--device="):
-			j++
-		case words[j] == "--device":
-			j += 2
-		default:
-			return j
-		}
-	}
-	return j
 }
 
 func commandNamed(cmds []*cli.Command, name string) *cli.Command {

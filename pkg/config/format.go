@@ -50,7 +50,7 @@ func (f *File) Format() string {
 			fmt.Fprintf(&b, "spec-dirs = %s\n", strings.Join(c.SpecDirs, " "))
 		}
 		if len(c.Devices) > 0 {
-			fmt.Fprintf(&b, "devices = %s\n", patterns(c.Devices))
+			fmt.Fprintf(&b, "devices = %s\n", DevicePatterns(c.Devices))
 		}
 	}
 	for _, t := range f.Trees {
@@ -77,13 +77,15 @@ func (f *File) Format() string {
 			fmt.Fprintf(&b, "groups = %s\n", strings.Join(t.Groups, " "))
 		}
 		if len(t.Devices) > 0 {
-			fmt.Fprintf(&b, "devices = %s\n", patterns(t.Devices))
+			fmt.Fprintf(&b, "devices = %s\n", DevicePatterns(t.Devices))
 		}
 	}
 	return b.String()
 }
 
-func patterns(rules []DeviceRule) string {
+// DevicePatterns are rules' patterns as a `devices =` line has them:
+// separated by spaces.
+func DevicePatterns(rules []DeviceRule) string {
 	words := make([]string, len(rules))
 	for i, r := range rules {
 		words[i] = r.Pattern

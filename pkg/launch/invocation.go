@@ -219,9 +219,7 @@ func (inv Invocation) AtHost() (Invocation, error) {
 	inv.Machine = fromView{inv.Machine, hr}
 	inv.Names = inv.Machine.Names(inv.HostPath("/"), inv.Privilege.Root)
 	// (the host's own, now: the process's root is the host's)
-	ostree.UnsquashfsCommand = func(args ...string) ([]string, error) {
-		return append([]string{ostree.Unsquashfs}, args...), nil
-	}
+	ostree.UnsquashfsCommand = ostree.DirectUnsquashfs
 	return inv, nil
 }
 

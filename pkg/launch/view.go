@@ -60,18 +60,19 @@ func (inv Invocation) View(cat *ostree.Catalog, t *ostree.Tree) (spec.View, erro
 	return v, nil
 }
 
-// caches says whether launches of tree t enter a cached view.
-func (inv Invocation) caches(t *ostree.Tree) bool {
-	return !inv.Privilege.UserNS && !t.Host && !t.NoCache && inv.HostPrefix == "" && !inv.FromView
+// keepsView says whether launches of tree t enter a view kept for them
+// (cached with root, kept by a keeper of the caller's without): not for
+// the host, trees with `cache = no`, nor from inside a view (at its
+// host's root or not).
+func (inv Invocation) keepsView(t *ostree.Tree) bool {
+	return !t.Host && !t.NoCache && inv.HostPrefix == "" && !inv.FromView
 }
 
 // cacheFor names the cached namespace of view v of tree t, or nil where
-// none is kept: without root, from inside a view (at its host's root or
-// not), for the host and for
-// trees with `cache = no`. The key depends on the view only, never on the
-// caller.
+// none is kept: without root, and where no view is kept (keepsView). The
+// key depends on the view only, never on the caller.
 func (inv Invocation) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *spec.View) *spec.Cache {
-	if !inv.caches(t) {
+	if inv.Privilege.UserNS || !inv.keepsView(t) {
 		return nil
 	}
 	dir, err := inv.Machine.CacheDir()
@@ -86,14 +87,14 @@ func (inv Invocation) cacheFor(cat *ostree.Catalog, t *ostree.Tree, v *spec.View
 }
 
 // keptView names the view that a keeper of the caller's keeps for their
-// user-namespace launches (nsroot.RunInUserNS), or nil where none is kept:
-// for the host, trees with `cache = no`, and from inside a view. Its key
+// user-namespace launches (nsroot.RunInUserNS), or nil where none is kept
+// (keepsView). Its key
 // covers what a setuid view's does and, the view being the caller's own,
 // their ids, their identity layer (nil for none), and the user and mount
 // namespaces the view is made from (the keeper pins the mount namespace,
 // so that its inode number is not reused while the view is kept).
 func (inv Invocation) keptView(cat *ostree.Catalog, t *ostree.Tree, v *spec.View, layer *spec.Layer) *spec.Cache {
-	if !inv.Privilege.UserNS || t.Host || t.NoCache || inv.HostPrefix != "" || inv.FromView {
+	if !inv.Privilege.UserNS || !inv.keepsView(t) {
 		return nil
 	}
 	mnt, user, err := inv.Machine.Namespaces()
@@ -112,10 +113,7 @@ func (inv Invocation) keptView(cat *ostree.Catalog, t *ostree.Tree, v *spec.View
 // file, image or binary changes the key; and of the spec files its devices
 // come from (plan.StampedSpecs), which a regenerated spec changes.
 func (inv Invocation) stamps(t *ostree.Tree, v *spec.View) []string {
-	stamps := []string{ostree.Stamp(inv.HostPath(t.Path))}
-	if id, err := ostree.StatImage(inv.HostPath(t.Path)); err == nil {
-		stamps = append(stamps, id.Stamp())
-	}
+	stamps := ostree.TreeStamps(inv.HostPath(t.Path))
 	for _, m := range v.Mounts {
 		if plan.Stamped(m) {
 			stamps = append(stamps, ostree.Stamp(inv.path(m.Source)))

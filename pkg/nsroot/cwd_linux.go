@@ -44,18 +44,14 @@ func (e *errOtherDir) Error() string {
 		e.got.Dev, e.got.Ino, e.want.Dev, e.want.Ino)
 }
 
-// isDir checks that dir is the directory id names (nil: any).
+// isDir checks that dir is the directory id names (nil: any), also when
+// its path is longer than PATH_MAX.
 func isDir(dir string, id *spec.FileID) error {
 	if id == nil {
 		return nil
 	}
-	fd, err := openDir(dir)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := statDir(dir, &st); err != nil {
 		return err
 	}
 	if got := (spec.FileID{Dev: st.Dev, Ino: st.Ino}); got != *id {
@@ -172,6 +168,20 @@ func openDir(dir string) (int, error) {
 		unix.Close(at)
 	}
 	return fd, err
+}
+
+// statDir stats dir, also when its path is longer than PATH_MAX (then
+// through openDir).
+func statDir(dir string, st *unix.Stat_t) error {
+	if len(dir) < unix.PathMax {
+		return unix.Stat(dir, st)
+	}
+	fd, err := openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fstat(fd, st)
 }
 
 // chdir changes to dir, also when its path is longer than PATH_MAX.

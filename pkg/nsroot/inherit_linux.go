@@ -165,6 +165,9 @@ func stackBeforeSetuidExec() uint64 {
 	if !ok {
 		return 0
 	}
+	if callersStack(own, stackParent{limit: limit, asCaller: true}) == 0 {
+		return 0 // (whoever the parent is: its ids are read only where they count)
+	}
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", ppid))
 	return callersStack(own, stackParent{limit: limit, asCaller: runsAs(status, os.Getuid())})
 }

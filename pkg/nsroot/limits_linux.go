@@ -85,6 +85,9 @@ func setChosLimits(save bool) (limitSet, error) {
 			saved[l.resource] = old
 		}
 		lim := chosValue(l, old)
+		if lim == old {
+			continue // (most, with a distribution's default limits)
+		}
 		err := unix.Prlimit(0, l.resource, &lim, nil)
 		if err == unix.EPERM { // (no CAP_SYS_RESOURCE)
 			lim.Max = old.Max

@@ -53,8 +53,13 @@ func StatImage(p string) (ImageID, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return ImageID{}, fmt.Errorf("image %s is not a regular file", p)
 	}
+	return imageID(p, &st), nil
+}
+
+// imageID is the identity of image file p, which stat(2) described as st.
+func imageID(p string, st *syscall.Stat_t) ImageID {
 	return ImageID{Path: p, Dev: st.Dev, Ino: st.Ino, Size: st.Size,
-		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
+		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
 }
 
 // Stamp is the identity as one string, for a cache key.
@@ -80,7 +85,11 @@ var Unsquashfs = "/usr/bin/unsquashfs"
 // UnsquashfsCommand is the command line that runs Unsquashfs with args.
 // Inside a view, the tree may have no squashfs-tools (or other ones): the
 // caller then runs the host's through the host's own loader (hostexec).
-var UnsquashfsCommand = func(args ...string) ([]string, error) {
+var UnsquashfsCommand = DirectUnsquashfs
+
+// DirectUnsquashfs runs Unsquashfs itself: where the process's root is
+// the host's.
+func DirectUnsquashfs(args ...string) ([]string, error) {
 	return append([]string{Unsquashfs}, args...), nil
 }
 

@@ -180,5 +180,23 @@ func Stamp(p string) string {
 	if err := syscall.Stat(p, &st); err != nil {
 		return p + " missing"
 	}
+	return stampOf(p, &st)
+}
+
+func stampOf(p string, st *syscall.Stat_t) string {
 	return p + " " + strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
+}
+
+// TreeStamps are the stamps of tree root p for a cache key, from one
+// stat(2): Stamp's and, for an image file, its ImageID's (StatImage).
+func TreeStamps(p string) []string {
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		return []string{p + " missing"}
+	}
+	stamps := []string{stampOf(p, &st)}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		stamps = append(stamps, imageID(p, &st).Stamp())
+	}
+	return stamps
 }

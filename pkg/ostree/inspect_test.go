@@ -3,6 +3,7 @@ package ostree
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -37,6 +38,32 @@ func TestReadInTreeReadsOnlyRegularFiles(t *testing.T) {
 			}
 		case <-time.After(3 * time.Second):
 			t.Fatalf("ReadInTree(%s) still waits after 3 s", p)
+		}
+	}
+}
+
+// TreeStamps, from one stat, says what Stamp and StatImage say apart.
+func TestTreeStampsAreStampAndImageStamp(t *testing.T) {
+	dir := t.TempDir()
+	image := filepath.Join(dir, "tree.sqfs")
+	if err := os.WriteFile(image, []byte("hsqs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, err := StatImage(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "gone")
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{dir, []string{Stamp(dir)}},
+		{image, []string{Stamp(image), id.Stamp()}},
+		{missing, []string{Stamp(missing)}},
+	} {
+		if got := TreeStamps(tc.path); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("TreeStamps(%s) = %q, want %q", tc.path, got, tc.want)
 		}
 	}
 }

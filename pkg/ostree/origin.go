@@ -60,14 +60,6 @@ func (t *Tree) Settings() []Setting {
 		{"cache", cache, last("cache", func(s config.TreeSettings) bool { return s.CacheSet })},
 		{"users", strings.Join(t.Users, " "), every("users")},
 		{"groups", strings.Join(t.Groups, " "), every("groups")},
-		{"devices", devicePatterns(t.Devices), every("devices")},
+		{"devices", config.DevicePatterns(t.Devices), every("devices")},
 	}
-}
-
-func devicePatterns(rules []config.DeviceRule) string {
-	words := make([]string, len(rules))
-	for i, r := range rules {
-		words[i] = r.Pattern
-	}
-	return strings.Join(words, " ")
 }
