@@ -16,8 +16,17 @@ func TestTaskRoom(t *testing.T) {
 	if mine < runtime.NumCPU() && mine < 2 {
 		t.Fatalf("userTasks = %d: this process alone has more threads", mine)
 	}
-	if all, ok := systemTasks(); !ok || all < mine {
-		t.Fatalf("systemTasks = %d, %v: fewer than this user's %d", all, ok, mine)
+	// (tasks that end between the two counts can make the system's fewer
+	// once: a parser that undercounts does so every time)
+	for try := 1; ; try++ {
+		all, ok := systemTasks()
+		if ok && all >= mine {
+			break
+		}
+		if try == 5 {
+			t.Fatalf("systemTasks = %d, %v: fewer than this user's %d, 5 times", all, ok, mine)
+		}
+		mine = userTasks(os.Getuid())
 	}
 	var old unix.Rlimit
 	must(t, unix.Getrlimit(unix.RLIMIT_NPROC, &old))
