@@ -508,7 +508,7 @@ func TestSwitchingToAndFromAnImageTreeFromInsideATree(t *testing.T) {
 	wantOSID(t, chos(t, "exec", "img", "chos", "exec", "img", "cat", "/etc/os-release"), id)
 	// Control: the outer tree is what it says.
 	wantOSID(t, chos(t, "exec", "one", "cat", "/etc/os-release"), h.osIDs["one"])
-	if !waitFor(5*time.Second, func() bool { return len(squashfuseOf(h.uid)) == 0 }) {
+	if !waitFor(15*time.Second, func() bool { return len(squashfuseOf(h.uid)) == 0 }) {
 		t.Errorf("squashfuse outlived the nested launches: %v", squashfuseOf(h.uid))
 	}
 }
